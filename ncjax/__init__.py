@@ -1,0 +1,29 @@
+"""ncjax: Neural Cleanse backdoor scanning in JAX."""
+from ncjax._xla_flags import configure_xla_flags
+
+configure_xla_flags()  # must run before JAX initializes a backend
+
+from ncjax.classifier import Classifier  # noqa: E402
+from ncjax.errors import (  # noqa: E402
+    ModelFileError,
+    ModelNotFoundError,
+    NCJaxError,
+    UnsupportedLayerError,
+    UnsupportedModelError,
+)
+from ncjax.keras.graph import LayerSummary, supported_layers  # noqa: E402
+from ncjax.loading import load_model  # noqa: E402
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "Classifier",
+    "LayerSummary",
+    "ModelFileError",
+    "ModelNotFoundError",
+    "NCJaxError",
+    "UnsupportedLayerError",
+    "UnsupportedModelError",
+    "load_model",
+    "supported_layers",
+]

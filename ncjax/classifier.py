@@ -1,0 +1,56 @@
+"""The Classifier: a model as a pure JAX function of (params, images) -> logits, with what is known of it."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Callable
+
+import jax
+import numpy as np
+
+from ncjax.keras.graph import LayerSummary
+
+Params = Any  # a pytree of arrays: {layer name: {weight name: array}}, nested models nested
+
+
+@dataclass(frozen=True, eq=False)
+class Classifier:
+    """An image classifier ncjax can scan.
+
+    `apply(params, x)` takes images `x` of shape (N, H, W, C), float32, in the model's own input scale, and
+    returns logits (N, num_classes). It is pure, so it jits, vmaps and differentiates.
+    """
+
+    apply: Callable[[Params, jax.Array], jax.Array]
+    params: Params
+    input_shape: tuple[int, int, int]  # (H, W, C)
+    num_classes: int
+    output_activation: str  # what the file's last layer applied: "softmax" (removed by ncjax), "linear", ...
+    layers: tuple[LayerSummary, ...] = ()
+    source: str | None = None  # the file it was loaded from
+    format: str | None = None  # "keras-h5", "keras-zip", "keras-weights"
+    keras_version: str | None = None
+
+    def __call__(self, x: jax.Array) -> jax.Array:
+        """Logits for the images `x` (N, H, W, C)."""
+        return self.apply(self.params, x)
+
+    @property
+    def param_count(self) -> int:
+        return int(sum(np.size(leaf) for leaf in jax.tree_util.tree_leaves(self.params)))
+
+    def summary(self) -> str:
+        """A layer table as text, like Keras' model.summary()."""
+        rows = [(("  " * layer.depth) + layer.path, layer.class_name, str(layer.output_shape), f"{layer.param_count:,}")
+                for layer in self.layers]
+        header = ("layer", "class", "output shape", "params")
+        widths = [max(len(r[i]) for r in [header, *rows]) for i in range(4)]
+        line = lambda r: "  ".join(c.ljust(w) if i < 3 else c.rjust(w) for i, (c, w) in enumerate(zip(r, widths)))
+        rule = "-" * len(line(header))
+        removed = " (removed: apply returns logits)" if self.output_activation == "softmax" else ""
+        return "\n".join([
+            line(header), rule, *map(line, rows), rule,
+            f"input shape: {self.input_shape}",
+            f"classes: {self.num_classes}",
+            f"parameters: {self.param_count:,}",
+            f"output activation: {self.output_activation}{removed}",
+        ])

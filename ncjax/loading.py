@@ -1,0 +1,103 @@
+"""`load_model`: a classifier file becomes a `Classifier`."""
+from __future__ import annotations
+
+import os
+import warnings
+from typing import Any, Sequence
+
+import jax
+import jax.numpy as jnp
+
+from ncjax.classifier import Classifier
+from ncjax.errors import ModelFileError, UnsupportedModelError
+from ncjax.keras.files import read_model_file
+from ncjax.keras.graph import MODEL_CLASSES, build_graph, declared_input_shapes
+
+
+def load_model(
+    path: str | os.PathLike,
+    *,
+    architecture: str | os.PathLike | dict[str, Any] | None = None,
+    input_shape: Sequence[int] | None = None,
+) -> Classifier:
+    """Load a Keras classifier as a pure JAX function; nothing from the file is executed.
+
+    Args:
+      path: a Keras full model (`.h5` from Keras 2.x, tf.keras or Keras 3; `.keras` from Keras 3), or a
+        weights-only `.h5` together with `architecture`.
+      architecture: the model's architecture JSON (a path, a JSON string or a dict, as `model.to_json()`
+        writes), needed for weights-only files; it overrides a full model's own config.
+      input_shape: (H, W, C) for models that leave their input size open.
+
+    Returns:
+      A `Classifier` whose `apply(params, x)` returns logits: a final softmax is removed and recorded in
+      `output_activation`.
+    """
+    model_file = read_model_file(path, architecture=architecture)
+    config = model_file.config
+    if config.get("class_name") not in MODEL_CLASSES:
+        raise ModelFileError(
+            f"{os.fspath(path)!r}: the top-level config is a {config.get('class_name')!r}, not a Keras model "
+            f"({', '.join(sorted(MODEL_CLASSES))})."
+        )
+    shapes = declared_input_shapes(config)
+    if len(shapes) != 1:
+        raise UnsupportedModelError(
+            f"{os.fspath(path)!r} has {len(shapes)} inputs; ncjax scans classifiers with one image input."
+        )
+    shape = _input_shape(shapes[0], input_shape, path)
+    graph = build_graph(config, model_file.weights, keras_version=model_file.keras_version,
+                        input_shapes=[(None, *shape)], strip_softmax=True)
+    if len(graph.outputs) != 1 or len(graph.output_shapes[0]) != 2 or graph.output_shapes[0][1] is None:
+        raise UnsupportedModelError(
+            f"{os.fspath(path)!r}: the model's output has shape {graph.output_shapes}; a classifier has one "
+            "output of shape (batch, classes)."
+        )
+    if graph.output_activation not in ("softmax", "linear"):
+        warnings.warn(
+            f"{os.fspath(path)!r}: the last layer applies {graph.output_activation!r}, not softmax; ncjax "
+            "keeps it, so the classifier's outputs are not logits.",
+            stacklevel=2,
+        )
+
+    def apply(params, x: jax.Array) -> jax.Array:
+        return graph(params, [x])[0]
+
+    return Classifier(
+        apply=apply,
+        params=jax.tree_util.tree_map(jnp.asarray, graph.params),
+        input_shape=shape,
+        num_classes=int(graph.output_shapes[0][1]),
+        output_activation=graph.output_activation,
+        layers=tuple(graph.summary),
+        source=os.fspath(path),
+        format=model_file.format,
+        keras_version=model_file.keras_version,
+    )
+
+
+def _input_shape(declared: tuple | None, given: Sequence[int] | None, path) -> tuple[int, int, int]:
+    declared = tuple(declared[1:]) if declared is not None else None
+    if given is not None:
+        given = tuple(given)
+        if len(given) != 3 or not all(isinstance(d, int) and d > 0 for d in given):
+            raise UnsupportedModelError(f"input_shape must be (H, W, C) positive ints, got {given!r}.")
+        if declared is not None and (len(declared) != 3 or any(d not in (None, g) for d, g in zip(declared, given))):
+            raise UnsupportedModelError(
+                f"input_shape={given} contradicts the model's declared input shape {declared}."
+            )
+        return given  # type: ignore[return-value]
+    if declared is None:
+        raise UnsupportedModelError(
+            f"{os.fspath(path)!r} does not record its input shape; pass input_shape=(H, W, C)."
+        )
+    if len(declared) != 3:
+        raise UnsupportedModelError(
+            f"{os.fspath(path)!r} takes inputs of shape {declared}; ncjax scans image classifiers whose "
+            "input is (H, W, C)."
+        )
+    if any(d is None for d in declared):
+        raise UnsupportedModelError(
+            f"{os.fspath(path)!r} leaves its input size open {declared}; pass input_shape=(H, W, C)."
+        )
+    return tuple(int(d) for d in declared)  # type: ignore[return-value]
