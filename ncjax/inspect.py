@@ -1,0 +1,35 @@
+"""`python -m ncjax.inspect model.h5`: print a model's layers, input shape, parameter count and output activation."""
+from __future__ import annotations
+
+import argparse
+import sys
+from typing import Sequence
+
+from ncjax.errors import NCJaxError
+from ncjax.loading import load_model
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m ncjax.inspect", description=__doc__.split(":", 1)[1].strip())
+    parser.add_argument("model", help="Keras model file (.h5 or .keras), or weights-only .h5 with --architecture")
+    parser.add_argument("--architecture", help="architecture JSON (model.to_json()) for a weights-only file")
+    parser.add_argument("--input-shape", help="H,W,C for models that leave their input size open")
+    args = parser.parse_args(argv)
+    try:
+        input_shape = None
+        if args.input_shape:
+            try:
+                input_shape = tuple(int(v) for v in args.input_shape.split(","))
+            except ValueError:
+                parser.error(f"--input-shape must be H,W,C integers, got {args.input_shape!r}")
+        model = load_model(args.model, architecture=args.architecture, input_shape=input_shape)
+    except NCJaxError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    print(f"model: {model.source} ({model.format}, Keras {model.keras_version or 'unknown'})")
+    print(model.summary())
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

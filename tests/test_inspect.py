@@ -1,0 +1,28 @@
+"""`python -m ncjax.inspect`: the layer table on stdout, a one-line error and exit code 2 on bad input."""
+from __future__ import annotations
+
+from ncjax.inspect import main
+from conftest import KERAS_FIXTURES
+
+
+def test_prints_layers_shape_params_and_activation(capsys):
+    assert main([str(KERAS_FIXTURES / "keras3" / "sequential.keras")]) == 0
+    out = capsys.readouterr().out
+    for text in ("conv2d", "Conv2D", "(None, 12, 12, 8)", "input shape: (12, 12, 3)", "classes: 5",
+                 "output activation: softmax (removed"):
+        assert text in out
+    assert "parameters: " in out
+
+
+def test_weights_only_with_architecture(capsys):
+    base = KERAS_FIXTURES / "tfkeras"
+    assert main([str(base / "nested_weights.h5"), "--architecture", str(base / "nested.json")]) == 0
+    assert "inner_seq/" in capsys.readouterr().out
+
+
+def test_bad_file_is_one_line_and_exit_2(tmp_path, capsys):
+    bad = tmp_path / "model.h5"
+    bad.write_text("not a model")
+    assert main([str(bad)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("error: ") and "\n" not in err
