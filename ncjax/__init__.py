@@ -12,12 +12,23 @@ from ncjax.errors import (  # noqa: E402
     UnsupportedModelError,
 )
 from ncjax.keras.graph import LayerSummary, supported_layers  # noqa: E402
+from ncjax.config import ScanConfig  # noqa: E402
 from ncjax.loading import load_model  # noqa: E402
+from ncjax.preprocess import ConfigError, Preprocessing  # noqa: E402
+from ncjax.result import EpochLogs, ScanProgress, ScanResult  # noqa: E402
+from ncjax.scan import ScanInputError, scan_all_labels  # noqa: E402
 
 __version__ = "0.1.0"
 
 __all__ = [
     "Classifier",
+    "ConfigError",
+    "EpochLogs",
+    "Preprocessing",
+    "ScanConfig",
+    "ScanInputError",
+    "ScanProgress",
+    "ScanResult",
     "LayerSummary",
     "ModelFileError",
     "ModelNotFoundError",
@@ -25,5 +36,6 @@ __all__ = [
     "UnsupportedLayerError",
     "UnsupportedModelError",
     "load_model",
+    "scan_all_labels",
     "supported_layers",
 ]

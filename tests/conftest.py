@@ -25,3 +25,32 @@ def relative_error(actual, expected) -> float:
     """max |actual - expected| / max |expected|: float32 rounding is relative to the output's scale."""
     actual, expected = np.asarray(actual, np.float64), np.asarray(expected, np.float64)
     return float(np.abs(actual - expected).max() / np.abs(expected).max())
+
+
+def tiny_classifier(num_classes: int = 4, image_shape=(6, 6, 3), seed: int = 0):
+    """A small conv net with random weights: enough structure for the scan, fast on a CPU."""
+    import jax
+    import jax.numpy as jnp
+
+    import ncjax
+
+    h, w, c = image_shape
+    rng = np.random.default_rng(seed)
+    params = {
+        "conv": {"kernel": rng.normal(0, 0.02, (3, 3, c, 4)).astype(np.float32), "bias": np.zeros(4, np.float32)},
+        "dense": {"kernel": rng.normal(0, 0.3, (h * w * 4, num_classes)).astype(np.float32),
+                  "bias": rng.normal(0, 0.1, num_classes).astype(np.float32)},
+    }
+
+    def apply(p, x):
+        y = jax.lax.conv_general_dilated(x, p["conv"]["kernel"], (1, 1), "SAME",
+                                         dimension_numbers=("NHWC", "HWIO", "NHWC"))
+        y = jax.nn.relu(y + p["conv"]["bias"])
+        return y.reshape(y.shape[0], -1) @ p["dense"]["kernel"] + p["dense"]["bias"]
+
+    return ncjax.Classifier(apply=apply, params=jax.tree_util.tree_map(jnp.asarray, params),
+                            input_shape=tuple(image_shape), num_classes=num_classes, output_activation="linear")
+
+
+def tiny_images(n: int = 48, image_shape=(6, 6, 3), seed: int = 1) -> np.ndarray:
+    return np.random.default_rng(seed).uniform(0, 255, (n,) + tuple(image_shape)).astype(np.float32)

@@ -1,0 +1,71 @@
+"""How a model's inputs relate to raw pixels: triggers are blended in the raw [0, 255] RGB domain.
+
+The reference's modes: `raw` (identity; GTSRB), `mnist` (x / 255), `inception` ((x / 255 - 0.5) * 2) and
+`imagenet` (RGB->BGR, then minus the channel means [103.939, 116.779, 123.68]). `custom` is
+model_input = raw * scale + offset, in RGB or BGR channel order, for other pipelines.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+import jax
+import jax.numpy as jnp
+
+from ncjax.errors import NCJaxError
+
+PreprocessingMode = Literal["raw", "mnist", "inception", "imagenet", "custom"]
+IMAGENET_BGR_MEANS = (103.939, 116.779, 123.68)
+
+
+class ConfigError(NCJaxError, ValueError):
+    """A setting that is out of range or inconsistent with the others."""
+
+
+@dataclass(frozen=True, kw_only=True)
+class Preprocessing:
+    """model_input = per-channel (raw * scale + offset), channels reordered to the model's order."""
+
+    mode: PreprocessingMode = "raw"
+    scale: float = 1.0  # custom mode only
+    offset: float = 0.0  # custom mode only
+    channel_order: Literal["rgb", "bgr"] = "rgb"  # custom mode only: the order the model expects
+
+    def __post_init__(self) -> None:
+        if self.mode not in ("raw", "mnist", "inception", "imagenet", "custom"):
+            raise ConfigError(
+                f"preprocessing mode {self.mode!r} is unknown; use raw, mnist, inception, imagenet or custom."
+            )
+        if self.mode != "custom" and (self.scale != 1.0 or self.offset != 0.0 or self.channel_order != "rgb"):
+            raise ConfigError(
+                f"scale/offset/channel_order are for mode='custom'; mode={self.mode!r} fixes them. "
+                "Use Preprocessing(mode='custom', scale=..., offset=..., channel_order=...)."
+            )
+        if not self.scale or self.scale != self.scale:
+            raise ConfigError(f"preprocessing scale must be a non-zero number, got {self.scale!r}.")
+        if self.channel_order not in ("rgb", "bgr"):
+            raise ConfigError(f"channel_order must be 'rgb' or 'bgr', got {self.channel_order!r}.")
+
+    def _affine(self, channels: int) -> tuple[jax.Array, jax.Array, bool]:
+        """(scale, offset, bgr) of model_input = reorder(raw) * scale + offset, per channel."""
+        if self.mode == "raw":
+            return jnp.ones(channels), jnp.zeros(channels), False
+        if self.mode == "mnist":
+            return jnp.full(channels, 1 / 255), jnp.zeros(channels), False
+        if self.mode == "inception":
+            return jnp.full(channels, 2 / 255), jnp.full(channels, -1.0), False
+        if self.mode == "imagenet":
+            return jnp.ones(channels), -jnp.asarray(IMAGENET_BGR_MEANS[:channels]), channels == 3
+        return jnp.full(channels, self.scale), jnp.full(channels, self.offset), self.channel_order == "bgr"
+
+    def to_model(self, raw: jax.Array) -> jax.Array:
+        """Raw RGB pixels in [0, 255] -> the model's input."""
+        scale, offset, bgr = self._affine(raw.shape[-1])
+        x = raw[..., ::-1] if bgr else raw
+        return x * scale + offset
+
+    def to_raw(self, x: jax.Array) -> jax.Array:
+        """The model's input -> raw RGB pixels in [0, 255]."""
+        scale, offset, bgr = self._affine(x.shape[-1])
+        raw = (x - offset) / scale
+        return raw[..., ::-1] if bgr else raw
