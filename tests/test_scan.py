@@ -201,3 +201,15 @@ print(json.dumps(out))
     assert out["two"]["epochs"] == out["one"]["epochs"]
     assert out["two"]["cost"] == out["one"]["cost"]
     np.testing.assert_allclose(out["two"]["masks"], out["one"]["masks"], atol=1e-3)
+
+
+def test_fast_preset_finds_the_real_backdoor(real):
+    """The real GTSRB model backdoored at 33 (white 4x4 at rows/cols 27..30): label 33 gets the smallest mask,
+    most of it in the bottom-right corner. About 3.5 minutes on a 2-core CPU."""
+    model = ncjax.load_model(real / "models" / "gtsrb_backdoor_33_logits.h5")
+    images = np.load(real / "gtsrb" / "gtsrb_test_32x32_uint8.npz")["x_roi"].astype(np.float32)
+    result = ncjax.scan_all_labels(model, images, config=ncjax.ScanConfig.fast(), key=jax.random.key(0))
+    assert int(result.labels[np.argmin(result.l1_norms)]) == 33
+    mask = result.masks[result.label_index(33)]
+    assert mask[24:, 24:].sum() > 0.5 * mask.sum()
+    assert result.reached_threshold.all()

@@ -1,0 +1,77 @@
+"""ScanConfig and Preprocessing validate when built; presets are what they say."""
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+import pytest
+
+import ncjax
+from ncjax import Preprocessing, ScanConfig
+
+
+def test_defaults_are_the_reference():
+    c = ScanConfig()
+    assert (c.batch_size, c.nb_sample, c.steps_per_epoch, c.max_epochs) == (32, 1000, 31, 1000)
+    assert (c.learning_rate, c.beta_1, c.beta_2, c.adam_epsilon) == (0.1, 0.5, 0.9, 1e-7)
+    assert (c.init_cost, c.patience, c.cost_multiplier, c.stop_patience) == (1e-3, 5, 2.0, 25)
+    assert c.cost_starts_at_zero and c.early_stop and c.attack_success_threshold == 0.99
+    assert c.regularization == "l1" and c.upsample == 1 and c.loss == "reference"
+    assert ScanConfig.paper() == c
+
+
+def test_fast_preset_is_a_shorter_schedule():
+    fast = ScanConfig.fast()
+    assert fast.steps_per_epoch * fast.max_epochs == 150 and fast.patience == 3
+    assert ScanConfig.fast(loss="crossentropy").loss == "crossentropy"
+
+
+def test_frozen_and_keyword_only():
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        ScanConfig().batch_size = 4  # type: ignore[misc]
+    with pytest.raises(TypeError):
+        ScanConfig(32)  # type: ignore[misc]
+
+
+@pytest.mark.parametrize("changes, match", [
+    (dict(batch_size=0), "batch_size"), (dict(nb_sample=8, batch_size=16), "nb_sample"),
+    (dict(learning_rate=-1.0), "learning_rate"), (dict(beta_2=1.0), "beta_2"), (dict(cost_multiplier=1.0), "cost_multiplier"),
+    (dict(attack_success_threshold=1.5), "attack_success_threshold"), (dict(regularization="l3"), "regularization"),
+    (dict(loss="mse"), "loss"), (dict(preprocessing="raw"), "Preprocessing"), (dict(label_chunk=0), "label_chunk"),
+    (dict(upsample=True), "upsample"), (dict(early_stop_patience=0), "early_stop_patience"),
+])
+def test_invalid_settings_name_the_field(changes, match):
+    with pytest.raises(ncjax.ConfigError, match=match) as info:
+        ScanConfig(**changes)
+    assert isinstance(info.value, ValueError)
+
+
+def test_replace_validates_again():
+    with pytest.raises(ncjax.ConfigError):
+        ScanConfig().replace(patience=0)
+
+
+@pytest.mark.parametrize("pre", [
+    Preprocessing(), Preprocessing(mode="mnist"), Preprocessing(mode="inception"), Preprocessing(mode="imagenet"),
+    Preprocessing(mode="custom", scale=1 / 255, offset=-0.5, channel_order="bgr"),
+])
+def test_preprocessing_round_trips(pre):
+    raw = np.random.default_rng(0).uniform(0, 255, (2, 3, 3, 3)).astype(np.float32)
+    np.testing.assert_allclose(pre.to_raw(pre.to_model(raw)), raw, rtol=1e-5, atol=1e-3)
+
+
+def test_preprocessing_modes_match_the_reference():
+    raw = np.array([[[[255.0, 0.0, 127.5]]]], np.float32)
+    np.testing.assert_allclose(Preprocessing(mode="mnist").to_model(raw), raw / 255)
+    np.testing.assert_allclose(Preprocessing(mode="inception").to_model(raw), (raw / 255 - 0.5) * 2, atol=1e-6)
+    np.testing.assert_allclose(Preprocessing(mode="imagenet").to_model(raw),
+                               [[[[127.5 - 103.939, 0 - 116.779, 255 - 123.68]]]], rtol=1e-6)
+
+
+def test_preprocessing_validation():
+    with pytest.raises(ncjax.ConfigError, match="unknown"):
+        Preprocessing(mode="tf")  # type: ignore[arg-type]
+    with pytest.raises(ncjax.ConfigError, match="mode='custom'"):
+        Preprocessing(mode="raw", scale=2.0)
+    with pytest.raises(ncjax.ConfigError, match="non-zero"):
+        Preprocessing(mode="custom", scale=0.0)
