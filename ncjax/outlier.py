@@ -1,0 +1,65 @@
+"""The MAD outlier test of the reference's mad_outlier_detection.py, in plain numpy."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from ncjax.preprocess import ConfigError
+
+
+@dataclass(frozen=True)
+class OutlierResult:
+    labels: np.ndarray  # (L,)
+    norms: np.ndarray  # (L,) the L1 norms compared
+    median: float
+    mad: float  # consistency * median(|norm - median|)
+    anomaly_index: float  # |min(norm) - median| / MAD: the reference's verdict statistic
+    indices: np.ndarray  # (L,) |norm - median| / MAD per label
+    flagged: tuple[int, ...]  # labels below the median whose index exceeds the threshold, smallest norm first
+    flagged_norms: tuple[float, ...]
+    threshold: float
+    note: str | None = None  # why the test cannot be read the usual way (MAD = 0, too few labels)
+
+    def lines(self) -> list[str]:
+        """The reference's three printed lines."""
+        return [
+            f"median: {self.median:f}, MAD: {self.mad:f}",
+            f"anomaly index: {self.anomaly_index:f}",
+            "flagged label list: " + ", ".join(f"{label:d}: {norm:2f}" for label, norm in zip(self.flagged, self.flagged_norms)),
+        ]
+
+
+def l1_norms(masks: np.ndarray, *, quantize: bool = False) -> np.ndarray:
+    """Sum of each mask (L, H, W); `quantize` rounds to k/255 first, as the reference re-reads 8-bit PNGs."""
+    masks = np.asarray(masks, np.float64)
+    if quantize:
+        masks = np.round(np.clip(masks, 0, 1) * 255) / 255
+    return np.abs(masks).sum(axis=tuple(range(1, masks.ndim)))
+
+
+def mad_outliers(norms, labels=None, *, threshold: float = 2.0, consistency: float = 1.4826) -> OutlierResult:
+    """Median absolute deviation test over the labels' trigger norms."""
+    norms = np.asarray(norms, np.float64)
+    if norms.ndim != 1 or norms.size == 0 or not np.all(np.isfinite(norms)):
+        raise ConfigError(f"norms must be a non-empty 1-D array of finite numbers, got shape {norms.shape}.")
+    labels = np.arange(len(norms)) if labels is None else np.asarray(labels)
+    if labels.shape != norms.shape:
+        raise ConfigError(f"labels {labels.shape} and norms {norms.shape} differ in length.")
+    median = float(np.median(norms))
+    deviation = np.abs(norms - median)
+    mad = float(consistency * np.median(deviation))
+    note = None
+    if len(norms) < 3:
+        note = f"only {len(norms)} label(s): the MAD test needs at least 3 to say anything; nothing flagged."
+        indices = np.full(len(norms), np.nan)
+    elif mad == 0:
+        note = "MAD is 0 (more than half the norms are equal): labels off the median have an infinite index."
+        indices = np.where(deviation > 0, np.inf, 0.0)
+    else:
+        indices = deviation / mad
+    anomaly = float(indices[np.argmin(norms)])
+    candidates = [i for i in range(len(norms)) if norms[i] <= median and indices[i] > threshold]
+    candidates.sort(key=lambda i: norms[i])
+    return OutlierResult(labels, norms, median, mad, anomaly, indices, tuple(int(labels[i]) for i in candidates),
+                         tuple(float(norms[i]) for i in candidates), threshold, note)
