@@ -29,6 +29,7 @@ class Classifier:
     source: str | None = None  # the file it was loaded from
     format: str | None = None  # "keras-h5", "keras-zip", "keras-weights"
     keras_version: str | None = None
+    keras_config: dict[str, Any] | None = None  # the Keras architecture, for save_keras_h5
 
     def __call__(self, x: jax.Array) -> jax.Array:
         """Logits for the images `x` (N, H, W, C)."""

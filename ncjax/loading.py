@@ -73,6 +73,7 @@ def load_model(
         source=os.fspath(path),
         format=model_file.format,
         keras_version=model_file.keras_version,
+        keras_config=config,
     )
 
 

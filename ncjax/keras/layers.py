@@ -488,16 +488,17 @@ def normalization(spec: LayerSpec, weights, in_shapes) -> BuiltLayer:
     bshape = tuple(_known(in_shapes[0][a], spec, "the normalized axes") if a in axes else 1 for a in range(rank))
     if cfg.get("mean") is not None and cfg.get("variance") is not None:
         # Statistics given to the constructor live in the config, not in the weights.
-        _take(spec, weights, [])
-        params = {k: np.broadcast_to(np.asarray(cfg[k], np.float32), bshape).copy() for k in ("mean", "variance")}
+        params = _take(spec, weights, [])
+        stats = {k: np.broadcast_to(np.asarray(cfg[k], np.float32), bshape).copy() for k in ("mean", "variance")}
     else:
         params = _take(spec, weights, [("mean", bshape), ("variance", bshape), ("count", ())])
-        params.pop("count")
+        stats = None
     invert = bool(cfg.get("invert", False))
 
     def call(p, xs):
-        std = jnp.maximum(jnp.sqrt(p["variance"]), KERAS_EPSILON)
-        return xs[0] * std + p["mean"] if invert else (xs[0] - p["mean"]) / std
+        mean, variance = (stats["mean"], stats["variance"]) if stats else (p["mean"], p["variance"])
+        std = jnp.maximum(jnp.sqrt(variance), KERAS_EPSILON)
+        return xs[0] * std + mean if invert else (xs[0] - mean) / std
 
     return BuiltLayer(params, call)
 
