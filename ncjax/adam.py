@@ -19,7 +19,9 @@ class KerasAdamState(NamedTuple):
     nu: optax.Params  # second moments, like the params
 
 
-def keras_adam(learning_rate: float, b1: float, b2: float, eps: float) -> optax.GradientTransformation:
+def keras_adam(learning_rate: float | optax.Schedule, b1: float, b2: float, eps: float) -> optax.GradientTransformation:
+    """Keras 2.2's Adam; `learning_rate` may be a schedule of the step count (Keras' `decay` is one)."""
+
     def init_fn(params: optax.Params) -> KerasAdamState:
         zeros = jax.tree_util.tree_map(jnp.zeros_like, params)
         return KerasAdamState(jnp.zeros((), jnp.int32), zeros, zeros)
@@ -30,7 +32,8 @@ def keras_adam(learning_rate: float, b1: float, b2: float, eps: float) -> optax.
         t = count.astype(jnp.float32)
         mu = jax.tree_util.tree_map(lambda m, g: b1 * m + (1 - b1) * g, state.mu, grads)
         nu = jax.tree_util.tree_map(lambda v, g: b2 * v + (1 - b2) * jnp.square(g), state.nu, grads)
-        lr_t = learning_rate * jnp.sqrt(1 - b2**t) / (1 - b1**t)
+        lr = learning_rate(state.count) if callable(learning_rate) else learning_rate
+        lr_t = lr * jnp.sqrt(1 - b2**t) / (1 - b1**t)
         updates = jax.tree_util.tree_map(lambda m, v: -lr_t * m / (jnp.sqrt(v) + eps), mu, nu)
         return updates, KerasAdamState(count, mu, nu)
 
