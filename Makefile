@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: test install clean
+.PHONY: run test test-slow install clean demo-models
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -16,8 +16,20 @@ $(VENV)/.installed: pyproject.toml | $(BIN)/python
 
 install: $(VENV)/.installed
 
+# The whole mission on the embedded demo: a verdict, trigger pictures and report.json in ncjax_out/.
+run: install
+	$(BIN)/python -m ncjax.run
+
 test: install
 	$(BIN)/python -m pytest -q
+
+# Also the slow checks (a further full scan of the demo's clean twin).
+test-slow: install
+	NCJAX_SLOW_TESTS=1 $(BIN)/python -m pytest -q
+
+# Retrain the embedded demo models (about 10 minutes on a 2-core CPU); writes ncjax/demo/.
+demo-models: install
+	$(BIN)/python experiments/make_demo_models.py
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache

@@ -11,7 +11,9 @@ from ncjax.errors import (  # noqa: E402
     UnsupportedLayerError,
     UnsupportedModelError,
 )
+from ncjax.inject import Backdoor, TrainConfig, train_classifier  # noqa: E402
 from ncjax.keras.graph import LayerSummary, supported_layers  # noqa: E402
+from ncjax.keras.save import SaveError, save_keras_h5  # noqa: E402
 from ncjax.config import ScanConfig  # noqa: E402
 from ncjax.loading import load_model  # noqa: E402
 from ncjax.preprocess import ConfigError, Preprocessing  # noqa: E402
@@ -21,6 +23,7 @@ from ncjax.scan import ScanInputError, scan_all_labels  # noqa: E402
 __version__ = "0.1.0"
 
 __all__ = [
+    "Backdoor",
     "Classifier",
     "ConfigError",
     "EpochLogs",
@@ -28,6 +31,7 @@ __all__ = [
     "ScanConfig",
     "ScanInputError",
     "ScanProgress",
+    "SaveError",
     "ScanResult",
     "LayerSummary",
     "ModelFileError",
@@ -35,7 +39,10 @@ __all__ = [
     "NCJaxError",
     "UnsupportedLayerError",
     "UnsupportedModelError",
+    "TrainConfig",
     "load_model",
+    "save_keras_h5",
     "scan_all_labels",
     "supported_layers",
+    "train_classifier",
 ]

@@ -1,0 +1,51 @@
+"""The embedded demo models: what models.json says holds, and the scan finds the planted backdoor."""
+from __future__ import annotations
+
+import json
+import os
+
+import jax
+import numpy as np
+import pytest
+
+import ncjax
+from ncjax import demo
+from ncjax.inject import Backdoor, evaluate
+from ncjax.outlier import mad_outliers
+
+REPORT = json.loads((demo.HERE / "models.json").read_text())
+
+
+@pytest.mark.parametrize("infected", [True, False])
+def test_demo_models_meet_their_recorded_quality(infected):
+    model = demo.demo_model(infected=infected)
+    assert model.input_shape == (32, 32, 3) and model.num_classes == 43 and model.output_activation == "softmax"
+    images, labels = demo.demo_images(1500, seed=demo.HELDOUT_SEED)
+    accuracy, (success,) = evaluate(model, images, labels, [Backdoor.square(4, target=demo.TARGET)])
+    recorded = REPORT["models"][demo.demo_model_path(infected=infected).name]
+    assert accuracy >= 0.95 and recorded["clean_accuracy"] >= 0.95
+    if infected:
+        assert success >= 0.95 and recorded["trigger_to_target"] >= 0.95
+    else:
+        assert success <= 0.05 and recorded["trigger_to_target"] <= 0.05
+
+
+def test_demo_files_are_small():
+    total = sum(os.path.getsize(demo.HERE / name) for name in os.listdir(demo.HERE))
+    assert total < 6 * 2**20
+
+
+def test_fast_scan_ranks_33_first_on_the_demo_backdoor():
+    """All 43 labels, fast preset: about 3.5 minutes on a 2-core CPU."""
+    images, _ = demo.demo_images()
+    result = ncjax.scan_all_labels(demo.demo_model(), images, config=ncjax.ScanConfig.fast(), key=jax.random.key(0))
+    assert int(result.labels[np.argmin(result.l1_norms)]) == demo.TARGET
+    assert demo.TARGET in mad_outliers(result.l1_norms, result.labels).flagged
+
+
+@pytest.mark.skipif(not os.environ.get("NCJAX_SLOW_TESTS"), reason="slow (3.5 min): set NCJAX_SLOW_TESTS=1 or run make test-slow")
+def test_fast_scan_flags_nothing_on_the_clean_twin():
+    images, _ = demo.demo_images()
+    result = ncjax.scan_all_labels(demo.demo_model(infected=False), images, config=ncjax.ScanConfig.fast(),
+                                   key=jax.random.key(0))
+    assert mad_outliers(result.l1_norms, result.labels).flagged == ()
