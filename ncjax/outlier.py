@@ -31,10 +31,11 @@ class OutlierResult:
 
 
 def l1_norms(masks: np.ndarray, *, quantize: bool = False) -> np.ndarray:
-    """Sum of each mask (L, H, W); `quantize` rounds to k/255 first, as the reference re-reads 8-bit PNGs."""
+    """Sum of each mask (L, H, W); `quantize` first truncates to k/255 as the reference's PNGs do (Keras'
+    array_to_img casts mask * 255 with astype('uint8')) before its MAD script reads them back."""
     masks = np.asarray(masks, np.float64)
     if quantize:
-        masks = np.round(np.clip(masks, 0, 1) * 255) / 255
+        masks = np.floor(np.clip(masks, 0, 1) * 255) / 255
     return np.abs(masks).sum(axis=tuple(range(1, masks.ndim)))
 
 

@@ -47,9 +47,9 @@ def test_fewer_than_three_labels():
 
 
 def test_quantized_norms_as_the_reference_reads_pngs():
-    mask = np.full((1, 2, 2), 0.5)  # 0.5 * 255 = 127.5 -> 128
-    assert l1_norms(mask)[0] == 2.0
-    assert l1_norms(mask, quantize=True)[0] == pytest.approx(4 * 128 / 255)
+    mask = np.full((1, 2, 2), 0.999)  # 0.999 * 255 = 254.7 -> 254, truncated as astype('uint8') does
+    assert l1_norms(mask)[0] == pytest.approx(3.996)
+    assert l1_norms(mask, quantize=True)[0] == pytest.approx(4 * 254 / 255)
 
 
 def test_bad_norms():
