@@ -10,7 +10,7 @@ over a "labels" mesh axis.
 from __future__ import annotations
 
 import logging
-import math
+import os
 import time
 from typing import Any, Callable, Sequence
 
@@ -19,6 +19,7 @@ import jax.numpy as jnp
 import numpy as np
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
+from ncjax.checkpoint import fingerprint, load_checkpoint, save_checkpoint
 from ncjax.config import ScanConfig
 from ncjax.errors import NCJaxError
 from ncjax.result import EpochLogs, ScanProgress, ScanResult
@@ -174,6 +175,8 @@ def scan_all_labels(
     key: jax.Array,
     callback: Callable[[ScanProgress], None] | None = None,
     devices: Sequence[jax.Device] | None = None,
+    checkpoint: str | os.PathLike | None = None,
+    resume: bool = False,
 ) -> ScanResult:
     """Reverse-engineer the smallest trigger of every label (or of `labels`) of `model`.
 
@@ -186,6 +189,9 @@ def scan_all_labels(
       key: a JAX PRNG key; the same key and config give the same result on the same machine.
       callback: called with a ScanProgress after every epoch.
       devices: devices to shard the label axis over; all devices of the default backend by default.
+      checkpoint: a file written atomically after every epoch with everything needed to continue.
+      resume: continue from `checkpoint` if it exists (it must come from the same model, images, labels, config
+        and key); the result equals that of an uninterrupted scan.
 
     Returns:
       A ScanResult. Labels whose trigger never reached the attack-success threshold are marked in
@@ -215,16 +221,30 @@ def scan_all_labels(
     plan = [per_dispatch] * (config.steps_per_epoch // per_dispatch)
     plan += [config.steps_per_epoch % per_dispatch] if config.steps_per_epoch % per_dispatch else []
 
-    for first in range(0, len(label_list), chunk_width):
+    stamp = None
+    saved = None
+    if checkpoint is not None:
+        stamp = fingerprint(clean, label_list, config, jax.random.key_data(key), model.num_classes,
+                            *jax.tree_util.tree_leaves(jax.device_get(model.params)))
+        if resume and os.path.exists(checkpoint):
+            saved = load_checkpoint(checkpoint, fingerprint=stamp)
+            out.load(saved["outputs"])
+            logger.info("resuming from %s: chunk at label %d, epoch %d", checkpoint, saved["first"], saved["epoch"])
+    states = None
+    for first in range(saved["first"] if saved else 0, len(label_list), chunk_width):
         chunk = label_list[first:first + chunk_width]
         positions = list(range(first, first + len(chunk)))
         slots = _padded(positions, len(devices))
         targets = jnp.asarray(label_list[[max(p, 0) for p in slots]])
         keys = jax.vmap(lambda label: jax.random.fold_in(init_key, label))(targets)  # per label, not per slot
         states = jax.vmap(init_label, in_axes=(0, 0, None, None))(keys, targets, config, image_shape)
-        states = _mark_padding(states, slots)
-        states = jax.device_put(states, sharded)
         epoch = 0
+        if saved is not None and saved["leaves"] is not None and saved["first"] == first:
+            slots, epoch = saved["slots"], saved["epoch"]
+            structure = jax.tree_util.tree_structure(states)
+            states = jax.tree_util.tree_unflatten(structure, [jnp.asarray(a) for a in saved["leaves"]])
+        saved = None
+        states = jax.device_put(_mark_padding(states, slots), sharded)
         while True:
             step0 = epoch * config.steps_per_epoch
             for n in plan:
@@ -242,21 +262,28 @@ def scan_all_labels(
                 out.harvest(states, slots, finished, asr)
             epoch += 1
             active = [i for i in active_before if not done[i]]
-            if callback is not None:
-                callback(ScanProgress(epoch, int(out.finished.sum()), len(label_list),
-                                      tuple(int(label_list[slots[i]]) for i in active), time.perf_counter() - start))
+            progress = ScanProgress(epoch, int(out.finished.sum()), len(label_list),
+                                    tuple(int(label_list[slots[i]]) for i in active), time.perf_counter() - start)
             logger.debug("epoch %d: %d labels active", epoch, len(active))
+            if active:
+                width = _width(len(active), len(devices))
+                if width < len(slots):
+                    keep = [slots[i] for i in active]
+                    index = active + [active[0]] * (width - len(active))
+                    states = jax.tree_util.tree_map(lambda a: a[jnp.asarray(index)], states)
+                    slots = keep + [-1] * (width - len(active))
+                    states = jax.device_put(_mark_padding(states, slots), sharded)
+            if checkpoint is not None:
+                position = (first, epoch, slots, states) if active else (first + chunk_width, 0, [], None)
+                save_checkpoint(checkpoint, fingerprint=stamp, first=position[0], epoch=position[1],
+                                slots=position[2], states=position[3], outputs=out.state())
+            if callback is not None:  # after the checkpoint: an interrupt raised here loses nothing
+                callback(progress)
             if not active:
                 break
-            width = _width(len(active), len(devices))
-            if width < len(slots):
-                keep = [slots[i] for i in active]
-                index = active + [active[0]] * (width - len(active))
-                states = jax.tree_util.tree_map(lambda a: a[jnp.asarray(index)], states)
-                slots = keep + [-1] * (width - len(active))
-                states = jax.device_put(_mark_padding(states, slots), sharded)
 
-    jax.block_until_ready(states)
+    if states is not None:
+        jax.block_until_ready(states)
     return out.result(config, time.perf_counter() - start, compiled.compile_time_s)
 
 
@@ -296,6 +323,23 @@ class _Outputs:
         self.logs = {name: np.full((n, e), np.nan, np.float32) for name in ("ce", "reg", "loss", "asr", "reg_best", "cost")}
         self.label_steps = 0
         self.slot_steps = 0
+
+    def state(self) -> dict[str, np.ndarray]:
+        """Everything this object holds, as arrays, for a checkpoint."""
+        arrays = {k: getattr(self, k) for k in ("finished", "masks", "patterns", "asr", "reached", "epochs",
+                                                "early_stopped", "final_cost")}
+        arrays |= {f"log_{k}": v for k, v in self.logs.items()}
+        arrays["steps"] = np.asarray([self.label_steps, self.slot_steps], np.int64)
+        return arrays
+
+    def load(self, arrays: dict[str, np.ndarray]) -> None:
+        for k, v in arrays.items():
+            if k == "steps":
+                self.label_steps, self.slot_steps = (int(x) for x in v)
+            elif k.startswith("log_"):
+                self.logs[k[4:]] = v.copy()
+            else:
+                setattr(self, k, v.copy())
 
     def log(self, position: int, epoch: int, *values) -> None:
         for name, value in zip(("ce", "reg", "loss", "asr", "reg_best", "cost"), values):

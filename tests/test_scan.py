@@ -213,3 +213,37 @@ def test_fast_preset_finds_the_real_backdoor(real):
     mask = result.masks[result.label_index(33)]
     assert mask[24:, 24:].sum() > 0.5 * mask.sum()
     assert result.reached_threshold.all()
+
+
+@pytest.mark.parametrize("chunk", [1, 4])
+def test_resume_after_interruption_equals_uninterrupted(tiny, tmp_path, chunk):
+    model, images = tiny
+    config = SMALL.replace(label_chunk=chunk, **COMPACT)
+    whole = ncjax.scan_all_labels(model, images, config=config, key=jax.random.key(0))
+    path = tmp_path / "scan.ckpt.npz"
+    calls = []
+
+    def interrupt(progress):
+        calls.append(progress)
+        if len(calls) == 20:  # mid-chunk for chunk 4 (after compaction), mid-scan for chunk 1
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        ncjax.scan_all_labels(model, images, config=config, key=jax.random.key(0), checkpoint=path, callback=interrupt)
+    assert path.exists()
+    resumed = ncjax.scan_all_labels(model, images, config=config, key=jax.random.key(0), checkpoint=path, resume=True)
+    np.testing.assert_array_equal(resumed.masks, whole.masks)
+    np.testing.assert_array_equal(resumed.patterns, whole.patterns)
+    np.testing.assert_array_equal(resumed.epochs, whole.epochs)
+    np.testing.assert_array_equal(resumed.logs.cost, whole.logs.cost)
+    np.testing.assert_array_equal(resumed.logs.reg, whole.logs.reg)
+    assert resumed.label_steps == whole.label_steps
+
+
+def test_resume_refuses_another_scan(tiny, tmp_path):
+    model, images = tiny
+    path = tmp_path / "scan.ckpt.npz"
+    ncjax.scan_all_labels(model, images, labels=[0], config=SMALL, key=jax.random.key(0), checkpoint=path)
+    with pytest.raises(ncjax.NCJaxError, match="another model, data"):
+        ncjax.scan_all_labels(model, images, labels=[0], config=SMALL, key=jax.random.key(1), checkpoint=path,
+                              resume=True)
