@@ -1,0 +1,70 @@
+"""report.json: what a scan found, in a versioned schema a CI pipeline can read."""
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import platform
+from pathlib import Path
+from typing import Any
+
+import jax
+import numpy as np
+
+from ncjax.outlier import OutlierResult
+from ncjax.result import ScanResult
+
+SCHEMA = "ncjax.report/1"
+
+
+def _plain(value: Any) -> Any:
+    if dataclasses.is_dataclass(value):
+        return {f.name: _plain(getattr(value, f.name)) for f in dataclasses.fields(value)}
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, float) and not np.isfinite(value):
+        return None
+    return value
+
+
+def build_report(result: ScanResult, outliers: OutlierResult, *, model: str, data: str, verdict: str,
+                 extra: dict[str, Any] | None = None) -> dict[str, Any]:
+    from ncjax import __version__
+
+    labels = []
+    for i, label in enumerate(result.labels):
+        labels.append({
+            "label": int(label), "l1_norm": float(result.l1_norms[i]), "l1_norm_used": float(outliers.norms[i]),
+            "anomaly_index": _plain(float(outliers.indices[i])), "attack_success": float(result.attack_success[i]),
+            "reached_threshold": bool(result.reached_threshold[i]), "epochs": int(result.epochs[i]),
+            "early_stopped": bool(result.early_stopped[i]), "final_cost": float(result.final_cost[i]),
+        })
+    return {
+        "schema": SCHEMA,
+        "model": model,
+        "data": data,
+        "verdict": verdict,
+        "mad": {"median": outliers.median, "mad": outliers.mad, "anomaly_index": _plain(outliers.anomaly_index),
+                "threshold": outliers.threshold, "flagged": list(outliers.flagged),
+                "flagged_norms": list(outliers.flagged_norms), "note": outliers.note, "lines": outliers.lines()},
+        "labels": labels,
+        "config": _plain(result.config),
+        "loss": result.loss,
+        "timings": {"wall_s": result.wall_time_s, "compile_s": result.compile_time_s,
+                    "label_steps": result.label_steps, "slot_steps": result.slot_steps},
+        "versions": {"ncjax": __version__, "jax": jax.__version__, "numpy": np.__version__,
+                     "python": platform.python_version(), "device": str(jax.devices()[0].device_kind)},
+        **(extra or {}),
+    }
+
+
+def write_json_atomic(data: dict[str, Any], path: str | os.PathLike) -> None:
+    """Write to a temporary file and rename, so a reader never sees half a report."""
+    path = Path(path)
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    tmp.write_text(json.dumps(data, indent=2) + "\n")
+    os.replace(tmp, path)

@@ -1,0 +1,119 @@
+"""`python -m ncjax.run`: printed lines, pictures with the reference's names, report.json, exit codes."""
+from __future__ import annotations
+
+import json
+import re
+
+import numpy as np
+import pytest
+
+import ncjax.run as run_module
+from conftest import KERAS_FIXTURES
+from ncjax.outlier import mad_outliers
+from ncjax.run import main
+
+MODEL = KERAS_FIXTURES / "tfkeras" / "sequential.h5"  # 12x12x3 input, 5 classes
+SMALL = ["--batch-size", "8", "--nb-sample", "16", "--max-epochs", "3", "--patience", "1", "--no-progress"]
+
+
+@pytest.fixture
+def data(tmp_path):
+    path = tmp_path / "clean.npz"
+    np.savez(path, x=np.random.default_rng(0).uniform(0, 255, (40, 12, 12, 3)).astype(np.float32))
+    return path
+
+
+def test_scan_prints_reference_lines_and_writes_outputs(tmp_path, data, capsys):
+    out = tmp_path / "out"
+    code = main(["--model", str(MODEL), "--data", str(data), "--out", str(out), *SMALL])
+    assert code == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert any(re.fullmatch(r"median: \d+\.\d{6}, MAD: \d+\.\d{6}", line) for line in lines)
+    assert any(re.fullmatch(r"anomaly index: (\d+\.\d{6}|inf|nan)", line) for line in lines)
+    assert any(line.startswith("flagged label list: ") for line in lines)
+    assert any(line.startswith("verdict: ") for line in lines)
+    for label in range(5):
+        for kind in ("mask", "pattern", "fusion"):
+            assert (out / f"gtsrb_visualize_{kind}_label_{label}.png").exists()
+    from PIL import Image
+
+    with Image.open(out / "summary.png") as summary:
+        assert summary.size[0] >= 600 and summary.size[1] > 300
+    report = json.loads((out / "report.json").read_text())
+    assert report["schema"] == "ncjax.report/1" and len(report["labels"]) == 5
+    assert report["config"]["max_epochs"] == 3 and report["config"]["batch_size"] == 8
+    assert report["verdict"] in ("clean", "infected") and report["mad"]["lines"][0].startswith("median: ")
+
+
+def test_pictures_are_what_the_reference_mad_script_reads(tmp_path, data):
+    from PIL import Image
+
+    out = tmp_path / "out"
+    assert main(["--model", str(MODEL), "--data", str(data), "--out", str(out), "--labels", "1,3", *SMALL]) == 0
+    report = json.loads((out / "report.json").read_text())
+    for entry in report["labels"]:
+        mask = np.asarray(Image.open(out / f"gtsrb_visualize_mask_label_{entry['label']}.png"), np.float64) / 255
+        assert mask.sum() == pytest.approx(entry["l1_norm_used"], abs=1e-9)  # quantized norms are the PNGs'
+
+
+def test_exit_codes(tmp_path, data, monkeypatch, capsys):
+    assert main(["--model", str(tmp_path / "missing.h5"), "--data", str(data)]) == 2
+    assert main(["--model", str(MODEL)]) == 2
+    assert main(["--model", str(MODEL), "--data", str(data), "--preprocess", "weird"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert all(line.startswith("error: ") for line in err) and len(err) == 3
+    with pytest.raises(SystemExit) as info:
+        main(["--preset", "slow"])
+    assert info.value.code == 2
+
+    flagged = lambda norms, labels, threshold: mad_outliers([1.0, 50, 52, 49, 51], labels, threshold=threshold)  # noqa: E731
+    monkeypatch.setattr(run_module, "mad_outliers", flagged)
+    args = ["--model", str(MODEL), "--data", str(data), "--out", str(tmp_path / "o"), *SMALL]
+    assert main(args) == 0
+    assert main([*args, "--fail-on-detect"]) == 3
+    assert "verdict: INFECTED" in capsys.readouterr().out
+
+
+def test_every_scan_setting_has_a_flag():
+    import dataclasses
+
+    from ncjax import ScanConfig
+
+    parser = run_module._parser()
+    flags = {a.dest for a in parser._actions}
+    assert {f.name for f in dataclasses.fields(ScanConfig)} - {"preprocessing"} <= flags
+    args = parser.parse_args(["--preset", "paper", "--no-early-stop", "--upsample", "2", "--preprocess", "0,0.5",
+                              "--bgr", "--loss", "crossentropy"])
+    config = run_module._config(args)
+    assert not config.early_stop and config.upsample == 2 and config.loss == "crossentropy"
+    assert config.preprocessing.scale == 0.5 and config.preprocessing.channel_order == "bgr"
+    assert config.nb_sample == 1000  # the paper preset
+
+
+def test_zero_to_one_images_for_a_raw_model_warn(tmp_path):
+    path = tmp_path / "unit.npz"
+    np.savez(path, x=np.random.default_rng(0).uniform(0, 1, (40, 12, 12, 3)).astype(np.float32))
+    with pytest.warns(UserWarning, match="--preprocess mnist"):
+        main(["--model", str(MODEL), "--data", str(path), "--out", str(tmp_path / "o"), *SMALL])
+
+
+def test_interrupt_then_resume_gives_the_uninterrupted_report(tmp_path, data, monkeypatch, capsys):
+    args = ["--model", str(MODEL), "--data", str(data), *SMALL]
+    assert main([*args, "--out", str(tmp_path / "whole")]) == 0
+    original = run_module.scan_all_labels
+
+    def interrupted(*a, callback=None, **kw):
+        def stop(progress):
+            if progress.labels_done >= 2:
+                raise KeyboardInterrupt
+        return original(*a, callback=stop, **kw)
+
+    monkeypatch.setattr(run_module, "scan_all_labels", interrupted)
+    out = tmp_path / "cut"
+    assert main([*args, "--out", str(out)]) == 130
+    assert "--resume" in capsys.readouterr().err and (out / "scan_state.npz").exists()
+    monkeypatch.setattr(run_module, "scan_all_labels", original)
+    assert main([*args, "--out", str(out), "--resume"]) == 0
+    whole = json.loads((tmp_path / "whole" / "report.json").read_text())
+    resumed = json.loads((out / "report.json").read_text())
+    assert resumed["labels"] == whole["labels"] and resumed["mad"] == whole["mad"]
