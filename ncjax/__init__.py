@@ -3,7 +3,10 @@ from ncjax._xla_flags import configure_xla_flags
 
 configure_xla_flags()  # must run before JAX initializes a backend
 
+from ncjax.checkpoint import CheckpointError  # noqa: E402
 from ncjax.classifier import Classifier  # noqa: E402
+from ncjax.config import ScanConfig  # noqa: E402
+from ncjax.data import DataError, load_images  # noqa: E402
 from ncjax.errors import (  # noqa: E402
     ModelFileError,
     ModelNotFoundError,
@@ -14,8 +17,8 @@ from ncjax.errors import (  # noqa: E402
 from ncjax.inject import Backdoor, TrainConfig, train_classifier  # noqa: E402
 from ncjax.keras.graph import LayerSummary, supported_layers  # noqa: E402
 from ncjax.keras.save import SaveError, save_keras_h5  # noqa: E402
-from ncjax.config import ScanConfig  # noqa: E402
 from ncjax.loading import load_model  # noqa: E402
+from ncjax.outlier import OutlierResult, l1_norms, mad_outliers  # noqa: E402
 from ncjax.preprocess import ConfigError, Preprocessing  # noqa: E402
 from ncjax.result import EpochLogs, ScanProgress, ScanResult  # noqa: E402
 from ncjax.scan import ScanInputError, scan_all_labels  # noqa: E402
@@ -24,23 +27,29 @@ __version__ = "0.1.0"
 
 __all__ = [
     "Backdoor",
+    "CheckpointError",
     "Classifier",
     "ConfigError",
+    "DataError",
     "EpochLogs",
-    "Preprocessing",
-    "ScanConfig",
-    "ScanInputError",
-    "ScanProgress",
-    "SaveError",
-    "ScanResult",
     "LayerSummary",
     "ModelFileError",
     "ModelNotFoundError",
     "NCJaxError",
+    "OutlierResult",
+    "Preprocessing",
+    "SaveError",
+    "ScanConfig",
+    "ScanInputError",
+    "ScanProgress",
+    "ScanResult",
+    "TrainConfig",
     "UnsupportedLayerError",
     "UnsupportedModelError",
-    "TrainConfig",
+    "l1_norms",
+    "load_images",
     "load_model",
+    "mad_outliers",
     "save_keras_h5",
     "scan_all_labels",
     "supported_layers",
