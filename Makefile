@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: run test test-slow install clean demo-models
+.PHONY: run bench test test-slow install clean demo-models
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -19,6 +19,10 @@ install: $(VENV)/.installed
 # The whole mission on the embedded demo: a verdict, trigger pictures and report.json in ncjax_out/.
 run: install
 	$(BIN)/python -m ncjax.run
+
+# Step throughput (all labels at once vs one at a time), FLOPs, a whole scan, scaling; writes bench.json.
+bench: install
+	$(BIN)/python -m ncjax.bench
 
 test: install
 	$(BIN)/python -m pytest -q

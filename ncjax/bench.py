@@ -1,0 +1,305 @@
+"""`make bench` / `python -m ncjax.bench`: all labels at once against one label at a time, against the machine.
+
+Measures, in one run on one device: (1) optimizer-step throughput of the scan's default chunking, of one
+all-labels vmap per call and of the sequential baseline (one label per call, the way the reference and its peers
+scan), interleaved, medians after warm-up; (2) the step's FLOPs from XLA's cost analysis beside a hand count, the
+achieved FLOP/s and its fraction of a large float32 matmul's; (3) a whole scan to a verdict and the work early
+stopping and compaction saved; (4) time per label-step and memory as the label count grows. Prints a table and
+writes bench.json.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import statistics
+import sys
+import time
+from pathlib import Path
+from typing import Any, Callable, Sequence
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from ncjax.classifier import Classifier
+from ncjax.config import ScanConfig
+from ncjax.outlier import l1_norms, mad_outliers
+from ncjax.scan import _Compiled, default_label_chunk, scan_all_labels
+from ncjax.step import init_label
+
+REAL_MODEL = Path(__file__).resolve().parent.parent.parent / "shared" / "real" / "models" / "gtsrb_backdoor_33_logits.h5"
+REAL_DATA = REAL_MODEL.parent.parent / "gtsrb" / "gtsrb_test_32x32_uint8.npz"
+
+
+def _states(width: int, labels: np.ndarray, config: ScanConfig, shape) -> Any:
+    keys = jax.random.split(jax.random.key(0), width)
+    return jax.vmap(init_label, in_axes=(0, 0, None, None))(keys, jnp.asarray(labels[:width] % 1_000_000), config,
+                                                           shape)
+
+
+class _StepTimer:
+    """One compiled step per width, each called on its own states; returns seconds per call."""
+
+    def __init__(self, model: Classifier, images: jax.Array, config: ScanConfig):
+        self.model, self.images, self.config = model, images, config
+        sharding = jax.sharding.NamedSharding(jax.sharding.Mesh(np.asarray(jax.devices()[:1]), ("labels",)),
+                                              jax.sharding.PartitionSpec("labels"))
+        self.compiled = _Compiled(model.apply, config, model.input_shape, len(images), sharding)
+        self.states: dict[int, Any] = {}
+        self.key = jax.random.key(1)
+        self.step = 0
+
+    def compile(self, width: int) -> float:
+        start = self.compiled.compile_time_s
+        labels = np.arange(width) % self.model.num_classes
+        self.states[width] = _states(width, labels, self.config, self.model.input_shape)
+        self.call(width)
+        return self.compiled.compile_time_s - start
+
+    def call(self, width: int) -> float:
+        start = time.perf_counter()
+        self.states[width] = self.compiled.steps(self.states[width], self.images, self.model.params, self.key,
+                                                 self.step, 1)
+        jax.block_until_ready(self.states[width])
+        self.step += 1
+        return time.perf_counter() - start
+
+    def executable(self, width: int):
+        return self.compiled._cache[("steps", width, (("n", 1),))]
+
+
+def _median(xs: Sequence[float]) -> float:
+    return float(statistics.median(xs))
+
+
+def _flops(executable) -> float | None:
+    analysis = executable.cost_analysis()
+    if isinstance(analysis, list):
+        analysis = analysis[0] if analysis else {}
+    value = (analysis or {}).get("flops")
+    return float(value) if value else None
+
+
+def hand_count_flops(model: Classifier, batch: int) -> float:
+    """Forward FLOPs of the network (2 per multiply-add, convolutions and dense layers) x 2 for the backward
+    pass to the input (no weight gradients are needed), times the batch: one label-step."""
+    total = 0.0
+    for layer in model.layers:
+        shape = layer.output_shape
+        if layer.class_name == "Conv2D":
+            params = _params_of(model.params, layer.path)
+            kh, kw, cin, cout = params["kernel"].shape
+            total += 2 * shape[1] * shape[2] * kh * kw * cin * cout
+        elif layer.class_name == "Dense":
+            fan_in, units = _params_of(model.params, layer.path)["kernel"].shape
+            total += 2 * fan_in * units
+    return 2 * total * batch
+
+
+def _params_of(params, path: str):
+    for part in path.split("/"):
+        params = params[part]
+    return params
+
+
+def matmul_flops_per_s(n: int, repeats: int) -> float:
+    a = jax.random.normal(jax.random.key(0), (n, n), jnp.float32)
+    b = jax.random.normal(jax.random.key(1), (n, n), jnp.float32)
+    f = jax.jit(jnp.dot)
+    f(a, b).block_until_ready()
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        f(a, b).block_until_ready()
+        times.append(time.perf_counter() - start)
+    return 2 * n**3 / _median(times)
+
+
+def _small_network(num_classes: int) -> Classifier:
+    """A small conv net (16x16x3) with a head of any size, for scaling the label count."""
+    rng = np.random.default_rng(0)
+    params = {"conv": {"kernel": jnp.asarray(rng.normal(0, 0.1, (3, 3, 3, 8)), jnp.float32)},
+              "dense": {"kernel": jnp.asarray(rng.normal(0, 0.05, (8 * 8 * 8, num_classes)), jnp.float32)}}
+
+    def apply(p, x):
+        y = jax.lax.conv_general_dilated(x, p["conv"]["kernel"], (2, 2), "SAME",
+                                         dimension_numbers=("NHWC", "HWIO", "NHWC"))
+        return jax.nn.relu(y).reshape(x.shape[0], -1) @ p["dense"]["kernel"]
+
+    return Classifier(apply=apply, params=params, input_shape=(16, 16, 3), num_classes=num_classes,
+                      output_activation="linear")
+
+
+def benchmark(*, model: Classifier, images: np.ndarray, model_name: str, preset: str = "auto", repeats: int = 5,
+              quick: bool = False, end_to_end: bool = True, log: Callable[[str], None] = print) -> dict[str, Any]:
+    platform_name = jax.default_backend()
+    preset = preset if preset != "auto" else ("fast" if platform_name == "cpu" else "paper")
+    config = getattr(ScanConfig, preset)()
+    labels = model.num_classes
+    images_dev = jax.device_put(jnp.asarray(images, jnp.float32))
+    report: dict[str, Any] = {
+        "device": str(jax.devices()[0].device_kind), "platform": platform_name, "devices": len(jax.devices()),
+        "jax": jax.__version__, "jaxlib": getattr(jax.lib, "__version__", None) or _jaxlib_version(),
+        "xla_flags": os.environ.get("XLA_FLAGS", ""), "python": platform.python_version(),
+        "cpu_count": os.cpu_count(), "model": model_name, "labels": labels, "batch_size": config.batch_size,
+        "preset": preset, "repeats": repeats,
+    }
+
+    # 1. Throughput: (a) default chunking, (b) one all-labels vmap, (c) one label at a time; interleaved.
+    chunk = default_label_chunk(platform_name, labels)
+    timer = _StepTimer(model, images_dev, config)
+    compile_s = {w: timer.compile(w) for w in sorted({1, chunk, labels})}
+    for w in compile_s:  # warm-up beyond the first call
+        timer.call(w)
+    per_round = {"a_default_chunking": [], "b_all_labels_vmap": [], "c_sequential": []}
+    chunks = [min(chunk, labels - i) for i in range(0, labels, chunk)]
+    for w in set(chunks) - set(compile_s):
+        compile_s[w] = timer.compile(w)
+    for _ in range(repeats):
+        per_round["a_default_chunking"].append(sum(timer.call(w) for w in chunks))
+        per_round["b_all_labels_vmap"].append(timer.call(labels))
+        per_round["c_sequential"].append(sum(timer.call(1) for _ in range(labels)))
+    throughput = {}
+    for name, times in per_round.items():
+        seconds = _median(times)
+        throughput[name] = {"seconds_per_step_of_all_labels": seconds, "label_steps_per_s": labels / seconds,
+                            "images_per_s": labels * config.batch_size / seconds}
+    base = throughput["c_sequential"]["label_steps_per_s"]
+    report["throughput"] = throughput
+    report["default_label_chunk"] = chunk
+    report["ratio_a_over_c"] = throughput["a_default_chunking"]["label_steps_per_s"] / base
+    report["ratio_b_over_c"] = throughput["b_all_labels_vmap"]["label_steps_per_s"] / base
+    report["compile_seconds_by_width"] = {str(k): v for k, v in compile_s.items()}
+    log(f"throughput measured ({repeats} interleaved rounds)")
+
+    # 2. The limit: XLA's FLOPs for the all-labels step, a hand count, and a matmul's rate.
+    xla = _flops(timer.executable(labels))
+    hand = hand_count_flops(model, config.batch_size) * labels if model.layers else None
+    matmul = matmul_flops_per_s(1024 if quick else 2048, repeats)
+    achieved = (xla or hand or 0) / throughput["b_all_labels_vmap"]["seconds_per_step_of_all_labels"]
+    report["flops"] = {"xla_per_all_labels_step": xla, "hand_count_per_all_labels_step": hand,
+                       "achieved_flops_per_s_all_labels_vmap": achieved, "matmul_flops_per_s": matmul,
+                       "fraction_of_matmul": achieved / matmul}
+    log("FLOPs measured")
+
+    # 3. End to end: a whole scan to a verdict, and the work early stopping and compaction saved.
+    if end_to_end:
+        e2e_config = config if not quick else config.replace(max_epochs=2)
+        start = time.perf_counter()
+        result = scan_all_labels(model, images, config=e2e_config, key=jax.random.key(0))
+        verdict = mad_outliers(l1_norms(result.masks, quantize=True), result.labels)
+        wall = time.perf_counter() - start
+        without = len(result.labels) * e2e_config.max_epochs * e2e_config.steps_per_epoch
+        report["end_to_end"] = {
+            "preset": preset if not quick else f"{preset} (2 epochs, --quick)", "wall_s": wall,
+            "compile_s": result.compile_time_s, "label_steps_run": result.label_steps,
+            "slot_steps_computed": result.slot_steps, "label_steps_without_early_stop": without,
+            "work_saved_fraction": 1 - result.slot_steps / without, "flagged": list(verdict.flagged),
+            "anomaly_index": verdict.anomaly_index, "lines": verdict.lines(),
+        }
+        log(f"end-to-end scan: {wall:.1f} s")
+
+    # 4. Scaling: seconds per label-step and memory as the label count grows.
+    scaling = []
+    widths = (1, 8, 43) if quick else (1, 8, 43, 256, 1000)
+    for heads in widths:
+        small = _small_network(max(heads, 2))
+        small_images = jax.random.uniform(jax.random.key(2), (256, 16, 16, 3)) * 255
+        t = _StepTimer(small, small_images, config)
+        compile_time = t.compile(heads)
+        times = [t.call(heads) for _ in range(max(repeats, 3))]
+        memory = t.executable(heads).memory_analysis()
+        stats = jax.devices()[0].memory_stats() or {}
+        scaling.append({
+            "labels": heads, "seconds_per_label_step": _median(times) / heads, "compile_s": compile_time,
+            "xla_temp_bytes": getattr(memory, "temp_size_in_bytes", None),
+            "xla_argument_bytes": getattr(memory, "argument_size_in_bytes", None),
+            "peak_device_bytes": stats.get("peak_bytes_in_use"),
+        })
+    report["scaling_small_network"] = scaling
+    log("scaling measured")
+    return report
+
+
+def _jaxlib_version() -> str | None:
+    from importlib import metadata
+
+    try:
+        return metadata.version("jaxlib")
+    except metadata.PackageNotFoundError:
+        return None
+
+
+def format_table(report: dict[str, Any]) -> str:
+    t = report["throughput"]
+    lines = [
+        f"device: {report['device']} ({report['platform']}, {report['cpu_count']} CPU cores), jax {report['jax']}, "
+        f"XLA_FLAGS={report['xla_flags']!r}",
+        f"model: {report['model']} ({report['labels']} labels, batch {report['batch_size']})",
+        "",
+        f"{'step of all labels':38s} {'s/step':>9s} {'label-steps/s':>14s} {'images/s':>10s} {'vs (c)':>7s}",
+    ]
+    base = t["c_sequential"]["label_steps_per_s"]
+    names = {"a_default_chunking": f"(a) scan default (chunks of {report['default_label_chunk']})",
+             "b_all_labels_vmap": f"(b) one {report['labels']}-wide vmap per call",
+             "c_sequential": "(c) one label per call (sequential)"}
+    for key, label in names.items():
+        row = t[key]
+        lines.append(f"{label:38s} {row['seconds_per_step_of_all_labels']:9.3f} {row['label_steps_per_s']:14.1f} "
+                     f"{row['images_per_s']:10.0f} {row['label_steps_per_s'] / base:7.2f}")
+    f = report["flops"]
+    lines += ["", f"FLOPs per all-labels step: XLA {f['xla_per_all_labels_step'] or float('nan'):.3e}, hand count "
+                  f"{f['hand_count_per_all_labels_step'] or float('nan'):.3e}",
+              f"achieved {f['achieved_flops_per_s_all_labels_vmap'] / 1e9:.1f} GFLOP/s = "
+              f"{100 * f['fraction_of_matmul']:.0f}% of a float32 matmul's {f['matmul_flops_per_s'] / 1e9:.1f} GFLOP/s"]
+    if "end_to_end" in report:
+        e = report["end_to_end"]
+        lines += ["", f"end to end ({e['preset']}): {e['wall_s']:.1f} s ({e['compile_s']:.1f} s compiling), flagged "
+                      f"{e['flagged']}, anomaly index {e['anomaly_index']:.2f}",
+                  f"label-steps run {e['label_steps_run']} (computed {e['slot_steps_computed']}) of "
+                  f"{e['label_steps_without_early_stop']} without early stopping: {100 * e['work_saved_fraction']:.0f}% saved"]
+    lines += ["", "labels  s/label-step  XLA temp MB  compile s  (small network)"]
+    for row in report["scaling_small_network"]:
+        temp = row["xla_temp_bytes"]
+        lines.append(f"{row['labels']:6d}  {row['seconds_per_label_step']:12.5f}  "
+                     f"{(temp or 0) / 2**20:11.1f}  {row['compile_s']:9.2f}")
+    return "\n".join(lines)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m ncjax.bench", description=__doc__.splitlines()[0])
+    parser.add_argument("--model", help="Keras model (default: the real backdoored GTSRB model when ../shared/real "
+                                        "exists, else the embedded demo)")
+    parser.add_argument("--data", help="clean images for --model")
+    parser.add_argument("--preset", choices=["auto", "fast", "paper"], default="auto")
+    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--quick", action="store_true", help="about a minute: short end-to-end scan, small widths")
+    parser.add_argument("--out", default="bench.json")
+    args = parser.parse_args(argv)
+    from ncjax import demo
+    from ncjax.data import load_images
+    from ncjax.loading import load_model
+
+    if args.model:
+        model = load_model(args.model)
+        images, _ = load_images(args.data, model.input_shape) if args.data else demo.demo_images()
+        name = args.model
+    elif REAL_MODEL.exists() and REAL_DATA.exists():
+        model, name = load_model(REAL_MODEL), str(REAL_MODEL)
+        images = np.load(REAL_DATA)["x_roi"].astype(np.float32)
+    else:
+        model, name = demo.demo_model(), str(demo.demo_model_path())
+        images, _ = demo.demo_images()
+    log = lambda line: print(line, file=sys.stderr, flush=True)  # noqa: E731
+    report = benchmark(model=model, images=images, model_name=name, preset=args.preset,
+                       repeats=2 if args.quick else args.repeats, quick=args.quick, log=log)
+    print(format_table(report))
+    Path(args.out).write_text(json.dumps(report, indent=2, default=float) + "\n")
+    print(f"\nwrote {args.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,31 @@
+"""`python -m ncjax.bench --quick`: the report's structure (never a speed)."""
+from __future__ import annotations
+
+import json
+
+import numpy as np
+
+from conftest import KERAS_FIXTURES
+from ncjax.bench import main
+
+
+def test_quick_bench_writes_every_figure(tmp_path, capsys):
+    data = tmp_path / "clean.npz"
+    np.savez(data, x=np.random.default_rng(0).uniform(0, 255, (64, 12, 12, 3)).astype(np.float32))
+    out = tmp_path / "bench.json"
+    assert main(["--quick", "--model", str(KERAS_FIXTURES / "tfkeras" / "sequential.h5"), "--data", str(data),
+                 "--out", str(out)]) == 0
+    report = json.loads(out.read_text())
+    for key in ("device", "jax", "jaxlib", "xla_flags", "throughput", "ratio_a_over_c", "ratio_b_over_c", "flops",
+                "end_to_end", "scaling_small_network", "compile_seconds_by_width"):
+        assert key in report, key
+    for mode in ("a_default_chunking", "b_all_labels_vmap", "c_sequential"):
+        row = report["throughput"][mode]
+        assert row["label_steps_per_s"] > 0 and row["images_per_s"] == row["label_steps_per_s"] * 32
+    assert report["flops"]["xla_per_all_labels_step"] > 0 and report["flops"]["hand_count_per_all_labels_step"] > 0
+    assert 0 < report["flops"]["fraction_of_matmul"]
+    assert [row["labels"] for row in report["scaling_small_network"]] == [1, 8, 43]
+    e2e = report["end_to_end"]
+    assert e2e["label_steps_run"] <= e2e["label_steps_without_early_stop"] and len(e2e["lines"]) == 3
+    table = capsys.readouterr().out
+    assert "(c) one label per call" in table and "GFLOP/s" in table
