@@ -26,7 +26,7 @@ import numpy as np
 from ncjax.classifier import Classifier
 from ncjax.config import ScanConfig
 from ncjax.outlier import l1_norms, mad_outliers
-from ncjax.scan import _Compiled, default_label_chunk, scan_all_labels
+from ncjax.scan import _Compiled, default_label_chunk, per_label_bytes, scan_all_labels
 from ncjax.step import init_label
 
 REAL_MODEL = Path(__file__).resolve().parent.parent.parent / "shared" / "real" / "models" / "gtsrb_backdoor_33_logits.h5"
@@ -148,7 +148,7 @@ def benchmark(*, model: Classifier, images: np.ndarray, model_name: str, preset:
     }
 
     # 1. Throughput: (a) default chunking, (b) one all-labels vmap, (c) one label at a time; interleaved.
-    chunk = default_label_chunk(platform_name, labels)
+    chunk = default_label_chunk(platform_name, labels, per_label_bytes(model, config.batch_size))
     timer = _StepTimer(model, images_dev, config)
     compile_s = {w: timer.compile(w) for w in sorted({1, chunk, labels})}
     for w in compile_s:  # warm-up beyond the first call

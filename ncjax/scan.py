@@ -28,12 +28,12 @@ from ncjax.trigger import TANH_EPSILON
 
 logger = logging.getLogger(__name__)
 
-# Measured on the 2-core AVX2 CPU (GTSRB network, batch 32, YNNPACK fusion off): the step alone ran 32.0
-# label-steps/s at width 1, 32.3 at 8 and 32.8 at 43; a whole 8-label scan 32.0 with chunks of 1 against 31.4
-# with one chunk of 8. Throughput is flat in the width on a CPU, so CPUs take one label at a time, which never
-# pads. A lax.scan over steps made each step 4-8x slower on XLA:CPU, so CPUs dispatch one step per call.
-# GPUs take every label at once and a whole epoch per call.
-CPU_LABEL_CHUNK = 1
+# Label chunk: every label at once on every backend. Measured on the 2-core AVX2 CPU (GTSRB network, batch 32,
+# YNNPACK fusion off; make bench, 5 interleaved rounds): one 43-wide vmap per call 33.7 label-steps/s against
+# 30.2 for one label per call; earlier single runs gave 32.8 against 32.0, and whole fast-preset scans took 212 s
+# in one chunk of 43 and 207.5 s in chunks of 1, so width costs nothing on a CPU and wins a little per step.
+# Steps per dispatch: a lax.scan over steps made each step 4-8x slower on XLA:CPU, so CPUs dispatch one step per
+# call; accelerators run a whole epoch per call.
 CPU_STEPS_PER_DISPATCH = 1
 
 
@@ -41,8 +41,26 @@ class ScanInputError(NCJaxError, ValueError):
     """Images, labels, model or key given to a scan that do not fit together."""
 
 
-def default_label_chunk(platform: str, num_labels: int) -> int:
-    return CPU_LABEL_CHUNK if platform == "cpu" else num_labels
+# Memory bound on the label chunk, so large heads never run out of memory: activations kept for the backward
+# pass are estimated per label (batch x the layers' output sizes x 4 bytes x 3) and a chunk stays within this.
+CHUNK_MEMORY_BUDGET = {"cpu": 4 << 30}
+DEFAULT_CHUNK_MEMORY_BUDGET = 16 << 30
+CHUNK_WITHOUT_LAYER_SIZES = 64
+
+
+def per_label_bytes(model: Any, batch_size: int) -> int | None:
+    """Rough activation memory of one label's step, from the model's layer table (None if it has none)."""
+    sizes = [int(np.prod([d for d in layer.output_shape[1:] if d])) for layer in getattr(model, "layers", ())
+             if getattr(layer, "depth", 0) == 0]
+    return batch_size * sum(sizes) * 4 * 3 if sizes else None
+
+
+def default_label_chunk(platform: str, num_labels: int, label_bytes: int | None = None) -> int:
+    """Every label at once when it fits the memory budget (the same rule on every backend measured)."""
+    if label_bytes is None:
+        return min(num_labels, CHUNK_WITHOUT_LAYER_SIZES)
+    budget = CHUNK_MEMORY_BUDGET.get(platform, DEFAULT_CHUNK_MEMORY_BUDGET)
+    return max(1, min(num_labels, budget // label_bytes))
 
 
 def default_steps_per_dispatch(platform: str, config: ScanConfig) -> int:
@@ -205,7 +223,8 @@ def scan_all_labels(
     key = _check_key(key)
     devices = list(devices) if devices is not None else jax.devices()
     platform = devices[0].platform
-    chunk_width = config.label_chunk or default_label_chunk(platform, len(label_list))
+    chunk_width = config.label_chunk or default_label_chunk(platform, len(label_list),
+                                                            per_label_bytes(model, config.batch_size))
     per_dispatch = min(config.steps_per_dispatch or default_steps_per_dispatch(platform, config),
                        config.steps_per_epoch)
     mesh = Mesh(np.asarray(devices), ("labels",))

@@ -247,3 +247,14 @@ def test_resume_refuses_another_scan(tiny, tmp_path):
     with pytest.raises(ncjax.NCJaxError, match="another model, data"):
         ncjax.scan_all_labels(model, images, labels=[0], config=SMALL, key=jax.random.key(1), checkpoint=path,
                               resume=True)
+
+
+def test_default_chunk_keeps_large_heads_within_memory():
+    from ncjax.scan import default_label_chunk, per_label_bytes
+
+    model = ncjax.load_model(ROOT / "tests" / "fixtures" / "keras" / "tfkeras" / "sequential.h5")
+    per_label = per_label_bytes(model, 32)
+    assert per_label > 32 * 12 * 12 * 8 * 4  # at least the first convolution's output
+    assert default_label_chunk("cpu", 43, per_label) == 43
+    assert default_label_chunk("cpu", 10**6, per_label) * per_label <= 4 << 30
+    assert default_label_chunk("gpu", 10**6, None) == 64
