@@ -21,6 +21,22 @@ def real() -> Path:
     return REAL
 
 
+def edit_model_config(tmp_path, edit, src=KERAS_FIXTURES / "tfkeras" / "sequential.h5"):
+    """A copy of the .h5 model `src` whose model_config went through `edit(config)` (in place)."""
+    import json
+    import shutil
+
+    import h5py
+
+    path = tmp_path / "model.h5"
+    shutil.copy(src, path)
+    with h5py.File(path, "r+") as f:
+        config = json.loads(f.attrs["model_config"])
+        edit(config)
+        f.attrs["model_config"] = json.dumps(config)
+    return path
+
+
 def relative_error(actual, expected) -> float:
     """max |actual - expected| / max |expected|: float32 rounding is relative to the output's scale."""
     actual, expected = np.asarray(actual, np.float64), np.asarray(expected, np.float64)

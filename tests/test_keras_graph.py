@@ -3,27 +3,20 @@ from __future__ import annotations
 
 import copy
 import json
-import shutil
 
 import h5py
 import numpy as np
 import pytest
 
 import ncjax
-from conftest import KERAS_FIXTURES, relative_error
+from conftest import KERAS_FIXTURES, edit_model_config, relative_error
 
 SEQUENTIAL_H5 = KERAS_FIXTURES / "tfkeras" / "sequential.h5"
 NESTED_H5 = KERAS_FIXTURES / "tfkeras" / "nested.h5"
 
 
 def _with_config(tmp_path, edit, src=SEQUENTIAL_H5):
-    path = tmp_path / "model.h5"
-    shutil.copy(src, path)
-    with h5py.File(path, "r+") as f:
-        config = json.loads(f.attrs["model_config"])
-        edit(config)
-        f.attrs["model_config"] = json.dumps(config)
-    return path
+    return edit_model_config(tmp_path, edit, src)
 
 
 def _insert_after_first(layer):

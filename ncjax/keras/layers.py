@@ -169,39 +169,36 @@ def conv2d(spec: LayerSpec, weights, in_shapes) -> BuiltLayer:
     return BuiltLayer(params, call)
 
 
-def depthwise_conv2d(spec: LayerSpec, weights, in_shapes) -> BuiltLayer:
+def _depthwise(spec: LayerSpec, in_shapes, pointwise_filters: int | None) -> tuple[list, Callable]:
+    """Expected weights and call of a depthwise convolution, optionally followed by a pointwise one
+    (SeparableConv2D); the bias and activation come after both."""
     (kh, kw), strides, padding, dilation, act, use_bias = _conv_common(spec)
     cin = _known(in_shapes[0][-1], spec, "the input channels")
     multiplier = int(spec.config.get("depth_multiplier", 1))
     expected = [("depthwise_kernel", (kh, kw, cin, multiplier))]
-    expected += [("bias", (cin * multiplier,))] if use_bias else []
-    params = _take(spec, weights, expected)
+    if pointwise_filters is not None:
+        expected.append(("pointwise_kernel", (1, 1, cin * multiplier, pointwise_filters)))
+    expected += [("bias", (pointwise_filters or cin * multiplier,))] if use_bias else []
 
     def call(p, xs):
         # Output channel c·multiplier + m, as TensorFlow's depthwise convolution orders them.
         kernel = p["depthwise_kernel"].reshape(kh, kw, 1, cin * multiplier)
         y = _conv(xs[0], kernel, strides, padding, dilation, cin)
+        if pointwise_filters is not None:
+            y = _conv(y, p["pointwise_kernel"], (1, 1), "VALID", (1, 1), 1)
         return act(y + p["bias"] if use_bias else y)
 
-    return BuiltLayer(params, call)
+    return expected, call
+
+
+def depthwise_conv2d(spec: LayerSpec, weights, in_shapes) -> BuiltLayer:
+    expected, call = _depthwise(spec, in_shapes, None)
+    return BuiltLayer(_take(spec, weights, expected), call)
 
 
 def separable_conv2d(spec: LayerSpec, weights, in_shapes) -> BuiltLayer:
-    (kh, kw), strides, padding, dilation, act, use_bias = _conv_common(spec)
-    cin = _known(in_shapes[0][-1], spec, "the input channels")
-    multiplier = int(spec.config.get("depth_multiplier", 1))
-    filters = int(spec.config["filters"])
-    expected = [("depthwise_kernel", (kh, kw, cin, multiplier)), ("pointwise_kernel", (1, 1, cin * multiplier, filters))]
-    expected += [("bias", (filters,))] if use_bias else []
-    params = _take(spec, weights, expected)
-
-    def call(p, xs):
-        depthwise = p["depthwise_kernel"].reshape(kh, kw, 1, cin * multiplier)
-        y = _conv(xs[0], depthwise, strides, padding, dilation, cin)
-        y = _conv(y, p["pointwise_kernel"], (1, 1), "VALID", (1, 1), 1)
-        return act(y + p["bias"] if use_bias else y)
-
-    return BuiltLayer(params, call)
+    expected, call = _depthwise(spec, in_shapes, int(spec.config["filters"]))
+    return BuiltLayer(_take(spec, weights, expected), call)
 
 
 def dense(spec: LayerSpec, weights, in_shapes) -> BuiltLayer:
