@@ -6,7 +6,6 @@ target with probability inject_ratio = 0.1 / (0.1 + 1). Triggers are data: a mas
 """
 from __future__ import annotations
 
-import math
 import time
 from dataclasses import dataclass, field
 from typing import Literal, Sequence

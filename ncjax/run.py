@@ -15,7 +15,6 @@ from pathlib import Path
 from typing import Sequence
 
 import jax
-import numpy as np
 
 from ncjax.config import ScanConfig
 from ncjax.data import load_images
@@ -84,8 +83,12 @@ def _preprocessing(text: str, bgr: bool) -> Preprocessing:
     return Preprocessing(mode="custom", offset=offset, scale=scale, channel_order="bgr" if bgr else "rgb")
 
 
+def _preset(args: argparse.Namespace) -> str:
+    return args.preset or ("fast" if jax.default_backend() == "cpu" else "paper")
+
+
 def _config(args: argparse.Namespace) -> ScanConfig:
-    preset = args.preset or ("fast" if jax.default_backend() == "cpu" else "paper")
+    preset = _preset(args)
     changes = {f.name: getattr(args, f.name) for f in dataclasses.fields(ScanConfig)
                if f.name not in _SPECIAL and getattr(args, f.name) is not None}
     changes["preprocessing"] = _preprocessing(args.preprocess, args.bgr)
@@ -130,7 +133,7 @@ def run(args: argparse.Namespace) -> int:
         warnings.warn("the images lie in [0, 1] but --preprocess is raw (0..255 pixels): if the model takes "
                       "x / 255, pass --preprocess mnist.", stacklevel=1)
     labels = [int(v) for v in args.labels.split(",")] if args.labels else None
-    preset = args.preset or ("fast" if jax.default_backend() == "cpu" else "paper")
+    preset = _preset(args)
     print(f"model: {model_name} ({model.num_classes} classes, input {model.input_shape}); data: {data_name} "
           f"({len(images)} images); preset: {preset}; loss: {config.loss}")
     out = Path(args.out)

@@ -24,7 +24,7 @@ from ncjax.config import ScanConfig
 from ncjax.errors import NCJaxError
 from ncjax.result import EpochLogs, ScanProgress, ScanResult
 from ncjax.step import LabelState, draw_batch, init_label, label_end_epoch, label_step
-from ncjax.trigger import TANH_EPSILON
+from ncjax.trigger import Trigger, trigger_mask, trigger_pattern
 
 logger = logging.getLogger(__name__)
 
@@ -330,7 +330,7 @@ class _Outputs:
 
     def __init__(self, labels: np.ndarray, image_shape, config: ScanConfig):
         n, (h, w, c), e = len(labels), image_shape, config.max_epochs
-        self.labels, self.config = labels, config
+        self.labels, self.config, self.image_shape = labels, config, tuple(image_shape)
         self.finished = np.zeros(n, bool)
         self.masks = np.zeros((n, h, w), np.float32)
         self.patterns = np.zeros((n, h, w, c), np.float32)
@@ -367,17 +367,15 @@ class _Outputs:
     def harvest(self, states: LabelState, slots: list[int], finished: list[int], last_asr: np.ndarray) -> None:
         index = jnp.asarray(finished)
         schedule, trigger = jax.device_get(jax.tree_util.tree_map(lambda a: a[index], (states.schedule, states.trigger)))
-        h, w = self.masks.shape[1:]
-        up = self.config.upsample
         for j, slot in enumerate(finished):
             p = slots[slot]
             reached = bool(np.isfinite(schedule.reg_best[j]))
             if reached:
                 mask, pattern, asr = schedule.best_mask[j], schedule.best_pattern[j], schedule.asr_best[j]
             else:  # the reference returns the final trigger when none succeeded
-                m = np.tanh(trigger.mask_tanh[j][..., 0]) / (2 - TANH_EPSILON) + 0.5
-                mask = np.repeat(np.repeat(m, up, 0), up, 1)[:h, :w]
-                pattern = (np.tanh(trigger.pattern_tanh[j]) / (2 - TANH_EPSILON) + 0.5) * 255.0
+                final = Trigger(trigger.mask_tanh[j], trigger.pattern_tanh[j])
+                mask = np.asarray(trigger_mask(final, self.image_shape, self.config.upsample))
+                pattern = np.asarray(trigger_pattern(final))
                 asr = last_asr[slot]
             self.masks[p], self.patterns[p], self.asr[p], self.reached[p] = mask, pattern, asr, reached
             self.epochs[p] = int(schedule.epochs[j])

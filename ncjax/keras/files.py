@@ -15,7 +15,6 @@ from __future__ import annotations
 import io
 import json
 import os
-import re
 import zipfile
 from dataclasses import dataclass
 from typing import Any
@@ -63,12 +62,6 @@ class ModelFile:
     weights: "WeightSource"
     format: str  # "keras-h5", "keras-zip" or "keras-weights"
     keras_version: str | None
-
-    @property
-    def keras_major(self) -> int:
-        """Major Keras version (2 or 3); files that do not say are treated as Keras 2."""
-        match = re.match(r"(\d+)", self.keras_version or "")
-        return int(match.group(1)) if match else 2
 
 
 class WeightSource:

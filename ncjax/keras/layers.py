@@ -243,37 +243,41 @@ def _blockwise(pool, strides, padding, shape) -> bool:
                                   and shape[2] is not None and shape[2] % pool[1] == 0)
 
 
-def max_pooling2d(spec: LayerSpec, weights, in_shapes) -> BuiltLayer:
-    pool, strides, padding = _pool_args(spec)
-    _take(spec, weights, [])
-    window, steps = (1, *pool, 1), (1, *strides, 1)
+def _pooling(block_reduce: Callable, general: Callable):
+    """A pooling layer: `block_reduce` over (N, H', ph, W', pw, C) blocks when windows tile the input,
+    otherwise `general(x, window, steps, padding, pool)` through lax.reduce_window."""
 
-    def call(p, xs):
-        x = xs[0]
-        if _blockwise(pool, strides, padding, x.shape):
-            return _blocks(x, pool).max(axis=(2, 4))
-        return lax.reduce_window(x, -jnp.inf, lax.max, window, steps, padding)
+    def build(spec: LayerSpec, weights, in_shapes) -> BuiltLayer:
+        pool, strides, padding = _pool_args(spec)
+        _take(spec, weights, [])
+        window, steps = (1, *pool, 1), (1, *strides, 1)
 
-    return BuiltLayer({}, call)
+        def call(p, xs):
+            x = xs[0]
+            if _blockwise(pool, strides, padding, x.shape):
+                return block_reduce(_blocks(x, pool), axis=(2, 4))
+            return general(x, window, steps, padding, pool)
+
+        return BuiltLayer({}, call)
+
+    return build
 
 
-def average_pooling2d(spec: LayerSpec, weights, in_shapes) -> BuiltLayer:
-    pool, strides, padding = _pool_args(spec)
-    _take(spec, weights, [])
-    window, steps = (1, *pool, 1), (1, *strides, 1)
+def _max_pool(x, window, steps, padding, pool):
+    return lax.reduce_window(x, -jnp.inf, lax.max, window, steps, padding)
 
-    def call(p, xs):
-        x = xs[0]
-        if _blockwise(pool, strides, padding, x.shape):
-            return _blocks(x, pool).mean(axis=(2, 4))
-        total = lax.reduce_window(x, 0.0, lax.add, window, steps, padding)
-        if padding == "VALID":
-            return total / (pool[0] * pool[1])
-        # SAME: TensorFlow divides by the number of real (unpadded) pixels under each window.
-        ones = jnp.ones((1, x.shape[1], x.shape[2], 1), x.dtype)
-        return total / lax.reduce_window(ones, 0.0, lax.add, window, steps, padding)
 
-    return BuiltLayer({}, call)
+def _average_pool(x, window, steps, padding, pool):
+    total = lax.reduce_window(x, 0.0, lax.add, window, steps, padding)
+    if padding == "VALID":
+        return total / (pool[0] * pool[1])
+    # SAME: TensorFlow divides by the number of real (unpadded) pixels under each window.
+    ones = jnp.ones((1, x.shape[1], x.shape[2], 1), x.dtype)
+    return total / lax.reduce_window(ones, 0.0, lax.add, window, steps, padding)
+
+
+max_pooling2d = _pooling(jnp.max, _max_pool)
+average_pooling2d = _pooling(jnp.mean, _average_pool)
 
 
 def _global_pool(reduce):
