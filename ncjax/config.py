@@ -38,6 +38,9 @@ class ScanConfig:
     preprocessing: Preprocessing = field(default_factory=Preprocessing)
     loss: LossName = "reference"
     # Execution (results do not depend on these beyond float rounding):
+    # "highest": full float32 matmuls and convolutions, as the reference computed. "default" lets GPUs use
+    # TF32 (10-bit mantissa) tensor cores and TPUs bfloat16; CPUs compute in float32 either way.
+    matmul_precision: Literal["default", "high", "highest"] = "highest"
     label_chunk: int | None = None  # labels optimized together; None: measured default per backend
     steps_per_dispatch: int | None = None  # optimizer steps per compiled call; None: per backend
 
@@ -82,6 +85,10 @@ class ScanConfig:
             raise ConfigError(
                 "ScanConfig.preprocessing must be a Preprocessing, e.g. Preprocessing(mode='mnist'), got "
                 f"{self.preprocessing!r}."
+            )
+        if self.matmul_precision not in ("default", "high", "highest"):
+            raise ConfigError(
+                f"ScanConfig.matmul_precision must be 'default', 'high' or 'highest', got {self.matmul_precision!r}."
             )
         for name in ("label_chunk", "steps_per_dispatch"):
             value = getattr(self, name)

@@ -137,6 +137,7 @@ class _Compiled:
         self.traces: dict[str, int] = {"steps": 0, "end": 0}
         self.compile_time_s = 0.0
         self._cache: dict[tuple, Any] = {}
+        self._precision = config.matmul_precision
         batch = config.batch_size
 
         def steps(states: LabelState, images, params, data_key, first_step, n: int) -> LabelState:
@@ -169,7 +170,8 @@ class _Compiled:
         key = (name, args[0].target.shape[0], tuple(sorted(static.items())))  # one executable per width
         if key not in self._cache:
             start = time.perf_counter()
-            self._cache[key] = fn.lower(*args, **static).compile()
+            with jax.default_matmul_precision(self._precision):  # fixed when traced
+                self._cache[key] = fn.lower(*args, **static).compile()
             self.compile_time_s += time.perf_counter() - start
         return self._cache[key]
 

@@ -4,8 +4,13 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+import jax
 import numpy as np
 import pytest
+
+# On GPUs float32 matmuls and convolutions default to TF32; the tests hold the arithmetic to float32 tolerances
+# against Keras and a float64 reference, so they compute in full float32 everywhere (CPUs always do).
+jax.config.update("jax_default_matmul_precision", "highest")
 
 ROOT = Path(__file__).resolve().parent.parent
 KERAS_FIXTURES = ROOT / "tests" / "fixtures" / "keras"

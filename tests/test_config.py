@@ -39,6 +39,7 @@ def test_frozen_and_keyword_only():
     (dict(attack_success_threshold=1.5), "attack_success_threshold"), (dict(regularization="l3"), "regularization"),
     (dict(loss="mse"), "loss"), (dict(preprocessing="raw"), "Preprocessing"), (dict(label_chunk=0), "label_chunk"),
     (dict(upsample=True), "upsample"), (dict(early_stop_patience=0), "early_stop_patience"),
+    (dict(matmul_precision="tf32"), "matmul_precision"),
 ])
 def test_invalid_settings_name_the_field(changes, match):
     with pytest.raises(ncjax.ConfigError, match=match) as info:

@@ -111,6 +111,19 @@ def test_compiles_once_per_width(tiny, monkeypatch):
     assert result.compile_time_s > 0
 
 
+@pytest.mark.parametrize("precision", ["highest", "default"])
+def test_matmul_precision_is_compiled_in(tiny, monkeypatch, precision):
+    # "highest" (the default) pins float32 arithmetic even where the backend would pick TF32 or bfloat16.
+    made = []
+    original = scan_module._Compiled
+    monkeypatch.setattr(scan_module, "_Compiled", lambda *a, **k: made.append(original(*a, **k)) or made[-1])
+    with jax.default_matmul_precision("default" if precision == "highest" else "highest"):  # the caller's setting
+        _scan(tiny, matmul_precision=precision, max_epochs=1)
+    texts = [executable.as_text() for executable in made[0]._cache.values()]
+    pinned = any("operand_precision={highest" in text for text in texts)
+    assert pinned == (precision == "highest")
+
+
 def test_same_key_same_result_other_key_other_result(tiny):
     a, b, c = _scan(tiny, labels=[0]), _scan(tiny, labels=[0]), _scan(tiny, labels=[0], seed=1)
     np.testing.assert_array_equal(a.masks, b.masks)
