@@ -207,7 +207,8 @@ for name, devices in (("two", jax.devices()), ("one", jax.devices()[:1])):
                      epochs=r.epochs.tolist())
 print(json.dumps(out))
 """
-    env = dict(os.environ, XLA_FLAGS="--xla_force_host_platform_device_count=2")
+    # Two forced host devices: the CPU backend, also where a GPU is the default one.
+    env = dict(os.environ, XLA_FLAGS="--xla_force_host_platform_device_count=2", JAX_PLATFORMS="cpu")
     proc = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, cwd=ROOT)
     assert proc.returncode == 0, proc.stderr[-3000:]
     out = json.loads(proc.stdout.strip().splitlines()[-1])
