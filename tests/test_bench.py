@@ -29,3 +29,18 @@ def test_quick_bench_writes_every_figure(tmp_path, capsys):
     assert e2e["label_steps_run"] <= e2e["label_steps_without_early_stop"] and len(e2e["lines"]) == 3
     table = capsys.readouterr().out
     assert "(c) one label per call" in table and "GFLOP/s" in table
+
+
+def test_each_part_is_saved_as_it_ends():
+    # A stopped benchmark keeps what it measured: save() sees the report grow part by part.
+    import ncjax
+    from ncjax.bench import benchmark
+
+    model = ncjax.load_model(KERAS_FIXTURES / "tfkeras" / "sequential.h5")
+    images = np.random.default_rng(0).uniform(0, 255, (64, 12, 12, 3)).astype(np.float32)
+    saved = []
+    benchmark(model=model, images=images, model_name="fixture", repeats=2, quick=True, log=lambda line: None,
+              save=lambda report: saved.append(set(report)))
+    assert len(saved) >= 4
+    assert "throughput" in saved[0] and "end_to_end" not in saved[0]
+    assert saved == sorted(saved, key=len) and "end_to_end" in saved[-1]
