@@ -11,8 +11,10 @@ experiments/real_models.md. Fast preset: about 3.6 minutes per scan on a 2-core 
 from __future__ import annotations
 
 import argparse
+import fcntl
 import itertools
 import json
+import os
 import statistics
 import sys
 import time
@@ -26,7 +28,8 @@ import ncjax
 from ncjax.outlier import l1_norms, mad_outliers
 
 ROOT = Path(__file__).resolve().parent.parent
-REAL = ROOT.parent / "shared" / "real"
+# Beside the checkout, as CI lays it; NCJAX_REAL_DATA points elsewhere (as for the tests and the benchmark).
+REAL = Path(os.environ.get("NCJAX_REAL_DATA", ROOT.parent / "shared" / "real"))
 RESULTS = ROOT / "experiments" / "results" / "real_models.jsonl"
 MODELS = {  # name: (file, image key, infected target or None)
     "backdoor": ("gtsrb_backdoor_33_logits.h5", "x_roi", 33),
@@ -36,20 +39,29 @@ MODELS = {  # name: (file, image key, infected target or None)
 }
 
 
-def _done() -> set[tuple]:
-    if not RESULTS.exists():
-        return set()
-    rows = [json.loads(line) for line in RESULTS.read_text().splitlines() if line.strip()]
-    return {(r["model"], r["loss"], r["cost_start"], r["seed"], r["preset"]) for r in rows}
+def _device() -> str:
+    return f"{jax.default_backend()}: {jax.devices()[0].device_kind}"
 
 
-def run(models, seeds, losses, cost_starts, preset) -> None:
+def _rows(results: Path) -> list[dict]:
+    if not results.exists():
+        return []
+    rows = [json.loads(line) for line in results.read_text().splitlines() if line.strip()]
+    for r in rows:
+        r.setdefault("device", "cpu: 2-core x86-64 (this project's CI-like machine)")
+    return rows
+
+
+def run(models, seeds, losses, cost_starts, preset, *, results: Path = RESULTS, deadline: float = float("inf")) -> None:
     data = np.load(REAL / "gtsrb" / "gtsrb_test_32x32_uint8.npz")
-    done = _done()
-    RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    for name, loss, cost_start, seed in itertools.product(models, losses, cost_starts, seeds):
+    done = {(r["model"], r["loss"], r["cost_start"], r["seed"], r["preset"]) for r in _rows(results)}
+    results.parent.mkdir(parents=True, exist_ok=True)
+    for seed, name, loss, cost_start in itertools.product(seeds, models, losses, cost_starts):  # seeds last to vary
         if (name, loss, cost_start, seed, preset) in done:
             continue
+        if time.time() > deadline:
+            print("deadline reached: no further scans started", flush=True)
+            return
         file, key, target = MODELS[name]
         model = ncjax.load_model(REAL / "models" / file)
         images = data[key].astype(np.float32)
@@ -63,9 +75,11 @@ def run(models, seeds, losses, cost_starts, preset) -> None:
                "norms": [round(float(v), 4) for v in result.l1_norms],
                "norms_quantized": [round(float(v), 4) for v in l1_norms(result.masks, quantize=True)],
                "reached": result.reached_threshold.tolist(), "epochs": result.epochs.tolist(),
-               "label_steps": result.label_steps}
-        with open(RESULTS, "a") as f:
+               "label_steps": result.label_steps, "device": _device(), "compile_s": round(result.compile_time_s, 1)}
+        with open(results, "a") as f:  # several processes may share one file: one locked write per line
+            fcntl.flock(f, fcntl.LOCK_EX)
             f.write(json.dumps(row) + "\n")
+            fcntl.flock(f, fcntl.LOCK_UN)
         verdict = mad_outliers(row["norms_quantized"], result.labels)
         print(f"{name} {loss} cost@{cost_start} seed {seed}: flagged {verdict.flagged}, anomaly index "
               f"{verdict.anomaly_index:.2f} ({row['wall_s']} s)", flush=True)
@@ -75,26 +89,26 @@ def _stats(values):
     return f"{statistics.mean(values):.2f} ± {statistics.stdev(values):.2f}" if len(values) > 1 else f"{values[0]:.2f}"
 
 
-def summarize() -> None:
-    rows = [json.loads(line) for line in RESULTS.read_text().splitlines() if line.strip()]
+def summarize(results: Path = RESULTS) -> None:
+    rows = _rows(results)
     groups: dict[tuple, list] = {}
     for r in rows:
-        groups.setdefault((r["model"], r["preset"], r["loss"], r["cost_start"]), []).append(r)
+        groups.setdefault((r["model"], r["preset"], r["loss"], r["cost_start"], r["device"]), []).append(r)
     out = ["# Real GTSRB models: detection across seeds", "",
            "Command: `.venv/bin/python experiments/real_models.py` (then `--summarize`). Norms are the masks' L1; "
            "'quantized' as the reference's PNGs (its published numbers); anomaly index = |min - median| / MAD; "
-           "flagged = below the median with index > 2. Ratio = second-smallest / smallest norm. 2-core CPU.", "",
+           "flagged = below the median with index > 2. Ratio = second-smallest / smallest norm.", "",
            "| model | preset | loss | cost starts | seeds | anomaly index (quantized) | anomaly index (exact) | "
-           "flagged per seed (quantized) | smallest label per seed | ratio 2nd/1st | s/scan |",
-           "|---|---|---|---|---|---|---|---|---|---|---|"]
-    for (model, preset, loss, cost), rs in sorted(groups.items()):
+           "flagged per seed (quantized) | smallest label per seed | ratio 2nd/1st | s/scan | device |",
+           "|---|---|---|---|---|---|---|---|---|---|---|---|"]
+    for (model, preset, loss, cost, device), rs in sorted(groups.items()):
         q = [mad_outliers(r["norms_quantized"], r["labels"]) for r in rs]
         e = [mad_outliers(r["norms"], r["labels"]) for r in rs]
         smallest = [r["labels"][int(np.argmin(r["norms"]))] for r in rs]
         ratios = [sorted(r["norms"])[1] / sorted(r["norms"])[0] for r in rs]
         out.append(f"| {model} | {preset} | {loss} | {cost} | {len(rs)} | {_stats([v.anomaly_index for v in q])} | "
                    f"{_stats([v.anomaly_index for v in e])} | {'; '.join(str(list(v.flagged)) for v in q)} | "
-                   f"{', '.join(map(str, smallest))} | {_stats(ratios)} | {statistics.mean(r['wall_s'] for r in rs):.0f} |")
+                   f"{', '.join(map(str, smallest))} | {_stats(ratios)} | {statistics.mean(r['wall_s'] for r in rs):.0f} | {device} |")
     (ROOT / "experiments" / "real_models.md").write_text("\n".join(out) + "\n")
     print("\n".join(out))
 
@@ -106,16 +120,18 @@ def main() -> int:
     p.add_argument("--losses", default="reference,crossentropy")
     p.add_argument("--cost-start", default="init")
     p.add_argument("--preset", default="fast")
+    p.add_argument("--results", type=Path, default=RESULTS, help="the JSON-lines file scans are appended to")
+    p.add_argument("--budget-s", type=float, default=float("inf"), help="start no scan after this many seconds")
     p.add_argument("--summarize", action="store_true")
     args = p.parse_args()
     if args.summarize:
-        summarize()
+        summarize(args.results)
         return 0
     if not REAL.exists():
         print(f"no real data at {REAL}", file=sys.stderr)
         return 2
     run(args.models.split(","), [int(s) for s in args.seeds.split(",")], args.losses.split(","),
-        args.cost_start.split(","), args.preset)
+        args.cost_start.split(","), args.preset, results=args.results, deadline=time.time() + args.budget_s)
     return 0
 
 
