@@ -18,10 +18,11 @@ from ncjax.inject import Backdoor, TrainConfig, train_classifier  # noqa: E402
 from ncjax.keras.graph import LayerSummary, supported_layers  # noqa: E402
 from ncjax.keras.save import SaveError, save_keras_h5  # noqa: E402
 from ncjax.loading import load_model  # noqa: E402
-from ncjax.outlier import OutlierResult, l1_norms, mad_outliers  # noqa: E402
+from ncjax.outlier import GapResult, OutlierResult, gap_outliers, l1_norms, mad_outliers  # noqa: E402
 from ncjax.preprocess import ConfigError, Preprocessing  # noqa: E402
 from ncjax.result import EpochLogs, ScanProgress, ScanResult  # noqa: E402
 from ncjax.scan import ScanInputError, scan_all_labels  # noqa: E402
+from ncjax.verdict import Verdict, decide  # noqa: E402
 
 __version__ = "0.1.0"
 
@@ -32,6 +33,7 @@ __all__ = [
     "ConfigError",
     "DataError",
     "EpochLogs",
+    "GapResult",
     "LayerSummary",
     "ModelFileError",
     "ModelNotFoundError",
@@ -46,6 +48,9 @@ __all__ = [
     "TrainConfig",
     "UnsupportedLayerError",
     "UnsupportedModelError",
+    "Verdict",
+    "decide",
+    "gap_outliers",
     "l1_norms",
     "load_images",
     "load_model",

@@ -64,3 +64,37 @@ def mad_outliers(norms, labels=None, *, threshold: float = 2.0, consistency: flo
     candidates.sort(key=lambda i: norms[i])
     return OutlierResult(labels, norms, median, mad, anomaly, indices, tuple(int(labels[i]) for i in candidates),
                          tuple(float(norms[i]) for i in candidates), threshold, note)
+
+
+@dataclass(frozen=True)
+class GapResult:
+    """The labels the MAD test flags, kept only where their norms stand apart from the rest by a clear gap."""
+
+    flagged: tuple[int, ...]  # smallest norm first; a subset of mad.flagged
+    flagged_norms: tuple[float, ...]
+    gap: float  # ratio of the next label's norm to the last kept one at the chosen cut (NaN: nothing to cut)
+    min_gap: float
+    mad: OutlierResult
+
+
+def gap_outliers(outliers: OutlierResult, *, min_gap: float = 1.5) -> GapResult:
+    """Keep the smallest k of the MAD-flagged labels whose norms are separated from the next label's by the
+    largest ratio, when that ratio is at least `min_gap`; otherwise keep none.
+
+    A reverse-engineered backdoor trigger is several times smaller than any natural feature; a clean label
+    that merely sits at the low end of the distribution is followed closely by others. The MAD-flagged labels
+    are always the smallest norms (the index grows as a norm falls below the median), so the cut is a prefix.
+    """
+    if not min_gap >= 1:
+        raise ConfigError(f"min_gap must be >= 1 (a ratio of norms), got {min_gap!r}.")
+    candidates = len(outliers.flagged)
+    if candidates == 0:
+        return GapResult((), (), float("nan"), min_gap, outliers)
+    norms = np.sort(outliers.norms)
+    below, above = norms[:candidates], norms[1:candidates + 1]
+    with np.errstate(divide="ignore", invalid="ignore"):
+        gaps = np.where(below > 0, above / np.where(below > 0, below, 1), np.inf)
+    k = int(np.argmax(gaps)) + 1
+    gap = float(gaps[k - 1])
+    keep = k if gap >= min_gap else 0
+    return GapResult(outliers.flagged[:keep], outliers.flagged_norms[:keep], gap, min_gap, outliers)

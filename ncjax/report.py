@@ -11,7 +11,7 @@ from typing import Any
 import jax
 import numpy as np
 
-from ncjax.outlier import OutlierResult
+from ncjax.verdict import Verdict
 from ncjax.result import ScanResult
 
 SCHEMA = "ncjax.report/1"
@@ -31,10 +31,12 @@ def _plain(value: Any) -> Any:
     return value
 
 
-def build_report(result: ScanResult, outliers: OutlierResult, *, model: str, data: str, verdict: str,
+def build_report(result: ScanResult, verdict: Verdict, *, model: str, data: str,
                  extra: dict[str, Any] | None = None) -> dict[str, Any]:
     from ncjax import __version__
 
+    outliers = verdict.mad
+    gap = verdict.gap
     labels = []
     for i, label in enumerate(result.labels):
         labels.append({
@@ -47,7 +49,11 @@ def build_report(result: ScanResult, outliers: OutlierResult, *, model: str, dat
         "schema": SCHEMA,
         "model": model,
         "data": data,
-        "verdict": verdict,
+        "verdict": verdict.status,
+        "verdict_line": verdict.line(),
+        "verdict_rule": verdict.rule,
+        "verdict_labels": list(verdict.labels),
+        "gap": None if gap is None else {"flagged": list(gap.flagged), "gap": _plain(gap.gap), "min_gap": gap.min_gap},
         "mad": {"median": outliers.median, "mad": outliers.mad, "anomaly_index": _plain(outliers.anomaly_index),
                 "threshold": outliers.threshold, "flagged": list(outliers.flagged),
                 "flagged_norms": list(outliers.flagged_norms), "note": outliers.note, "lines": outliers.lines()},

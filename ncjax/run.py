@@ -1,6 +1,8 @@
 """`python -m ncjax.run --model model.h5 --data clean.npz`: scan every label, print the verdict, write pictures.
 
 With no --model and no --data it scans the embedded demo (a synthetic traffic-sign model backdoored at 33).
+The three lines printed first are the reference's MAD test; the verdict follows the gap rule (--verdict gap:
+MAD-flagged labels whose norms stand apart from the rest by --min-gap) unless --verdict reference.
 Exit codes: 0 the scan finished (whatever the verdict), 2 bad input, 3 infected with --fail-on-detect,
 130 interrupted (the state of the last finished epoch is kept: rerun with --resume).
 """
@@ -20,12 +22,13 @@ from ncjax.config import ScanConfig
 from ncjax.data import load_images
 from ncjax.errors import NCJaxError
 from ncjax.loading import load_model
-from ncjax.outlier import l1_norms, mad_outliers
+from ncjax.outlier import l1_norms
 from ncjax.pictures import save_trigger_pictures
 from ncjax.preprocess import Preprocessing
 from ncjax.report import build_report, write_json_atomic
 from ncjax.scan import scan_all_labels
 from ncjax.summary import save_summary
+from ncjax.verdict import decide
 
 EXIT_OK, EXIT_BAD_INPUT, EXIT_INFECTED, EXIT_INTERRUPTED = 0, 2, 3, 130
 STATE_FILE = "scan_state.npz"
@@ -51,6 +54,11 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--loss", choices=["reference", "crossentropy"], default="reference")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--threshold", type=float, default=2.0, help="anomaly-index threshold (default: 2)")
+    p.add_argument("--verdict", choices=["gap", "reference"], default="gap",
+                   help="gap: flagged labels must also stand apart from the next label's norm by --min-gap (measured "
+                        "to avoid the reference rule's false positives on clean models); reference: the MAD rule "
+                        "alone (default: gap)")
+    p.add_argument("--min-gap", type=float, default=1.5, help="norm ratio for --verdict gap (default: 1.5)")
     p.add_argument("--no-quantize", action="store_true", help="MAD on exact norms instead of the PNG-quantized "
                                                              "ones the reference reads back")
     p.add_argument("--resume", action="store_true", help="continue an interrupted scan from OUT/scan_state.npz")
@@ -153,27 +161,25 @@ def run(args: argparse.Namespace) -> int:
         if bar is not None:
             bar.close()
     norms = l1_norms(result.masks, quantize=not args.no_quantize)
-    outliers = mad_outliers(norms, result.labels, threshold=args.threshold)
-    infected = bool(outliers.flagged)
-    if infected:
-        verdict = (f"INFECTED: label(s) {', '.join(map(str, outliers.flagged))} flagged "
-                   f"(anomaly index {outliers.anomaly_index:.2f} > {args.threshold:g})")
-    else:
-        verdict = f"clean: no label flagged (anomaly index {outliers.anomaly_index:.2f})"
+    verdict = decide(norms, result.labels, rule=args.verdict, threshold=args.threshold, min_gap=args.min_gap)
+    outliers = verdict.mad
     for line in outliers.lines():
         print(line)
-    print(f"verdict: {verdict}")
+    print(f"verdict: {verdict.line()}")
+    if verdict.infected and set(outliers.flagged) - set(verdict.labels):
+        others = ", ".join(str(v) for v in outliers.flagged if v not in verdict.labels)
+        print(f"note: the reference's rule also flags {others}; their norms do not stand apart from the rest")
     if outliers.note:
         print(f"note: {outliers.note}")
     save_trigger_pictures(result, out, args.prefix)
-    save_summary(out / "summary.png", result.masks, outliers, title=f"{Path(model_name).name}: {verdict}")
-    report = build_report(result, outliers, model=model_name, data=data_name,
-                          verdict="infected" if infected else "clean",
-                          extra={"verdict_line": verdict, "quantized_norms": not args.no_quantize})
+    save_summary(out / "summary.png", result.masks, outliers,
+                 title=f"{Path(model_name).name}: {verdict.line().split(' (')[0]}")
+    report = build_report(result, verdict, model=model_name, data=data_name,
+                          extra={"quantized_norms": not args.no_quantize})
     write_json_atomic(report, out / "report.json")
     print(f"wrote {len(result.labels) * 3} trigger pictures, summary.png and report.json to {out}/ "
           f"(scan {result.wall_time_s:.0f} s)")
-    return EXIT_INFECTED if infected and args.fail_on_detect else EXIT_OK
+    return EXIT_INFECTED if verdict.infected and args.fail_on_detect else EXIT_OK
 
 
 def main(argv: Sequence[str] | None = None) -> int:

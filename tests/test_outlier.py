@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 import ncjax
-from ncjax.outlier import l1_norms, mad_outliers
+from ncjax.outlier import gap_outliers, l1_norms, mad_outliers
 
 
 def test_odd_count_by_hand():
@@ -59,3 +59,28 @@ def test_bad_norms():
         mad_outliers([1.0, np.nan, 2.0])
     with pytest.raises(ncjax.NCJaxError):
         mad_outliers([1.0, 2.0, 3.0], labels=[1, 2])
+
+
+BULK = [100.0, 95.0, 105.0, 98.0, 102.0, 97.0, 103.0, 99.0]  # eight labels around 100
+
+
+@pytest.mark.parametrize("small, kept, gap", [
+    ([101.0, 20.0], (9,), 95 / 20),  # one trigger far below the rest
+    ([22.0, 20.0], (9, 8), 95 / 22),  # two targets together, apart from the rest: both kept
+    ([60.0, 20.0], (9,), 60 / 20),  # the largest ratio is between 20 and 60: only 20 is kept
+    ([80.0, 75.0], (), 95 / 80),  # MAD flags both, but no ratio reaches 1.5: nothing kept
+    ([101.0, 0.0], (9,), np.inf),  # an empty mask
+])
+def test_gap_keeps_the_labels_that_stand_apart(small, kept, gap):
+    mad = mad_outliers(BULK + small)
+    assert set(mad.flagged) >= set(kept) and mad.flagged  # the gap rule only ever narrows the MAD test
+    r = gap_outliers(mad, min_gap=1.5)
+    assert r.flagged == kept and r.gap == pytest.approx(gap)
+    assert r.flagged_norms == tuple(float((BULK + small)[i]) for i in kept)
+
+
+def test_gap_with_nothing_flagged_and_bad_min_gap():
+    r = gap_outliers(mad_outliers(BULK + [96.0, 104.0]))
+    assert r.flagged == () and np.isnan(r.gap)
+    with pytest.raises(ncjax.ConfigError, match="min_gap"):
+        gap_outliers(mad_outliers(BULK), min_gap=0.5)

@@ -9,7 +9,6 @@ import pytest
 
 import ncjax.run as run_module
 from conftest import KERAS_FIXTURES
-from ncjax.outlier import mad_outliers
 from ncjax.run import main
 
 MODEL = KERAS_FIXTURES / "tfkeras" / "sequential.h5"  # 12x12x3 input, 5 classes
@@ -42,7 +41,8 @@ def test_scan_prints_reference_lines_and_writes_outputs(tmp_path, data, capsys):
     report = json.loads((out / "report.json").read_text())
     assert report["schema"] == "ncjax.report/1" and len(report["labels"]) == 5
     assert report["config"]["max_epochs"] == 3 and report["config"]["batch_size"] == 8
-    assert report["verdict"] in ("clean", "infected") and report["mad"]["lines"][0].startswith("median: ")
+    assert report["verdict"] in ("clean", "suspicious", "infected") and report["mad"]["lines"][0].startswith("median: ")
+    assert report["verdict_rule"] == "gap" and report["verdict_line"] in "\n".join(lines)
 
 
 def test_pictures_are_what_the_reference_mad_script_reads(tmp_path, data):
@@ -66,12 +66,18 @@ def test_exit_codes(tmp_path, data, monkeypatch, capsys):
         main(["--preset", "slow"])
     assert info.value.code == 2
 
-    flagged = lambda norms, labels, threshold: mad_outliers([1.0, 50, 52, 49, 51], labels, threshold=threshold)  # noqa: E731
-    monkeypatch.setattr(run_module, "mad_outliers", flagged)
+    monkeypatch.setattr(run_module, "l1_norms", lambda masks, quantize: np.array([1.0, 50, 52, 49, 51]))
     args = ["--model", str(MODEL), "--data", str(data), "--out", str(tmp_path / "o"), *SMALL]
     assert main(args) == 0
     assert main([*args, "--fail-on-detect"]) == 3
     assert "verdict: INFECTED" in capsys.readouterr().out
+    # Flagged by the reference's rule without a gap: suspicious, which --fail-on-detect does not fail on.
+    monkeypatch.setattr(run_module, "l1_norms", lambda masks, quantize: np.array([40.0, 50, 52, 49, 51]))
+    assert main([*args, "--fail-on-detect"]) == 0
+    assert "verdict: SUSPICIOUS" in capsys.readouterr().out
+    assert main([*args, "--fail-on-detect", "--verdict", "reference"]) == 3
+    report = json.loads((tmp_path / "o" / "report.json").read_text())
+    assert report["verdict"] == "infected" and report["verdict_rule"] == "reference" and report["gap"] is None
 
 
 def test_every_scan_setting_has_a_flag():

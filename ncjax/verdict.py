@@ -1,0 +1,66 @@
+"""The scan's verdict: the reference's MAD rule, and the gap rule that ncjax's measurements support.
+
+experiments/verdicts.md holds the evidence: over real and planted GTSRB models, the reference's rule (anomaly
+index > 2) flagged at least one label on 9 of 23 clean-model scans, and non-target labels beside the target on
+most infected ones; keeping only MAD-flagged labels whose norms stand apart from the next label's by 1.5x
+flagged no clean model, at the cost of some weak backdoors (see README, "Detection quality").
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+import numpy as np
+
+from ncjax.outlier import GapResult, OutlierResult, gap_outliers, mad_outliers
+from ncjax.preprocess import ConfigError
+
+Rule = Literal["gap", "reference"]
+Status = Literal["infected", "suspicious", "clean"]
+
+
+@dataclass(frozen=True)
+class Verdict:
+    status: Status  # "suspicious": the reference's rule flags labels that the gap rule does not keep
+    labels: tuple[int, ...]  # infected: the labels the rule flags; suspicious: the reference's flagged labels
+    rule: Rule
+    mad: OutlierResult  # the reference's statistics, which its three printed lines report
+    gap: GapResult | None  # None under the reference's rule
+
+    @property
+    def infected(self) -> bool:
+        return self.status == "infected"
+
+    def line(self) -> str:
+        """One line for people: the verdict and the numbers behind it."""
+        index, threshold = self.mad.anomaly_index, self.mad.threshold
+        named = ", ".join(map(str, self.labels))
+        if self.status == "clean":
+            return f"clean: no label flagged (anomaly index {index:.2f})"
+        if self.rule == "reference":
+            return f"INFECTED: label(s) {named} flagged (anomaly index {index:.2f} > {threshold:g})"
+        gap = self.gap
+        if self.status == "infected":
+            return (f"INFECTED: label(s) {named} (anomaly index {index:.2f} > {threshold:g}; their trigger norms are "
+                    f"{gap.gap:.2f}x below the next label's, >= {gap.min_gap:g})")
+        return (f"SUSPICIOUS: the reference's rule flags label(s) {named} (anomaly index {index:.2f} > "
+                f"{threshold:g}), but their norms are only {gap.gap:.2f}x below the next label's (< {gap.min_gap:g}), "
+                "as clean models' often are: inspect their trigger pictures")
+
+
+def decide(norms, labels=None, *, rule: Rule = "gap", threshold: float = 2.0, min_gap: float = 1.5) -> Verdict:
+    """The verdict on a scan's trigger norms (one per label): "infected", "suspicious" or "clean".
+
+    rule="reference": infected when the MAD test flags any label (anomaly index > threshold below the median).
+    rule="gap" (default): infected when, of those labels, the smallest k stand apart from the next label's norm
+    by at least `min_gap`; labels flagged by the MAD test alone make the verdict "suspicious".
+    """
+    if rule not in ("gap", "reference"):
+        raise ConfigError(f"rule must be 'gap' or 'reference', got {rule!r}.")
+    mad = mad_outliers(np.asarray(norms), labels, threshold=threshold)
+    if rule == "reference":
+        return Verdict("infected" if mad.flagged else "clean", mad.flagged, rule, mad, None)
+    gap = gap_outliers(mad, min_gap=min_gap)
+    if gap.flagged:
+        return Verdict("infected", gap.flagged, rule, mad, gap)
+    return Verdict("suspicious" if mad.flagged else "clean", mad.flagged, rule, mad, gap)

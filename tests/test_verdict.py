@@ -1,0 +1,45 @@
+"""The verdict: the reference's rule, the gap rule, and the line people read."""
+from __future__ import annotations
+
+import pytest
+
+import ncjax
+from ncjax.verdict import decide
+
+BULK = [100.0, 95.0, 105.0, 98.0, 102.0, 97.0, 103.0, 99.0]
+
+
+def test_a_clear_trigger_is_infected_under_both_rules():
+    norms = BULK + [101.0, 20.0]
+    for rule in ("gap", "reference"):
+        v = decide(norms, rule=rule)
+        assert v.status == "infected" and v.infected and v.labels == (9,)
+        assert v.line().startswith("INFECTED: label(s) 9 ")
+    assert "4.75x below" in decide(norms).line()
+
+
+def test_flags_without_a_gap_are_suspicious_not_infected():
+    norms = BULK + [80.0, 75.0]
+    assert decide(norms, rule="reference").status == "infected"
+    v = decide(norms)
+    assert v.status == "suspicious" and not v.infected and v.labels == (9, 8)
+    assert v.line().startswith("SUSPICIOUS: the reference's rule flags label(s) 9, 8") and "1.19x" in v.line()
+
+
+def test_nothing_flagged_is_clean_and_labels_are_carried():
+    v = decide(BULK + [96.0, 104.0], labels=list(range(10, 20)))
+    assert v.status == "clean" and v.labels == () and v.line().startswith("clean: no label flagged")
+    w = decide(BULK + [101.0, 20.0], labels=list(range(10, 20)))
+    assert w.labels == (19,) and w.mad.flagged == (19,)
+
+
+def test_threshold_and_min_gap_are_passed_on():
+    norms = BULK + [101.0, 60.0]  # anomaly index of 60: 39.5 / 3.71 = 10.7; gap 95/60 = 1.58
+    assert decide(norms).infected
+    assert decide(norms, min_gap=2.0).status == "suspicious"
+    assert decide(norms, threshold=11.0).status == "clean"
+
+
+def test_unknown_rule():
+    with pytest.raises(ncjax.ConfigError, match="rule"):
+        decide(BULK, rule="vote")  # type: ignore[arg-type]
