@@ -8,6 +8,7 @@ from ncjax.classifier import Classifier  # noqa: E402
 from ncjax.config import ScanConfig  # noqa: E402
 from ncjax.data import DataError, load_images  # noqa: E402
 from ncjax.errors import (  # noqa: E402
+    MissingDependencyError,
     ModelFileError,
     ModelNotFoundError,
     NCJaxError,
@@ -35,6 +36,7 @@ __all__ = [
     "EpochLogs",
     "GapResult",
     "LayerSummary",
+    "MissingDependencyError",
     "ModelFileError",
     "ModelNotFoundError",
     "NCJaxError",

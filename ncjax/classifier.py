@@ -17,7 +17,8 @@ class Classifier:
     """An image classifier ncjax can scan.
 
     `apply(params, x)` takes images `x` of shape (N, H, W, C), float32, in the model's own input scale, and
-    returns logits (N, num_classes). It is pure, so it jits, vmaps and differentiates.
+    returns logits (N, num_classes). It is pure, so it jits, vmaps and differentiates. The trigger always lives
+    in image space (H, W, C): for a file whose input is NCHW (`input_layout`), `apply` transposes.
     """
 
     apply: Callable[[Params, jax.Array], jax.Array]
@@ -27,9 +28,10 @@ class Classifier:
     output_activation: str  # what the file's last layer applied: "softmax" (removed by ncjax), "linear", ...
     layers: tuple[LayerSummary, ...] = ()
     source: str | None = None  # the file it was loaded from
-    format: str | None = None  # "keras-h5", "keras-zip", "keras-weights"
+    format: str | None = None  # "keras-h5", "keras-zip", "keras-weights", "onnx"
     keras_version: str | None = None
     keras_config: dict[str, Any] | None = None  # the Keras architecture, for save_keras_h5
+    input_layout: str = "NHWC"  # the file's own image layout ("NCHW" for PyTorch); apply takes NHWC either way
 
     def __call__(self, x: jax.Array) -> jax.Array:
         """Logits for the images `x` (N, H, W, C)."""
@@ -50,7 +52,7 @@ class Classifier:
         removed = " (removed: apply returns logits)" if self.output_activation == "softmax" else ""
         return "\n".join([
             line(header), rule, *map(line, rows), rule,
-            f"input shape: {self.input_shape}",
+            f"input shape: {self.input_shape} (H, W, C; the file's layout: {self.input_layout})",
             f"classes: {self.num_classes}",
             f"parameters: {self.param_count:,}",
             f"output activation: {self.output_activation}{removed}",

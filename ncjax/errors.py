@@ -22,3 +22,7 @@ class UnsupportedLayerError(NCJaxError, ValueError):
 class UnsupportedModelError(NCJaxError, ValueError):
     """A model whose structure ncjax does not handle: several inputs or outputs, channels_first, unknown
     input size with no `input_shape` given, and so on."""
+
+
+class MissingDependencyError(NCJaxError, ImportError):
+    """An optional dependency that a feature needs is not installed (the message says which extra)."""

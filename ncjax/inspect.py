@@ -1,4 +1,4 @@
-"""`python -m ncjax.inspect model.h5`: print a model's layers, input shape, parameter count and output activation."""
+"""`python -m ncjax.inspect model.h5|model.onnx`: print a model's layers, input shape, parameter count and output activation."""
 from __future__ import annotations
 
 import argparse
@@ -11,9 +11,11 @@ from ncjax.loading import load_model
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m ncjax.inspect", description=__doc__.split(":", 1)[1].strip())
-    parser.add_argument("model", help="Keras model file (.h5 or .keras), or weights-only .h5 with --architecture")
+    parser.add_argument("model", help="Keras model file (.h5 or .keras), weights-only .h5 with --architecture, "
+                                      "or ONNX file (.onnx)")
     parser.add_argument("--architecture", help="architecture JSON (model.to_json()) for a weights-only file")
     parser.add_argument("--input-shape", help="H,W,C for models that leave their input size open")
+    parser.add_argument("--layout", choices=["NCHW", "NHWC"], help="an ONNX input's layout, where it is ambiguous")
     args = parser.parse_args(argv)
     try:
         input_shape = None
@@ -22,11 +24,12 @@ def main(argv: Sequence[str] | None = None) -> int:
                 input_shape = tuple(int(v) for v in args.input_shape.split(","))
             except ValueError:
                 parser.error(f"--input-shape must be H,W,C integers, got {args.input_shape!r}")
-        model = load_model(args.model, architecture=args.architecture, input_shape=input_shape)
+        model = load_model(args.model, architecture=args.architecture, input_shape=input_shape, layout=args.layout)
     except NCJaxError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
-    print(f"model: {model.source} ({model.format}, Keras {model.keras_version or 'unknown'})")
+    origin = f"Keras {model.keras_version or 'unknown'}" if model.format != "onnx" else f"input layout {model.input_layout}"
+    print(f"model: {model.source} ({model.format}, {origin})")
     print(model.summary())
     return 0
 

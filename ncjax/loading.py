@@ -19,20 +19,30 @@ def load_model(
     *,
     architecture: str | os.PathLike | dict[str, Any] | None = None,
     input_shape: Sequence[int] | None = None,
+    layout: str | None = None,
 ) -> Classifier:
-    """Load a Keras classifier as a pure JAX function; nothing from the file is executed.
+    """Load a Keras or ONNX classifier as a pure JAX function; nothing from the file is executed.
 
     Args:
-      path: a Keras full model (`.h5` from Keras 2.x, tf.keras or Keras 3; `.keras` from Keras 3), or a
-        weights-only `.h5` together with `architecture`.
+      path: a Keras full model (`.h5` from Keras 2.x, tf.keras or Keras 3; `.keras` from Keras 3), a
+        weights-only `.h5` together with `architecture`, or an `.onnx` file (needs `pip install 'ncjax[onnx]'`).
       architecture: the model's architecture JSON (a path, a JSON string or a dict, as `model.to_json()`
         writes), needed for weights-only files; it overrides a full model's own config.
       input_shape: (H, W, C) for models that leave their input size open.
+      layout: for ONNX files, "NCHW" or "NHWC" where the input's channel axis cannot be inferred.
 
     Returns:
       A `Classifier` whose `apply(params, x)` returns logits: a final softmax is removed and recorded in
       `output_activation`.
     """
+    if os.fspath(path).lower().endswith(".onnx"):
+        if architecture is not None:
+            raise UnsupportedModelError("architecture= is for Keras weights-only files; an .onnx file holds its graph.")
+        from ncjax.onnx import load_onnx
+
+        return load_onnx(path, input_shape=input_shape, layout=layout)  # type: ignore[arg-type]
+    if layout is not None:
+        raise UnsupportedModelError("layout= is for .onnx files; Keras models are NHWC (channels_last).")
     model_file = read_model_file(path, architecture=architecture)
     config = model_file.config
     if config.get("class_name") not in MODEL_CLASSES:

@@ -38,7 +38,9 @@ _SPECIAL = {"preprocessing", "loss"}
 
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m ncjax.run", description=__doc__.splitlines()[0].split(": ", 1)[1])
-    p.add_argument("--model", help="Keras model (.h5/.keras); default: the embedded demo model")
+    p.add_argument("--model", help="Keras (.h5/.keras) or ONNX (.onnx) model; default: the embedded demo model")
+    p.add_argument("--layout", choices=["NCHW", "NHWC"], help="an ONNX model's input layout, where it is ambiguous")
+    p.add_argument("--input-shape", help="H,W,C for models that leave their image size open")
     p.add_argument("--data", help="clean images: .npz (x_roi or x, y), reference .h5 (X_test), GTSRB folder, "
                                   "or class sub-folders; default: the demo's synthetic images")
     p.add_argument("--data-key", help="name of the image array in --data")
@@ -91,6 +93,15 @@ def _preprocessing(text: str, bgr: bool) -> Preprocessing:
     return Preprocessing(mode="custom", offset=offset, scale=scale, channel_order="bgr" if bgr else "rgb")
 
 
+def _shape(text: str | None) -> tuple[int, ...] | None:
+    if text is None:
+        return None
+    try:
+        return tuple(int(v) for v in text.split(","))
+    except ValueError:
+        raise NCJaxError(f"--input-shape must be H,W,C integers, got {text!r}.") from None
+
+
 def _preset(args: argparse.Namespace) -> str:
     return args.preset or ("fast" if jax.default_backend() == "cpu" else "paper")
 
@@ -133,7 +144,7 @@ def run(args: argparse.Namespace) -> int:
     elif args.model is None or args.data is None:
         raise NCJaxError("give both --model and --data (clean images), or neither to scan the embedded demo.")
     else:
-        model = load_model(args.model)
+        model = load_model(args.model, layout=args.layout, input_shape=_shape(args.input_shape))
         images, _ = load_images(args.data, model.input_shape, key=args.data_key)
         model_name, data_name = args.model, args.data
     config = _config(args)

@@ -14,4 +14,4 @@ def test_errors_subclass_ncjax_error_and_a_builtin():
     assert len(errors) >= 9
     for error in errors:
         assert issubclass(error, ncjax.NCJaxError)
-        assert issubclass(error, (ValueError, FileNotFoundError)), error
+        assert issubclass(error, (ValueError, FileNotFoundError, ImportError)), error

@@ -123,3 +123,16 @@ def test_interrupt_then_resume_gives_the_uninterrupted_report(tmp_path, data, mo
     whole = json.loads((tmp_path / "whole" / "report.json").read_text())
     resumed = json.loads((out / "report.json").read_text())
     assert resumed["labels"] == whole["labels"] and resumed["mad"] == whole["mad"]
+
+
+def test_an_onnx_model_from_the_command_line(tmp_path, capsys):
+    pytest.importorskip("onnx", reason="the ONNX path needs the onnx package: pip install 'ncjax[onnx]'")
+    data = tmp_path / "clean16.npz"
+    np.savez(data, x=np.random.default_rng(0).uniform(0, 255, (40, 16, 16, 3)).astype(np.float32))
+    onnx_model = KERAS_FIXTURES.parent / "onnx" / "torch_grouped.onnx"
+    out = tmp_path / "out"
+    assert main(["--model", str(onnx_model), "--data", str(data), "--out", str(out), "--labels", "0,1,2", *SMALL]) == 0
+    assert "input (16, 16, 3)" in capsys.readouterr().out
+    assert (out / "gtsrb_visualize_mask_label_2.png").exists()
+    assert main(["--model", str(onnx_model), "--data", str(data), "--layout", "NHWC", "--out", str(out), *SMALL]) == 2
+    assert "images have 3 channels, the model takes 16" in capsys.readouterr().err  # the wrong layout, caught

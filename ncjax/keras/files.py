@@ -96,7 +96,7 @@ def read_model_file(path: str | os.PathLike, *, architecture: str | os.PathLike 
     if os.path.isdir(path):
         raise ModelFileError(
             f"{path!r} is a directory. ncjax reads Keras .h5 and .keras files; convert a TensorFlow "
-            "SavedModel with Keras first (model.save('model.h5'))."
+            "SavedModel to ONNX first: python -m ncjax.convert DIR model.onnx (pip install 'ncjax[convert]')."
         )
     arch_config = _architecture_config(architecture) if architecture is not None else None
     if zipfile.is_zipfile(path):

@@ -1,0 +1,117 @@
+"""An ONNX graph as data (nodes, weights, constants) and its evaluation in JAX, node by node.
+
+Nothing from the file is executed: operators come only from ncjax.onnx.ops, nodes of other domains (custom
+operators) are refused, and the graph is evaluated by looking up each node's operator by name.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Callable
+
+import numpy as np
+
+from ncjax.errors import UnsupportedLayerError, UnsupportedModelError
+from ncjax.onnx.ops import OPS, OpError, supported_ops
+
+FINAL_ACTIVATIONS = {"Softmax": "softmax", "LogSoftmax": "log_softmax"}
+
+
+@dataclass(frozen=True)
+class Node:
+    name: str
+    op_type: str
+    inputs: tuple[str, ...]  # "" for a missing optional input
+    outputs: tuple[str, ...]
+    attrs: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class OnnxGraph:
+    nodes: tuple[Node, ...]
+    params: dict[str, np.ndarray]  # float initializers: the weights, traced like any JAX pytree
+    constants: dict[str, np.ndarray]  # integer and boolean initializers: shapes, axes, indices (static)
+    input_name: str
+    input_dims: tuple[int | str | None, ...]  # as declared: ints, symbolic names or None
+    output_name: str
+    output_activation: str  # "softmax" / "log_softmax" when a final one was removed, else "linear"
+    opset: int
+
+    def run(self, params: dict, x, *, record: Callable[[Node, list], None] | None = None):
+        """The graph's output for the input tensor `x`, in the file's own layout."""
+        values: dict[str, Any] = {**self.constants, **params, self.input_name: x}
+        for node in self.nodes:
+            inputs = [values[name] if name else None for name in node.inputs]
+            try:
+                outputs = OPS[node.op_type](inputs, node.attrs, self.opset)
+            except OpError as e:
+                raise UnsupportedModelError(f"ONNX node {node.name!r} ({node.op_type}): {e}") from None
+            for name, value in zip(node.outputs, outputs):
+                if name:
+                    values[name] = value
+            if record is not None:
+                record(node, outputs)
+        return values[self.output_name]
+
+
+def _attributes(proto) -> dict[str, Any]:
+    from onnx import helper, numpy_helper
+
+    attrs = {}
+    for attribute in proto.attribute:
+        value = helper.get_attribute_value(attribute)
+        if isinstance(value, bytes):
+            value = value.decode()
+        elif hasattr(value, "data_type") and hasattr(value, "dims"):  # a TensorProto
+            value = numpy_helper.to_array(value)
+        elif isinstance(value, list) and value and isinstance(value[0], bytes):
+            value = [v.decode() for v in value]
+        attrs[attribute.name] = value
+    return attrs
+
+
+def parse(model, where: str) -> OnnxGraph:
+    """Check a loaded onnx.ModelProto against what ncjax implements and turn it into an OnnxGraph."""
+    from onnx import numpy_helper
+
+    opset = max((o.version for o in model.opset_import if o.domain in ("", "ai.onnx")), default=0)
+    g = model.graph
+    initializers = {init.name: numpy_helper.to_array(init) for init in g.initializer}
+    params = {k: v for k, v in initializers.items() if np.issubdtype(v.dtype, np.floating)}
+    constants = {k: v for k, v in initializers.items() if k not in params}
+    inputs = [i for i in g.input if i.name not in initializers]
+    if len(inputs) != 1 or len(g.output) != 1:
+        raise UnsupportedModelError(
+            f"{where} has {len(inputs)} input(s) and {len(g.output)} output(s); ncjax scans classifiers with one "
+            "image input and one output.")
+    dims = tuple(d.dim_value if d.HasField("dim_value") else (d.dim_param or None)
+                 for d in inputs[0].type.tensor_type.shape.dim)
+
+    nodes = []
+    supported = ", ".join(supported_ops())
+    for position, proto in enumerate(g.node):
+        name = proto.name or f"{proto.op_type}_{position}"
+        if proto.domain not in ("", "ai.onnx"):
+            raise UnsupportedLayerError(
+                f"{where}: node {name!r} is the custom operator {proto.domain}::{proto.op_type}; ncjax runs only "
+                "standard ONNX operators and never custom code.")
+        if proto.op_type not in OPS:
+            raise UnsupportedLayerError(
+                f"{where}: node {name!r} (position {position}) is an ONNX {proto.op_type}, which ncjax does not "
+                f"implement. Supported: {supported}.")
+        nodes.append(Node(name, proto.op_type, tuple(proto.input), tuple(proto.output), _attributes(proto)))
+
+    used = {name for node in nodes for name in node.inputs} | {g.output[0].name}
+    for node in nodes:
+        extra = [o for o in node.outputs[1:] if o and o in used]
+        if extra:
+            raise UnsupportedModelError(
+                f"{where}: node {node.name!r} ({node.op_type}) has its output(s) {extra} used; ncjax computes only "
+                "an operator's first output (inference).")
+
+    output, activation = g.output[0].name, "linear"
+    last = next((n for n in reversed(nodes) if output in n.outputs), None)
+    if (last is not None and last.op_type in FINAL_ACTIVATIONS and not any(output in n.inputs for n in nodes)
+            and last.attrs.get("axis", -1 if opset >= 13 else 1) in (1, -1)):  # over the classes of (N, K)
+        nodes.remove(last)  # apply returns logits; what was removed is recorded
+        output, activation = last.inputs[0], FINAL_ACTIVATIONS[last.op_type]
+    return OnnxGraph(tuple(nodes), params, constants, inputs[0].name, dims, output, activation, opset)

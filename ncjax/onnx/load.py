@@ -1,0 +1,109 @@
+"""`load_onnx`: an ONNX classifier (PyTorch's torch.onnx.export, tf2onnx, ...) becomes a `Classifier`."""
+from __future__ import annotations
+
+import os
+from typing import Literal, Sequence
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from ncjax.classifier import Classifier
+from ncjax.errors import MissingDependencyError, ModelFileError, ModelNotFoundError, NCJaxError, UnsupportedModelError
+from ncjax.keras.graph import LayerSummary
+from ncjax.onnx.graph import OnnxGraph, parse
+
+Layout = Literal["NCHW", "NHWC"]
+_CHANNELS = (1, 3, 4)
+
+
+def load_onnx(path: str | os.PathLike, *, input_shape: Sequence[int] | None = None,
+              layout: Layout | None = None) -> Classifier:
+    """Load an ONNX image classifier; its `apply` takes NHWC images whatever the file's layout.
+
+    Args:
+      path: an `.onnx` file with one image input (N, C, H, W) or (N, H, W, C) and one output (N, classes).
+      input_shape: (H, W, C), for files that leave the image size symbolic.
+      layout: "NCHW" (PyTorch) or "NHWC" (TensorFlow); inferred from the input's channel axis when not given.
+    """
+    try:
+        import onnx
+    except ImportError:
+        raise MissingDependencyError("reading .onnx files needs the onnx package: pip install 'ncjax[onnx]'.") from None
+    where = repr(os.fspath(path))
+    if not os.path.exists(path):
+        raise ModelNotFoundError(f"model file not found: {where}")
+    try:
+        model = onnx.load(os.fspath(path))
+    except Exception as e:  # protobuf's DecodeError and friends: the file is not an ONNX model
+        raise ModelFileError(f"{where} could not be read as an ONNX model ({type(e).__name__}: {e}).") from None
+    graph = parse(model, where)
+    layout = _layout(graph.input_dims, layout, where)
+    shape = _image_shape(graph.input_dims, layout, input_shape, where)
+    batch = graph.input_dims[0]
+
+    def run_batch(params, x, record=None):
+        return graph.run(params, x.transpose(0, 3, 1, 2) if layout == "NCHW" else x, record=record)
+
+    if batch == 1:  # exported with a fixed batch of one: run each image alone, vmapped
+        def apply(params, x):
+            return jax.vmap(lambda image: run_batch(params, image[None])[0])(x)
+    elif isinstance(batch, int) and batch > 1:
+        raise UnsupportedModelError(f"{where} fixes its batch size at {batch}; export it with a dynamic batch "
+                                    "axis (torch.onnx.export(..., dynamic_axes={'input': {0: 'batch'}})) or batch 1.")
+    else:
+        apply = run_batch
+    params = {k: jnp.asarray(v) for k, v in graph.params.items()}
+    try:
+        out = jax.eval_shape(apply, params, jax.ShapeDtypeStruct((2, *shape), jnp.float32))
+    except (TypeError, ValueError) as e:
+        if isinstance(e, NCJaxError):
+            raise
+        raise UnsupportedModelError(f"{where} does not run on images of shape {shape} ({e}).") from None
+    if len(out.shape) != 2:
+        raise UnsupportedModelError(f"{where}: the output has shape {out.shape} for 2 images; a classifier's is "
+                                    "(batch, classes).")
+    return Classifier(apply=apply, params=params, input_shape=shape, num_classes=int(out.shape[1]),
+                      output_activation=graph.output_activation, layers=_summary(graph, run_batch, params, shape),
+                      source=os.fspath(path), format="onnx", input_layout=layout)
+
+
+def _layout(dims, given: Layout | None, where: str) -> Layout:
+    if len(dims) != 4:
+        raise UnsupportedModelError(f"{where}: the input has {len(dims)} dimensions {dims}; ncjax scans image "
+                                    "classifiers with 4-D inputs (N, C, H, W) or (N, H, W, C).")
+    if given is not None:
+        if given not in ("NCHW", "NHWC"):
+            raise UnsupportedModelError(f"layout must be 'NCHW' or 'NHWC', got {given!r}.")
+        return given
+    first, last = dims[1] in _CHANNELS, dims[3] in _CHANNELS
+    if first != last:
+        return "NCHW" if first else "NHWC"
+    raise UnsupportedModelError(f"{where}: cannot tell the channel axis of the input {dims}; pass "
+                                "layout='NCHW' or layout='NHWC' (--layout on the command line).")
+
+
+def _image_shape(dims, layout: Layout, given: Sequence[int] | None, where: str) -> tuple[int, int, int]:
+    h, w, c = (dims[2], dims[3], dims[1]) if layout == "NCHW" else (dims[1], dims[2], dims[3])
+    declared = tuple(v if isinstance(v, int) and v > 0 else None for v in (h, w, c))
+    if given is not None:
+        given = tuple(int(v) for v in given)
+        if len(given) != 3 or any(d is not None and d != g for d, g in zip(declared, given)):
+            raise UnsupportedModelError(f"input_shape {given} does not fit {where}'s input (H, W, C) = {declared}.")
+        return given  # type: ignore[return-value]
+    if None in declared:
+        raise UnsupportedModelError(f"{where} leaves its image size open (H, W, C) = {declared}; pass "
+                                    "input_shape=(H, W, C).")
+    return declared  # type: ignore[return-value]
+
+
+def _summary(graph: OnnxGraph, run_batch, params, shape) -> tuple[LayerSummary, ...]:
+    """One row per node: its operator, output shape (for one image) and weight count."""
+    rows = []
+
+    def record(node, outputs):
+        weights = sum(int(np.size(graph.params[name])) for name in node.inputs if name in graph.params)
+        rows.append(LayerSummary(node.name, node.op_type, tuple(np.shape(outputs[0])) if outputs else (), weights, 0))
+
+    jax.eval_shape(lambda p, x: run_batch(p, x, record), params, jax.ShapeDtypeStruct((1, *shape), jnp.float32))
+    return tuple(rows)
