@@ -1,8 +1,9 @@
 """How a model's inputs relate to raw pixels: triggers are blended in the raw [0, 255] RGB domain.
 
 The reference's modes: `raw` (identity; GTSRB), `mnist` (x / 255), `inception` ((x / 255 - 0.5) * 2) and
-`imagenet` (RGB->BGR, then minus the channel means [103.939, 116.779, 123.68]). `custom` is
-model_input = raw * scale + offset, in RGB or BGR channel order, for other pipelines.
+`imagenet` (RGB->BGR, then minus the channel means [103.939, 116.779, 123.68]). `torch` is torchvision's
+ImageNet normalization, (x / 255 - mean) / std per RGB channel, for PyTorch models read from ONNX files.
+`custom` is model_input = raw * scale + offset, in RGB or BGR channel order, for other pipelines.
 """
 from __future__ import annotations
 
@@ -14,8 +15,9 @@ import jax.numpy as jnp
 
 from ncjax.errors import NCJaxError
 
-PreprocessingMode = Literal["raw", "mnist", "inception", "imagenet", "custom"]
+PreprocessingMode = Literal["raw", "mnist", "inception", "imagenet", "torch", "custom"]
 IMAGENET_BGR_MEANS = (103.939, 116.779, 123.68)
+TORCH_MEAN, TORCH_STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
 
 
 class ConfigError(NCJaxError, ValueError):
@@ -32,9 +34,9 @@ class Preprocessing:
     channel_order: Literal["rgb", "bgr"] = "rgb"  # custom mode only: the order the model expects
 
     def __post_init__(self) -> None:
-        if self.mode not in ("raw", "mnist", "inception", "imagenet", "custom"):
+        if self.mode not in ("raw", "mnist", "inception", "imagenet", "torch", "custom"):
             raise ConfigError(
-                f"preprocessing mode {self.mode!r} is unknown; use raw, mnist, inception, imagenet or custom."
+                f"preprocessing mode {self.mode!r} is unknown; use raw, mnist, inception, imagenet, torch or custom."
             )
         if self.mode != "custom" and (self.scale != 1.0 or self.offset != 0.0 or self.channel_order != "rgb"):
             raise ConfigError(
@@ -56,6 +58,11 @@ class Preprocessing:
             return jnp.full(channels, 2 / 255), jnp.full(channels, -1.0), False
         if self.mode == "imagenet":
             return jnp.ones(channels), -jnp.asarray(IMAGENET_BGR_MEANS[:channels]), channels == 3
+        if self.mode == "torch":
+            if channels != 3:
+                raise ConfigError(f"preprocessing mode 'torch' normalizes 3 RGB channels; the images have {channels}.")
+            std = jnp.asarray(TORCH_STD)
+            return 1 / (255 * std), -jnp.asarray(TORCH_MEAN) / std, False
         return jnp.full(channels, self.scale), jnp.full(channels, self.offset), self.channel_order == "bgr"
 
     def to_model(self, raw: jax.Array) -> jax.Array:

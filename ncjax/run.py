@@ -50,7 +50,7 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--preset", choices=["paper", "fast"], help="paper: the reference's schedule; fast: a CPU "
                                                                "budget (default: fast on CPU, paper otherwise)")
     p.add_argument("--labels", help="comma-separated labels to scan (default: all)")
-    p.add_argument("--preprocess", default="raw", help="raw|mnist|inception|imagenet|OFFSET,SCALE: how model "
+    p.add_argument("--preprocess", default="raw", help="raw|mnist|inception|imagenet|torch|OFFSET,SCALE: how model "
                                                       "inputs relate to raw 0..255 pixels (default: raw)")
     p.add_argument("--bgr", action="store_true", help="with OFFSET,SCALE: the model takes BGR channels")
     p.add_argument("--loss", choices=["reference", "crossentropy"], default="reference")
@@ -82,14 +82,14 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _preprocessing(text: str, bgr: bool) -> Preprocessing:
-    if text in ("raw", "mnist", "inception", "imagenet"):
+    if text in ("raw", "mnist", "inception", "imagenet", "torch"):
         if bgr:
             raise NCJaxError(f"--bgr goes with --preprocess OFFSET,SCALE; '{text}' fixes the channel order.")
         return Preprocessing(mode=text)  # type: ignore[arg-type]
     try:
         offset, scale = (float(v) for v in text.split(","))
     except ValueError:
-        raise NCJaxError(f"--preprocess must be raw, mnist, inception, imagenet or OFFSET,SCALE; got {text!r}.") from None
+        raise NCJaxError(f"--preprocess must be raw, mnist, inception, imagenet, torch or OFFSET,SCALE; got {text!r}.") from None
     return Preprocessing(mode="custom", offset=offset, scale=scale, channel_order="bgr" if bgr else "rgb")
 
 

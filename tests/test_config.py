@@ -54,7 +54,7 @@ def test_replace_validates_again():
 
 @pytest.mark.parametrize("pre", [
     Preprocessing(), Preprocessing(mode="mnist"), Preprocessing(mode="inception"), Preprocessing(mode="imagenet"),
-    Preprocessing(mode="custom", scale=1 / 255, offset=-0.5, channel_order="bgr"),
+    Preprocessing(mode="torch"), Preprocessing(mode="custom", scale=1 / 255, offset=-0.5, channel_order="bgr"),
 ])
 def test_preprocessing_round_trips(pre):
     raw = np.random.default_rng(0).uniform(0, 255, (2, 3, 3, 3)).astype(np.float32)
@@ -67,6 +67,10 @@ def test_preprocessing_modes_match_the_reference():
     np.testing.assert_allclose(Preprocessing(mode="inception").to_model(raw), (raw / 255 - 0.5) * 2, atol=1e-6)
     np.testing.assert_allclose(Preprocessing(mode="imagenet").to_model(raw),
                                [[[[127.5 - 103.939, 0 - 116.779, 255 - 123.68]]]], rtol=1e-6)
+    torch_style = (raw / 255 - np.array([0.485, 0.456, 0.406])) / np.array([0.229, 0.224, 0.225])
+    np.testing.assert_allclose(Preprocessing(mode="torch").to_model(raw), torch_style, rtol=1e-5, atol=1e-6)
+    with pytest.raises(ncjax.ConfigError, match="3 RGB channels"):
+        Preprocessing(mode="torch").to_model(np.zeros((1, 2, 2, 1), np.float32))
 
 
 def test_preprocessing_validation():
