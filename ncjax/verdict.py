@@ -34,18 +34,19 @@ class Verdict:
     def line(self) -> str:
         """One line for people: the verdict and the numbers behind it."""
         index, threshold = self.mad.anomaly_index, self.mad.threshold
-        named = ", ".join(map(str, self.labels))
+        several = len(self.labels) > 1
+        named = ("labels " if several else "label ") + ", ".join(map(str, self.labels))
         if self.status == "clean":
             return f"clean: no label flagged (anomaly index {index:.2f})"
         if self.rule == "reference":
-            return f"INFECTED: label(s) {named} flagged (anomaly index {index:.2f} > {threshold:g})"
-        gap = self.gap
+            return f"INFECTED: {named} flagged (anomaly index {index:.2f} > {threshold:g})"
+        gap, whose = self.gap, "their trigger norms are" if several else "its trigger norm is"
         if self.status == "infected":
-            return (f"INFECTED: label(s) {named} (anomaly index {index:.2f} > {threshold:g}; their trigger norms are "
-                    f"{gap.gap:.2f}x below the next label's, >= {gap.min_gap:g})")
-        return (f"SUSPICIOUS: the reference's rule flags label(s) {named} (anomaly index {index:.2f} > "
-                f"{threshold:g}), but their norms are only {gap.gap:.2f}x below the next label's (< {gap.min_gap:g}), "
-                "as clean models' often are: inspect their trigger pictures")
+            return (f"INFECTED: {named} (anomaly index {index:.2f} > {threshold:g}, and {whose} {gap.gap:.2f}x "
+                    f"below the next label's, >= {gap.min_gap:g})")
+        return (f"SUSPICIOUS: the reference's rule flags {named} (anomaly index {index:.2f} > {threshold:g}), but "
+                f"{whose} only {gap.gap:.2f}x below the next label's (< {gap.min_gap:g}), as clean models' often "
+                "are: inspect the trigger pictures")
 
 
 def decide(norms, labels=None, *, rule: Rule = "gap", threshold: float = 2.0, min_gap: float = 1.5) -> Verdict:

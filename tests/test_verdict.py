@@ -14,7 +14,7 @@ def test_a_clear_trigger_is_infected_under_both_rules():
     for rule in ("gap", "reference"):
         v = decide(norms, rule=rule)
         assert v.status == "infected" and v.infected and v.labels == (9,)
-        assert v.line().startswith("INFECTED: label(s) 9 ")
+        assert v.line().startswith("INFECTED: label 9 ")
     assert "4.75x below" in decide(norms).line()
 
 
@@ -23,7 +23,8 @@ def test_flags_without_a_gap_are_suspicious_not_infected():
     assert decide(norms, rule="reference").status == "infected"
     v = decide(norms)
     assert v.status == "suspicious" and not v.infected and v.labels == (9, 8)
-    assert v.line().startswith("SUSPICIOUS: the reference's rule flags label(s) 9, 8") and "1.19x" in v.line()
+    assert v.line().startswith("SUSPICIOUS: the reference's rule flags labels 9, 8") and "1.19x" in v.line()
+    assert "their trigger norms are only" in v.line()
 
 
 def test_nothing_flagged_is_clean_and_labels_are_carried():
