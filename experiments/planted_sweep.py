@@ -30,6 +30,7 @@ import ncjax
 from ncjax import synth
 from ncjax.inject import Backdoor, TrainConfig, evaluate, train_classifier
 from ncjax.outlier import l1_norms, mad_outliers
+from ncjax.verdict import decide
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "experiments" / "results" / "planted_sweep.jsonl"
@@ -173,7 +174,8 @@ def summarize(results: Path = RESULTS) -> str:
            "2-core CPU), then `--summarize`. Verdicts use the reference's rule on quantized norms: a label is "
            "flagged when its norm is below the median and its anomaly index exceeds 2. 'found' = planted targets "
            "flagged; 'false' = other labels flagged; 'on trigger' = share of the target's recovered mask on the "
-           "planted square (grown by 1 px).", ""]
+           "planted square (grown by 1 px); 'ncjax verdict' = the gap rule (`ncjax.decide`). Train and scan "
+           "times are those of the machine in each row of results/planted_sweep.jsonl (GPU rows shared the GPU).", ""]
     for loss in sorted({r["loss"] for r in rows}):
         for preset in sorted({r["preset"] for r in rows}):
             sel = [r for r in rows if r["loss"] == loss and r["preset"] == preset]
@@ -181,7 +183,8 @@ def summarize(results: Path = RESULTS) -> str:
                 continue
             out += [f"## loss {loss}, preset {preset}", "",
                     "| model | trigger(s) | accuracy | attack success | anomaly index | flagged | found | false | "
-                    "on trigger | ratio 2nd/1st | train s | scan s |", "|---|---|---|---|---|---|---|---|---|---|---|---|"]
+                    "ncjax verdict | on trigger | ratio 2nd/1st | train s | scan s |",
+                    "|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
             infected_scores: dict[str, list[float]] = {}
             clean_scores: dict[str, list[float]] = {}
             tp = fn = fp_models = clean_models = 0
@@ -202,6 +205,7 @@ def summarize(results: Path = RESULTS) -> str:
                 out.append(f"| {r['name']} | {'; '.join(r['triggers']) or '-'} | {r['clean_accuracy']:.3f} | "
                            f"{', '.join(f'{v:.3f}' for v in r['attack_success']) or '-'} | "
                            f"{verdict.anomaly_index:.2f} | {list(verdict.flagged)} | {found or '-'} | {false or '-'} | "
+                           f"{_ncjax(r)} | "
                            f"{', '.join(f'{v:.2f}' for v in r['mask_share_on_trigger']) or '-'} | "
                            f"{s['ratio_2nd_to_1st']:.2f} | {r['train_s']:.0f} | {r['scan_s']:.0f} |")
             out += ["", f"Planted targets flagged (true-positive rate of the reference's rule): {tp}/{tp + fn}"
@@ -217,6 +221,11 @@ def summarize(results: Path = RESULTS) -> str:
     text = "\n".join(out) + "\n"
     (ROOT / "experiments" / "planted_sweep.md").write_text(text)
     return text
+
+
+def _ncjax(row: dict) -> str:
+    v = decide(row["norms_quantized"], row["labels"])
+    return v.status + (f" {list(v.labels)}" if v.labels else "")
 
 
 def _mean_sd(values: list[float]) -> str:
