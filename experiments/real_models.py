@@ -40,7 +40,12 @@ MODELS = {  # name: (file, image key, infected target or None)
 }
 
 
+CPU_HERE = "cpu: 2-core x86_64"  # this project's CI-like machine, where the CPU scans ran
+
+
 def _device() -> str:
+    if jax.default_backend() == "cpu":
+        return f"cpu: {os.cpu_count()}-core {__import__('platform').machine()}"
     return f"{jax.default_backend()}: {jax.devices()[0].device_kind}"
 
 
@@ -49,7 +54,7 @@ def _rows(results: Path) -> list[dict]:
         return []
     rows = [json.loads(line) for line in results.read_text().splitlines() if line.strip()]
     for r in rows:
-        r.setdefault("device", "cpu: 2-core x86-64 (this project's CI-like machine)")
+        r.setdefault("device", CPU_HERE)  # rows written before devices were recorded
     return rows
 
 
