@@ -15,6 +15,7 @@ import fcntl
 import itertools
 import json
 import os
+import platform
 import statistics
 import sys
 import time
@@ -45,7 +46,7 @@ CPU_HERE = "cpu: 2-core x86_64"  # this project's CI-like machine, where the CPU
 
 def _device() -> str:
     if jax.default_backend() == "cpu":
-        return f"cpu: {os.cpu_count()}-core {__import__('platform').machine()}"
+        return f"cpu: {os.cpu_count()}-core {platform.machine()}"
     return f"{jax.default_backend()}: {jax.devices()[0].device_kind}"
 
 

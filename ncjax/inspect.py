@@ -6,7 +6,7 @@ import sys
 from typing import Sequence
 
 from ncjax.errors import NCJaxError
-from ncjax.loading import load_model
+from ncjax.loading import load_model, parse_input_shape
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -18,13 +18,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--layout", choices=["NCHW", "NHWC"], help="an ONNX input's layout, where it is ambiguous")
     args = parser.parse_args(argv)
     try:
-        input_shape = None
-        if args.input_shape:
-            try:
-                input_shape = tuple(int(v) for v in args.input_shape.split(","))
-            except ValueError:
-                parser.error(f"--input-shape must be H,W,C integers, got {args.input_shape!r}")
-        model = load_model(args.model, architecture=args.architecture, input_shape=input_shape, layout=args.layout)
+        model = load_model(args.model, architecture=args.architecture,
+                           input_shape=parse_input_shape(args.input_shape), layout=args.layout)
     except NCJaxError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2

@@ -9,7 +9,7 @@ import jax
 import jax.numpy as jnp
 
 from ncjax.classifier import Classifier
-from ncjax.errors import ModelFileError, UnsupportedModelError
+from ncjax.errors import ModelFileError, NCJaxError, UnsupportedModelError
 from ncjax.keras.files import read_model_file
 from ncjax.keras.graph import MODEL_CLASSES, build_graph, declared_input_shapes
 
@@ -112,3 +112,13 @@ def _input_shape(declared: tuple | None, given: Sequence[int] | None, path) -> t
             f"{os.fspath(path)!r} leaves its input size open {declared}; pass input_shape=(H, W, C)."
         )
     return tuple(int(d) for d in declared)  # type: ignore[return-value]
+
+
+def parse_input_shape(text: str | None) -> tuple[int, ...] | None:
+    """The command lines' --input-shape "H,W,C" as a tuple (None when not given)."""
+    if text is None:
+        return None
+    try:
+        return tuple(int(v) for v in text.split(","))
+    except ValueError:
+        raise NCJaxError(f"--input-shape must be H,W,C integers, got {text!r}.") from None

@@ -92,8 +92,7 @@ def gap_outliers(outliers: OutlierResult, *, min_gap: float = 1.5) -> GapResult:
         return GapResult((), (), float("nan"), min_gap, outliers)
     norms = np.sort(outliers.norms)
     below, above = norms[:candidates], norms[1:candidates + 1]
-    with np.errstate(divide="ignore", invalid="ignore"):
-        gaps = np.where(below > 0, above / np.where(below > 0, below, 1), np.inf)
+    gaps = np.where(below > 0, above / np.where(below > 0, below, 1), np.inf)  # an empty mask: an infinite gap
     k = int(np.argmax(gaps)) + 1
     gap = float(gaps[k - 1])
     keep = k if gap >= min_gap else 0

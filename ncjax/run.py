@@ -21,7 +21,7 @@ import jax
 from ncjax.config import ScanConfig
 from ncjax.data import load_images
 from ncjax.errors import NCJaxError
-from ncjax.loading import load_model
+from ncjax.loading import load_model, parse_input_shape
 from ncjax.outlier import l1_norms
 from ncjax.pictures import save_trigger_pictures
 from ncjax.preprocess import Preprocessing
@@ -93,15 +93,6 @@ def _preprocessing(text: str, bgr: bool) -> Preprocessing:
     return Preprocessing(mode="custom", offset=offset, scale=scale, channel_order="bgr" if bgr else "rgb")
 
 
-def _shape(text: str | None) -> tuple[int, ...] | None:
-    if text is None:
-        return None
-    try:
-        return tuple(int(v) for v in text.split(","))
-    except ValueError:
-        raise NCJaxError(f"--input-shape must be H,W,C integers, got {text!r}.") from None
-
-
 def _preset(args: argparse.Namespace) -> str:
     return args.preset or ("fast" if jax.default_backend() == "cpu" else "paper")
 
@@ -144,7 +135,7 @@ def run(args: argparse.Namespace) -> int:
     elif args.model is None or args.data is None:
         raise NCJaxError("give both --model and --data (clean images), or neither to scan the embedded demo.")
     else:
-        model = load_model(args.model, layout=args.layout, input_shape=_shape(args.input_shape))
+        model = load_model(args.model, layout=args.layout, input_shape=parse_input_shape(args.input_shape))
         images, _ = load_images(args.data, model.input_shape, key=args.data_key)
         model_name, data_name = args.model, args.data
     config = _config(args)

@@ -1,9 +1,10 @@
 """The scan's verdict: the reference's MAD rule, and the gap rule that ncjax's measurements support.
 
-experiments/verdicts.md holds the evidence: over real and planted GTSRB models, the reference's rule (anomaly
-index > 2) flagged at least one label on 9 of 23 clean-model scans, and non-target labels beside the target on
-most infected ones; keeping only MAD-flagged labels whose norms stand apart from the next label's by 1.5x
-flagged no clean model, at the cost of some weak backdoors (see README, "Detection quality").
+experiments/verdicts.md holds the evidence: over 68 scans of real and planted GTSRB models, the reference's rule
+(anomaly index > 2) flagged a label on 12 of 31 clean-model scans, and non-target labels beside the targets on
+many infected ones; keeping only MAD-flagged labels whose norms stand apart from the next label's by 1.5x
+flagged 1 of 31, at the cost of some weak backdoors (27 of 37 infected scans detected against 30; see README,
+"Detection quality").
 """
 from __future__ import annotations
 

@@ -26,3 +26,8 @@ def test_bad_file_is_one_line_and_exit_2(tmp_path, capsys):
     assert main([str(bad)]) == 2
     err = capsys.readouterr().err.strip()
     assert err.startswith("error: ") and "\n" not in err
+
+
+def test_bad_input_shape_is_one_line_and_exit_2(capsys):
+    assert main([str(KERAS_FIXTURES / "keras3" / "sequential.keras"), "--input-shape", "12,x,3"]) == 2
+    assert capsys.readouterr().err.strip() == "error: --input-shape must be H,W,C integers, got '12,x,3'."
