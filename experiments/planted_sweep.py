@@ -28,7 +28,7 @@ import numpy as np
 
 import ncjax
 from ncjax import synth
-from ncjax.inject import Backdoor, TrainConfig, evaluate, train_classifier
+from ncjax.inject import Backdoor, TrainConfig, train_classifier
 from ncjax.outlier import l1_norms, mad_outliers
 from ncjax.verdict import decide
 

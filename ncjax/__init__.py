@@ -3,26 +3,34 @@ from ncjax._xla_flags import configure_xla_flags
 
 configure_xla_flags()  # must run before JAX initializes a backend
 
-from ncjax.checkpoint import CheckpointError  # noqa: E402
 from ncjax.classifier import Classifier  # noqa: E402
 from ncjax.config import ScanConfig  # noqa: E402
-from ncjax.data import DataError, load_images  # noqa: E402
+from ncjax.data import load_images  # noqa: E402
 from ncjax.errors import (  # noqa: E402
+    CheckpointError,
+    ConfigError,
+    DataError,
+    InjectionError,
     MissingDependencyError,
     ModelFileError,
     ModelNotFoundError,
     NCJaxError,
+    OnnxOpError,
+    SaveError,
+    ScanInputError,
     UnsupportedLayerError,
     UnsupportedModelError,
+    UsageError,
 )
 from ncjax.inject import Backdoor, TrainConfig, train_classifier  # noqa: E402
-from ncjax.keras.graph import LayerSummary, supported_layers  # noqa: E402
-from ncjax.keras.save import SaveError, save_keras_h5  # noqa: E402
+from ncjax.classifier import LayerSummary  # noqa: E402
+from ncjax.keras.graph import supported_layers  # noqa: E402
+from ncjax.keras.save import save_keras_h5  # noqa: E402
 from ncjax.loading import load_model  # noqa: E402
 from ncjax.outlier import GapResult, OutlierResult, gap_outliers, l1_norms, mad_outliers  # noqa: E402
-from ncjax.preprocess import ConfigError, Preprocessing  # noqa: E402
+from ncjax.preprocess import Preprocessing  # noqa: E402
 from ncjax.result import EpochLogs, ScanProgress, ScanResult  # noqa: E402
-from ncjax.scan import ScanInputError, scan_all_labels  # noqa: E402
+from ncjax.scan import scan_all_labels  # noqa: E402
 from ncjax.verdict import Verdict, decide  # noqa: E402
 
 __version__ = "0.1.0"
@@ -35,11 +43,13 @@ __all__ = [
     "DataError",
     "EpochLogs",
     "GapResult",
+    "InjectionError",
     "LayerSummary",
     "MissingDependencyError",
     "ModelFileError",
     "ModelNotFoundError",
     "NCJaxError",
+    "OnnxOpError",
     "OutlierResult",
     "Preprocessing",
     "SaveError",
@@ -50,6 +60,7 @@ __all__ = [
     "TrainConfig",
     "UnsupportedLayerError",
     "UnsupportedModelError",
+    "UsageError",
     "Verdict",
     "decide",
     "gap_outliers",

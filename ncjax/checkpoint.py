@@ -14,13 +14,10 @@ from typing import Any
 import jax
 import numpy as np
 
-from ncjax.errors import NCJaxError
+from ncjax.errors import CheckpointError
 
 FORMAT = 1
 
-
-class CheckpointError(NCJaxError, ValueError):
-    """A checkpoint that does not belong to this scan or cannot be read."""
 
 
 def fingerprint(*parts: Any) -> str:

@@ -7,9 +7,23 @@ from typing import Any, Callable
 import jax
 import numpy as np
 
-from ncjax.keras.graph import LayerSummary
-
 Params = Any  # a pytree of arrays: {layer name: {weight name: array}}, nested models nested
+
+
+def param_count(params: Params) -> int:
+    """The number of weights in a pytree of arrays."""
+    return int(sum(np.size(leaf) for leaf in jax.tree_util.tree_leaves(params)))
+
+
+@dataclass(frozen=True)
+class LayerSummary:
+    """One row of a model's layer table."""
+
+    path: str  # "inner_seq/conv2d_11" for layers of nested models
+    class_name: str
+    output_shape: tuple  # batch dimension first, None where unknown
+    param_count: int
+    depth: int  # 0 for top-level layers
 
 
 @dataclass(frozen=True, eq=False)
@@ -39,7 +53,7 @@ class Classifier:
 
     @property
     def param_count(self) -> int:
-        return int(sum(np.size(leaf) for leaf in jax.tree_util.tree_leaves(self.params)))
+        return param_count(self.params)
 
     def summary(self) -> str:
         """A layer table as text, like Keras' model.summary()."""

@@ -7,7 +7,8 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 from ncjax.losses import LossName
-from ncjax.preprocess import ConfigError, Preprocessing
+from ncjax.errors import ConfigError
+from ncjax.preprocess import Preprocessing
 
 
 @dataclass(frozen=True, kw_only=True)

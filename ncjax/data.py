@@ -11,13 +11,10 @@ import h5py
 import numpy as np
 from PIL import Image
 
-from ncjax.errors import NCJaxError
+from ncjax.errors import DataError
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".ppm", ".bmp", ".gif", ".tif", ".tiff", ".webp"}
 
-
-class DataError(NCJaxError, ValueError):
-    """Clean-image data that cannot be read or does not fit the model."""
 
 
 def load_images(path: str | os.PathLike, image_shape: tuple[int, int, int], *,

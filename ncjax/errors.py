@@ -26,3 +26,35 @@ class UnsupportedModelError(NCJaxError, ValueError):
 
 class MissingDependencyError(NCJaxError, ImportError):
     """An optional dependency that a feature needs is not installed (the message says which extra)."""
+
+
+class ConfigError(NCJaxError, ValueError):
+    """A setting that is out of range, inconsistent with the others, or not one of its choices."""
+
+
+class DataError(NCJaxError, ValueError):
+    """Clean-image data that cannot be read or does not fit the model."""
+
+
+class ScanInputError(NCJaxError, ValueError):
+    """Images, labels, slots, model or key given to a scan that do not fit together."""
+
+
+class CheckpointError(NCJaxError, ValueError):
+    """A checkpoint that does not belong to this scan, comes from another format, or cannot be read."""
+
+
+class SaveError(NCJaxError, ValueError):
+    """A classifier that cannot be written as a Keras file."""
+
+
+class InjectionError(NCJaxError, ValueError):
+    """Training data or backdoor settings that do not fit together."""
+
+
+class OnnxOpError(NCJaxError, ValueError):
+    """An ONNX operator used in a way ncjax does not implement (the graph adds the node's name)."""
+
+
+class UsageError(NCJaxError, ValueError):
+    """Command-line options that do not fit together."""

@@ -18,16 +18,13 @@ import optax
 
 from ncjax.adam import keras_adam
 from ncjax.classifier import Classifier
-from ncjax.errors import NCJaxError
+from ncjax.errors import ConfigError, InjectionError
 from ncjax.keras.graph import build_graph
 from ncjax.keras.files import WeightSource
-from ncjax.preprocess import ConfigError
+from ncjax.trigger import stamp
 
 Position = Literal["bottom-right", "bottom-left", "top-right", "top-left", "center"]
 
-
-class InjectionError(NCJaxError, ValueError):
-    """Training data or backdoor settings that do not fit together."""
 
 
 @dataclass(frozen=True, eq=False)
@@ -78,9 +75,8 @@ class Backdoor:
         return cls(mask=mask, pattern=pattern * mask[..., None], target=target)
 
     def stamp(self, raw_images: np.ndarray) -> np.ndarray:
-        """(1 - mask) x + mask pattern, in raw pixels, for images (N, H, W, C)."""
-        m = self.mask[..., None]
-        return (1 - m) * np.asarray(raw_images, np.float32) + m * self.pattern
+        """(1 - mask) x + mask pattern, in raw pixels, for images (N, H, W, C): the scan's own blend."""
+        return stamp(np.asarray(raw_images, np.float32), self.mask, self.pattern)
 
     def targets(self, labels: np.ndarray, num_classes: int) -> np.ndarray:
         labels = np.asarray(labels)

@@ -9,7 +9,7 @@ import jax
 import jax.numpy as jnp
 
 from ncjax.classifier import Classifier
-from ncjax.errors import ModelFileError, NCJaxError, UnsupportedModelError
+from ncjax.errors import ModelFileError, UnsupportedModelError, UsageError
 from ncjax.keras.files import read_model_file
 from ncjax.keras.graph import MODEL_CLASSES, build_graph, declared_input_shapes
 
@@ -121,4 +121,4 @@ def parse_input_shape(text: str | None) -> tuple[int, ...] | None:
     try:
         return tuple(int(v) for v in text.split(","))
     except ValueError:
-        raise NCJaxError(f"--input-shape must be H,W,C integers, got {text!r}.") from None
+        raise UsageError(f"--input-shape must be H,W,C integers, got {text!r}.") from None

@@ -5,7 +5,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ncjax.preprocess import ConfigError
+from ncjax.errors import ConfigError
 
 
 @dataclass(frozen=True)

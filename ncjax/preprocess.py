@@ -13,15 +13,12 @@ from typing import Literal
 import jax
 import jax.numpy as jnp
 
-from ncjax.errors import NCJaxError
+from ncjax.errors import ConfigError
 
 PreprocessingMode = Literal["raw", "mnist", "inception", "imagenet", "torch", "custom"]
 IMAGENET_BGR_MEANS = (103.939, 116.779, 123.68)
 TORCH_MEAN, TORCH_STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
 
-
-class ConfigError(NCJaxError, ValueError):
-    """A setting that is out of range or inconsistent with the others."""
 
 
 @dataclass(frozen=True, kw_only=True)

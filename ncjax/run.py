@@ -20,7 +20,7 @@ import jax
 
 from ncjax.config import ScanConfig
 from ncjax.data import load_images
-from ncjax.errors import NCJaxError
+from ncjax.errors import NCJaxError, UsageError
 from ncjax.loading import load_model, parse_input_shape
 from ncjax.outlier import l1_norms
 from ncjax.pictures import save_trigger_pictures
@@ -84,12 +84,12 @@ def _parser() -> argparse.ArgumentParser:
 def _preprocessing(text: str, bgr: bool) -> Preprocessing:
     if text in ("raw", "mnist", "inception", "imagenet", "torch"):
         if bgr:
-            raise NCJaxError(f"--bgr goes with --preprocess OFFSET,SCALE; '{text}' fixes the channel order.")
+            raise UsageError(f"--bgr goes with --preprocess OFFSET,SCALE; '{text}' fixes the channel order.")
         return Preprocessing(mode=text)  # type: ignore[arg-type]
     try:
         offset, scale = (float(v) for v in text.split(","))
     except ValueError:
-        raise NCJaxError(f"--preprocess must be raw, mnist, inception, imagenet, torch or OFFSET,SCALE; got {text!r}.") from None
+        raise UsageError(f"--preprocess must be raw, mnist, inception, imagenet, torch or OFFSET,SCALE; got {text!r}.") from None
     return Preprocessing(mode="custom", offset=offset, scale=scale, channel_order="bgr" if bgr else "rgb")
 
 
@@ -124,7 +124,7 @@ def _progress(total_labels: int, max_epochs: int, enabled: bool):
 
 def run(args: argparse.Namespace) -> int:
     if args.demo_clean and (args.model or args.data):
-        raise NCJaxError("--demo-clean scans the embedded demo; leave out --model and --data.")
+        raise UsageError("--demo-clean scans the embedded demo; leave out --model and --data.")
     if args.model is None and args.data is None:
         from ncjax import demo
 
@@ -133,7 +133,7 @@ def run(args: argparse.Namespace) -> int:
         model_name, data_name = str(demo.demo_model_path(infected=not args.demo_clean)), "ncjax.demo.demo_images()"
         print(f"no --model/--data: scanning the embedded demo ({'clean twin' if args.demo_clean else 'backdoored at 33'}).")
     elif args.model is None or args.data is None:
-        raise NCJaxError("give both --model and --data (clean images), or neither to scan the embedded demo.")
+        raise UsageError("give both --model and --data (clean images), or neither to scan the embedded demo.")
     else:
         model = load_model(args.model, layout=args.layout, input_shape=parse_input_shape(args.input_shape))
         images, _ = load_images(args.data, model.input_shape, key=args.data_key)

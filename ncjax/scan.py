@@ -21,7 +21,7 @@ from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
 from ncjax.checkpoint import fingerprint, load_checkpoint, save_checkpoint
 from ncjax.config import ScanConfig
-from ncjax.errors import NCJaxError
+from ncjax.errors import ScanInputError
 from ncjax.result import EpochLogs, ScanProgress, ScanResult
 from ncjax.step import LabelState, draw_batch, init_label, label_end_epoch, label_step
 from ncjax.trigger import Trigger, trigger_mask, trigger_pattern
@@ -36,9 +36,6 @@ logger = logging.getLogger(__name__)
 # call; accelerators run a whole epoch per call.
 CPU_STEPS_PER_DISPATCH = 1
 
-
-class ScanInputError(NCJaxError, ValueError):
-    """Images, labels, model or key given to a scan that do not fit together."""
 
 
 # Memory bound on the label chunk, so large heads never run out of memory: activations kept for the backward

@@ -14,7 +14,7 @@ from typing import Literal
 import numpy as np
 
 from ncjax.outlier import GapResult, OutlierResult, gap_outliers, mad_outliers
-from ncjax.preprocess import ConfigError
+from ncjax.errors import ConfigError
 
 Rule = Literal["gap", "reference"]
 Status = Literal["infected", "suspicious", "clean"]

@@ -7,7 +7,8 @@ import pytest
 from PIL import Image
 
 import ncjax
-from ncjax.data import DataError, load_images
+from ncjax.data import load_images
+from ncjax.errors import DataError
 
 
 def test_npz_prefers_x_roi_and_reads_labels(tmp_path):

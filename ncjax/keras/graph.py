@@ -12,12 +12,19 @@ from typing import Any, Callable
 
 import jax
 import jax.numpy as jnp
-import numpy as np
 
+from ncjax.classifier import LayerSummary, param_count
 from ncjax.errors import ModelFileError, UnsupportedLayerError, UnsupportedModelError
 from ncjax.keras.activations import activation_name
 from ncjax.keras.files import LayerPath, WeightSource
-from ncjax.keras.layers import IDENTITY_LAYERS, LAYER_BUILDERS, BuiltLayer, LayerSpec, Shape
+from ncjax.keras.layers import (
+    IDENTITY_LAYERS,
+    LAYER_BUILDERS,
+    BuiltLayer,
+    LayerSpec,
+    Shape,
+    is_standalone_keras2,
+)
 
 MODEL_CLASSES = frozenset({"Sequential", "Functional", "Model"})
 TensorRef = tuple[str, int, int]  # (layer name, call index, output index), as Keras' configs reference tensors
@@ -32,17 +39,6 @@ def _snake_case(class_name: str) -> str:
     name = re.sub(r"\W+", "", class_name)
     name = re.sub("(.)([A-Z][a-z]+)", r"\1_\2", name)
     return re.sub("([a-z])([A-Z])", r"\1_\2", name).lower()
-
-
-@dataclass(frozen=True)
-class LayerSummary:
-    """One row of a model's layer table."""
-
-    path: str  # "inner_seq/conv2d_11" for layers of nested models
-    class_name: str
-    output_shape: tuple  # batch dimension first, None where unknown
-    param_count: int
-    depth: int  # 0 for top-level layers
 
 
 @dataclass
@@ -177,7 +173,7 @@ def _keras2_node_offset(layer_name: str, entry: dict[str, Any], count: int, entr
         return 1
     if 0 in used:
         return 0
-    if re.fullmatch(r"2\.[0-3]\.\d+", keras_version or ""):
+    if is_standalone_keras2(keras_version):
         return 1
     if entry["class_name"] != "Sequential":
         return 1
@@ -341,7 +337,7 @@ def build_graph(
                     built[layer_name] = (sub.params, sub)
                     params[layer_name] = sub.params
                     summary.append(LayerSummary("/".join(layer_path), class_name, sub.output_shapes[0],
-                                                _count(sub.params), len(path)))
+                                                param_count(sub.params), len(path)))
                     summary.extend(sub.summary)
         elif class_name == "InputLayer":
             raise ModelFileError(f"{where}: an InputLayer is called on another tensor.")
@@ -369,7 +365,7 @@ def build_graph(
             shapes[(layer_name, index, k)] = (None,) + tuple(struct.shape[1:])
         if class_name not in MODEL_CLASSES and index == 0:
             summary.append(LayerSummary("/".join(layer_path), class_name, shapes[(layer_name, index, 0)],
-                                        _count(built[layer_name][0]), len(path)))
+                                        param_count(built[layer_name][0]), len(path)))
         nodes.append(_Node(layer_name, index, parsed.calls[key], call))
     if not path:
         _check_unused_weights(weights, set(params) | set(parsed.class_keys.values()))
@@ -388,10 +384,6 @@ def _single(layer: BuiltLayer) -> Callable:
 def _struct(shape: Shape) -> jax.ShapeDtypeStruct:
     # One example stands for the batch: every layer here treats batch items independently.
     return jax.ShapeDtypeStruct((1,) + tuple(shape[1:]), jnp.float32)
-
-
-def _count(params: Any) -> int:
-    return int(sum(np.size(leaf) for leaf in jax.tree_util.tree_leaves(params)))
 
 
 def _check_unused_weights(weights: WeightSource, known: set[str]) -> None:

@@ -26,6 +26,11 @@ Call = Callable[[Params, list[jax.Array]], jax.Array]
 KERAS_EPSILON = 1e-7
 
 
+def is_standalone_keras2(keras_version: str | None) -> bool:
+    """Standalone Keras 2.0-2.3 (TF1-era semantics); tf.keras of that time wrote '2.x.y-tf'."""
+    return bool(re.fullmatch(r"2\.[0-3]\.\d+", keras_version or ""))
+
+
 @dataclass(frozen=True)
 class LayerSpec:
     """One layer of a Keras config, with where it sits for error messages."""
@@ -43,8 +48,7 @@ class LayerSpec:
 
     @property
     def standalone_keras2(self) -> bool:
-        """Standalone Keras 2.0-2.3 (TF1-era semantics); tf.keras of that time wrote '2.x.y-tf'."""
-        return bool(re.fullmatch(r"2\.[0-3]\.\d+", self.keras_version or ""))
+        return is_standalone_keras2(self.keras_version)
 
     def unsupported(self, what: str) -> UnsupportedLayerError:
         return UnsupportedLayerError(f"{self.where}: {what}")

@@ -13,7 +13,7 @@ import h5py
 import numpy as np
 
 from ncjax.classifier import Classifier
-from ncjax.errors import NCJaxError
+from ncjax.errors import SaveError
 from ncjax.keras.graph import MODEL_CLASSES, _layer_list, _entry_name
 
 # The layout is tf.keras 2.x's. The version attribute keeps the source's (activations such as hard_sigmoid
@@ -24,9 +24,6 @@ KERAS_FORMAT_VERSION = "2.15.0"
 _NON_TRAINABLE = ("moving_mean", "moving_variance", "mean", "variance", "count")
 _KERAS_ORDER = ("depthwise_kernel", "pointwise_kernel", "kernel", "bias", "gamma", "beta", "alpha", *_NON_TRAINABLE)
 
-
-class SaveError(NCJaxError, ValueError):
-    """A classifier that cannot be written as a Keras file."""
 
 
 def _weights(config: dict[str, Any], params: dict[str, Any], prefix: str = "") -> list[tuple[str, np.ndarray]]:

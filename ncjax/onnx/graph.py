@@ -10,8 +10,8 @@ from typing import Any, Callable
 
 import numpy as np
 
-from ncjax.errors import UnsupportedLayerError, UnsupportedModelError
-from ncjax.onnx.ops import OPS, OpError, supported_ops
+from ncjax.errors import OnnxOpError, UnsupportedLayerError, UnsupportedModelError
+from ncjax.onnx.ops import OPS, supported_ops
 
 FINAL_ACTIVATIONS = {"Softmax": "softmax", "LogSoftmax": "log_softmax"}
 
@@ -43,7 +43,7 @@ class OnnxGraph:
             inputs = [values[name] if name else None for name in node.inputs]
             try:
                 outputs = OPS[node.op_type](inputs, node.attrs, self.opset)
-            except OpError as e:
+            except OnnxOpError as e:
                 raise UnsupportedModelError(f"ONNX node {node.name!r} ({node.op_type}): {e}") from None
             for name, value in zip(node.outputs, outputs):
                 if name:

@@ -8,9 +8,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from ncjax.classifier import Classifier
+from ncjax.classifier import Classifier, LayerSummary, param_count
 from ncjax.errors import MissingDependencyError, ModelFileError, ModelNotFoundError, NCJaxError, UnsupportedModelError
-from ncjax.keras.graph import LayerSummary
 from ncjax.onnx.graph import OnnxGraph, parse
 
 Layout = Literal["NCHW", "NHWC"]
@@ -102,7 +101,7 @@ def _summary(graph: OnnxGraph, run_batch, params, shape) -> tuple[LayerSummary, 
     rows = []
 
     def record(node, outputs):
-        weights = sum(int(np.size(graph.params[name])) for name in node.inputs if name in graph.params)
+        weights = param_count([graph.params[name] for name in node.inputs if name in graph.params])
         rows.append(LayerSummary(node.name, node.op_type, tuple(np.shape(outputs[0])) if outputs else (), weights, 0))
 
     jax.eval_shape(lambda p, x: run_batch(p, x, record), params, jax.ShapeDtypeStruct((1, *shape), jnp.float32))

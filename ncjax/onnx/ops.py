@@ -14,13 +14,12 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from ncjax.errors import OnnxOpError
+
 Value = Any  # np.ndarray (static) or jax.Array (traced)
 Op = Callable[[list, dict, int], list]
 OPS: dict[str, Op] = {}
 
-
-class OpError(ValueError):
-    """An operator used in a way ncjax does not implement (raised with the node's name added by the graph)."""
 
 
 def op(*names: str):
@@ -42,7 +41,7 @@ def xp(*values: Value):
 
 def need_static(v: Value, what: str) -> np.ndarray:
     if not static(v):
-        raise OpError(f"{what} must be known before the images are (a constant or computed from shapes), "
+        raise OnnxOpError(f"{what} must be known before the images are (a constant or computed from shapes), "
                       "but it depends on the input.")
     return np.asarray(v)
 
@@ -132,7 +131,7 @@ def constant(inputs, attrs, opset):
             elif key in ("value_int", "value_ints"):
                 value = value.astype(np.int64)
             return [value]
-    raise OpError(f"Constant with attributes {sorted(attrs)} is not supported (value, value_float(s), value_int(s)).")
+    raise OnnxOpError(f"Constant with attributes {sorted(attrs)} is not supported (value, value_float(s), value_int(s)).")
 
 
 @op("ConstantOfShape")
@@ -278,7 +277,7 @@ def _spatial_pads(attrs, in_sizes, kernel, strides, dilations) -> list[tuple[int
     if auto_pad == "VALID":
         return [(0, 0)] * n
     if auto_pad != "NOTSET":
-        raise OpError(f"auto_pad {auto_pad!r} is not one of NOTSET, SAME_UPPER, SAME_LOWER, VALID.")
+        raise OnnxOpError(f"auto_pad {auto_pad!r} is not one of NOTSET, SAME_UPPER, SAME_LOWER, VALID.")
     flat = attrs.get("pads", [0] * (2 * n))
     return [(flat[i], flat[i + n]) for i in range(n)]
 
@@ -287,7 +286,7 @@ def _spatial_pads(attrs, in_sizes, kernel, strides, dilations) -> list[tuple[int
 def conv(inputs, attrs, opset):
     x, w = jnp.asarray(inputs[0]), jnp.asarray(inputs[1])
     if x.ndim != 4:
-        raise OpError(f"only 2-D convolutions (4-D inputs) are supported, got a {x.ndim}-D input.")
+        raise OnnxOpError(f"only 2-D convolutions (4-D inputs) are supported, got a {x.ndim}-D input.")
     kernel = attrs.get("kernel_shape", list(w.shape[2:]))
     strides = attrs.get("strides", [1, 1])
     dilations = attrs.get("dilations", [1, 1])
@@ -302,7 +301,7 @@ def conv(inputs, attrs, opset):
 
 def _pool_geometry(x, attrs):
     if x.ndim != 4:
-        raise OpError(f"only 2-D pooling (4-D inputs) is supported, got a {x.ndim}-D input.")
+        raise OnnxOpError(f"only 2-D pooling (4-D inputs) is supported, got a {x.ndim}-D input.")
     kernel = attrs["kernel_shape"]
     strides = attrs.get("strides", [1] * len(kernel))
     dilations = attrs.get("dilations", [1] * len(kernel))
@@ -324,7 +323,7 @@ def _pool_geometry(x, attrs):
 def max_pool(inputs, attrs, opset):
     x = jnp.asarray(inputs[0])
     if attrs.get("storage_order", 0):
-        raise OpError("MaxPool with storage_order=1 is not supported.")
+        raise OnnxOpError("MaxPool with storage_order=1 is not supported.")
     kernel, strides, dilations, pads, extra = _pool_geometry(x, attrs)
     padding = ((0, 0), (0, 0), *((b, e + x2) for (b, e), x2 in zip(pads, extra)))
     return [jax.lax.reduce_window(x, -jnp.inf, jax.lax.max, (1, 1, *kernel), (1, 1, *strides), padding,
@@ -377,7 +376,7 @@ def reduce_mean(inputs, attrs, opset):
 @op("BatchNormalization")
 def batch_norm(inputs, attrs, opset):
     if attrs.get("training_mode", 0):
-        raise OpError("BatchNormalization in training mode is not supported; export the model in eval mode.")
+        raise OnnxOpError("BatchNormalization in training mode is not supported; export the model in eval mode.")
     x, scale, bias, mean, var = (jnp.asarray(v) for v in inputs[:5])
     shape = (1, -1) + (1,) * (x.ndim - 2)
     inv = scale / jnp.sqrt(var + attrs.get("epsilon", 1e-5))
@@ -400,7 +399,7 @@ def pad(inputs, attrs, opset):
     for i, axis in enumerate(axes):
         widths[axis] = (flat[i], flat[i + len(axes)])
     if any(b < 0 or e < 0 for b, e in widths):
-        raise OpError("Pad with negative pads (cropping) is not supported.")
+        raise OnnxOpError("Pad with negative pads (cropping) is not supported.")
     m = xp(x)
     if mode == "constant":
         if static(value):
@@ -408,7 +407,7 @@ def pad(inputs, attrs, opset):
         return [jnp.pad(jnp.asarray(x), widths, mode="constant", constant_values=jnp.reshape(value, (-1,))[0])]
     if mode in ("reflect", "edge", "wrap"):
         return [m.pad(x, widths, mode=mode)]
-    raise OpError(f"Pad mode {mode!r} is not one of constant, reflect, edge, wrap.")
+    raise OnnxOpError(f"Pad mode {mode!r} is not one of constant, reflect, edge, wrap.")
 
 
 def _softmax_like(fn):
