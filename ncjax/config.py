@@ -1,14 +1,26 @@
-"""ScanConfig: every setting of a scan, validated when built; the defaults are the reference's."""
+"""ScanConfig: every setting of a scan, validated when built; the defaults are the reference's.
+
+Each field carries its help text (shown by `python -m ncjax.run --help`, which is generated from these fields).
+"""
 from __future__ import annotations
 
 import dataclasses
 import math
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Any, Literal
 
-from ncjax.losses import LossName
+from ncjax.choices import check_literal_fields
 from ncjax.errors import ConfigError
+from ncjax.losses import LossName
 from ncjax.preprocess import Preprocessing
+
+Regularization = Literal["l1", "l2"]
+MatmulPrecision = Literal["default", "high", "highest"]
+
+
+def setting(default: Any = dataclasses.MISSING, *, help: str, **kwargs) -> Any:
+    """A dataclass field with its help text."""
+    return field(default=default, metadata={"help": help}, **kwargs)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -19,35 +31,43 @@ class ScanConfig:
     tracking and early stopping act at the end of each epoch, per label.
     """
 
-    batch_size: int = 32
-    nb_sample: int = 1000  # sets the epoch length: nb_sample // batch_size steps
-    max_epochs: int = 1000  # the reference's `steps`
-    learning_rate: float = 0.1
-    beta_1: float = 0.5
-    beta_2: float = 0.9
-    adam_epsilon: float = 1e-7
-    init_cost: float = 1e-3
-    cost_starts_at_zero: bool = True  # the reference: cost 0 until `patience` successful epochs
-    patience: int = 5
-    cost_multiplier: float = 2.0  # up by this, down by this ** 1.5
-    early_stop: bool = True
-    early_stop_threshold: float = 1.0
-    early_stop_patience: int | None = None  # None: 5 * patience, as the reference
-    attack_success_threshold: float = 0.99
-    regularization: Literal["l1", "l2"] = "l1"
-    upsample: int = 1  # mask super-pixel size
-    preprocessing: Preprocessing = field(default_factory=Preprocessing)
-    loss: LossName = "reference"
+    batch_size: int = setting(32, help="clean images per optimizer step")
+    nb_sample: int = setting(1000, help="sets the epoch length: nb_sample // batch_size steps per epoch")
+    max_epochs: int = setting(1000, help="epochs at most per label (the reference's 'steps')")
+    learning_rate: float = setting(0.1, help="Adam's learning rate")
+    beta_1: float = setting(0.5, help="Adam's first-moment decay, in [0, 1)")
+    beta_2: float = setting(0.9, help="Adam's second-moment decay, in [0, 1)")
+    adam_epsilon: float = setting(1e-7, help="Adam's epsilon (Keras' default 1e-7)")
+    init_cost: float = setting(1e-3, help="the cost of the mask-size term once the schedule sets it")
+    cost_starts_at_zero: bool = setting(True, help="start the cost at 0 until 'patience' successful epochs, as "
+                                                   "the reference does (off: start at init_cost)")
+    patience: int = setting(5, help="epochs in a row of success (or failure) before the cost goes up (or down)")
+    cost_multiplier: float = setting(2.0, help="the cost goes up by this and down by this ** 1.5; > 1")
+    early_stop: bool = setting(True, help="stop a label once its best mask stops shrinking")
+    early_stop_threshold: float = setting(1.0, help="an epoch counts as no progress when the best regularizer "
+                                                    "is at least this times the earlier best")
+    early_stop_patience: int | None = setting(None, help="epochs without progress before stopping "
+                                                         "(default: 5 x patience, as the reference)")
+    attack_success_threshold: float = setting(0.99, help="share of stamped images sent to the label for a "
+                                                         "trigger to count, in (0, 1]")
+    regularization: Regularization = setting("l1", help="the mask-size term: l1 (the paper's) or l2")
+    upsample: int = setting(1, help="mask super-pixel size in pixels")
+    preprocessing: Preprocessing = setting(default_factory=Preprocessing,
+                                           help="how model inputs relate to raw 0..255 pixels")
+    loss: LossName = setting("reference", help="attack loss: reference (what the reference code computes, "
+                                               "~16.1 (1 - p_target)) or crossentropy (-log p_target)")
     # Execution (results do not depend on these beyond float rounding):
-    # "highest": full float32 matmuls and convolutions, as the reference computed. "default" lets GPUs use
-    # TF32 (10-bit mantissa) tensor cores and TPUs bfloat16; CPUs compute in float32 either way.
-    matmul_precision: Literal["default", "high", "highest"] = "highest"
-    label_chunk: int | None = None  # labels optimized together; None: measured default per backend
-    steps_per_dispatch: int | None = None  # optimizer steps per compiled call; None: per backend
+    matmul_precision: MatmulPrecision = setting(
+        "highest", help="highest: full float32 matmuls and convolutions, as the reference computed; default lets "
+                        "GPUs use TF32 and TPUs bfloat16 (faster, coarser); CPUs compute float32 either way")
+    label_chunk: int | None = setting(None, help="trigger searches optimized together (default: all that fit "
+                                                 "the backend's memory budget)")
+    steps_per_dispatch: int | None = setting(None, help="optimizer steps per compiled call (default: 1 on CPUs, "
+                                                        "a whole epoch on accelerators)")
 
     def __post_init__(self) -> None:
-        positive_ints = ("batch_size", "nb_sample", "max_epochs", "patience", "upsample")
-        for name in positive_ints:
+        check_literal_fields(self)
+        for name in ("batch_size", "nb_sample", "max_epochs", "patience", "upsample"):
             value = getattr(self, name)
             if not isinstance(value, int) or isinstance(value, bool) or value < 1:
                 raise ConfigError(f"ScanConfig.{name} must be a positive int, got {value!r}.")
@@ -58,42 +78,31 @@ class ScanConfig:
             )
         for name in ("learning_rate", "init_cost", "adam_epsilon"):
             value = getattr(self, name)
-            if not isinstance(value, (int, float)) or not math.isfinite(value) or value <= 0:
+            if not _is_number(value) or not math.isfinite(value) or value <= 0:
                 raise ConfigError(f"ScanConfig.{name} must be a positive number, got {value!r}.")
         for name in ("beta_1", "beta_2"):
             value = getattr(self, name)
-            if not 0 <= value < 1:
+            if not _is_number(value) or not 0 <= value < 1:
                 raise ConfigError(f"ScanConfig.{name} must be in [0, 1), got {value!r}.")
-        if not self.cost_multiplier > 1:
+        if not _is_number(self.cost_multiplier) or not self.cost_multiplier > 1:
             raise ConfigError(f"ScanConfig.cost_multiplier must be > 1, got {self.cost_multiplier!r}.")
-        if not 0 < self.attack_success_threshold <= 1:
+        if not _is_number(self.attack_success_threshold) or not 0 < self.attack_success_threshold <= 1:
             raise ConfigError(
                 f"ScanConfig.attack_success_threshold must be in (0, 1], got {self.attack_success_threshold!r}."
             )
-        if not self.early_stop_threshold > 0:
+        if not _is_number(self.early_stop_threshold) or not self.early_stop_threshold > 0:
             raise ConfigError(f"ScanConfig.early_stop_threshold must be > 0, got {self.early_stop_threshold!r}.")
-        if self.early_stop_patience is not None and (
-            not isinstance(self.early_stop_patience, int) or self.early_stop_patience < 1
-        ):
-            raise ConfigError(
-                f"ScanConfig.early_stop_patience must be a positive int or None, got {self.early_stop_patience!r}."
-            )
-        if self.regularization not in ("l1", "l2"):
-            raise ConfigError(f"ScanConfig.regularization must be 'l1' or 'l2', got {self.regularization!r}.")
-        if self.loss not in ("reference", "crossentropy"):
-            raise ConfigError(f"ScanConfig.loss must be 'reference' or 'crossentropy', got {self.loss!r}.")
+        for name in ("cost_starts_at_zero", "early_stop"):
+            if not isinstance(getattr(self, name), bool):
+                raise ConfigError(f"ScanConfig.{name} must be True or False, got {getattr(self, name)!r}.")
         if not isinstance(self.preprocessing, Preprocessing):
             raise ConfigError(
                 "ScanConfig.preprocessing must be a Preprocessing, e.g. Preprocessing(mode='mnist'), got "
                 f"{self.preprocessing!r}."
             )
-        if self.matmul_precision not in ("default", "high", "highest"):
-            raise ConfigError(
-                f"ScanConfig.matmul_precision must be 'default', 'high' or 'highest', got {self.matmul_precision!r}."
-            )
-        for name in ("label_chunk", "steps_per_dispatch"):
+        for name in ("early_stop_patience", "label_chunk", "steps_per_dispatch"):
             value = getattr(self, name)
-            if value is not None and (not isinstance(value, int) or value < 1):
+            if value is not None and (not isinstance(value, int) or isinstance(value, bool) or value < 1):
                 raise ConfigError(f"ScanConfig.{name} must be a positive int or None, got {value!r}.")
 
     @property
@@ -120,3 +129,7 @@ class ScanConfig:
         settings = dict(nb_sample=5 * 32, max_epochs=30, patience=3, cost_starts_at_zero=False)
         settings.update(changes)
         return cls(**settings)
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)

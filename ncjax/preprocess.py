@@ -13,12 +13,12 @@ from typing import Literal
 import jax
 import jax.numpy as jnp
 
+from ncjax.choices import check_literal_fields
 from ncjax.errors import ConfigError
 
 PreprocessingMode = Literal["raw", "mnist", "inception", "imagenet", "torch", "custom"]
 IMAGENET_BGR_MEANS = (103.939, 116.779, 123.68)
 TORCH_MEAN, TORCH_STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
-
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -31,10 +31,7 @@ class Preprocessing:
     channel_order: Literal["rgb", "bgr"] = "rgb"  # custom mode only: the order the model expects
 
     def __post_init__(self) -> None:
-        if self.mode not in ("raw", "mnist", "inception", "imagenet", "torch", "custom"):
-            raise ConfigError(
-                f"preprocessing mode {self.mode!r} is unknown; use raw, mnist, inception, imagenet, torch or custom."
-            )
+        check_literal_fields(self)
         if self.mode != "custom" and (self.scale != 1.0 or self.offset != 0.0 or self.channel_order != "rgb"):
             raise ConfigError(
                 f"scale/offset/channel_order are for mode='custom'; mode={self.mode!r} fixes them. "
@@ -42,25 +39,10 @@ class Preprocessing:
             )
         if not self.scale or self.scale != self.scale:
             raise ConfigError(f"preprocessing scale must be a non-zero number, got {self.scale!r}.")
-        if self.channel_order not in ("rgb", "bgr"):
-            raise ConfigError(f"channel_order must be 'rgb' or 'bgr', got {self.channel_order!r}.")
 
     def _affine(self, channels: int) -> tuple[jax.Array, jax.Array, bool]:
         """(scale, offset, bgr) of model_input = reorder(raw) * scale + offset, per channel."""
-        if self.mode == "raw":
-            return jnp.ones(channels), jnp.zeros(channels), False
-        if self.mode == "mnist":
-            return jnp.full(channels, 1 / 255), jnp.zeros(channels), False
-        if self.mode == "inception":
-            return jnp.full(channels, 2 / 255), jnp.full(channels, -1.0), False
-        if self.mode == "imagenet":
-            return jnp.ones(channels), -jnp.asarray(IMAGENET_BGR_MEANS[:channels]), channels == 3
-        if self.mode == "torch":
-            if channels != 3:
-                raise ConfigError(f"preprocessing mode 'torch' normalizes 3 RGB channels; the images have {channels}.")
-            std = jnp.asarray(TORCH_STD)
-            return 1 / (255 * std), -jnp.asarray(TORCH_MEAN) / std, False
-        return jnp.full(channels, self.scale), jnp.full(channels, self.offset), self.channel_order == "bgr"
+        return _AFFINE[self.mode](self, channels)
 
     def to_model(self, raw: jax.Array) -> jax.Array:
         """Raw RGB pixels in [0, 255] -> the model's input."""
@@ -73,3 +55,21 @@ class Preprocessing:
         scale, offset, bgr = self._affine(x.shape[-1])
         raw = (x - offset) / scale
         return raw[..., ::-1] if bgr else raw
+
+
+def _torch(p: Preprocessing, channels: int) -> tuple[jax.Array, jax.Array, bool]:
+    if channels != 3:
+        raise ConfigError(f"preprocessing mode 'torch' normalizes 3 RGB channels; the images have {channels}.")
+    std = jnp.asarray(TORCH_STD)
+    return 1 / (255 * std), -jnp.asarray(TORCH_MEAN) / std, False
+
+
+# One entry per PreprocessingMode; the modes are checked when a Preprocessing is built.
+_AFFINE = {
+    "raw": lambda p, c: (jnp.ones(c), jnp.zeros(c), False),
+    "mnist": lambda p, c: (jnp.full(c, 1 / 255), jnp.zeros(c), False),
+    "inception": lambda p, c: (jnp.full(c, 2 / 255), jnp.full(c, -1.0), False),
+    "imagenet": lambda p, c: (jnp.ones(c), -jnp.asarray(IMAGENET_BGR_MEANS[:c]), c == 3),
+    "torch": _torch,
+    "custom": lambda p, c: (jnp.full(c, p.scale), jnp.full(c, p.offset), p.channel_order == "bgr"),
+}

@@ -1,6 +1,7 @@
 """The optimizer step: written for one label, vmapped over labels, jitted once per label-axis width."""
 from __future__ import annotations
 
+import typing
 from typing import Any, Callable, NamedTuple
 
 import jax
@@ -8,7 +9,8 @@ import jax.numpy as jnp
 import optax
 
 from ncjax.adam import KerasAdamState, keras_adam
-from ncjax.config import ScanConfig
+from ncjax.choices import check_choice
+from ncjax.config import Regularization, ScanConfig
 from ncjax.losses import attack_loss, attack_success
 from ncjax.schedule import EpochStats, ScheduleState, end_epoch, init_schedule
 from ncjax.trigger import Trigger, init_trigger, stamp, trigger_mask, trigger_pattern
@@ -39,9 +41,17 @@ def init_label(key: jax.Array, target: jax.Array, config: ScanConfig,
                       EpochStats(zero, zero, zero, zero), init_schedule(config, image_shape))
 
 
-def regularizer(mask: jax.Array, kind: str) -> jax.Array:
-    """L1 = sum |mask| over (H, W); L2 = sqrt(sum mask^2): the reference's norms over channels divided by C."""
-    return jnp.sum(jnp.abs(mask)) if kind == "l1" else jnp.sqrt(jnp.sum(jnp.square(mask)))
+# L1 = sum |mask| over (H, W); L2 = sqrt(sum mask^2): the reference's norms over channels, divided by C.
+REGULARIZERS = {
+    "l1": lambda mask: jnp.sum(jnp.abs(mask)),
+    "l2": lambda mask: jnp.sqrt(jnp.sum(jnp.square(mask))),
+}
+
+
+def regularizer(mask: jax.Array, kind: Regularization) -> jax.Array:
+    """The mask-size term of the objective."""
+    check_choice(kind, typing.get_args(Regularization), "regularization")
+    return REGULARIZERS[kind](mask)
 
 
 def label_step(state: LabelState, raw_batch: jax.Array, model_params: Any, apply: Apply,

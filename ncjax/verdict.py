@@ -8,13 +8,14 @@ flagged 1 of 31, at the cost of some weak backdoors (27 of 37 infected scans det
 """
 from __future__ import annotations
 
+import typing
 from dataclasses import dataclass
 from typing import Literal
 
 import numpy as np
 
 from ncjax.outlier import GapResult, OutlierResult, gap_outliers, mad_outliers
-from ncjax.errors import ConfigError
+from ncjax.choices import check_choice
 
 Rule = Literal["gap", "reference"]
 Status = Literal["infected", "suspicious", "clean"]
@@ -57,8 +58,7 @@ def decide(norms, labels=None, *, rule: Rule = "gap", threshold: float = 2.0, mi
     rule="gap" (default): infected when, of those labels, the smallest k stand apart from the next label's norm
     by at least `min_gap`; labels flagged by the MAD test alone make the verdict "suspicious".
     """
-    if rule not in ("gap", "reference"):
-        raise ConfigError(f"rule must be 'gap' or 'reference', got {rule!r}.")
+    check_choice(rule, typing.get_args(Rule), "the verdict rule")
     mad = mad_outliers(np.asarray(norms), labels, threshold=threshold)
     if rule == "reference":
         return Verdict("infected" if mad.flagged else "clean", mad.flagged, rule, mad, None)

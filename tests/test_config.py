@@ -74,9 +74,32 @@ def test_preprocessing_modes_match_the_reference():
 
 
 def test_preprocessing_validation():
-    with pytest.raises(ncjax.ConfigError, match="unknown"):
+    with pytest.raises(ncjax.ConfigError, match="Preprocessing.mode must be one of 'raw', 'mnist'.*got 'tf'"):
         Preprocessing(mode="tf")  # type: ignore[arg-type]
+    with pytest.raises(ncjax.ConfigError, match="channel_order must be one of 'rgb', 'bgr'"):
+        Preprocessing(mode="custom", channel_order="gbr")  # type: ignore[arg-type]
     with pytest.raises(ncjax.ConfigError, match="mode='custom'"):
         Preprocessing(mode="raw", scale=2.0)
     with pytest.raises(ncjax.ConfigError, match="non-zero"):
         Preprocessing(mode="custom", scale=0.0)
+
+
+@pytest.mark.parametrize("field, bad, choices", [
+    ("regularization", "l3", "'l1', 'l2'"), ("loss", "mse", "'reference', 'crossentropy'"),
+    ("matmul_precision", "tf32", "'default', 'high', 'highest'"),
+])
+def test_unknown_choice_lists_the_choices(field, bad, choices):
+    with pytest.raises(ncjax.ConfigError, match=f"ScanConfig.{field} must be one of {choices}; got '{bad}'"):
+        ScanConfig(**{field: bad})
+
+
+def test_booleans_and_numbers_are_not_confused():
+    with pytest.raises(ncjax.ConfigError, match="early_stop must be True or False"):
+        ScanConfig(early_stop=1)  # type: ignore[arg-type]
+    with pytest.raises(ncjax.ConfigError, match="beta_1"):
+        ScanConfig(beta_1=True)  # type: ignore[arg-type]
+
+
+def test_every_setting_has_help_text():
+    for f in dataclasses.fields(ScanConfig):
+        assert len(f.metadata.get("help", "")) > 10, f.name

@@ -27,3 +27,16 @@ def test_crossentropy_is_minus_log_p():
 def test_attack_success_is_argmax():
     logits = jnp.array([[0.0, 1.0], [2.0, 1.0]])
     np.testing.assert_array_equal(attack_success(logits, jnp.asarray(1)), [1.0, 0.0])
+
+
+def test_unknown_loss_and_regularizer_are_refused_not_defaulted():
+    import pytest
+
+    import ncjax
+    from ncjax.step import regularizer
+
+    with pytest.raises(ncjax.ConfigError, match="loss must be one of 'reference', 'crossentropy'; got 'mse'"):
+        attack_loss(jnp.zeros((1, 3)), jnp.asarray(0), "mse")  # type: ignore[arg-type]
+    with pytest.raises(ncjax.ConfigError, match="regularization must be one of 'l1', 'l2'; got 'linf'"):
+        regularizer(jnp.ones((2, 2)), "linf")  # type: ignore[arg-type]
+    assert float(regularizer(jnp.ones((2, 2)), "l2")) == 2.0 and float(regularizer(jnp.ones((2, 2)), "l1")) == 4.0

@@ -44,3 +44,12 @@ def test_threshold_and_min_gap_are_passed_on():
 def test_unknown_rule():
     with pytest.raises(ncjax.ConfigError, match="rule"):
         decide(BULK, rule="vote")  # type: ignore[arg-type]
+
+
+def test_unknown_rule_lists_the_rules():
+    import pytest
+
+    import ncjax
+
+    with pytest.raises(ncjax.ConfigError, match="verdict rule must be one of 'gap', 'reference'; got 'mad'"):
+        decide([1.0, 2.0, 3.0], rule="mad")  # type: ignore[arg-type]

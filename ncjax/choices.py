@@ -1,0 +1,50 @@
+"""Settings whose values are `Literal` choices: read the choices from the annotations, refuse anything else.
+
+Dataclasses here use `from __future__ import annotations`, so their field types are strings until
+`typing.get_type_hints` resolves them; both the validation and the command line read them from there.
+"""
+from __future__ import annotations
+
+import dataclasses
+import functools
+import types
+import typing
+from typing import Any, Literal
+
+from ncjax.errors import ConfigError
+
+
+def literal_choices(annotation: Any) -> tuple | None:
+    """The allowed values of a `Literal[...]` annotation (also inside `X | None`), else None."""
+    if typing.get_origin(annotation) is Literal:
+        return typing.get_args(annotation)
+    if typing.get_origin(annotation) in (typing.Union, types.UnionType):
+        for arm in typing.get_args(annotation):
+            if typing.get_origin(arm) is Literal:
+                return typing.get_args(arm)
+    return None
+
+
+@functools.cache
+def field_types(cls: type) -> dict[str, Any]:
+    """A dataclass's resolved field annotations."""
+    return typing.get_type_hints(cls)
+
+
+def check_choice(value: Any, choices: tuple, what: str) -> None:
+    """ConfigError naming `what` and listing the choices unless `value` is one of them."""
+    if value not in choices:
+        listed = ", ".join(repr(c) for c in choices)
+        raise ConfigError(f"{what} must be one of {listed}; got {value!r}.")
+
+
+def check_literal_fields(instance: Any) -> None:
+    """Every `Literal` field of a dataclass instance holds one of its choices (None where the type allows)."""
+    cls = type(instance)
+    for f in dataclasses.fields(instance):
+        annotation = field_types(cls)[f.name]
+        choices = literal_choices(annotation)
+        value = getattr(instance, f.name)
+        if choices is None or (value is None and typing.get_origin(annotation) is not Literal):
+            continue
+        check_choice(value, choices, f"{cls.__name__}.{f.name}")
