@@ -18,6 +18,7 @@ from typing import Sequence
 
 import jax
 
+from ncjax.cli_options import add_dataclass_flags, given_values
 from ncjax.config import ScanConfig
 from ncjax.data import load_images
 from ncjax.errors import NCJaxError, UsageError
@@ -32,8 +33,8 @@ from ncjax.verdict import decide
 
 EXIT_OK, EXIT_BAD_INPUT, EXIT_INFECTED, EXIT_INTERRUPTED = 0, 2, 3, 130
 STATE_FILE = "scan_state.npz"
-# ScanConfig fields with their own flags below, or not meant for the command line.
-_SPECIAL = {"preprocessing", "loss"}
+# ScanConfig fields with a flag of their own (--preprocess, --bgr) rather than a generated one.
+_SPECIAL = {"preprocessing"}
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -53,7 +54,6 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--preprocess", default="raw", help="raw|mnist|inception|imagenet|torch|OFFSET,SCALE: how model "
                                                       "inputs relate to raw 0..255 pixels (default: raw)")
     p.add_argument("--bgr", action="store_true", help="with OFFSET,SCALE: the model takes BGR channels")
-    p.add_argument("--loss", choices=["reference", "crossentropy"], default="reference")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--threshold", type=float, default=2.0, help="anomaly-index threshold (default: 2)")
     p.add_argument("--verdict", choices=["gap", "reference"], default="gap",
@@ -66,18 +66,9 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--resume", action="store_true", help="continue an interrupted scan from OUT/scan_state.npz")
     p.add_argument("--fail-on-detect", action="store_true", help="exit 3 when the verdict is infected")
     p.add_argument("--no-progress", action="store_true", help="no progress bar on stderr")
-    group = p.add_argument_group("scan settings (ScanConfig; defaults from the preset)")
-    for f in dataclasses.fields(ScanConfig):
-        if f.name in _SPECIAL:
-            continue
-        flag = "--" + f.name.replace("_", "-")
-        if f.type in ("bool", bool):
-            group.add_argument(flag, action=argparse.BooleanOptionalAction, default=None)
-        elif f.name in ("regularization",):
-            group.add_argument(flag, choices=["l1", "l2"])
-        else:
-            kind = float if isinstance(f.default, float) else int
-            group.add_argument(flag, type=kind, metavar=kind.__name__.upper())
+    group = p.add_argument_group("scan settings (ScanConfig)", "left out, a setting takes the preset's value; the "
+                                 "defaults shown are the paper preset's")
+    add_dataclass_flags(group, ScanConfig, skip=_SPECIAL)
     return p
 
 
@@ -99,10 +90,8 @@ def _preset(args: argparse.Namespace) -> str:
 
 def _config(args: argparse.Namespace) -> ScanConfig:
     preset = _preset(args)
-    changes = {f.name: getattr(args, f.name) for f in dataclasses.fields(ScanConfig)
-               if f.name not in _SPECIAL and getattr(args, f.name) is not None}
+    changes = given_values(args, [f.name for f in dataclasses.fields(ScanConfig) if f.name not in _SPECIAL])
     changes["preprocessing"] = _preprocessing(args.preprocess, args.bgr)
-    changes["loss"] = args.loss
     return getattr(ScanConfig, preset)(**changes)
 
 
