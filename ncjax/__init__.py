@@ -30,7 +30,8 @@ from ncjax.loading import load_model  # noqa: E402
 from ncjax.outlier import GapResult, OutlierResult, gap_outliers, l1_norms, mad_outliers  # noqa: E402
 from ncjax.preprocess import Preprocessing  # noqa: E402
 from ncjax.result import EpochLogs, ScanProgress, ScanResult  # noqa: E402
-from ncjax.scan import scan_all_labels  # noqa: E402
+from ncjax.scan import scan_all_labels, scan_slots  # noqa: E402
+from ncjax.slots import Slot, label_slots, restart_slots, source_slots  # noqa: E402
 from ncjax.verdict import Verdict, decide  # noqa: E402
 
 __version__ = "0.1.0"
@@ -57,6 +58,7 @@ __all__ = [
     "ScanInputError",
     "ScanProgress",
     "ScanResult",
+    "Slot",
     "TrainConfig",
     "UnsupportedLayerError",
     "UnsupportedModelError",
@@ -65,11 +67,15 @@ __all__ = [
     "decide",
     "gap_outliers",
     "l1_norms",
+    "label_slots",
     "load_images",
     "load_model",
     "mad_outliers",
+    "restart_slots",
     "save_keras_h5",
     "scan_all_labels",
+    "scan_slots",
+    "source_slots",
     "supported_layers",
     "train_classifier",
 ]

@@ -24,10 +24,13 @@ import jax.numpy as jnp
 import numpy as np
 
 from ncjax.classifier import Classifier
+from ncjax.compiled import CompiledSteps, Pools
 from ncjax.config import ScanConfig
-from ncjax.outlier import l1_norms, mad_outliers
-from ncjax.scan import _Compiled, default_label_chunk, per_label_bytes, scan_all_labels
-from ncjax.step import init_label
+from ncjax.outlier import l1_norms
+from ncjax.plan import default_label_chunk, per_label_bytes
+from ncjax.scan import scan_all_labels
+from ncjax.step import init_slot
+from ncjax.verdict import decide
 
 # The real data lies beside the checkout (as CI lays it); NCJAX_REAL_DATA points elsewhere, as in the tests.
 REAL = Path(os.environ.get("NCJAX_REAL_DATA", Path(__file__).resolve().parent.parent.parent / "shared" / "real"))
@@ -37,8 +40,9 @@ REAL_DATA = REAL / "gtsrb" / "gtsrb_test_32x32_uint8.npz"
 
 def _states(width: int, labels: np.ndarray, config: ScanConfig, shape) -> Any:
     keys = jax.random.split(jax.random.key(0), width)
-    return jax.vmap(init_label, in_axes=(0, 0, None, None))(keys, jnp.asarray(labels[:width] % 1_000_000), config,
-                                                           shape)
+    pools = jnp.zeros(width, jnp.int32)  # every lane draws from all images
+    return jax.vmap(init_slot, in_axes=(0, 0, 0, None, None))(keys, jnp.asarray(labels[:width] % 1_000_000), pools,
+                                                             config, shape)
 
 
 class _StepTimer:
@@ -48,7 +52,8 @@ class _StepTimer:
         self.model, self.images, self.config = model, images, config
         sharding = jax.sharding.NamedSharding(jax.sharding.Mesh(np.asarray(jax.devices()[:1]), ("labels",)),
                                               jax.sharding.PartitionSpec("labels"))
-        self.compiled = _Compiled(model.apply, config, model.input_shape, len(images), sharding)
+        self.compiled = CompiledSteps(model.apply, config, model.input_shape, len(images), sharding)
+        self.pools = Pools(table=jnp.arange(len(images), dtype=jnp.int32)[None], sizes=jnp.asarray([len(images)]))
         self.states: dict[int, Any] = {}
         self.key = jax.random.key(1)
         self.step = 0
@@ -63,13 +68,13 @@ class _StepTimer:
     def call(self, width: int) -> float:
         start = time.perf_counter()
         self.states[width] = self.compiled.steps(self.states[width], self.images, self.model.params, self.key,
-                                                 self.step, 1)
+                                                 self.pools, self.step, 1)
         jax.block_until_ready(self.states[width])
         self.step += 1
         return time.perf_counter() - start
 
     def executable(self, width: int):
-        return self.compiled._cache[("steps", width, (("n", 1),))]
+        return self.compiled.executable("steps", width, n=1)
 
 
 def _median(xs: Sequence[float]) -> float:
@@ -141,26 +146,45 @@ def benchmark(*, model: Classifier, images: np.ndarray, model_name: str, preset:
     platform_name = jax.default_backend()
     preset = preset if preset != "auto" else ("fast" if platform_name == "cpu" else "paper")
     config = getattr(ScanConfig, preset)()
-    labels = model.num_classes
     images_dev = jax.device_put(jnp.asarray(images, jnp.float32))
-    report: dict[str, Any] = {
-        "device": str(jax.devices()[0].device_kind), "platform": platform_name, "devices": len(jax.devices()),
+    report = _environment(model_name, model.num_classes, config, preset, repeats)
+    timer = _StepTimer(model, images_dev, config)
+    parts: list[tuple[str, Callable[[], dict[str, Any]]]] = [
+        ("throughput", lambda: measure_throughput(timer, repeats)),
+        ("matmul precision", lambda: measure_precision(model, images_dev, config, repeats)),
+        ("FLOPs", lambda: measure_flops(timer, report["throughput"], repeats, quick)),
+        ("scaling", lambda: measure_scaling(config, repeats, quick)),
+    ]
+    if end_to_end:
+        parts.append(("end-to-end scan", lambda: measure_end_to_end(model, images, config, preset, quick, log)))
+    for name, measure in parts:
+        report |= measure()
+        log(f"{name} measured")
+        save(report)
+    return report
+
+
+def _environment(model_name: str, labels: int, config: ScanConfig, preset: str, repeats: int) -> dict[str, Any]:
+    return {
+        "device": str(jax.devices()[0].device_kind), "platform": jax.default_backend(), "devices": len(jax.devices()),
         "jax": jax.__version__, "jaxlib": getattr(jax.lib, "__version__", None) or _jaxlib_version(),
         "xla_flags": os.environ.get("XLA_FLAGS", ""), "python": platform.python_version(),
         "cpu_count": os.cpu_count(), "model": model_name, "labels": labels, "batch_size": config.batch_size,
         "preset": preset, "repeats": repeats,
     }
 
-    # 1. Throughput: (a) default chunking, (b) one all-labels vmap, (c) one label at a time; interleaved.
-    chunk = default_label_chunk(platform_name, labels, per_label_bytes(model, config.batch_size))
-    timer = _StepTimer(model, images_dev, config)
+
+def measure_throughput(timer: _StepTimer, repeats: int) -> dict[str, Any]:
+    """(a) the scan's default chunking, (b) one all-labels vmap per call, (c) one label per call; interleaved."""
+    labels, config = timer.model.num_classes, timer.config
+    chunk = default_label_chunk(jax.default_backend(), labels, per_label_bytes(timer.model, config.batch_size))
     compile_s = {w: timer.compile(w) for w in sorted({1, chunk, labels})}
     for w in compile_s:  # warm-up beyond the first call
         timer.call(w)
-    per_round = {"a_default_chunking": [], "b_all_labels_vmap": [], "c_sequential": []}
     chunks = [min(chunk, labels - i) for i in range(0, labels, chunk)]
     for w in set(chunks) - set(compile_s):
         compile_s[w] = timer.compile(w)
+    per_round: dict[str, list[float]] = {"a_default_chunking": [], "b_all_labels_vmap": [], "c_sequential": []}
     for _ in range(repeats):
         per_round["a_default_chunking"].append(sum(timer.call(w) for w in chunks))
         per_round["b_all_labels_vmap"].append(timer.call(labels))
@@ -171,48 +195,48 @@ def benchmark(*, model: Classifier, images: np.ndarray, model_name: str, preset:
         throughput[name] = {"seconds_per_step_of_all_labels": seconds, "label_steps_per_s": labels / seconds,
                             "images_per_s": labels * config.batch_size / seconds}
     base = throughput["c_sequential"]["label_steps_per_s"]
-    report["throughput"] = throughput
-    report["default_label_chunk"] = chunk
-    report["ratio_a_over_c"] = throughput["a_default_chunking"]["label_steps_per_s"] / base
-    report["ratio_b_over_c"] = throughput["b_all_labels_vmap"]["label_steps_per_s"] / base
-    report["compile_seconds_by_width"] = {str(k): v for k, v in compile_s.items()}
-    log(f"throughput measured ({repeats} interleaved rounds)")
-    save(report)
+    return {"throughput": throughput, "default_label_chunk": chunk,
+            "ratio_a_over_c": throughput["a_default_chunking"]["label_steps_per_s"] / base,
+            "ratio_b_over_c": throughput["b_all_labels_vmap"]["label_steps_per_s"] / base,
+            "compile_seconds_by_width": {str(k): v for k, v in compile_s.items()}}
 
-    # 1b. Matmul precision: the scan computes in full float32 ("highest", as the reference did); GPUs could use
-    # TF32 tensor cores ("default"). Time the all-labels step both ways, interleaved.
-    if platform_name != "cpu":
-        timers = {name: _StepTimer(model, images_dev, config.replace(matmul_precision=name))
-                  for name in ("default", "highest")}
-        for t in timers.values():
-            t.compile(labels)
-            t.call(labels)
-        rounds: dict[str, list[float]] = {name: [] for name in timers}
-        for _ in range(repeats):
-            for name, t in timers.items():
-                rounds[name].append(t.call(labels))
-        report["precision"] = {name: {"label_steps_per_s": labels / _median(times)} for name, times in rounds.items()}
-        log("matmul precision measured")
 
-    # 2. The limit: XLA's FLOPs for the all-labels step, a hand count, and a matmul's rate.
+def measure_precision(model: Classifier, images: jax.Array, config: ScanConfig, repeats: int) -> dict[str, Any]:
+    """The all-labels step in full float32 ("highest", as the reference) and at the backend's default (TF32 on
+    GPUs), interleaved. Nothing on CPUs, which compute float32 either way."""
+    if jax.default_backend() == "cpu":
+        return {}
+    labels = model.num_classes
+    timers = {name: _StepTimer(model, images, config.replace(matmul_precision=name)) for name in ("default", "highest")}
+    for t in timers.values():
+        t.compile(labels)
+        t.call(labels)
+    rounds: dict[str, list[float]] = {name: [] for name in timers}
+    for _ in range(repeats):
+        for name, t in timers.items():
+            rounds[name].append(t.call(labels))
+    return {"precision": {name: {"label_steps_per_s": labels / _median(times)} for name, times in rounds.items()}}
+
+
+def measure_flops(timer: _StepTimer, throughput: dict[str, Any], repeats: int, quick: bool) -> dict[str, Any]:
+    """XLA's FLOPs for the all-labels step, a hand count, and a large matmul's rate at the step's precision."""
+    model, config, labels = timer.model, timer.config, timer.model.num_classes
     xla = _flops(timer.executable(labels))
     hand = hand_count_flops(model, config.batch_size) * labels if model.layers else None
-    # The matmul runs at the step's precision, so float32 is compared with float32 (not TF32).
-    with jax.default_matmul_precision(config.matmul_precision):
+    with jax.default_matmul_precision(config.matmul_precision):  # float32 compared with float32, not TF32
         matmul = matmul_flops_per_s(1024 if quick else 2048, repeats)
     # The hand count first: XLA:GPU's cost analysis leaves out convolutions that run as cuDNN calls
     # (measured on an H200: 0.8 GFLOP counted of 137 per step); on CPUs the two agree within 3 %.
     achieved = (hand or xla or 0) / throughput["b_all_labels_vmap"]["seconds_per_step_of_all_labels"]
-    report["flops"] = {"xla_per_all_labels_step": xla, "hand_count_per_all_labels_step": hand,
-                       "achieved_flops_per_s_all_labels_vmap": achieved, "matmul_flops_per_s": matmul,
-                       "fraction_of_matmul": achieved / matmul}
-    log("FLOPs measured")
-    save(report)
+    return {"flops": {"xla_per_all_labels_step": xla, "hand_count_per_all_labels_step": hand,
+                      "achieved_flops_per_s_all_labels_vmap": achieved, "matmul_flops_per_s": matmul,
+                      "fraction_of_matmul": achieved / matmul}}
 
-    # 3. Scaling: seconds per label-step and memory as the label count grows.
+
+def measure_scaling(config: ScanConfig, repeats: int, quick: bool) -> dict[str, Any]:
+    """Seconds per label-step and memory as the label count grows, on a small network."""
     scaling = []
-    widths = (1, 8, 43) if quick else (1, 8, 43, 256, 1000)
-    for heads in widths:
+    for heads in (1, 8, 43) if quick else (1, 8, 43, 256, 1000):
         small = _small_network(max(heads, 2))
         small_images = jax.random.uniform(jax.random.key(2), (256, 16, 16, 3)) * 255
         t = _StepTimer(small, small_images, config)
@@ -226,33 +250,31 @@ def benchmark(*, model: Classifier, images: np.ndarray, model_name: str, preset:
             "xla_argument_bytes": getattr(memory, "argument_size_in_bytes", None),
             "peak_device_bytes": stats.get("peak_bytes_in_use"),
         })
-    report["scaling_small_network"] = scaling
-    log("scaling measured")
-    save(report)
+    return {"scaling_small_network": scaling}
 
-    # 4. End to end: a whole scan to a verdict, and the work early stopping and compaction saved.
-    if end_to_end:
-        e2e_config = config if not quick else config.replace(max_epochs=2)
-        start = time.perf_counter()
-        def progress(p) -> None:
-            if p.epoch % 50 == 0:
-                log(f"  epoch {p.epoch}: {p.labels_done}/{p.labels_total} labels done ({p.elapsed_s:.0f} s)")
 
-        result = scan_all_labels(model, images, config=e2e_config, key=jax.random.key(0), callback=progress)
-        verdict = mad_outliers(l1_norms(result.masks, quantize=True), result.labels)
-        wall = time.perf_counter() - start
-        without = len(result.labels) * e2e_config.max_epochs * e2e_config.steps_per_epoch
-        report["end_to_end"] = {
-            "preset": preset if not quick else f"{preset} (2 epochs, --quick)", "wall_s": wall,
-            "compile_s": result.compile_time_s, "label_steps_run": result.label_steps,
-            "slot_steps_computed": result.slot_steps, "label_steps_without_early_stop": without,
-            "work_saved_fraction": 1 - result.slot_steps / without, "flagged": list(verdict.flagged),
-            "anomaly_index": verdict.anomaly_index, "lines": verdict.lines(),
-        }
-        log(f"end-to-end scan: {wall:.1f} s")
-        save(report)
+def measure_end_to_end(model: Classifier, images: np.ndarray, config: ScanConfig, preset: str, quick: bool,
+                       log: Callable[[str], None]) -> dict[str, Any]:
+    """A whole scan to the verdict users get, and the work early stopping and compaction saved."""
+    config = config if not quick else config.replace(max_epochs=2)
 
-    return report
+    def progress(p) -> None:
+        if p.epoch % 50 == 0:
+            log(f"  epoch {p.epoch}: {p.labels_done}/{p.labels_total} labels done ({p.elapsed_s:.0f} s)")
+
+    start = time.perf_counter()
+    result = scan_all_labels(model, images, config=config, key=jax.random.key(0), callback=progress)
+    verdict = decide(l1_norms(result.masks, quantize=True), result.labels)
+    wall = time.perf_counter() - start
+    without = len(result.labels) * config.max_epochs * config.steps_per_epoch
+    return {"end_to_end": {
+        "preset": preset if not quick else f"{preset} (2 epochs, --quick)", "wall_s": wall,
+        "compile_s": result.compile_time_s, "label_steps_run": result.label_steps,
+        "slot_steps_computed": result.slot_steps, "label_steps_without_early_stop": without,
+        "work_saved_fraction": 1 - result.slot_steps / without, "verdict": verdict.status,
+        "verdict_labels": list(verdict.labels), "verdict_line": verdict.line(), "flagged": list(verdict.mad.flagged),
+        "anomaly_index": verdict.mad.anomaly_index, "lines": verdict.mad.lines(),
+    }}
 
 
 def _jaxlib_version() -> str | None:
@@ -292,8 +314,9 @@ def format_table(report: dict[str, Any]) -> str:
                      f"{p['highest']['label_steps_per_s']:.1f} label-steps/s vs {p['default']['label_steps_per_s']:.1f}")
     if "end_to_end" in report:
         e = report["end_to_end"]
-        lines += ["", f"end to end ({e['preset']}): {e['wall_s']:.1f} s ({e['compile_s']:.1f} s compiling), flagged "
-                      f"{e['flagged']}, anomaly index {e['anomaly_index']:.2f}",
+        lines += ["", f"end to end ({e['preset']}): {e['wall_s']:.1f} s ({e['compile_s']:.1f} s compiling); "
+                      f"verdict: {e['verdict_line']}",
+                  f"the reference's rule flags {e['flagged']}, anomaly index {e['anomaly_index']:.2f}",
                   f"label-steps run {e['label_steps_run']} (computed {e['slot_steps_computed']}) of "
                   f"{e['label_steps_without_early_stop']} without early stopping: {100 * e['work_saved_fraction']:.0f}% saved"]
     lines += ["", "labels  s/label-step  XLA temp MB  compile s  (small network)"]

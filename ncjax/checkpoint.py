@@ -1,23 +1,37 @@
 """Scan checkpoints: everything needed to continue an interrupted scan exactly where its last epoch ended.
 
 Written atomically (temporary file + rename) after every epoch, so an interruption at any moment leaves the
-last complete epoch on disk. A fingerprint of the model, images, labels, config and key refuses to resume a
-different scan.
+last complete epoch on disk. A fingerprint of the model, images, slots, config and key refuses to resume a
+different scan; the format number and the names of the saved state's leaves refuse a checkpoint written by a
+version of ncjax whose scan state is laid out differently, with that message rather than a pytree error.
 """
 from __future__ import annotations
 
 import hashlib
 import os
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import jax
 import numpy as np
 
 from ncjax.errors import CheckpointError
 
-FORMAT = 1
+FORMAT = 2  # 2: slots (states keyed by leaf path); 1: labels (states keyed by leaf index)
 
+
+class CheckpointPosition(NamedTuple):
+    """Where the scan stands: the chunk in flight, or the next chunk to start (`lanes` empty)."""
+
+    first: int  # position in the slot list of the chunk's first slot
+    epoch: int  # epochs the chunk has run
+    lanes: tuple[int, ...]  # per lane of the slot axis: the slot's position, -1 for padding
+
+
+class SavedScan(NamedTuple):
+    position: CheckpointPosition
+    states: dict[str, np.ndarray] | None  # the chunk's state leaves by path; None between chunks
+    outputs: dict[str, np.ndarray]  # ScanOutputs.state()
 
 
 def fingerprint(*parts: Any) -> str:
@@ -32,36 +46,57 @@ def fingerprint(*parts: Any) -> str:
     return digest.hexdigest()
 
 
-def save_checkpoint(path: str | os.PathLike, *, fingerprint: str, first: int, epoch: int, slots: list[int],
-                    states: Any, outputs: dict[str, np.ndarray]) -> None:
-    """Store the scan position, the current chunk's states (or None between chunks) and the host results."""
+def state_leaves(states: Any) -> dict[str, np.ndarray]:
+    """A pytree's leaves on the host, keyed by their paths ('.trigger.mask_tanh')."""
+    flat, _ = jax.tree_util.tree_flatten_with_path(jax.device_get(states))
+    return {jax.tree_util.keystr(path): np.asarray(leaf) for path, leaf in flat}
+
+
+def restore_states(template: Any, leaves: dict[str, np.ndarray], path: str | os.PathLike) -> Any:
+    """`template`'s structure filled with the saved leaves; a CheckpointError if their names differ."""
+    flat, structure = jax.tree_util.tree_flatten_with_path(template)
+    expected = [jax.tree_util.keystr(p) for p, _ in flat]
+    if set(expected) != set(leaves):
+        missing, unexpected = sorted(set(expected) - set(leaves)), sorted(set(leaves) - set(expected))
+        raise CheckpointError(
+            f"the checkpoint {str(path)!r} holds a scan state of another layout (missing {missing}, unexpected "
+            f"{unexpected}): it was written by another version of ncjax. Delete it to start afresh."
+        )
+    return jax.tree_util.tree_unflatten(structure, [leaves[name] for name in expected])
+
+
+def save_checkpoint(path: str | os.PathLike, *, fingerprint: str, position: CheckpointPosition, states: Any,
+                    outputs: dict[str, np.ndarray]) -> None:
+    """Store the position, the chunk's states (None between chunks) and the host results."""
     arrays: dict[str, np.ndarray] = {f"out/{k}": np.asarray(v) for k, v in outputs.items()}
     if states is not None:
-        for i, leaf in enumerate(jax.tree_util.tree_leaves(jax.device_get(states))):
-            arrays[f"state/{i}"] = np.asarray(leaf)
-    meta = np.asarray([FORMAT, first, epoch, int(states is not None)], np.int64)
+        arrays |= {f"state/{name}": leaf for name, leaf in state_leaves(states).items()}
+    meta = np.asarray([FORMAT, position.first, position.epoch, int(states is not None)], np.int64)
     path = Path(path)
     tmp = path.with_name(path.name + ".tmp")
     with open(tmp, "wb") as f:
-        np.savez(f, meta=meta, slots=np.asarray(slots, np.int64), fingerprint=np.asarray(fingerprint), **arrays)
+        np.savez(f, meta=meta, lanes=np.asarray(position.lanes, np.int64), fingerprint=np.asarray(fingerprint),
+                 **arrays)
     os.replace(tmp, path)
 
 
-def load_checkpoint(path: str | os.PathLike, *, fingerprint: str) -> dict[str, Any]:
-    """The saved position; raises CheckpointError if it belongs to another scan."""
+def load_checkpoint(path: str | os.PathLike, *, fingerprint: str) -> SavedScan:
+    """The saved scan; a CheckpointError if it has another format or belongs to another scan."""
     try:
         with np.load(path, allow_pickle=False) as data:
             saved = {k: data[k] for k in data.files}
-    except (OSError, ValueError) as e:
+        fmt, first, epoch, has_states = (int(v) for v in saved["meta"])
+    except (OSError, ValueError, KeyError, TypeError) as e:
         raise CheckpointError(f"cannot read the checkpoint {str(path)!r}: {e}. Delete it to start afresh.") from e
+    if fmt != FORMAT:
+        raise CheckpointError(f"the checkpoint {str(path)!r} has format {fmt}, this ncjax reads format {FORMAT}: "
+                              "it was written by another version. Delete it to start afresh.")
     if str(saved["fingerprint"]) != fingerprint:
         raise CheckpointError(
-            f"the checkpoint {str(path)!r} was written by a scan of another model, data, label list, config or "
+            f"the checkpoint {str(path)!r} was written by a scan of another model, data, slot list, config or "
             "seed; resume with the same settings, or delete it to start afresh."
         )
-    fmt, first, epoch, has_states = (int(v) for v in saved["meta"])
-    if fmt != FORMAT:
-        raise CheckpointError(f"checkpoint format {fmt} is not {FORMAT}; delete {str(path)!r} to start afresh.")
-    leaves = [saved[f"state/{i}"] for i in range(sum(k.startswith("state/") for k in saved))]
-    return {"first": first, "epoch": epoch, "slots": saved["slots"].tolist(), "leaves": leaves if has_states else None,
-            "outputs": {k[4:]: v for k, v in saved.items() if k.startswith("out/")}}
+    states = {k[len("state/"):]: v for k, v in saved.items() if k.startswith("state/")}
+    return SavedScan(position=CheckpointPosition(first, epoch, tuple(int(v) for v in saved["lanes"])),
+                     states=states if has_states else None,
+                     outputs={k[len("out/"):]: v for k, v in saved.items() if k.startswith("out/")})

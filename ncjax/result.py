@@ -1,4 +1,7 @@
-"""What a scan returns: per-label triggers and norms, per-epoch logs, and how the scan ran. Data only."""
+"""What a scan returns: per-slot triggers and norms, per-epoch logs, and how the scan ran. Data only.
+
+In a scan of every label (one slot per label) "slot" and "label" are the same thing; the arrays are in slot order.
+"""
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -6,11 +9,12 @@ from dataclasses import dataclass
 import numpy as np
 
 from ncjax.config import ScanConfig
+from ncjax.slots import Slot
 
 
 @dataclass(frozen=True)
 class EpochLogs:
-    """Per-label, per-epoch means, shape (labels, max_epochs); NaN after a label's last epoch."""
+    """Per-slot, per-epoch means, shape (slots, max_epochs); NaN after a slot's last epoch."""
 
     ce: np.ndarray
     reg: np.ndarray
@@ -22,24 +26,24 @@ class EpochLogs:
 
 @dataclass(frozen=True)
 class ScanProgress:
-    """Passed to the scan's callback after every epoch of every chunk of labels."""
+    """Passed to the scan's callback after every epoch of every chunk of slots."""
 
-    epoch: int  # epochs run by the labels now being optimized
-    labels_done: int
-    labels_total: int
-    active_labels: tuple[int, ...]
+    epoch: int  # epochs run by the slots now being optimized
+    labels_done: int  # slots finished (labels, in a scan of every label)
+    labels_total: int  # slots in the scan
+    active_labels: tuple[int, ...]  # the target labels of the slots still searching
     elapsed_s: float
 
 
 @dataclass(frozen=True, eq=False)
 class ScanResult:
-    """Reverse-engineered triggers of the scanned labels, in the order of `labels`.
+    """Reverse-engineered triggers of the scanned slots, in their order (`labels` holds their targets).
 
     A label whose trigger never reached the attack-success threshold keeps its last mask and pattern, with
     `reached_threshold` False (the reference returns the final trigger then).
     """
 
-    labels: np.ndarray  # (L,) int
+    labels: np.ndarray  # (L,) int: each slot's target label
     masks: np.ndarray  # (L, H, W) in [0, 1]
     patterns: np.ndarray  # (L, H, W, C) raw pixels in [0, 255]
     l1_norms: np.ndarray  # (L,) sum of each mask: what the MAD stage compares
@@ -54,10 +58,21 @@ class ScanResult:
     wall_time_s: float
     compile_time_s: float
     label_steps: int  # optimizer steps summed over the scanned labels (work a plain loop would do)
-    slot_steps: int  # steps computed, counting frozen and padding slots of the vmapped label axis
+    slot_steps: int  # steps computed, counting frozen and padding lanes of the vmapped slot axis
+    slots: tuple[Slot, ...]  # the searches, in the order of the arrays
+
+    @property
+    def sources(self) -> np.ndarray:
+        """(L,) each slot's source class, -1 where it drew from every clean image."""
+        return np.asarray([-1 if s.source is None else s.source for s in self.slots], np.int64)
+
+    @property
+    def restarts(self) -> np.ndarray:
+        """(L,) each slot's restart index."""
+        return np.asarray([s.restart for s in self.slots], np.int64)
 
     def label_index(self, label: int) -> int:
-        """Position of `label` in this result's arrays."""
+        """Position of `label` in this result's arrays (its first slot, where restarts repeat it)."""
         matches = np.flatnonzero(self.labels == label)
         if not matches.size:
             raise KeyError(f"label {label} was not scanned; scanned labels: {self.labels.tolist()}")

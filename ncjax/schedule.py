@@ -44,8 +44,12 @@ def init_schedule(config: ScanConfig, image_shape: tuple[int, int, int]) -> Sche
     i0, f0 = jnp.zeros((), jnp.int32), jnp.zeros((), jnp.bool_)
     inf = jnp.asarray(jnp.inf, jnp.float32)
     cost = jnp.asarray(0.0 if config.cost_starts_at_zero else config.init_cost, jnp.float32)
-    return ScheduleState(cost, i0, i0, i0, f0, f0, inf, jnp.zeros((), jnp.float32), jnp.zeros((h, w), jnp.float32),
-                         jnp.zeros((h, w, c), jnp.float32), i0, inf, i0, f0, f0)
+    return ScheduleState(
+        cost=cost, cost_set_counter=i0, cost_up_counter=i0, cost_down_counter=i0, cost_up_flag=f0,
+        cost_down_flag=f0, reg_best=inf, asr_best=jnp.zeros((), jnp.float32),
+        best_mask=jnp.zeros((h, w), jnp.float32), best_pattern=jnp.zeros((h, w, c), jnp.float32),
+        early_stop_counter=i0, early_stop_reg_best=inf, epochs=i0, done=f0, early_stopped=f0,
+    )
 
 
 def end_epoch(state: ScheduleState, stats: EpochStats, mask: jax.Array, pattern: jax.Array,
@@ -87,9 +91,11 @@ def end_epoch(state: ScheduleState, stats: EpochStats, mask: jax.Array, pattern:
     keep = lambda old, new: jnp.where(stop, old, new)  # noqa: E731
     epochs = state.epochs + 1
     updated = ScheduleState(
-        keep(state.cost, cost), keep(state.cost_set_counter, set_counter), keep(state.cost_up_counter, up),
-        keep(state.cost_down_counter, down), keep(state.cost_up_flag, up_flag),
-        keep(state.cost_down_flag, down_flag), reg_best, asr_best, best_mask, best_pattern, es_counter, es_best,
-        epochs, stop | (epochs >= config.max_epochs), stop,
+        cost=keep(state.cost, cost), cost_set_counter=keep(state.cost_set_counter, set_counter),
+        cost_up_counter=keep(state.cost_up_counter, up), cost_down_counter=keep(state.cost_down_counter, down),
+        cost_up_flag=keep(state.cost_up_flag, up_flag), cost_down_flag=keep(state.cost_down_flag, down_flag),
+        reg_best=reg_best, asr_best=asr_best, best_mask=best_mask, best_pattern=best_pattern,
+        early_stop_counter=es_counter, early_stop_reg_best=es_best, epochs=epochs,
+        done=stop | (epochs >= config.max_epochs), early_stopped=stop,
     )
     return jax.tree_util.tree_map(lambda old, new: jnp.where(state.done, old, new), state, updated)

@@ -1,4 +1,4 @@
-"""The optimizer step: written for one label, vmapped over labels, jitted once per label-axis width."""
+"""The optimizer step: written for one slot (one trigger search), vmapped over slots, jitted once per width."""
 from __future__ import annotations
 
 import typing
@@ -18,10 +18,11 @@ from ncjax.trigger import Trigger, init_trigger, stamp, trigger_mask, trigger_pa
 Apply = Callable[[Any, jax.Array], jax.Array]
 
 
-class LabelState(NamedTuple):
-    """Everything one label carries between steps (the scan stacks a leading label axis on each leaf)."""
+class SlotState(NamedTuple):
+    """Everything one slot carries between steps (the scan stacks a leading slot axis on each leaf)."""
 
-    target: jax.Array  # () i32: the label
+    target: jax.Array  # () i32: the label the trigger sends images to
+    pool: jax.Array  # () i32: the image pool its batches come from (0: every clean image)
     trigger: Trigger
     opt: KerasAdamState
     sums: EpochStats  # running sums over the current epoch's steps
@@ -32,13 +33,14 @@ def make_optimizer(config: ScanConfig) -> optax.GradientTransformation:
     return keras_adam(config.learning_rate, config.beta_1, config.beta_2, config.adam_epsilon)
 
 
-def init_label(key: jax.Array, target: jax.Array, config: ScanConfig,
-               image_shape: tuple[int, int, int]) -> LabelState:
-    """A label's fresh state: random trigger, zero Adam moments, the schedule's starting cost."""
+def init_slot(key: jax.Array, target: jax.Array, pool: jax.Array, config: ScanConfig,
+              image_shape: tuple[int, int, int]) -> SlotState:
+    """A slot's fresh state: random trigger, zero Adam moments, the schedule's starting cost."""
     trigger = init_trigger(key, image_shape, config.upsample)
     zero = jnp.zeros((), jnp.float32)
-    return LabelState(jnp.asarray(target, jnp.int32), trigger, make_optimizer(config).init(trigger),
-                      EpochStats(zero, zero, zero, zero), init_schedule(config, image_shape))
+    return SlotState(target=jnp.asarray(target, jnp.int32), pool=jnp.asarray(pool, jnp.int32), trigger=trigger,
+                     opt=make_optimizer(config).init(trigger), sums=EpochStats(ce=zero, reg=zero, loss=zero, asr=zero),
+                     schedule=init_schedule(config, image_shape))
 
 
 # L1 = sum |mask| over (H, W); L2 = sqrt(sum mask^2): the reference's norms over channels, divided by C.
@@ -54,9 +56,9 @@ def regularizer(mask: jax.Array, kind: Regularization) -> jax.Array:
     return REGULARIZERS[kind](mask)
 
 
-def label_step(state: LabelState, raw_batch: jax.Array, model_params: Any, apply: Apply,
-               config: ScanConfig, image_shape: tuple[int, int, int]) -> LabelState:
-    """One Adam step of one label's trigger on a batch of raw clean images (B, H, W, C)."""
+def slot_step(state: SlotState, raw_batch: jax.Array, model_params: Any, apply: Apply,
+              config: ScanConfig, image_shape: tuple[int, int, int]) -> SlotState:
+    """One Adam step of one slot's trigger on a batch of raw clean images (B, H, W, C)."""
 
     def objective(trigger: Trigger):
         mask = trigger_mask(trigger, image_shape, config.upsample)
@@ -66,7 +68,8 @@ def label_step(state: LabelState, raw_batch: jax.Array, model_params: Any, apply
         reg = regularizer(mask, config.regularization)
         per_sample = ce + state.schedule.cost * reg
         # Keras differentiates the per-sample loss vector, i.e. its sum over the batch.
-        stats = EpochStats(ce.mean(), reg, per_sample.mean(), attack_success(logits, state.target).mean())
+        stats = EpochStats(ce=ce.mean(), reg=reg, loss=per_sample.mean(),
+                           asr=attack_success(logits, state.target).mean())
         return per_sample.sum(), stats
 
     grads, stats = jax.grad(objective, has_aux=True)(state.trigger)
@@ -74,12 +77,24 @@ def label_step(state: LabelState, raw_batch: jax.Array, model_params: Any, apply
     trigger = optax.apply_updates(state.trigger, updates)
     sums = jax.tree_util.tree_map(jnp.add, state.sums, stats)
     new = state._replace(trigger=trigger, opt=opt, sums=sums)
-    # A finished label is frozen: its slot may still be computed until the active set is compacted.
+    # A finished slot is frozen: its lane may still be computed until the active set is compacted.
     return jax.tree_util.tree_map(lambda old, upd: jnp.where(state.schedule.done, old, upd), state, new)
 
 
-def label_end_epoch(state: LabelState, config: ScanConfig, image_shape: tuple[int, int, int]) -> LabelState:
-    """Close one label's epoch: means of the step statistics, then the schedule; sums restart at 0."""
+class EpochSummary(NamedTuple):
+    """What the host reads back after each epoch, one entry per lane: the epoch's means and the schedule."""
+
+    done: jax.Array  # bool: finished (early stop or max_epochs)
+    ce: jax.Array
+    reg: jax.Array
+    loss: jax.Array
+    asr: jax.Array
+    reg_best: jax.Array  # inf until a trigger reached the attack-success threshold
+    cost: jax.Array  # the cost in force during the epoch
+
+
+def slot_end_epoch(state: SlotState, config: ScanConfig, image_shape: tuple[int, int, int]) -> SlotState:
+    """Close one slot's epoch: means of the step statistics, then the schedule; sums restart at 0."""
     n = config.steps_per_epoch
     stats = jax.tree_util.tree_map(lambda s: s / n, state.sums)
     mask = trigger_mask(state.trigger, image_shape, config.upsample)
@@ -88,9 +103,30 @@ def label_end_epoch(state: LabelState, config: ScanConfig, image_shape: tuple[in
     return state._replace(sums=zeros, schedule=schedule)
 
 
+def epoch_summary(old: SlotState, new: SlotState, config: ScanConfig) -> EpochSummary:
+    """The summary of the epoch that took `old` (before its end) to `new` (after it)."""
+    stats = jax.tree_util.tree_map(lambda s: s / config.steps_per_epoch, old.sums)
+    return EpochSummary(done=new.schedule.done, ce=stats.ce, reg=stats.reg, loss=stats.loss, asr=stats.asr,
+                        reg_best=new.schedule.reg_best, cost=old.schedule.cost)
+
+
 def draw_batch(data_key: jax.Array, step: jax.Array, num_images: int, batch_size: int) -> jax.Array:
     """Indices of step `step`'s batch: passes over a fresh seeded permutation of the images, whole batches
-    only. Every label of a scan sees the same batch at the same step (the reference draws per label)."""
+    only. Every slot that draws from all images sees the same batch at the same step (the reference draws per
+    label)."""
     per_pass = max(num_images // batch_size, 1)
     order = jax.random.permutation(jax.random.fold_in(data_key, step // per_pass), num_images)
     return jax.lax.dynamic_slice(order, ((step % per_pass) * batch_size,), (batch_size,))
+
+
+def draw_pool_batch(data_key: jax.Array, step: jax.Array, pool: jax.Array, pool_size: jax.Array,
+                    batch_size: int) -> jax.Array:
+    """Indices of step `step`'s batch from one pool: its first `pool_size` entries of `pool` (N,) are image
+    indices, the rest padding. The same seeded permutation of N positions as draw_batch, padding filtered out
+    (a stable filter, so a pool of all N images draws exactly draw_batch's batches); a pool smaller than a
+    batch fills it by cycling through its permutation."""
+    per_pass = jnp.maximum(pool_size // batch_size, 1)
+    perm = jax.random.permutation(jax.random.fold_in(data_key, step // per_pass), pool.shape[0])
+    order = perm[jnp.argsort(perm >= pool_size, stable=True)]
+    positions = ((step % per_pass) * batch_size + jnp.arange(batch_size)) % pool_size
+    return pool[order[positions]]

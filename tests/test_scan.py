@@ -95,16 +95,16 @@ def test_steps_per_dispatch_scan_equals_single_steps(tiny):
 
 def test_compiles_once_per_width(tiny, monkeypatch):
     made = []
-    original = scan_module._Compiled
+    original = scan_module.CompiledSteps
 
     def record(*args, **kwargs):
         made.append(original(*args, **kwargs))
         return made[-1]
 
-    monkeypatch.setattr(scan_module, "_Compiled", record)
+    monkeypatch.setattr(scan_module, "CompiledSteps", record)
     result = _scan(tiny, label_chunk=4, **COMPACT)
     (compiled,) = made
-    widths = {key[1] for key in compiled._cache}
+    widths = compiled.widths
     assert widths >= {4} and len(widths) >= 2  # started at 4, compacted at least once
     assert compiled.traces["steps"] == len(widths)
     assert compiled.traces["end"] == len(widths)
@@ -115,11 +115,11 @@ def test_compiles_once_per_width(tiny, monkeypatch):
 def test_matmul_precision_is_compiled_in(tiny, monkeypatch, precision):
     # "highest" (the default) pins float32 arithmetic even where the backend would pick TF32 or bfloat16.
     made = []
-    original = scan_module._Compiled
-    monkeypatch.setattr(scan_module, "_Compiled", lambda *a, **k: made.append(original(*a, **k)) or made[-1])
+    original = scan_module.CompiledSteps
+    monkeypatch.setattr(scan_module, "CompiledSteps", lambda *a, **k: made.append(original(*a, **k)) or made[-1])
     with jax.default_matmul_precision("default" if precision == "highest" else "highest"):  # the caller's setting
         _scan(tiny, matmul_precision=precision, max_epochs=1)
-    texts = [executable.as_text() for executable in made[0]._cache.values()]
+    texts = made[0].texts()
     pinned = any("operand_precision={highest" in text for text in texts)
     assert pinned == (precision == "highest")
 
@@ -264,7 +264,7 @@ def test_resume_refuses_another_scan(tiny, tmp_path):
 
 
 def test_default_chunk_keeps_large_heads_within_memory():
-    from ncjax.scan import default_label_chunk, per_label_bytes
+    from ncjax.plan import default_label_chunk, per_label_bytes
 
     model = ncjax.load_model(ROOT / "tests" / "fixtures" / "keras" / "tfkeras" / "sequential.h5")
     per_label = per_label_bytes(model, 32)

@@ -1,0 +1,105 @@
+"""The scan's two compiled functions, built once per slot-axis width and cached: `steps` (n optimizer steps of
+every lane) and `end` (close the epoch and summarize it for the host).
+
+Lanes that draw from all clean images share each step's batch: it is gathered once and broadcast over the
+slot axis. When some slot draws from a pool of its own (a source class), every lane gathers its own batch
+from the padded pool table instead; a pool of all images draws the same batches either way.
+"""
+from __future__ import annotations
+
+import time
+from typing import Any, Callable, NamedTuple
+
+import jax
+import jax.numpy as jnp
+from jax.sharding import NamedSharding
+
+from ncjax.config import ScanConfig
+from ncjax.step import EpochSummary, SlotState, draw_batch, draw_pool_batch, epoch_summary, slot_end_epoch, slot_step
+
+
+class Pools(NamedTuple):
+    """The image pools on the device (see ncjax.slots.SlotTable)."""
+
+    table: jax.Array  # (P, N) int32 image indices, padded
+    sizes: jax.Array  # (P,) int32
+
+
+class CompiledSteps:
+    """The step and epoch-end functions of one scan, compiled once per (function, width, steps per call)."""
+
+    def __init__(self, apply: Callable, config: ScanConfig, image_shape: tuple[int, int, int], num_images: int,
+                 sharding: NamedSharding, *, per_slot_batches: bool = False):
+        self.traces: dict[str, int] = {"steps": 0, "end": 0}  # Python runs the bodies only while tracing
+        self.compile_time_s = 0.0
+        self._cache: dict[tuple, Any] = {}
+        self._precision = config.matmul_precision
+        batch = config.batch_size
+
+        def shared_batch(states: SlotState, images, data_key, pools: Pools, step):
+            return images[draw_batch(data_key, step, num_images, batch)], None
+
+        def own_batches(states: SlotState, images, data_key, pools: Pools, step):
+            draw = jax.vmap(draw_pool_batch, in_axes=(None, None, 0, 0, None))
+            return images[draw(data_key, step, pools.table[states.pool], pools.sizes[states.pool], batch)], 0
+
+        batches = own_batches if per_slot_batches else shared_batch
+
+        def steps(states: SlotState, images, params, data_key, pools: Pools, first_step, n: int) -> SlotState:
+            self.traces["steps"] += 1
+
+            def one(carry, step):
+                raw, batch_axis = batches(carry, images, data_key, pools, step)
+                step_all = jax.vmap(slot_step, in_axes=(0, batch_axis, None, None, None, None))
+                return step_all(carry, raw, params, apply, config, image_shape), None
+
+            if n == 1:
+                states = one(states, first_step)[0]
+            else:
+                states = jax.lax.scan(one, states, first_step + jnp.arange(n))[0]
+            # Keep the slot axis sharded across calls, so every call sees the layout it was compiled for.
+            return jax.lax.with_sharding_constraint(states, sharding)
+
+        def end(states: SlotState) -> tuple[SlotState, EpochSummary]:
+            self.traces["end"] += 1
+            new = jax.vmap(slot_end_epoch, in_axes=(0, None, None))(states, config, image_shape)
+            new = jax.lax.with_sharding_constraint(new, sharding)
+            return new, epoch_summary(states, new, config)
+
+        self._steps = jax.jit(steps, static_argnames="n", donate_argnums=0)
+        self._end = jax.jit(end, donate_argnums=0)
+
+    def _get(self, name: str, fn, args, static: dict) -> Any:
+        key = self.cache_key(name, args[0].target.shape[0], **static)
+        if key not in self._cache:
+            start = time.perf_counter()
+            with jax.default_matmul_precision(self._precision):  # fixed when traced
+                self._cache[key] = fn.lower(*args, **static).compile()
+            self.compile_time_s += time.perf_counter() - start
+        return self._cache[key]
+
+    @staticmethod
+    def cache_key(name: str, width: int, **static) -> tuple:
+        return (name, width, tuple(sorted(static.items())))
+
+    def steps(self, states: SlotState, images, params, data_key, pools: Pools, first_step: int, n: int) -> SlotState:
+        """`n` optimizer steps of every lane, starting at global step `first_step`."""
+        args = (states, images, params, data_key, pools, jnp.asarray(first_step, jnp.int32))
+        return self._get("steps", self._steps, args, {"n": n})(*args)
+
+    def end(self, states: SlotState) -> tuple[SlotState, EpochSummary]:
+        """Close the epoch of every lane."""
+        return self._get("end", self._end, (states,), {})(states)
+
+    def executable(self, name: str, width: int, **static) -> Any:
+        """The compiled executable of `name` ("steps" or "end") at `width` lanes, for cost and memory analysis."""
+        return self._cache[self.cache_key(name, width, **static)]
+
+    @property
+    def widths(self) -> set[int]:
+        """The slot-axis widths compiled so far."""
+        return {key[1] for key in self._cache}
+
+    def texts(self) -> list[str]:
+        """The compiled executables' HLO text."""
+        return [executable.as_text() for executable in self._cache.values()]

@@ -1,0 +1,90 @@
+"""ScanOutputs: the host-side results of a scan, filled in as slots finish, and saved in its checkpoints."""
+from __future__ import annotations
+
+from typing import Sequence
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from ncjax.config import ScanConfig
+from ncjax.result import EpochLogs, ScanResult
+from ncjax.slots import Slot
+from ncjax.step import EpochSummary, SlotState
+from ncjax.trigger import Trigger, trigger_mask, trigger_pattern
+
+LOGGED = ("ce", "reg", "loss", "asr", "reg_best", "cost")  # EpochSummary fields kept per epoch
+PER_SLOT = ("finished", "masks", "patterns", "asr", "reached", "epochs", "early_stopped", "final_cost")
+
+
+class ScanOutputs:
+    """Per-slot results in slot order; `position` below is a slot's index in the scan's slot list."""
+
+    def __init__(self, slots: Sequence[Slot], image_shape: tuple[int, int, int], config: ScanConfig):
+        n, (h, w, c), e = len(slots), image_shape, config.max_epochs
+        self.slots, self.config, self.image_shape = tuple(slots), config, tuple(image_shape)
+        self.finished = np.zeros(n, bool)
+        self.masks = np.zeros((n, h, w), np.float32)
+        self.patterns = np.zeros((n, h, w, c), np.float32)
+        self.asr = np.zeros(n, np.float32)
+        self.reached = np.zeros(n, bool)
+        self.epochs = np.zeros(n, np.int64)
+        self.early_stopped = np.zeros(n, bool)
+        self.final_cost = np.zeros(n, np.float32)
+        self.logs = {name: np.full((n, e), np.nan, np.float32) for name in LOGGED}
+        self.label_steps = 0  # steps of slots still searching: the work a plain loop would do
+        self.slot_steps = 0  # steps computed, frozen and padding lanes included
+
+    def state(self) -> dict[str, np.ndarray]:
+        """Everything this object holds, as arrays, for a checkpoint."""
+        arrays = {name: getattr(self, name) for name in PER_SLOT}
+        arrays |= {f"log_{name}": values for name, values in self.logs.items()}
+        arrays["steps"] = np.asarray([self.label_steps, self.slot_steps], np.int64)
+        return arrays
+
+    def load(self, arrays: dict[str, np.ndarray]) -> None:
+        """Restore what `state` returned."""
+        self.label_steps, self.slot_steps = (int(x) for x in arrays["steps"])
+        for name in PER_SLOT:
+            setattr(self, name, arrays[name].copy())
+        for name in LOGGED:
+            self.logs[name] = arrays[f"log_{name}"].copy()
+
+    def record_epoch(self, positions: list[int], epoch: int, summary: EpochSummary, steps_per_epoch: int) -> list[int]:
+        """Log the epoch of the lanes still searching; returns those lanes."""
+        active = [lane for lane, p in enumerate(positions) if p >= 0 and not self.finished[p]]
+        self.slot_steps += len(positions) * steps_per_epoch
+        self.label_steps += len(active) * steps_per_epoch
+        for lane in active:
+            for name in LOGGED:
+                self.logs[name][positions[lane], epoch] = getattr(summary, name)[lane]
+        return active
+
+    def harvest(self, states: SlotState, positions: list[int], lanes: list[int], last_asr: np.ndarray) -> None:
+        """Copy the results of the finished `lanes` to the host."""
+        index = jnp.asarray(lanes)
+        schedule, trigger = jax.device_get(jax.tree_util.tree_map(lambda a: a[index], (states.schedule, states.trigger)))
+        for j, lane in enumerate(lanes):
+            p = positions[lane]
+            reached = bool(np.isfinite(schedule.reg_best[j]))
+            if reached:
+                mask, pattern, asr = schedule.best_mask[j], schedule.best_pattern[j], schedule.asr_best[j]
+            else:  # the reference returns the final trigger when none succeeded
+                final = Trigger(trigger.mask_tanh[j], trigger.pattern_tanh[j])
+                mask = np.asarray(trigger_mask(final, self.image_shape, self.config.upsample))
+                pattern = np.asarray(trigger_pattern(final))
+                asr = last_asr[lane]
+            self.masks[p], self.patterns[p], self.asr[p], self.reached[p] = mask, pattern, asr, reached
+            self.epochs[p] = int(schedule.epochs[j])
+            self.early_stopped[p] = bool(schedule.early_stopped[j])
+            self.final_cost[p] = float(schedule.cost[j])
+            self.finished[p] = True
+
+    def result(self, wall: float, compile_time: float) -> ScanResult:
+        return ScanResult(
+            labels=np.asarray([s.target for s in self.slots], np.int64), masks=self.masks, patterns=self.patterns,
+            l1_norms=np.abs(self.masks).sum(axis=(1, 2)), attack_success=self.asr, reached_threshold=self.reached,
+            epochs=self.epochs, early_stopped=self.early_stopped, final_cost=self.final_cost,
+            logs=EpochLogs(**self.logs), config=self.config, loss=self.config.loss, wall_time_s=wall,
+            compile_time_s=compile_time, label_steps=self.label_steps, slot_steps=self.slot_steps, slots=self.slots,
+        )
