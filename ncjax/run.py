@@ -163,8 +163,8 @@ def run(args: argparse.Namespace) -> int:
     if outliers.note:
         print(f"note: {outliers.note}")
     save_trigger_pictures(result, out, args.prefix)
-    save_summary(out / "summary.png", result.masks, outliers,
-                 title=f"{Path(model_name).name}: {verdict.line().split(' (')[0]}")
+    save_summary(out / "summary.png", result.masks, result.patterns, verdict,
+                 title=f"{Path(model_name).name}: {verdict.headline()}")
     report = build_report(result, verdict, model=model_name, data=data_name,
                           extra={"quantized_norms": not args.no_quantize})
     write_json_atomic(report, out / "report.json")

@@ -1,5 +1,10 @@
-"""summary.png: every label's mask in a grid (flagged ones outlined red) above a bar chart of the norms with
-the median and the flagging threshold drawn, to be read at a glance."""
+"""summary.png: every label's mask in a grid, the verdict's labels' masks and fusions (trigger over black, as the
+reference's fusion pictures) enlarged, and a bar chart of the norms with the median and the flagging threshold,
+to be read at a glance.
+
+Colours: red for the labels the verdict names infected; orange for labels the reference's MAD rule flags but
+the verdict does not keep (no clear gap, so "suspicious" or beside an infected label); grey/blue for the rest.
+"""
 from __future__ import annotations
 
 import math
@@ -8,9 +13,10 @@ import os
 import numpy as np
 from PIL import Image, ImageDraw
 
-from ncjax.outlier import OutlierResult
+from ncjax.verdict import Verdict
 
-RED, GREY, BLACK, BLUE = (220, 30, 30), (150, 150, 150), (20, 20, 20), (40, 90, 200)
+RED, ORANGE, GREY, BLACK, BLUE = (220, 30, 30), (240, 140, 0), (150, 150, 150), (20, 20, 20), (40, 90, 200)
+MARGIN, CHART_H, ZOOM = 30, 220, 4
 
 
 def _label(draw: ImageDraw.ImageDraw, xy, text: str, colour) -> None:
@@ -20,48 +26,114 @@ def _label(draw: ImageDraw.ImageDraw, xy, text: str, colour) -> None:
     draw.text(xy, text, fill=colour)
 
 
-def summary_image(masks: np.ndarray, outliers: OutlierResult, *, title: str = "", columns: int = 11,
-                  scale: int = 3) -> Image.Image:
-    n, h, w = masks.shape
-    rows = math.ceil(n / columns)
-    cell_w, cell_h = w * scale + 8, h * scale + 20
-    chart_h, margin = 220, 30
-    width = max(columns * cell_w + 2 * margin, 600)
-    image = Image.new("RGB", (width, 40 + rows * cell_h + chart_h + 2 * margin), "white")
+def label_colours(verdict: Verdict) -> dict[int, tuple[int, int, int]]:
+    """Red for the verdict's infected labels, orange for the other labels the reference's rule flags."""
+    infected = set(verdict.labels) if verdict.infected else set()
+    colours = {label: ORANGE for label in verdict.mad.flagged if label not in infected}
+    return colours | {label: RED for label in infected}
+
+
+def _mask_tile(mask: np.ndarray, scale: int) -> Image.Image:
+    h, w = mask.shape
+    tile = Image.fromarray(np.clip(mask * 255, 0, 255).astype(np.uint8), "L")
+    return tile.resize((w * scale, h * scale), Image.NEAREST).convert("RGB")
+
+
+def _fusion_tile(mask: np.ndarray, pattern: np.ndarray, scale: int) -> Image.Image:
+    fusion = np.clip(mask[..., None] * pattern, 0, 255).astype(np.uint8)
+    image = Image.fromarray(fusion[..., 0], "L") if fusion.shape[-1] == 1 else Image.fromarray(fusion[..., :3], "RGB")
+    h, w = mask.shape
+    return image.resize((w * scale, h * scale), Image.NEAREST).convert("RGB")
+
+
+def _legend(draw: ImageDraw.ImageDraw, y: int) -> None:
+    x = MARGIN
+    for colour, text in ((RED, "infected (the verdict)"), (ORANGE, "flagged by the reference's MAD rule only"),
+                         (GREY, "not flagged")):
+        draw.rectangle([x, y + 2, x + 10, y + 12], fill=colour)
+        draw.text((x + 14, y), text, fill=BLACK)
+        x += 24 + int(draw.textlength(text))
+
+
+def _grid(image: Image.Image, masks: np.ndarray, verdict: Verdict, colours, top: int, columns: int, scale: int) -> int:
+    """Every mask with its label and norm; returns the y below the grid."""
     draw = ImageDraw.Draw(image)
-    draw.text((margin, 10), title or "Neural Cleanse: reversed trigger masks and their L1 norms", fill=BLACK)
-    flagged = set(outliers.flagged)
-    for i, label in enumerate(outliers.labels):
+    n, h, w = masks.shape
+    cell_w, cell_h = w * scale + 8, h * scale + 20
+    for i, label in enumerate(verdict.mad.labels):
         r, c = divmod(i, columns)
-        x, y = margin + c * cell_w, 40 + r * cell_h
-        tile = Image.fromarray(np.clip(masks[i] * 255, 0, 255).astype(np.uint8), "L").resize((w * scale, h * scale),
-                                                                                           Image.NEAREST)
-        image.paste(tile.convert("RGB"), (x + 4, y + 14))
-        colour = RED if int(label) in flagged else GREY
+        x, y = MARGIN + c * cell_w, top + r * cell_h
+        image.paste(_mask_tile(masks[i], scale), (x + 4, y + 14))
+        colour = colours.get(int(label), GREY)
         draw.rectangle([x + 2, y + 12, x + 5 + w * scale, y + 15 + h * scale], outline=colour,
-                       width=3 if colour == RED else 1)
-        draw.text((x + 4, y), f"{int(label)}: {outliers.norms[i]:.1f}", fill=RED if colour == RED else BLACK)
-    # Bar chart of the norms, label order, median and threshold lines.
-    top = 40 + rows * cell_h + margin
-    left, right, bottom = margin + 30, width - margin, top + chart_h - 20
+                       width=1 if colour == GREY else 3)
+        draw.text((x + 4, y), f"{int(label)}: {verdict.mad.norms[i]:.1f}", fill=BLACK if colour == GREY else colour)
+    return top + math.ceil(n / columns) * cell_h
+
+
+def _zoomed(image: Image.Image, masks, patterns, verdict: Verdict, colours, top: int) -> int:
+    """The verdict's labels (infected or suspicious) enlarged: mask and fusion; returns the y below."""
+    draw = ImageDraw.Draw(image)
+    _, h, w = masks.shape
+    x = MARGIN
+    index = {int(label): i for i, label in enumerate(verdict.mad.labels)}
+    for label in verdict.labels:
+        i = index[int(label)]
+        if x + 2 * w * ZOOM + 10 > image.width - MARGIN:
+            break
+        colour = colours.get(int(label), GREY)
+        draw.text((x, top), f"label {int(label)} (norm {verdict.mad.norms[i]:.1f}): mask, fusion", fill=colour)
+        for k, tile in enumerate((_mask_tile(masks[i], ZOOM), _fusion_tile(masks[i], patterns[i], ZOOM))):
+            left = x + k * (w * ZOOM + 6)
+            image.paste(tile, (left, top + 14))
+            draw.rectangle([left - 2, top + 12, left + w * ZOOM + 1, top + 15 + h * ZOOM], outline=colour, width=2)
+        x += max(2 * (w * ZOOM + 6), int(draw.textlength("label 00 (norm 000.0): mask, fusion"))) + 24
+    return top + h * ZOOM + 30 if verdict.labels else top
+
+
+def _chart(image: Image.Image, verdict: Verdict, colours, top: int) -> None:
+    """Bars of the norms in label order, with the median and the reference's flagging threshold."""
+    draw = ImageDraw.Draw(image)
+    outliers = verdict.mad
+    n = len(outliers.labels)
+    left, right, bottom = MARGIN + 30, image.width - MARGIN, top + CHART_H - 20
     peak = float(max(outliers.norms.max(), outliers.median)) * 1.05 or 1.0
     to_y = lambda v: bottom - (bottom - top) * (v / peak)  # noqa: E731
     bar = (right - left) / n
     for i, label in enumerate(outliers.labels):
-        colour = RED if int(label) in flagged else BLUE
+        colour = colours.get(int(label), BLUE)
         draw.rectangle([left + i * bar + 1, to_y(outliers.norms[i]), left + (i + 1) * bar - 1, bottom], fill=colour)
     draw.line([left, to_y(outliers.median), right, to_y(outliers.median)], fill=BLACK, width=2)
     _label(draw, (left + 4, to_y(outliers.median) - 12), f"median {outliers.median:.1f}", BLACK)
     if np.isfinite(outliers.mad) and outliers.mad > 0:
         cut = outliers.median - outliers.threshold * outliers.mad
         if cut > 0:
-            draw.line([left, to_y(cut), right, to_y(cut)], fill=RED, width=1)
-            _label(draw, (right - 190, to_y(cut) - 12), f"flag below {cut:.1f} (index > {outliers.threshold:g})", RED)
+            draw.line([left, to_y(cut), right, to_y(cut)], fill=ORANGE, width=1)
+            _label(draw, (right - 190, to_y(cut) - 12), f"flag below {cut:.1f} (index > {outliers.threshold:g})",
+                   ORANGE)
     draw.line([left, bottom, right, bottom], fill=BLACK)
     draw.text((left, bottom + 4), f"labels {int(outliers.labels[0])} .. {int(outliers.labels[-1])}; anomaly index "
                                   f"{outliers.anomaly_index:.2f}", fill=BLACK)
+
+
+def summary_image(masks: np.ndarray, patterns: np.ndarray, verdict: Verdict, *, title: str = "",
+                  columns: int = 11, scale: int = 3) -> Image.Image:
+    """The picture: title, legend, mask grid, the verdict's labels enlarged, the norms' bar chart."""
+    n, h, w = masks.shape
+    rows = math.ceil(n / columns)
+    zoom_h = h * ZOOM + 30 if verdict.labels else 0
+    width = max(columns * (w * scale + 8) + 2 * MARGIN, 720)
+    image = Image.new("RGB", (width, 60 + rows * (h * scale + 20) + zoom_h + CHART_H + 2 * MARGIN), "white")
+    draw = ImageDraw.Draw(image)
+    draw.text((MARGIN, 10), title or "Neural Cleanse: reversed trigger masks and their L1 norms", fill=BLACK)
+    _legend(draw, 28)
+    colours = label_colours(verdict)
+    below = _grid(image, masks, verdict, colours, 50, columns, scale)
+    below = _zoomed(image, masks, patterns, verdict, colours, below + 10)
+    _chart(image, verdict, colours, below + MARGIN)
     return image
 
 
-def save_summary(path: str | os.PathLike, masks: np.ndarray, outliers: OutlierResult, *, title: str = "") -> None:
-    summary_image(masks, outliers, title=title).save(path)
+def save_summary(path: str | os.PathLike, masks: np.ndarray, patterns: np.ndarray, verdict: Verdict, *,
+                 title: str = "") -> None:
+    summary_image(masks, patterns, verdict, title=title).save(path)

@@ -33,6 +33,13 @@ class Verdict:
     def infected(self) -> bool:
         return self.status == "infected"
 
+    def headline(self) -> str:
+        """The verdict in a few words: 'INFECTED: label 33', 'SUSPICIOUS: labels 2, 14', 'clean'."""
+        if self.status == "clean":
+            return "clean"
+        named = ("labels " if len(self.labels) > 1 else "label ") + ", ".join(map(str, self.labels))
+        return f"{self.status.upper()}: {named}"
+
     def line(self) -> str:
         """One line for people: the verdict and the numbers behind it."""
         index, threshold = self.mad.anomaly_index, self.mad.threshold

@@ -53,3 +53,10 @@ def test_unknown_rule_lists_the_rules():
 
     with pytest.raises(ncjax.ConfigError, match="verdict rule must be one of 'gap', 'reference'; got 'mad'"):
         decide([1.0, 2.0, 3.0], rule="mad")  # type: ignore[arg-type]
+
+
+def test_headline_names_status_and_labels():
+    norms = [10.0] + [100.0 + i for i in range(20)]
+    assert decide(norms).headline() == "INFECTED: label 0"
+    assert decide([70.0, 74.0, 80.0] + [100.0 + i for i in range(20)]).headline() == "SUSPICIOUS: labels 0, 1, 2"
+    assert decide([100.0 + i for i in range(20)]).headline() == "clean"

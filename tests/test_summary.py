@@ -1,0 +1,61 @@
+"""summary.png: the verdict's labels in red, the reference's other flagged labels in orange, fusions beside masks."""
+from __future__ import annotations
+
+import numpy as np
+
+from ncjax.summary import GREY, ORANGE, RED, label_colours, summary_image
+from ncjax.verdict import decide
+
+H = W = 8
+SCALE, COLUMNS = 3, 11
+CELL_W, CELL_H = W * SCALE + 8, H * SCALE + 20
+
+
+def _scan(num_labels=20):
+    rng = np.random.default_rng(0)
+    masks = rng.uniform(0, 0.2, (num_labels, H, W)).astype(np.float32)
+    masks[0, 5:7, 5:7] = 1.0
+    patterns = np.zeros((num_labels, H, W, 3), np.float32)
+    patterns[..., 1] = 255.0  # green triggers
+    norms = [10.0, 60.0] + [100.0 + i for i in range(num_labels - 2)]  # 0: a clear outlier; 1: flagged, no gap
+    return masks, patterns, decide(norms)
+
+
+def _outline(image, index):
+    r, c = divmod(index, COLUMNS)
+    x, y = 30 + c * CELL_W, 50 + r * CELL_H
+    return image.getpixel((x + 2, y + 13 + H * SCALE // 2))
+
+
+def test_colours_follow_the_verdict_not_the_reference_rule():
+    masks, patterns, verdict = _scan()
+    assert verdict.infected and verdict.labels == (0,) and verdict.mad.flagged == (0, 1)
+    assert label_colours(verdict) == {0: RED, 1: ORANGE}
+    image = summary_image(masks, patterns, verdict, title="t")
+    assert _outline(image, 0) == RED and _outline(image, 1) == ORANGE and _outline(image, 5) == GREY
+
+
+def test_the_verdicts_label_is_shown_with_its_fusion():
+    masks, patterns, verdict = _scan()
+    def green(image) -> int:
+        pixels = np.asarray(image)
+        return int(((pixels[..., 1] > 200) & (pixels[..., 0] < 50) & (pixels[..., 2] < 50)).sum())
+
+    assert green(summary_image(masks, patterns, verdict)) == (2 * 4) ** 2  # label 0's 2x2 trigger, 4x larger
+    assert green(summary_image(masks, patterns, decide([100.0 + i for i in range(20)]))) == 0  # clean: no panel
+
+
+def test_suspicious_labels_are_orange_and_enlarged():
+    masks, patterns, _ = _scan()
+    verdict = decide([70.0, 74.0, 80.0] + [100.0 + i for i in range(17)])
+    assert verdict.status == "suspicious"
+    assert label_colours(verdict) == {0: ORANGE, 1: ORANGE, 2: ORANGE}
+    image = summary_image(masks, patterns, verdict)
+    assert _outline(image, 0) == ORANGE and _outline(image, 3) == GREY
+    assert image.height > summary_image(masks, patterns, decide([100.0 + i for i in range(20)])).height
+
+
+def test_grayscale_patterns():
+    masks, patterns, verdict = _scan()
+    image = summary_image(masks, patterns[..., :1], verdict)
+    assert image.mode == "RGB" and image.width >= 720
