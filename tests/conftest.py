@@ -18,6 +18,16 @@ KERAS_FIXTURES = ROOT / "tests" / "fixtures" / "keras"
 REAL = Path(os.environ.get("NCJAX_REAL_DATA", ROOT.parent / "shared" / "real"))
 
 
+def pytest_collection_modifyitems(config, items):
+    """Tests marked slow (whole-model scans beyond the default suite) run only with NCJAX_SLOW_TESTS=1."""
+    if os.environ.get("NCJAX_SLOW_TESTS"):
+        return
+    skip = pytest.mark.skip(reason="slow (minutes): set NCJAX_SLOW_TESTS=1 or run make test-slow")
+    for item in items:
+        if "slow" in item.keywords:
+            item.add_marker(skip)
+
+
 @pytest.fixture(scope="session")
 def real() -> Path:
     """The folder of real GTSRB models and images; the test is skipped where it is absent."""

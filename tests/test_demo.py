@@ -17,17 +17,18 @@ REPORT = json.loads((demo.HERE / "models.json").read_text())
 
 
 @pytest.mark.parametrize("infected", [True, False])
-def test_demo_models_meet_their_recorded_quality(infected):
+def test_demo_models_reproduce_their_recorded_quality(infected):
+    """The committed files, read back by ncjax and evaluated on the held-out set make_demo_models.py used, give
+    the accuracy and trigger success models.json records (a few images may flip on another CPU)."""
     model = demo.demo_model(infected=infected)
     assert model.input_shape == (32, 32, 3) and model.num_classes == 43 and model.output_activation == "softmax"
-    images, labels = demo.demo_images(1500, seed=demo.HELDOUT_SEED)
+    images, labels = demo.demo_images(REPORT["heldout_images"], seed=demo.HELDOUT_SEED)
     accuracy, (success,) = evaluate(model, images, labels, [Backdoor.square(4, target=demo.TARGET)])
     recorded = REPORT["models"][demo.demo_model_path(infected=infected).name]
-    assert accuracy >= 0.95 and recorded["clean_accuracy"] >= 0.95
-    if infected:
-        assert success >= 0.95 and recorded["trigger_to_target"] >= 0.95
-    else:
-        assert success <= 0.05 and recorded["trigger_to_target"] <= 0.05
+    assert accuracy == pytest.approx(recorded["clean_accuracy"], abs=0.003)
+    assert success == pytest.approx(recorded["trigger_to_target"], abs=0.003)
+    assert accuracy >= 0.95
+    assert success >= 0.95 if infected else success <= 0.05
 
 
 def test_demo_files_are_small():
@@ -43,7 +44,7 @@ def test_fast_scan_ranks_33_first_on_the_demo_backdoor():
     assert demo.TARGET in mad_outliers(result.l1_norms, result.labels).flagged
 
 
-@pytest.mark.skipif(not os.environ.get("NCJAX_SLOW_TESTS"), reason="slow (3.5 min): set NCJAX_SLOW_TESTS=1 or run make test-slow")
+@pytest.mark.slow
 def test_fast_scan_flags_nothing_on_the_clean_twin():
     images, _ = demo.demo_images()
     result = ncjax.scan_all_labels(demo.demo_model(infected=False), images, config=ncjax.ScanConfig.fast(),
