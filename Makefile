@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: run bench test test-slow install clean demo-models
+.PHONY: run bench bench-quick test test-slow install clean demo-models
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -23,6 +23,10 @@ run: install
 # Step throughput (all labels at once vs one at a time), FLOPs, a whole scan, scaling; writes bench.json.
 bench: install
 	$(BIN)/python -m ncjax.bench
+
+# The same parts in about a minute: a 2-epoch end-to-end scan, small widths, 2 rounds.
+bench-quick: install
+	$(BIN)/python -m ncjax.bench --quick
 
 test: install
 	$(BIN)/python -m pytest -q

@@ -13,7 +13,7 @@ from ncjax.slots import Slot
 from ncjax.step import EpochSummary, SlotState
 from ncjax.trigger import Trigger, trigger_mask, trigger_pattern
 
-LOGGED = ("ce", "reg", "loss", "asr", "reg_best", "cost")  # EpochSummary fields kept per epoch
+LOGGED = EpochLogs._fields
 PER_SLOT = ("finished", "masks", "patterns", "asr", "reached", "epochs", "early_stopped", "final_cost")
 
 
@@ -57,7 +57,7 @@ class ScanOutputs:
         self.label_steps += len(active) * steps_per_epoch
         for lane in active:
             for name in LOGGED:
-                self.logs[name][positions[lane], epoch] = getattr(summary, name)[lane]
+                self.logs[name][positions[lane], epoch] = getattr(summary.logs, name)[lane]
         return active
 
     def harvest(self, states: SlotState, positions: list[int], lanes: list[int], last_asr: np.ndarray) -> None:

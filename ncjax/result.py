@@ -5,6 +5,7 @@ In a scan of every label (one slot per label) "slot" and "label" are the same th
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any, NamedTuple
 
 import numpy as np
 
@@ -12,16 +13,16 @@ from ncjax.config import ScanConfig
 from ncjax.slots import Slot
 
 
-@dataclass(frozen=True)
-class EpochLogs:
-    """Per-slot, per-epoch means, shape (slots, max_epochs); NaN after a slot's last epoch."""
+class EpochLogs(NamedTuple):
+    """The values logged at the end of every epoch. In a ScanResult each is (slots, max_epochs), NaN after a
+    slot's last epoch; the compiled step returns one per lane for the epoch just ended (ncjax.step)."""
 
-    ce: np.ndarray
-    reg: np.ndarray
-    loss: np.ndarray
-    asr: np.ndarray
-    reg_best: np.ndarray  # inf until a trigger reached the attack-success threshold
-    cost: np.ndarray  # the cost in force during the epoch
+    ce: Any
+    reg: Any
+    loss: Any
+    asr: Any
+    reg_best: Any  # inf until a trigger reached the attack-success threshold
+    cost: Any  # the cost in force during the epoch
 
 
 @dataclass(frozen=True)

@@ -243,7 +243,7 @@ def _record(scan: _Scan, chunk: _Chunk, out: ScanOutputs, summary: EpochSummary)
     searching = out.record_epoch(chunk.lanes, chunk.epoch, summary, scan.config.steps_per_epoch)
     finished = [lane for lane in searching if summary.done[lane]]
     if finished:
-        out.harvest(chunk.states, chunk.lanes, finished, summary.asr)
+        out.harvest(chunk.states, chunk.lanes, finished, summary.logs.asr)
     return [lane for lane in searching if not summary.done[lane]]
 
 

@@ -12,6 +12,7 @@ from ncjax.adam import KerasAdamState, keras_adam
 from ncjax.choices import check_choice
 from ncjax.config import Regularization, ScanConfig
 from ncjax.losses import attack_loss, attack_success
+from ncjax.result import EpochLogs
 from ncjax.schedule import EpochStats, ScheduleState, end_epoch, init_schedule
 from ncjax.trigger import Trigger, init_trigger, stamp, trigger_mask, trigger_pattern
 
@@ -82,15 +83,10 @@ def slot_step(state: SlotState, raw_batch: jax.Array, model_params: Any, apply: 
 
 
 class EpochSummary(NamedTuple):
-    """What the host reads back after each epoch, one entry per lane: the epoch's means and the schedule."""
+    """What the host reads back after each epoch, one entry per lane."""
 
     done: jax.Array  # bool: finished (early stop or max_epochs)
-    ce: jax.Array
-    reg: jax.Array
-    loss: jax.Array
-    asr: jax.Array
-    reg_best: jax.Array  # inf until a trigger reached the attack-success threshold
-    cost: jax.Array  # the cost in force during the epoch
+    logs: EpochLogs  # the epoch's means and schedule values
 
 
 def slot_end_epoch(state: SlotState, config: ScanConfig, image_shape: tuple[int, int, int]) -> SlotState:
@@ -106,8 +102,9 @@ def slot_end_epoch(state: SlotState, config: ScanConfig, image_shape: tuple[int,
 def epoch_summary(old: SlotState, new: SlotState, config: ScanConfig) -> EpochSummary:
     """The summary of the epoch that took `old` (before its end) to `new` (after it)."""
     stats = jax.tree_util.tree_map(lambda s: s / config.steps_per_epoch, old.sums)
-    return EpochSummary(done=new.schedule.done, ce=stats.ce, reg=stats.reg, loss=stats.loss, asr=stats.asr,
-                        reg_best=new.schedule.reg_best, cost=old.schedule.cost)
+    logs = EpochLogs(ce=stats.ce, reg=stats.reg, loss=stats.loss, asr=stats.asr, reg_best=new.schedule.reg_best,
+                     cost=old.schedule.cost)
+    return EpochSummary(done=new.schedule.done, logs=logs)
 
 
 def draw_batch(data_key: jax.Array, step: jax.Array, num_images: int, batch_size: int) -> jax.Array:
