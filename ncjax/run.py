@@ -34,10 +34,10 @@ from ncjax.verdict import decide
 EXIT_OK, EXIT_BAD_INPUT, EXIT_INFECTED, EXIT_INTERRUPTED = 0, 2, 3, 130
 STATE_FILE = "scan_state.npz"
 # ScanConfig fields with a flag of their own (--preprocess, --bgr) rather than a generated one.
-_SPECIAL = {"preprocessing"}
+OWN_FLAG_FIELDS = {"preprocessing"}
 
 
-def _parser() -> argparse.ArgumentParser:
+def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m ncjax.run", description=__doc__.splitlines()[0].split(": ", 1)[1])
     p.add_argument("--model", help="Keras (.h5/.keras) or ONNX (.onnx) model; default: the embedded demo model")
     p.add_argument("--layout", choices=["NCHW", "NHWC"], help="an ONNX model's input layout, where it is ambiguous")
@@ -68,7 +68,7 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--no-progress", action="store_true", help="no progress bar on stderr")
     group = p.add_argument_group("scan settings (ScanConfig)", "left out, a setting takes the preset's value; the "
                                  "defaults shown are the paper preset's")
-    add_dataclass_flags(group, ScanConfig, skip=_SPECIAL)
+    add_dataclass_flags(group, ScanConfig, skip=OWN_FLAG_FIELDS)
     return p
 
 
@@ -88,9 +88,9 @@ def _preset(args: argparse.Namespace) -> str:
     return args.preset or ("fast" if jax.default_backend() == "cpu" else "paper")
 
 
-def _config(args: argparse.Namespace) -> ScanConfig:
+def config_from_args(args: argparse.Namespace) -> ScanConfig:
     preset = _preset(args)
-    changes = given_values(args, [f.name for f in dataclasses.fields(ScanConfig) if f.name not in _SPECIAL])
+    changes = given_values(args, [f.name for f in dataclasses.fields(ScanConfig) if f.name not in OWN_FLAG_FIELDS])
     changes["preprocessing"] = _preprocessing(args.preprocess, args.bgr)
     return getattr(ScanConfig, preset)(**changes)
 
@@ -127,7 +127,7 @@ def run(args: argparse.Namespace) -> int:
         model = load_model(args.model, layout=args.layout, input_shape=parse_input_shape(args.input_shape))
         images, _ = load_images(args.data, model.input_shape, key=args.data_key)
         model_name, data_name = args.model, args.data
-    config = _config(args)
+    config = config_from_args(args)
     if config.preprocessing.mode == "raw" and images.size and float(images.max()) <= 1.0:
         warnings.warn("the images lie in [0, 1] but --preprocess is raw (0..255 pixels): if the model takes "
                       "x / 255, pass --preprocess mnist.", stacklevel=1)
@@ -174,7 +174,7 @@ def run(args: argparse.Namespace) -> int:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = _parser().parse_args(argv)
+    args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.WARNING)
     try:
         return run(args)

@@ -9,9 +9,9 @@ import pytest
 from ncjax import ScanConfig
 from ncjax.choices import field_types, literal_choices
 from ncjax.cli_options import add_dataclass_flags
-from ncjax.run import _SPECIAL, _config, _parser
+from ncjax.run import OWN_FLAG_FIELDS, build_parser, config_from_args
 
-FIELDS = [f for f in dataclasses.fields(ScanConfig) if f.name not in _SPECIAL]
+FIELDS = [f for f in dataclasses.fields(ScanConfig) if f.name not in OWN_FLAG_FIELDS]
 # A valid value for a numeric field, chosen inside the field's range and unlike the presets' values.
 NUMBERS = {"batch_size": "16", "nb_sample": "64", "max_epochs": "7", "learning_rate": "0.05", "beta_1": "0.25",
            "beta_2": "0.75", "adam_epsilon": "1e-6", "init_cost": "0.01", "patience": "2", "cost_multiplier": "1.5",
@@ -43,7 +43,7 @@ def test_every_numeric_field_has_a_test_value():
 @pytest.mark.parametrize("f", FIELDS, ids=lambda f: f.name)
 def test_valid_value_reaches_the_config(f):
     argv, expected, _ = _valid_and_invalid(f)
-    config = _config(_parser().parse_args([*argv, "--preset", "fast"]))
+    config = config_from_args(build_parser().parse_args([*argv, "--preset", "fast"]))
     assert getattr(config, f.name) == expected
 
 
@@ -51,19 +51,19 @@ def test_valid_value_reaches_the_config(f):
 def test_invalid_value_is_refused_with_exit_2(f, capsys):
     _, _, argv = _valid_and_invalid(f)
     with pytest.raises(SystemExit) as info:
-        _parser().parse_args(argv)
+        build_parser().parse_args(argv)
     assert info.value.code == 2
     assert _flag(f.name) in capsys.readouterr().err
 
 
 def test_matmul_precision_default_is_accepted():
     """It was an int flag once: 'invalid int value: default'."""
-    assert _config(_parser().parse_args(["--matmul-precision", "default"])).matmul_precision == "default"
+    assert config_from_args(build_parser().parse_args(["--matmul-precision", "default"])).matmul_precision == "default"
 
 
 def test_every_flag_shows_its_help(capsys):
     with pytest.raises(SystemExit):
-        _parser().parse_args(["--help"])
+        build_parser().parse_args(["--help"])
     text = " ".join(capsys.readouterr().out.split())
     for f in FIELDS:
         assert " ".join(f.metadata["help"].split()) in text, f.name

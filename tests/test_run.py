@@ -92,12 +92,12 @@ def test_every_scan_setting_has_a_flag():
 
     from ncjax import ScanConfig
 
-    parser = run_module._parser()
+    parser = run_module.build_parser()
     flags = {a.dest for a in parser._actions}
     assert {f.name for f in dataclasses.fields(ScanConfig)} - {"preprocessing"} <= flags
     args = parser.parse_args(["--preset", "paper", "--no-early-stop", "--upsample", "2", "--preprocess", "0,0.5",
                               "--bgr", "--loss", "crossentropy"])
-    config = run_module._config(args)
+    config = run_module.config_from_args(args)
     assert not config.early_stop and config.upsample == 2 and config.loss == "crossentropy"
     assert config.preprocessing.scale == 0.5 and config.preprocessing.channel_order == "bgr"
     assert config.nb_sample == 1000  # the paper preset

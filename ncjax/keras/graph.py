@@ -75,7 +75,7 @@ class Graph:
 # ------------------------------------------------------------------------------------- config parsing
 
 
-def _layer_list(model_config: dict[str, Any]) -> list[dict[str, Any]]:
+def layer_list(model_config: dict[str, Any]) -> list[dict[str, Any]]:
     config = model_config["config"]
     layers = config if isinstance(config, list) else config.get("layers")  # Keras <= 2.2.2: a bare list
     if not isinstance(layers, list):
@@ -149,11 +149,11 @@ def _class_keys(entries: list[dict[str, Any]]) -> dict[str, str]:
         base = _snake_case(entry["class_name"])
         count = used.get(base, 0)
         used[base] = count + 1
-        keys[_entry_name(entry)] = base if count == 0 else f"{base}_{count}"
+        keys[entry_name(entry)] = base if count == 0 else f"{base}_{count}"
     return keys
 
 
-def _entry_name(entry: dict[str, Any]) -> str:
+def entry_name(entry: dict[str, Any]) -> str:
     return str(entry.get("name") or entry.get("config", {}).get("name"))
 
 
@@ -177,16 +177,16 @@ def _keras2_node_offset(layer_name: str, entry: dict[str, Any], count: int, entr
         return 1
     if entry["class_name"] != "Sequential":
         return 1
-    return int(any(layer.get("class_name") == "InputLayer" for layer in _layer_list(entry)))
+    return int(any(layer.get("class_name") == "InputLayer" for layer in layer_list(entry)))
 
 
 def _parse(model_config: dict[str, Any], keras_version: str | None = None) -> _Parsed:
     name = _model_name(model_config)
-    entries = _layer_list(model_config)
+    entries = layer_list(model_config)
     for entry in entries:
         if not isinstance(entry, dict) or "class_name" not in entry or not isinstance(entry.get("config"), dict):
             raise ModelFileError(f"model {name!r}: a layer entry in the config has no class_name/config.")
-    layers = {_entry_name(e): (i, e) for i, e in enumerate(entries)}
+    layers = {entry_name(e): (i, e) for i, e in enumerate(entries)}
     if model_config["class_name"] == "Sequential":
         input_entry = next((e for e in entries if e["class_name"] == "InputLayer"), None)
         body = [e for e in entries if e["class_name"] != "InputLayer"]
@@ -196,12 +196,12 @@ def _parse(model_config: dict[str, Any], keras_version: str | None = None) -> _P
         shape = (_batch_shape(input_entry["config"]) if input_entry else None) or _batch_shape(body[0]["config"])
         if shape is None and config.get("build_input_shape"):
             shape = tuple(config["build_input_shape"])
-        input_name = _entry_name(input_entry) if input_entry else f"{name}/input"
+        input_name = entry_name(input_entry) if input_entry else f"{name}/input"
         previous: TensorRef = (input_name, 0, 0)
         calls = {}
         for entry in body:
-            calls[(_entry_name(entry), 0)] = [previous]
-            previous = (_entry_name(entry), 0, 0)
+            calls[(entry_name(entry), 0)] = [previous]
+            previous = (entry_name(entry), 0, 0)
         return _Parsed(name, layers, calls, [(input_name, 0, 0)], [previous], [shape], _class_keys(body))
     config = model_config["config"]
     inputs = _refs(config.get("input_layers"))

@@ -14,7 +14,7 @@ import numpy as np
 
 from ncjax.classifier import Classifier
 from ncjax.errors import SaveError
-from ncjax.keras.graph import MODEL_CLASSES, _layer_list, _entry_name
+from ncjax.keras.graph import MODEL_CLASSES, layer_list, entry_name
 
 # The layout is tf.keras 2.x's. The version attribute keeps the source's (activations such as hard_sigmoid
 # changed meaning in Keras 3); models ncjax made itself say 2.15.0.
@@ -36,8 +36,8 @@ def _weights(config: dict[str, Any], params: dict[str, Any], prefix: str = "") -
         return [i for i in items if i[0].split("/")[-1][:-2] not in _NON_TRAINABLE] + \
                [i for i in items if i[0].split("/")[-1][:-2] in _NON_TRAINABLE]
     collected = []
-    for entry in _layer_list(config):
-        name = _entry_name(entry)
+    for entry in layer_list(config):
+        name = entry_name(entry)
         if name in params:
             collected += _weights(entry, params[name], f"{name}/")
     trainable = [i for i in collected if i[0].split("/")[-1][:-2] not in _NON_TRAINABLE]
@@ -59,8 +59,8 @@ def save_keras_h5(classifier: Classifier, path: str | os.PathLike) -> None:
         f.attrs["keras_version"] = version
         f.attrs["model_config"] = json.dumps(config).encode("utf8")
         group = f.create_group("model_weights")
-        entries = _layer_list(config)
-        names = [_entry_name(e) for e in entries]
+        entries = layer_list(config)
+        names = [entry_name(e) for e in entries]
         group.attrs["layer_names"] = np.array([n.encode("utf8") for n in names])
         group.attrs["backend"] = b"tensorflow"
         group.attrs["keras_version"] = version
