@@ -31,7 +31,7 @@ bench-quick: install
 test: install
 	$(BIN)/python -m pytest -q
 
-# Also the slow checks (a further full scan of the demo's clean twin).
+# Also the slow checks (full 43-label scans of the demo model and of its clean twin).
 test-slow: install
 	NCJAX_SLOW_TESTS=1 $(BIN)/python -m pytest -q
 
