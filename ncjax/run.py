@@ -54,7 +54,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--preprocess", default="raw", help="raw|mnist|inception|imagenet|torch|OFFSET,SCALE: how model "
                                                       "inputs relate to raw 0..255 pixels (default: raw)")
     p.add_argument("--bgr", action="store_true", help="with OFFSET,SCALE: the model takes BGR channels")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=int, default=0, help="the PRNG seed of the triggers and batches (default: 0)")
     p.add_argument("--threshold", type=float, default=2.0, help="anomaly-index threshold (default: 2)")
     p.add_argument("--verdict", choices=["gap", "reference"], default="gap",
                    help="gap: flagged labels must also stand apart from the next label's norm by --min-gap (measured "
