@@ -36,20 +36,20 @@ class CompiledSteps:
         self._precision = config.matmul_precision
         batch = config.batch_size
 
-        def shared_batch(states: SlotState, images, data_key, pools: Pools, step):
-            return images[draw_batch(data_key, step, num_images, batch)], None
+        def shared_batch(states: SlotState, images, data_key, pools: Pools, step):  # (B, H, W, C)
+            return images[draw_batch(data_key, step, num_images, batch)]
 
-        def own_batches(states: SlotState, images, data_key, pools: Pools, step):
+        def own_batches(states: SlotState, images, data_key, pools: Pools, step):  # (lanes, B, H, W, C)
             draw = jax.vmap(draw_pool_batch, in_axes=(None, None, 0, 0, None))
-            return images[draw(data_key, step, pools.table[states.pool], pools.sizes[states.pool], batch)], 0
+            return images[draw(data_key, step, pools.table[states.pool], pools.sizes[states.pool], batch)]
 
-        batches = own_batches if per_slot_batches else shared_batch
+        batches, batch_axis = (own_batches, 0) if per_slot_batches else (shared_batch, None)
 
         def steps(states: SlotState, images, params, data_key, pools: Pools, first_step, n: int) -> SlotState:
             self.traces["steps"] += 1
 
             def one(carry, step):
-                raw, batch_axis = batches(carry, images, data_key, pools, step)
+                raw = batches(carry, images, data_key, pools, step)
                 step_all = jax.vmap(slot_step, in_axes=(0, batch_axis, None, None, None, None))
                 return step_all(carry, raw, params, apply, config, image_shape), None
 
