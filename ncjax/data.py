@@ -73,18 +73,26 @@ def _int_labels(labels):
     return labels.argmax(-1) if labels.ndim == 2 else labels.astype(np.int64)
 
 
-def _read(path: Path, box=None, size=None) -> np.ndarray:
+# The picture mode that gives a model of C channels its images: grayscale models read images as "L".
+IMAGE_MODES = {1: "L", 3: "RGB", 4: "RGBA"}
+
+
+def _read(path: Path, channels: int, box=None, size=None) -> np.ndarray:
+    if channels not in IMAGE_MODES:
+        raise DataError(f"{str(path)!r}: the model takes {channels} channels; image files give 1 (L), 3 (RGB) or 4 "
+                        "(RGBA). Give the images as an .npz array instead.")
     with Image.open(path) as image:
-        image = image.convert("RGB")
+        image = image.convert(IMAGE_MODES[channels])
         if box is not None:
             image = image.crop(box)
         if size is not None:
             image = image.resize(size, Image.BILINEAR)
-        return np.asarray(image, np.float32)
+        pixels = np.asarray(image, np.float32)
+        return pixels[..., None] if pixels.ndim == 2 else pixels
 
 
 def _gtsrb_folder(path: Path, image_shape):
-    h, w, _ = image_shape
+    h, w, c = image_shape
     images, labels = [], []
     with open(path / "GT-final_test.csv", newline="") as f:
         for row in csv.DictReader(f, delimiter=";"):
@@ -96,7 +104,7 @@ def _gtsrb_folder(path: Path, image_shape):
             sx, sy = actual_w / float(row["Width"]), actual_h / float(row["Height"])
             box = (float(row["Roi.X1"]) * sx, float(row["Roi.Y1"]) * sy,
                    (float(row["Roi.X2"]) + 1) * sx, (float(row["Roi.Y2"]) + 1) * sy)
-            images.append(_read(file, box, (w, h)))
+            images.append(_read(file, c, box, (w, h)))
             labels.append(int(row["ClassId"]))
     if not images:
         raise DataError(f"{str(path)!r}: GT-final_test.csv names no image present in the folder.")
@@ -104,14 +112,14 @@ def _gtsrb_folder(path: Path, image_shape):
 
 
 def _class_folders(path: Path, image_shape):
-    h, w, _ = image_shape
+    h, w, c = image_shape
     images, labels = [], []
     folders = sorted(p for p in path.iterdir() if p.is_dir())
     for index, folder in enumerate(folders):
         label = int(folder.name) if folder.name.isdigit() else index
         for file in sorted(folder.iterdir()):
             if file.suffix.lower() in IMAGE_SUFFIXES:
-                images.append(_read(file, size=(w, h)))
+                images.append(_read(file, c, size=(w, h)))
                 labels.append(label)
     if not images:
         raise DataError(f"{str(path)!r} holds no images: give class sub-folders of images, or GTSRB's layout "

@@ -23,15 +23,25 @@ def _uint8(x: np.ndarray) -> np.ndarray:
     return np.clip(x, 0, 255).astype(np.uint8)
 
 
+def to_image(pixels: np.ndarray) -> Image.Image:
+    """An (H, W, C) raw-pixel array as a picture, as Keras' array_to_img makes it: one channel "L", three "RGB",
+    four "RGBA"; other channel counts (no picture format holds them) as the channels' mean in "L"."""
+    channels = pixels.shape[-1]
+    if channels in (3, 4):
+        return Image.fromarray(_uint8(pixels), "RGB" if channels == 3 else "RGBA")
+    return Image.fromarray(_uint8(pixels[..., 0] if channels == 1 else pixels.mean(axis=-1)), "L")
+
+
 def save_trigger_pictures(result: ScanResult, out: str | os.PathLike, prefix: str = DEFAULT_PREFIX) -> list[Path]:
-    """Mask (grayscale x255), pattern (raw RGB) and fusion (mask x pattern) PNGs for every scanned label."""
+    """Mask (grayscale x255), pattern (raw pixels) and fusion (mask x pattern) PNGs for every scanned label, in
+    the image's own channels (grayscale models get grayscale pictures)."""
     Path(out).mkdir(parents=True, exist_ok=True)
     written = []
     for i, label in enumerate(result.labels):
         paths = picture_paths(out, int(label), prefix)
         mask, pattern = result.masks[i], result.patterns[i]
         Image.fromarray(_uint8(mask * 255), "L").save(paths["mask"])
-        Image.fromarray(_uint8(pattern), "RGB" if pattern.shape[-1] == 3 else "L").save(paths["pattern"])
-        Image.fromarray(_uint8(pattern * mask[..., None]), "RGB" if pattern.shape[-1] == 3 else "L").save(paths["fusion"])
+        to_image(pattern).save(paths["pattern"])
+        to_image(pattern * mask[..., None]).save(paths["fusion"])
         written += list(paths.values())
     return written

@@ -13,6 +13,7 @@ import os
 import numpy as np
 from PIL import Image, ImageDraw
 
+from ncjax.pictures import to_image
 from ncjax.verdict import Verdict
 
 RED, ORANGE, GREY, BLACK, BLUE = (220, 30, 30), (240, 140, 0), (150, 150, 150), (20, 20, 20), (40, 90, 200)
@@ -40,10 +41,8 @@ def _mask_tile(mask: np.ndarray, scale: int) -> Image.Image:
 
 
 def _fusion_tile(mask: np.ndarray, pattern: np.ndarray, scale: int) -> Image.Image:
-    fusion = np.clip(mask[..., None] * pattern, 0, 255).astype(np.uint8)
-    image = Image.fromarray(fusion[..., 0], "L") if fusion.shape[-1] == 1 else Image.fromarray(fusion[..., :3], "RGB")
     h, w = mask.shape
-    return image.resize((w * scale, h * scale), Image.NEAREST).convert("RGB")
+    return to_image(mask[..., None] * pattern).resize((w * scale, h * scale), Image.NEAREST).convert("RGB")
 
 
 def _legend(draw: ImageDraw.ImageDraw, y: int) -> None:

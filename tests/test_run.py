@@ -143,3 +143,41 @@ def test_an_onnx_model_from_the_command_line(tmp_path, capsys):
     assert (out / "gtsrb_visualize_mask_label_2.png").exists()
     assert main(["--model", str(onnx_model), "--data", str(data), "--layout", "NHWC", "--out", str(out), *SMALL]) == 2
     assert "images have 3 channels, the model takes 16" in capsys.readouterr().err  # the wrong layout, caught
+
+
+@pytest.fixture(scope="module")
+def grayscale_model(tmp_path_factory):
+    """The reference's network on 28x28x1 images (MNIST-like), random weights, written as a Keras file."""
+    import jax
+    import jax.numpy as jnp
+
+    import ncjax
+    from ncjax.inject import ReferenceNet, classifier_from_flax
+
+    params = ReferenceNet(num_classes=10).init(jax.random.key(0), jnp.zeros((1, 28, 28, 1)))["params"]
+    path = tmp_path_factory.mktemp("gray") / "gray.h5"
+    ncjax.save_keras_h5(classifier_from_flax(params, 10, (28, 28, 1)), path)
+    return path
+
+
+def test_a_grayscale_model_end_to_end(tmp_path, grayscale_model, capsys):
+    """(H, W, 1) models: grayscale trigger pictures, summary.png, report.json, resume; images from a folder."""
+    from PIL import Image
+
+    folder = tmp_path / "clean"
+    rng = np.random.default_rng(0)
+    for label in range(3):
+        (folder / str(label)).mkdir(parents=True)
+        for k in range(8):
+            Image.fromarray(rng.integers(0, 256, (30, 30), dtype=np.uint8), "L").save(folder / str(label) / f"{k}.png")
+    out = tmp_path / "out"
+    args = ["--model", str(grayscale_model), "--data", str(folder), "--out", str(out), "--labels", "0,4,9", *SMALL]
+    assert main(args) == 0
+    for kind in ("mask", "pattern", "fusion"):
+        with Image.open(out / f"gtsrb_visualize_{kind}_label_4.png") as picture:
+            assert picture.mode == "L" and picture.size == (28, 28)
+    report = json.loads((out / "report.json").read_text())
+    assert [e["label"] for e in report["labels"]] == [0, 4, 9] and (out / "summary.png").exists()
+    assert main([*args, "--resume"]) == 0
+    assert json.loads((out / "report.json").read_text())["labels"] == report["labels"]
+    assert "Traceback" not in capsys.readouterr().err
