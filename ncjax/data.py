@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import csv
 import os
+import zipfile
 from pathlib import Path
 
 import h5py
@@ -12,9 +13,15 @@ import numpy as np
 from PIL import Image
 
 from ncjax.errors import DataError
+from ncjax.safe_files import check_hdf5_contained, check_regular_file
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".ppm", ".bmp", ".gif", ".tif", ".tiff", ".webp"}
-
+# Budgets checked from declared sizes before anything is read: no clean set for a scan comes near them.
+MAX_DATA_BYTES = 4 << 30
+MAX_IMAGE_PIXELS = 50_000_000
+# What reading a damaged file can raise from numpy, h5py, zipfile, PIL and csv; turned into one DataError.
+_READ_ERRORS = (OSError, ValueError, KeyError, EOFError, TypeError, IndexError, OverflowError, ZeroDivisionError,
+                zipfile.BadZipFile, csv.Error, UnicodeDecodeError, Image.DecompressionBombError)
 
 
 def load_images(path: str | os.PathLike, image_shape: tuple[int, int, int], *,
@@ -29,19 +36,54 @@ def load_images(path: str | os.PathLike, image_shape: tuple[int, int, int], *,
     path = Path(path)
     if not path.exists():
         raise DataError(f"data not found: {str(path)!r}")
+    try:
+        images, labels = _read_data(path, image_shape, key)
+    except DataError:
+        raise
+    except _READ_ERRORS as e:
+        raise DataError(f"cannot read the data {str(path)!r}: {type(e).__name__}: {e}") from None
+    images = _fit(_checked_images(images, path), image_shape, path)
+    return images, _checked_labels(labels, len(images), path)
+
+
+def _read_data(path: Path, image_shape, key: str | None):
     if path.is_dir():
         if (path / "GT-final_test.csv").exists():
-            images, labels = _gtsrb_folder(path, image_shape)
-        else:
-            images, labels = _class_folders(path, image_shape)
-    elif path.suffix == ".npz":
-        images, labels = _npz(path, key)
-    elif path.suffix in (".h5", ".hdf5"):
-        images, labels = _h5(path, key)
-    else:
-        raise DataError(f"{str(path)!r}: unknown data format; give a .npz, a .h5 with X_test, or a folder of images.")
-    images = _fit(images, image_shape, path)
-    return images, labels
+            return _gtsrb_folder(path, image_shape)
+        return _class_folders(path, image_shape)
+    check_regular_file(str(path), error=DataError, what="data file")
+    if path.suffix == ".npz":
+        return _npz(path, key)
+    if path.suffix in (".h5", ".hdf5"):
+        return _h5(path, key)
+    raise DataError(f"{str(path)!r}: unknown data format; give a .npz, a .h5 with X_test, or a folder of images.")
+
+
+def _checked_images(images, path: Path) -> np.ndarray:
+    """Real numbers, (N, H, W[, C]) with no empty axis."""
+    images = np.asarray(images)
+    if images.dtype.kind not in "biuf":
+        raise DataError(f"{str(path)!r}: the images are of type {images.dtype}; give real numbers (uint8 or float "
+                        "pixels).")
+    if images.ndim not in (3, 4) or 0 in images.shape:
+        raise DataError(f"{str(path)!r}: images have shape {images.shape}; expected (N, H, W, C) with no empty axis.")
+    return images
+
+
+def _checked_labels(labels, count: int, path: Path) -> np.ndarray | None:
+    if labels is None:
+        return None
+    labels = np.asarray(labels)
+    if labels.dtype.kind not in "biu" or labels.shape != (count,):
+        raise DataError(f"{str(path)!r}: the labels have shape {labels.shape} and type {labels.dtype}; expected "
+                        f"{count} integers, one per image.")
+    return labels.astype(np.int64)
+
+
+def _budget(nbytes: float, what: str, path: Path) -> None:
+    if nbytes > MAX_DATA_BYTES:
+        raise DataError(f"{str(path)!r}: {what} declares {nbytes / 2**30:.1f} GiB, more than the "
+                        f"{MAX_DATA_BYTES >> 30} GiB a clean set may take; give fewer images.")
 
 
 def _npz(path: Path, key: str | None):
@@ -50,15 +92,20 @@ def _npz(path: Path, key: str | None):
         name = key or next((k for k in ("x_roi", "x", "X_test", "images") if k in names), None)
         if name is None or name not in names:
             raise DataError(f"{str(path)!r} has arrays {names}; name the images with --data-key.")
-        labels = next((data[k] for k in ("y", "Y_test", "labels") if k in names), None)
+        label_name = next((k for k in ("y", "Y_test", "labels") if k in names), None)
+        for member in (name, label_name):
+            if member is not None:
+                _budget(data.zip.getinfo(f"{member}.npy").file_size, f"array {member!r}", path)
+        labels = data[label_name] if label_name is not None else None
         return data[name], _int_labels(labels)
 
 
 def _h5(path: Path, key: str | None):
     try:
         with h5py.File(path, "r") as f:
+            check_hdf5_contained(f, repr(str(path)), error=DataError, max_bytes=MAX_DATA_BYTES)
             name = key or ("X_test" if "X_test" in f else None)
-            if name is None or name not in f:
+            if name is None or name not in f or not isinstance(f[name], h5py.Dataset):
                 raise DataError(f"{str(path)!r} has datasets {list(f)}; name the images with --data-key.")
             labels = np.asarray(f["Y_test"]) if "Y_test" in f else None
             return np.asarray(f[name]), _int_labels(labels)
@@ -70,7 +117,15 @@ def _int_labels(labels):
     if labels is None:
         return None
     labels = np.asarray(labels)
-    return labels.argmax(-1) if labels.ndim == 2 else labels.astype(np.int64)
+    if labels.dtype.kind not in "biuf":
+        raise DataError(f"the labels are of type {labels.dtype}; give integer class ids or one-hot rows.")
+    if labels.ndim == 2:
+        return labels.argmax(-1)
+    if labels.dtype.kind == "f":
+        if not np.all(np.isfinite(labels)) or np.any(labels != np.round(labels)):
+            raise DataError("the labels are fractional or not finite; give integer class ids or one-hot rows.")
+        return labels.astype(np.int64)
+    return labels
 
 
 # The picture mode that gives a model of C channels its images: grayscale models read images as "L".
@@ -81,7 +136,11 @@ def _read(path: Path, channels: int, box=None, size=None) -> np.ndarray:
     if channels not in IMAGE_MODES:
         raise DataError(f"{str(path)!r}: the model takes {channels} channels; image files give 1 (L), 3 (RGB) or 4 "
                         "(RGBA). Give the images as an .npz array instead.")
+    check_regular_file(str(path), error=DataError, what="image")
     with Image.open(path) as image:
+        if image.width * image.height > MAX_IMAGE_PIXELS:
+            raise DataError(f"{str(path)!r} is {image.width}x{image.height} pixels; refusing to decode an image that "
+                            "large.")
         image = image.convert(IMAGE_MODES[channels])
         if box is not None:
             image = image.crop(box)
@@ -94,18 +153,26 @@ def _read(path: Path, channels: int, box=None, size=None) -> np.ndarray:
 def _gtsrb_folder(path: Path, image_shape):
     h, w, c = image_shape
     images, labels = [], []
-    with open(path / "GT-final_test.csv", newline="") as f:
-        for row in csv.DictReader(f, delimiter=";"):
-            file = path / row["Filename"]
-            if not file.exists():
-                continue
-            with Image.open(file) as image:
-                actual_w, actual_h = image.size
-            sx, sy = actual_w / float(row["Width"]), actual_h / float(row["Height"])
-            box = (float(row["Roi.X1"]) * sx, float(row["Roi.Y1"]) * sy,
-                   (float(row["Roi.X2"]) + 1) * sx, (float(row["Roi.Y2"]) + 1) * sy)
+    table = path / "GT-final_test.csv"
+    check_regular_file(str(table), error=DataError, what="annotation file")
+    with open(table, newline="") as f:
+        for number, row in enumerate(csv.DictReader(f, delimiter=";"), start=2):
+            try:
+                file = path / row["Filename"]
+                if not file.exists():
+                    continue
+                check_regular_file(str(file), error=DataError, what="image")
+                with Image.open(file) as image:
+                    actual_w, actual_h = image.size
+                sx, sy = actual_w / float(row["Width"]), actual_h / float(row["Height"])
+                box = (float(row["Roi.X1"]) * sx, float(row["Roi.Y1"]) * sy,
+                       (float(row["Roi.X2"]) + 1) * sx, (float(row["Roi.Y2"]) + 1) * sy)
+                label = int(row["ClassId"])
+            except (KeyError, TypeError, ValueError, ZeroDivisionError) as e:
+                raise DataError(f"{str(table)!r}, line {number}: {type(e).__name__}: {e}. The official layout has "
+                                "Filename;Width;Height;Roi.X1;Roi.Y1;Roi.X2;Roi.Y2;ClassId with numbers.") from None
             images.append(_read(file, c, box, (w, h)))
-            labels.append(int(row["ClassId"]))
+            labels.append(label)
     if not images:
         raise DataError(f"{str(path)!r}: GT-final_test.csv names no image present in the folder.")
     return np.stack(images), np.asarray(labels, np.int64)
@@ -116,7 +183,7 @@ def _class_folders(path: Path, image_shape):
     images, labels = [], []
     folders = sorted(p for p in path.iterdir() if p.is_dir())
     for index, folder in enumerate(folders):
-        label = int(folder.name) if folder.name.isdigit() else index
+        label = int(folder.name) if folder.name.isdigit() and len(folder.name) < 10 else index
         for file in sorted(folder.iterdir()):
             if file.suffix.lower() in IMAGE_SUFFIXES:
                 images.append(_read(file, c, size=(w, h)))

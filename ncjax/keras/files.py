@@ -23,6 +23,7 @@ import h5py
 import numpy as np
 
 from ncjax.errors import ModelFileError, ModelNotFoundError
+from ncjax.safe_files import check_hdf5_contained, check_one_format, check_regular_file, file_formats
 
 # Layer path: the names from the top-level model down to the layer, e.g. ("inner_seq", "conv2d_11").
 LayerPath = tuple[str, ...]
@@ -98,18 +99,22 @@ def read_model_file(path: str | os.PathLike, *, architecture: str | os.PathLike 
             f"{path!r} is a directory. ncjax reads Keras .h5 and .keras files; convert a TensorFlow "
             "SavedModel to ONNX first: python -m ncjax.convert DIR model.onnx (pip install 'ncjax[convert]')."
         )
+    check_regular_file(path)
+    formats = file_formats(path)
+    check_one_format(path, formats)
     arch_config = _architecture_config(architecture) if architecture is not None else None
-    if zipfile.is_zipfile(path):
+    if "zip" in formats:
         model_file = _read_keras_zip(path)
         return model_file if arch_config is None else ModelFile(
             arch_config, model_file.weights, model_file.format, model_file.keras_version)
-    if not h5py.is_hdf5(path):
+    if "hdf5" not in formats:
         raise ModelFileError(
             f"{path!r} is neither an HDF5 (.h5) nor a Keras zip (.keras) file"
             " (it may be truncated, or another format such as a pickle or ONNX file)."
         )
     try:
         with h5py.File(path, "r") as f:
+            check_hdf5_contained(f, repr(path))
             return _read_hdf5(f, path, arch_config)
     except (OSError, KeyError, RuntimeError) as e:  # h5py's errors for damaged files
         raise ModelFileError(f"cannot read {path!r}: the HDF5 file is damaged or truncated ({e}).") from e
@@ -246,6 +251,7 @@ def _read_keras_zip(path: str) -> ModelFile:
         raise ModelFileError(f"cannot read {path!r}: the zip archive is damaged ({e}).") from e
     try:
         with h5py.File(io.BytesIO(weights_bytes), "r") as f:
+            check_hdf5_contained(f, f"{path!r} (model.weights.h5)")
             weights = _read_keras3_weights(f, f"{path!r} (model.weights.h5)")
     except OSError as e:
         raise ModelFileError(f"cannot read model.weights.h5 inside {path!r}: {e}.") from e

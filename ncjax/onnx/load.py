@@ -11,6 +11,7 @@ import numpy as np
 from ncjax.classifier import Classifier, LayerSummary, param_count
 from ncjax.errors import MissingDependencyError, ModelFileError, ModelNotFoundError, NCJaxError, UnsupportedModelError
 from ncjax.onnx.graph import OnnxGraph, parse
+from ncjax.safe_files import check_regular_file, file_formats
 
 Layout = Literal["NCHW", "NHWC"]
 _CHANNELS = (1, 3, 4)
@@ -32,10 +33,21 @@ def load_onnx(path: str | os.PathLike, *, input_shape: Sequence[int] | None = No
     where = repr(os.fspath(path))
     if not os.path.exists(path):
         raise ModelNotFoundError(f"model file not found: {where}")
+    check_regular_file(os.fspath(path))
+    formats = file_formats(os.fspath(path))
+    if formats:
+        raise ModelFileError(f"{where} is named .onnx but is a {' and '.join(sorted(formats))} file; an ONNX model "
+                             "is a protobuf file.")
     try:
-        model = onnx.load(os.fspath(path))
+        # External tensor data would make onnx read other files by the names the model gives: never loaded.
+        model = onnx.load(os.fspath(path), load_external_data=False)
     except Exception as e:  # protobuf's DecodeError and friends: the file is not an ONNX model
         raise ModelFileError(f"{where} could not be read as an ONNX model ({type(e).__name__}: {e}).") from None
+    external = [t.name for t in model.graph.initializer if t.data_location == onnx.TensorProto.EXTERNAL]
+    if external:
+        raise ModelFileError(f"{where} keeps tensors {external[:5]} in external files; ncjax reads only the model "
+                             "file itself. Save the model with its weights inside (onnx.save(model, path, "
+                             "save_as_external_data=False)).")
     graph = parse(model, where)
     layout = _layout(graph.input_dims, layout, where)
     shape = _image_shape(graph.input_dims, layout, input_shape, where)

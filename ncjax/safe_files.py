@@ -1,0 +1,91 @@
+"""What a file handed to ncjax may be, checked before its contents are read.
+
+A model or data file is one regular file, of one format, that reads nothing but itself:
+- special files (FIFOs, devices, sockets) are refused before they are opened: reading one can block forever
+  or never end;
+- a file that parses as two formats (an HDF5 file with a zip archive appended, say) is refused: Keras and
+  ncjax could read different models from it, so a backdoored model could pass as its clean twin;
+- HDF5 external links, soft links, external storage and virtual datasets are refused by name, before any
+  data is read: each makes the HDF5 library read other files (/etc/passwd, another model's weights);
+- datasets whose declared size exceeds a budget are refused before anything is allocated.
+"""
+from __future__ import annotations
+
+import os
+import stat
+import zipfile
+
+import h5py
+import numpy as np
+
+from ncjax.errors import ModelFileError, NCJaxError
+
+# No classifier ncjax scans comes near this; a file declaring more is refused before it is read.
+MAX_HDF5_BYTES = 4 << 30
+
+
+def check_regular_file(path: str, *, error: type[NCJaxError] = ModelFileError, what: str = "model file") -> None:
+    """Refuse anything but a regular file (symbolic links are followed), without opening it."""
+    try:
+        mode = os.stat(path).st_mode
+    except OSError as e:
+        raise error(f"cannot read the {what} {path!r}: {e.strerror}.") from None
+    if not stat.S_ISREG(mode):
+        kind = "a directory" if stat.S_ISDIR(mode) else "a FIFO" if stat.S_ISFIFO(mode) else \
+            "a device" if stat.S_ISCHR(mode) or stat.S_ISBLK(mode) else "a socket" if stat.S_ISSOCK(mode) else \
+            "not a regular file"
+        raise error(f"the {what} {path!r} is {kind}; give a regular file.")
+
+
+def file_formats(path: str) -> set[str]:
+    """The container formats whose signatures `path` carries: "hdf5", "zip" (both for a polyglot)."""
+    formats = set()
+    if h5py.is_hdf5(path):
+        formats.add("hdf5")
+    if zipfile.is_zipfile(path):
+        formats.add("zip")
+    return formats
+
+
+def check_one_format(path: str, formats: set[str]) -> None:
+    if len(formats) > 1:
+        raise ModelFileError(
+            f"{path!r} is both an HDF5 file and a zip archive. Keras and ncjax could read two different models "
+            "from it, so it is refused; re-save the model (model.save('model.h5') or 'model.keras')."
+        )
+
+
+def check_hdf5_contained(f: h5py.File, where: str, *, error: type[NCJaxError] = ModelFileError,
+                         max_bytes: int = MAX_HDF5_BYTES) -> None:
+    """Walk every link and dataset of `f` (iteratively: any depth) before reading any data; refuse links and
+    storage that reach outside the file, and declared sizes beyond `max_bytes` in all."""
+    total = 0
+    stack: list[tuple[str, h5py.Group]] = [("/", f)]
+    while stack:
+        name, group = stack.pop()
+        for key in group:
+            child = f"{name.rstrip('/')}/{key}"
+            link = group.get(key, getlink=True)
+            if isinstance(link, h5py.ExternalLink):
+                raise error(f"{where}: {child} is an external link to {link.filename!r}; a model file must not read "
+                            "other files.")
+            if isinstance(link, h5py.SoftLink):
+                raise error(f"{where}: {child} is a soft link to {link.path!r}; Keras files hold none.")
+            item = group.get(key)
+            if isinstance(item, h5py.Group):
+                stack.append((child, item))
+            elif isinstance(item, h5py.Dataset):
+                total += _dataset_bytes(item, child, where, error)
+                if total > max_bytes:
+                    raise error(f"{where}: the datasets declare more than {max_bytes >> 30} GiB (at {child}); "
+                                "no model ncjax scans is that large, so the file is refused before it is read.")
+
+
+def _dataset_bytes(dataset: h5py.Dataset, name: str, where: str, error: type[NCJaxError]) -> int:
+    if dataset.is_virtual:
+        raise error(f"{where}: {name} is a virtual dataset (it maps other datasets or files); refused.")
+    if dataset.external:
+        files = sorted({str(entry[0]) for entry in dataset.external})
+        raise error(f"{where}: {name} keeps its data in other files {files}; a model file must not read other "
+                    "files.")
+    return int(np.prod(dataset.shape or (), dtype=np.float64)) * dataset.dtype.itemsize
