@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import math
 import types
 import typing
 from typing import Any, Iterable
@@ -59,3 +60,54 @@ def add_dataclass_flags(group: argparse._ActionsContainer, cls: type, *, skip: I
 def given_values(args: argparse.Namespace, names: Iterable[str]) -> dict[str, Any]:
     """The generated flags the user gave, by field name."""
     return {name: getattr(args, name) for name in names if getattr(args, name) is not None}
+
+
+class OneLineParser(argparse.ArgumentParser):
+    """An argument parser whose errors are one line on stderr and exit 2, like every other ncjax error."""
+
+    def error(self, message: str):  # type: ignore[override]
+        self.exit(2, f"error: {message} (see {self.prog} --help)\n")
+
+
+def label_list(text: str) -> list[int]:
+    """--labels: comma-separated non-negative ints, each once."""
+    parts = [part.strip() for part in text.split(",")]
+    if not all(part.isdigit() and len(part) < 10 for part in parts):
+        raise argparse.ArgumentTypeError(f"{text!r} is not a comma-separated list of label numbers, e.g. 0,5,33")
+    labels = [int(part) for part in parts]
+    if len(set(labels)) != len(labels):
+        raise argparse.ArgumentTypeError(f"{text!r} names a label twice")
+    return labels
+
+
+def seed(text: str) -> int:
+    """--seed: an int in [0, 2**32)."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
+    if not 0 <= value < 2**32:
+        raise argparse.ArgumentTypeError(f"{value} is outside 0 .. 2**32 - 1")
+    return value
+
+
+def finite_at_least(minimum: float, *, strict: bool = False):
+    """A float flag type: finite and >= minimum (> minimum when strict)."""
+    def parse(text: str) -> float:
+        try:
+            value = float(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+        if not math.isfinite(value) or value < minimum or (strict and value == minimum):
+            raise argparse.ArgumentTypeError(f"{text!r} must be a finite number {'>' if strict else '>='} {minimum:g}")
+        return value
+
+    parse.__name__ = "number"
+    return parse
+
+
+def file_prefix(text: str) -> str:
+    """--prefix: the start of a file name, never a path (pictures are written inside --out only)."""
+    if not text or "/" in text or "\\" in text or text in (".", "..") or "\0" in text or len(text) > 100:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a file-name prefix (letters, digits, '_', '-'; no path)")
+    return text

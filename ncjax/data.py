@@ -95,9 +95,18 @@ def _npz(path: Path, key: str | None):
         label_name = next((k for k in ("y", "Y_test", "labels") if k in names), None)
         for member in (name, label_name):
             if member is not None:
-                _budget(data.zip.getinfo(f"{member}.npy").file_size, f"array {member!r}", path)
+                _budget(_npy_declared_bytes(data.zip, f"{member}.npy"), f"array {member!r}", path)
         labels = data[label_name] if label_name is not None else None
         return data[name], _int_labels(labels)
+
+
+def _npy_declared_bytes(archive: zipfile.ZipFile, member: str) -> float:
+    """The size an .npy member's header declares (numpy allocates it before reading the data)."""
+    with archive.open(member) as f:
+        version = np.lib.format.read_magic(f)
+        read_header = np.lib.format.read_array_header_1_0 if version == (1, 0) else np.lib.format.read_array_header_2_0
+        shape, _, dtype = read_header(f)
+    return float(np.prod(shape, dtype=np.float64)) * dtype.itemsize
 
 
 def _h5(path: Path, key: str | None):

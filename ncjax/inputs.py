@@ -73,3 +73,10 @@ def check_key(key: Any) -> jax.Array:
     except TypeError:
         pass
     raise ScanInputError("key must be a JAX PRNG key, e.g. jax.random.key(0).")
+
+
+def check_config_fits(config: ScanConfig, image_shape: tuple[int, int, int]) -> None:
+    """Settings that depend on the image size."""
+    if config.upsample > max(image_shape[:2]):
+        raise ScanInputError(f"ScanConfig.upsample ({config.upsample}) is larger than the images ({image_shape[0]}x"
+                             f"{image_shape[1]}): the mask would be one super-pixel. Use at most {max(image_shape[:2])}.")

@@ -4,21 +4,32 @@ With no --model and no --data it scans the embedded demo (a synthetic traffic-si
 The three lines printed first are the reference's MAD test; the verdict follows the gap rule (--verdict gap:
 MAD-flagged labels whose norms stand apart from the rest by --min-gap) unless --verdict reference.
 Exit codes: 0 the scan finished (whatever the verdict), 2 bad input, 3 infected with --fail-on-detect,
-130 interrupted (the state of the last finished epoch is kept: rerun with --resume).
+130 interrupted by SIGINT, 143 by SIGTERM (the state of the last finished epoch is kept: rerun with --resume).
 """
 from __future__ import annotations
 
 import argparse
 import dataclasses
 import logging
+import signal
 import sys
+from dataclasses import dataclass
 import warnings
 from pathlib import Path
-from typing import Sequence
+from typing import Any, Sequence
 
 import jax
+import numpy as np
 
-from ncjax.cli_options import add_dataclass_flags, given_values
+from ncjax.cli_options import (
+    OneLineParser,
+    add_dataclass_flags,
+    file_prefix,
+    finite_at_least,
+    given_values,
+    label_list,
+    seed,
+)
 from ncjax.config import ScanConfig
 from ncjax.data import load_images
 from ncjax.errors import NCJaxError, UsageError
@@ -31,14 +42,14 @@ from ncjax.scan import scan_all_labels
 from ncjax.summary import save_summary
 from ncjax.verdict import decide
 
-EXIT_OK, EXIT_BAD_INPUT, EXIT_INFECTED, EXIT_INTERRUPTED = 0, 2, 3, 130
+EXIT_OK, EXIT_BAD_INPUT, EXIT_INFECTED, EXIT_INTERRUPTED, EXIT_TERMINATED = 0, 2, 3, 130, 143
 STATE_FILE = "scan_state.npz"
 # ScanConfig fields with a flag of their own (--preprocess, --bgr) rather than a generated one.
 OWN_FLAG_FIELDS = {"preprocessing"}
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="python -m ncjax.run", description=__doc__.splitlines()[0].split(": ", 1)[1])
+    p = OneLineParser(prog="python -m ncjax.run", description=__doc__.splitlines()[0].split(": ", 1)[1])
     p.add_argument("--model", help="Keras (.h5/.keras) or ONNX (.onnx) model; default: the embedded demo model")
     p.add_argument("--layout", choices=["NCHW", "NHWC"], help="an ONNX model's input layout, where it is ambiguous")
     p.add_argument("--input-shape", help="H,W,C for models that leave their image size open")
@@ -47,20 +58,23 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--data-key", help="name of the image array in --data")
     p.add_argument("--demo-clean", action="store_true", help="scan the demo's clean twin instead of the infected one")
     p.add_argument("--out", default="ncjax_out", help="folder for pictures and report.json (default: ncjax_out)")
-    p.add_argument("--prefix", default="gtsrb", help="picture file prefix, as the reference's (default: gtsrb)")
+    p.add_argument("--prefix", default="gtsrb", type=file_prefix,
+                   help="picture file-name prefix, as the reference's (default: gtsrb)")
     p.add_argument("--preset", choices=["paper", "fast"], help="paper: the reference's schedule; fast: a CPU "
                                                                "budget (default: fast on CPU, paper otherwise)")
-    p.add_argument("--labels", help="comma-separated labels to scan (default: all)")
+    p.add_argument("--labels", type=label_list, help="comma-separated labels to scan (default: all)")
     p.add_argument("--preprocess", default="raw", help="raw|mnist|inception|imagenet|torch|OFFSET,SCALE: how model "
                                                       "inputs relate to raw 0..255 pixels (default: raw)")
     p.add_argument("--bgr", action="store_true", help="with OFFSET,SCALE: the model takes BGR channels")
-    p.add_argument("--seed", type=int, default=0, help="the PRNG seed of the triggers and batches (default: 0)")
-    p.add_argument("--threshold", type=float, default=2.0, help="anomaly-index threshold (default: 2)")
+    p.add_argument("--seed", type=seed, default=0, help="the PRNG seed of the triggers and batches (default: 0)")
+    p.add_argument("--threshold", type=finite_at_least(0, strict=True), default=2.0,
+                   help="anomaly-index threshold, finite and > 0 (default: 2)")
     p.add_argument("--verdict", choices=["gap", "reference"], default="gap",
                    help="gap: flagged labels must also stand apart from the next label's norm by --min-gap (measured "
                         "to avoid the reference rule's false positives on clean models); reference: the MAD rule "
                         "alone (default: gap)")
-    p.add_argument("--min-gap", type=float, default=1.5, help="norm ratio for --verdict gap (default: 1.5)")
+    p.add_argument("--min-gap", type=finite_at_least(1), default=1.5,
+                   help="norm ratio for --verdict gap, finite and >= 1 (default: 1.5)")
     p.add_argument("--no-quantize", action="store_true", help="MAD on exact norms instead of the PNG-quantized "
                                                              "ones the reference reads back")
     p.add_argument("--resume", action="store_true", help="continue an interrupted scan from OUT/scan_state.npz")
@@ -111,48 +125,62 @@ def _progress(total_labels: int, max_epochs: int, enabled: bool):
     return bar, update
 
 
-def run(args: argparse.Namespace) -> int:
+@dataclass(frozen=True)
+class _Inputs:
+    model: Any
+    images: np.ndarray
+    model_name: str
+    data_name: str
+
+
+def _inputs(args: argparse.Namespace) -> _Inputs:
     if args.demo_clean and (args.model or args.data):
         raise UsageError("--demo-clean scans the embedded demo; leave out --model and --data.")
     if args.model is None and args.data is None:
         from ncjax import demo
 
-        model = demo.demo_model(infected=not args.demo_clean)
-        images, _ = demo.demo_images()
-        model_name, data_name = str(demo.demo_model_path(infected=not args.demo_clean)), "ncjax.demo.demo_images()"
         print(f"no --model/--data: scanning the embedded demo ({'clean twin' if args.demo_clean else 'backdoored at 33'}).")
-    elif args.model is None or args.data is None:
+        return _Inputs(demo.demo_model(infected=not args.demo_clean), demo.demo_images()[0],
+                       str(demo.demo_model_path(infected=not args.demo_clean)), "ncjax.demo.demo_images()")
+    if args.model is None or args.data is None:
         raise UsageError("give both --model and --data (clean images), or neither to scan the embedded demo.")
-    else:
-        model = load_model(args.model, layout=args.layout, input_shape=parse_input_shape(args.input_shape))
-        images, _ = load_images(args.data, model.input_shape, key=args.data_key)
-        model_name, data_name = args.model, args.data
-    config = config_from_args(args)
-    if config.preprocessing.mode == "raw" and images.size and float(images.max()) <= 1.0:
-        warnings.warn("the images lie in [0, 1] but --preprocess is raw (0..255 pixels): if the model takes "
-                      "x / 255, pass --preprocess mnist.", stacklevel=1)
-    labels = [int(v) for v in args.labels.split(",")] if args.labels else None
-    preset = _preset(args)
-    print(f"model: {model_name} ({model.num_classes} classes, input {model.input_shape}); data: {data_name} "
-          f"({len(images)} images); preset: {preset}; loss: {config.loss}")
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
-    state = out / STATE_FILE
-    if state.exists() and not args.resume:
-        print(f"note: {state} exists from an earlier scan; starting afresh (pass --resume to continue it).")
-    bar, update = _progress(len(labels) if labels else model.num_classes, config.max_epochs, not args.no_progress)
+    model = load_model(args.model, layout=args.layout, input_shape=parse_input_shape(args.input_shape))
+    images, _ = load_images(args.data, model.input_shape, key=args.data_key)
+    return _Inputs(model, images, args.model, args.data)
+
+
+def _prepare_out(out: Path) -> None:
+    """The output folder exists and takes files, checked before any scanning."""
+    if out.exists() and not out.is_dir():
+        raise UsageError(f"--out {str(out)!r} is a file; give a folder (it is created if missing).")
     try:
-        result = scan_all_labels(model, images, labels=labels, config=config, key=jax.random.key(args.seed),
-                                 callback=update, checkpoint=state, resume=args.resume)
-    except KeyboardInterrupt:
-        print(f"\ninterrupted: the scan's state after its last finished epoch is in {state}; rerun the same command "
-              "with --resume to continue.", file=sys.stderr)
-        return EXIT_INTERRUPTED
+        out.mkdir(parents=True, exist_ok=True)
+        probe = out / ".ncjax_write_test"
+        probe.write_bytes(b"")
+        probe.unlink()
+    except OSError as e:
+        raise UsageError(f"cannot write to --out {str(out)!r}: {e.strerror or e}.") from None
+
+
+def _scan(args: argparse.Namespace, inputs: _Inputs, config: ScanConfig, state: Path):
+    """The scan, with SIGTERM (what schedulers send) treated as SIGINT: the last finished epoch is kept."""
+    bar, update = _progress(len(args.labels) if args.labels else inputs.model.num_classes, config.max_epochs,
+                            not args.no_progress)
+    previous = signal.signal(signal.SIGTERM, _raise_interrupt)
+    try:
+        return scan_all_labels(inputs.model, inputs.images, labels=args.labels, config=config,
+                               key=jax.random.key(args.seed), callback=update, checkpoint=state, resume=args.resume)
     finally:
+        signal.signal(signal.SIGTERM, previous)
         if bar is not None:
             bar.close()
-    norms = l1_norms(result.masks, quantize=not args.no_quantize)
-    verdict = decide(norms, result.labels, rule=args.verdict, threshold=args.threshold, min_gap=args.min_gap)
+
+
+def _raise_interrupt(signum, frame):
+    raise KeyboardInterrupt(signal.Signals(signum).name)
+
+
+def _print_verdict(verdict) -> None:
     outliers = verdict.mad
     for line in outliers.lines():
         print(line)
@@ -162,12 +190,44 @@ def run(args: argparse.Namespace) -> int:
         print(f"note: the reference's rule also flags {others}; their norms do not stand apart from the rest")
     if outliers.note:
         print(f"note: {outliers.note}")
-    save_trigger_pictures(result, out, args.prefix)
-    save_summary(out / "summary.png", result.masks, result.patterns, verdict,
-                 title=f"{Path(model_name).name}: {verdict.headline()}")
-    report = build_report(result, verdict, model=model_name, data=data_name,
-                          extra={"quantized_norms": not args.no_quantize})
-    write_json_atomic(report, out / "report.json")
+
+
+def _write_outputs(args, inputs: _Inputs, result, verdict, out: Path, state: Path) -> None:
+    try:
+        save_trigger_pictures(result, out, args.prefix)
+        save_summary(out / "summary.png", result.masks, result.patterns, verdict,
+                     title=f"{Path(inputs.model_name).name}: {verdict.headline()}")
+        report = build_report(result, verdict, model=inputs.model_name, data=inputs.data_name,
+                              extra={"quantized_norms": not args.no_quantize})
+        write_json_atomic(report, out / "report.json")
+    except OSError as e:
+        raise UsageError(f"cannot write the outputs to {str(out)!r} ({e.strerror or e}); the finished scan is kept in "
+                         f"{state}: rerun the same command with --resume to write them without scanning again.") from None
+
+
+def run(args: argparse.Namespace) -> int:
+    inputs = _inputs(args)
+    config = config_from_args(args)
+    out = Path(args.out)
+    _prepare_out(out)  # before the scan, so a bad --out costs no scan
+    if config.preprocessing.mode == "raw" and inputs.images.size and float(inputs.images.max()) <= 1.0:
+        warnings.warn("the images lie in [0, 1] but --preprocess is raw (0..255 pixels): if the model takes "
+                      "x / 255, pass --preprocess mnist.", stacklevel=1)
+    print(f"model: {inputs.model_name} ({inputs.model.num_classes} classes, input {inputs.model.input_shape}); "
+          f"data: {inputs.data_name} ({len(inputs.images)} images); preset: {_preset(args)}; loss: {config.loss}")
+    state = out / STATE_FILE
+    if state.exists() and not args.resume:
+        print(f"note: {state} exists from an earlier scan; starting afresh (pass --resume to continue it).")
+    try:
+        result = _scan(args, inputs, config, state)
+    except KeyboardInterrupt as e:
+        print(f"\ninterrupted{f' ({e})' if str(e) else ''}: the scan's state after its last finished epoch is in "
+              f"{state}; rerun the same command with --resume to continue.", file=sys.stderr)
+        return EXIT_TERMINATED if str(e) == "SIGTERM" else EXIT_INTERRUPTED
+    norms = l1_norms(result.masks, quantize=not args.no_quantize)
+    verdict = decide(norms, result.labels, rule=args.verdict, threshold=args.threshold, min_gap=args.min_gap)
+    _print_verdict(verdict)
+    _write_outputs(args, inputs, result, verdict, out, state)
     print(f"wrote {len(result.labels) * 3} trigger pictures, summary.png and report.json to {out}/ "
           f"(scan {result.wall_time_s:.0f} s)")
     return EXIT_INFECTED if verdict.infected and args.fail_on_detect else EXIT_OK

@@ -25,7 +25,7 @@ from ncjax.checkpoint import CheckpointPosition, fingerprint, load_checkpoint, r
 from ncjax.compiled import CompiledSteps, Pools
 from ncjax.config import ScanConfig
 from ncjax.errors import ScanInputError
-from ncjax.inputs import check_images, check_key, check_labels, check_model
+from ncjax.inputs import check_config_fits, check_images, check_key, check_labels, check_model
 from ncjax.outputs import ScanOutputs
 from ncjax.plan import PADDING, ScanPlan, compacted_width, padded_lanes, plan_scan
 from ncjax.result import ScanProgress, ScanResult
@@ -88,6 +88,7 @@ def scan_slots(
     if not isinstance(config, ScanConfig):
         raise ScanInputError(f"config must be a ScanConfig, got {type(config).__name__}.")
     image_shape = check_model(model)
+    check_config_fits(config, image_shape)
     clean = check_images(images, image_shape, config)
     table = build_slot_table(tuple(slots), num_classes=int(model.num_classes), num_images=len(clean),
                              image_labels=check_image_labels(image_labels, len(clean)), batch_size=config.batch_size)

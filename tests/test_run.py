@@ -181,3 +181,60 @@ def test_a_grayscale_model_end_to_end(tmp_path, grayscale_model, capsys):
     assert main([*args, "--resume"]) == 0
     assert json.loads((out / "report.json").read_text())["labels"] == report["labels"]
     assert "Traceback" not in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("extra, says", [
+    (["--labels", "a"], "--labels"), (["--labels", "1,,2"], "--labels"), (["--labels", "1.5"], "--labels"),
+    (["--labels", "0 1 2"], "--labels"), (["--labels", "1,1"], "twice"), (["--labels", "7"], "out of range"),
+    (["--seed", "99999999999999999999"], "--seed"), (["--seed", "-1"], "--seed"),
+    (["--threshold", "nan"], "--threshold"), (["--threshold", "inf"], "--threshold"),
+    (["--threshold", "-1"], "--threshold"), (["--min-gap", "0.5"], "--min-gap"),
+    (["--prefix", "../x"], "--prefix"), (["--prefix", "/abs/x"], "--prefix"),
+    (["--upsample", "1000"], "upsample"), (["--learning-rate", "nan"], "learning_rate"),
+    (["--out", "/proc/ncjax-out"], "cannot write to --out"),
+])
+def test_bad_command_lines_end_in_one_line_and_exit_2(tmp_path, data, capsys, extra, says):
+    code = None
+    try:
+        code = main(["--model", str(MODEL), "--data", str(data), "--out", str(tmp_path / "o"), *SMALL, *extra])
+    except SystemExit as e:  # the parser's own refusals
+        code = e.code
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2 and len(err) == 1 and err[0].startswith("error: ") and says in err[0], err
+    assert not (tmp_path / "o" / "report.json").exists()
+
+
+def test_out_that_is_a_file_is_refused_before_scanning(tmp_path, data, capsys):
+    taken = tmp_path / "taken"
+    taken.write_text("mine")
+    assert main(["--model", str(MODEL), "--data", str(data), "--out", str(taken), *SMALL]) == 2
+    assert "is a file" in capsys.readouterr().err and taken.read_text() == "mine"
+
+
+def test_sigterm_leaves_a_resumable_scan(tmp_path, data):
+    """What schedulers send: exit 143 with the last finished epoch kept; --resume gives the uninterrupted report."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    from conftest import ROOT
+
+    args = ["--model", str(MODEL), "--data", str(data), "--batch-size", "8", "--nb-sample", "16", "--max-epochs",
+            "300", "--patience", "1", "--no-early-stop", "--no-progress"]
+    assert main([*args, "--out", str(tmp_path / "whole")]) == 0
+    out = tmp_path / "cut"
+    proc = subprocess.Popen([sys.executable, "-m", "ncjax.run", *args, "--out", str(out)], cwd=ROOT,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 120
+    while not (out / "scan_state.npz").exists() and proc.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 143, err[-2000:]
+    assert "--resume" in err and "Traceback" not in err
+    assert main([*args, "--out", str(out), "--resume"]) == 0
+    whole = json.loads((tmp_path / "whole" / "report.json").read_text())
+    assert json.loads((out / "report.json").read_text())["labels"] == whole["labels"]
+    assert os.path.exists(out / "scan_state.npz")
