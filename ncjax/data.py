@@ -87,7 +87,16 @@ def _budget(nbytes: float, what: str, path: Path) -> None:
 
 
 def _npz(path: Path, key: str | None):
-    with np.load(path, allow_pickle=False) as data:
+    # Opened here and passed as a file, so it is closed even when numpy's reader fails on a damaged archive.
+    if not zipfile.is_zipfile(path):  # checked first: np.load would read a bare .npy or a pickle whole
+        raise DataError(f"{str(path)!r} is not an .npz archive (np.savez writes one); it may be truncated, a bare "
+                        ".npy array or another format.")
+    with open(path, "rb") as file:
+        return _npz_arrays(np.load(file, allow_pickle=False), path, key)
+
+
+def _npz_arrays(data, path: Path, key: str | None):
+    with data:
         names = data.files
         name = key or next((k for k in ("x_roi", "x", "X_test", "images") if k in names), None)
         if name is None or name not in names:

@@ -1,16 +1,16 @@
 """`python -m ncjax.inspect model.h5|model.onnx`: print a model's layers, input shape, parameter count and output activation."""
 from __future__ import annotations
 
-import argparse
 import sys
 from typing import Sequence
 
+from ncjax.cli_options import OneLineParser
 from ncjax.errors import NCJaxError
 from ncjax.loading import load_model, parse_input_shape
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m ncjax.inspect", description=__doc__.split(":", 1)[1].strip())
+    parser = OneLineParser(prog="python -m ncjax.inspect", description=__doc__.split(":", 1)[1].strip())
     parser.add_argument("model", help="Keras model file (.h5 or .keras), weights-only .h5 with --architecture, "
                                       "or ONNX file (.onnx)")
     parser.add_argument("--architecture", help="architecture JSON (model.to_json()) for a weights-only file")

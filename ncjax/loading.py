@@ -9,7 +9,7 @@ import jax
 import jax.numpy as jnp
 
 from ncjax.classifier import Classifier
-from ncjax.errors import ModelFileError, UnsupportedModelError, UsageError
+from ncjax.errors import ModelFileError, NCJaxError, UnsupportedModelError, UsageError
 from ncjax.keras.files import read_model_file
 from ncjax.keras.graph import MODEL_CLASSES, build_graph, declared_input_shapes
 
@@ -35,6 +35,25 @@ def load_model(
       A `Classifier` whose `apply(params, x)` returns logits: a final softmax is removed and recorded in
       `output_activation`.
     """
+    try:
+        return _load(path, architecture=architecture, input_shape=input_shape, layout=layout)
+    except NCJaxError:
+        raise
+    except _MALFORMED as e:
+        # A config or weight of an unexpected type or value that reached a builder: refused, never a traceback.
+        raise ModelFileError(f"{os.fspath(path)!r}: the model is malformed and cannot be built "
+                             f"({type(e).__name__}: {str(e)[:300]}).") from None
+    except MemoryError:
+        raise ModelFileError(f"{os.fspath(path)!r}: building the model needs more memory than this machine has; "
+                             "its declared sizes are implausible.") from None
+
+
+# What a malformed config or weight can raise inside the builders (wrong types, missing keys, absurd values).
+_MALFORMED = (KeyError, TypeError, ValueError, IndexError, AttributeError, OverflowError, ZeroDivisionError,
+              RecursionError)
+
+
+def _load(path, *, architecture, input_shape, layout) -> Classifier:
     if os.fspath(path).lower().endswith(".onnx"):
         if architecture is not None:
             raise UnsupportedModelError("architecture= is for Keras weights-only files; an .onnx file holds its graph.")
@@ -67,7 +86,7 @@ def load_model(
         warnings.warn(
             f"{os.fspath(path)!r}: the last layer applies {graph.output_activation!r}, not softmax; ncjax "
             "keeps it, so the classifier's outputs are not logits.",
-            stacklevel=2,
+            stacklevel=3,  # the caller of load_model
         )
 
     def apply(params, x: jax.Array) -> jax.Array:

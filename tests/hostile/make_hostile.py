@@ -1,0 +1,197 @@
+"""Hostile and bent inputs, built on the fly in a folder (the repository holds no binary junk).
+
+`model_cases(folder)` bends the committed Keras and ONNX fixtures into files a user might be handed: two
+formats in one file, links and storage that reach other files, special files, absurd sizes, broken configs.
+`data_cases(folder)` does the same for clean-image data given with a good model. Each case is refused with one
+line (exit 2) by `python -m ncjax.inspect` / `python -m ncjax.run`; tests/test_hostile.py checks that.
+
+Run by hand to keep the files: `python tests/hostile/make_hostile.py OUT_FOLDER`.
+"""
+from __future__ import annotations
+
+import io
+import json
+import os
+import shutil
+import sys
+import zipfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+import h5py
+import numpy as np
+from PIL import Image
+
+FIXTURES = Path(__file__).resolve().parent.parent / "fixtures"
+KERAS_H5 = FIXTURES / "keras" / "tfkeras" / "sequential.h5"  # 12x12x3 input, 5 classes
+KERAS_ZIP = FIXTURES / "keras" / "keras3" / "sequential.keras"
+SECRET = "/etc/hostname"  # a file outside the model that a bent file tries to make ncjax read
+
+
+@dataclass(frozen=True)
+class Case:
+    name: str
+    path: Path
+    says: str  # a fragment the one-line error must contain
+
+
+def _copy_h5(folder: Path, name: str, edit: Callable[[h5py.File], None]) -> Path:
+    path = folder / name
+    shutil.copy(KERAS_H5, path)
+    with h5py.File(path, "r+") as f:
+        edit(f)
+    return path
+
+
+def _first_weight(f: h5py.File) -> tuple[h5py.Group, str]:
+    layer = f["model_weights"]["dense"] if "dense" in f["model_weights"] else next(
+        f["model_weights"][k] for k in f["model_weights"] if len(f["model_weights"][k].attrs.get("weight_names", [])))
+    name = layer.attrs["weight_names"][0]
+    return layer, name.decode() if isinstance(name, bytes) else str(name)
+
+
+def _external_storage(f: h5py.File) -> None:
+    group, name = _first_weight(f)
+    shape, dtype = group[name].shape, group[name].dtype
+    del group[name]
+    group.create_dataset(name, shape=shape, dtype=dtype, external=[(SECRET, 0, h5py.h5f.UNLIMITED)])
+
+
+def _virtual(f: h5py.File) -> None:
+    group, name = _first_weight(f)
+    shape, dtype = group[name].shape, group[name].dtype
+    layout = h5py.VirtualLayout(shape=shape, dtype=dtype)
+    layout[...] = h5py.VirtualSource(SECRET, "data", shape=shape)
+    del group[name]
+    group.create_virtual_dataset(name, layout)
+
+
+def _huge(f: h5py.File) -> None:
+    group, name = _first_weight(f)
+    del group[name]
+    group.create_dataset(name, shape=(100_000, 100_000), dtype="f4")  # 37 GiB declared, nothing written
+
+
+def _config(edit: Callable[[dict], None]) -> Callable[[h5py.File], None]:
+    def apply(f: h5py.File) -> None:
+        config = json.loads(f.attrs["model_config"])
+        edit(config)
+        f.attrs["model_config"] = json.dumps(config)
+    return apply
+
+
+def _layer(config: dict, class_name: str) -> dict:
+    return next(layer for layer in config["config"]["layers"] if layer["class_name"] == class_name)["config"]
+
+
+def _keras_zip_with(folder: Path, name: str, edit: Callable[[h5py.File], None]) -> Path:
+    with zipfile.ZipFile(KERAS_ZIP) as source:
+        members = {n: source.read(n) for n in source.namelist()}
+    weights = folder / f"{name}.weights.h5"
+    weights.write_bytes(members["model.weights.h5"])
+    with h5py.File(weights, "r+") as f:
+        edit(f)
+    members["model.weights.h5"] = weights.read_bytes()
+    path = folder / name
+    with zipfile.ZipFile(path, "w") as archive:
+        for member, data in members.items():
+            archive.writestr(member, data)
+    return path
+
+
+def model_cases(folder: Path) -> list[Case]:
+    folder.mkdir(parents=True, exist_ok=True)
+    cases = []
+    polyglot = folder / "polyglot.h5"
+    polyglot.write_bytes(KERAS_H5.read_bytes() + KERAS_ZIP.read_bytes())  # an HDF5 file and a .keras zip at once
+    cases.append(Case("hdf5 and zip in one file", polyglot, "both an HDF5 file and a zip archive"))
+    cases.append(Case("external link", _copy_h5(folder, "extlink.h5", lambda f: f["model_weights"].__setitem__(
+        "leak", h5py.ExternalLink(SECRET, "/"))), "external link"))
+    cases.append(Case("soft link", _copy_h5(folder, "softlink.h5", lambda f: f["model_weights"].__setitem__(
+        "loop", h5py.SoftLink("/model_weights"))), "soft link"))
+    cases.append(Case("external storage", _copy_h5(folder, "extstore.h5", _external_storage), "other files"))
+    cases.append(Case("virtual dataset", _copy_h5(folder, "virtual.h5", _virtual), "virtual dataset"))
+    cases.append(Case("37 GiB declared", _copy_h5(folder, "huge.h5", _huge), "GiB"))
+    cases.append(Case("external link inside .keras", _keras_zip_with(folder, "extlink.keras", lambda f: f.__setitem__(
+        "leak", h5py.ExternalLink(SECRET, "/"))), "external link"))
+    fifo = folder / "fifo.h5"
+    os.mkfifo(fifo)
+    cases.append(Case("a FIFO", fifo, "FIFO"))
+    cases.append(Case("a device", Path("/dev/zero"), "device"))
+    (folder / "empty.h5").write_bytes(b"")
+    cases.append(Case("empty file", folder / "empty.h5", "neither an HDF5"))
+    (folder / "truncated.h5").write_bytes(KERAS_H5.read_bytes()[:3000])
+    cases.append(Case("truncated HDF5", folder / "truncated.h5", "truncated.h5"))
+    (folder / "model.onnx").write_bytes(KERAS_H5.read_bytes())
+    cases.append(Case("HDF5 named .onnx", folder / "model.onnx", "is named .onnx but is a hdf5 file"))
+    for name, edit, says in (
+        ("no_kernel_size.h5", lambda c: _layer(c, "Conv2D").pop("kernel_size"), "malformed"),
+        ("units_inf.h5", lambda c: _layer(c, "Dense").__setitem__("units", float("inf")), "malformed"),
+        ("pool_zero.h5", lambda c: _layer(c, "MaxPooling2D").__setitem__("pool_size", [0, 0]), "pool"),
+        ("config_list.h5", lambda c: c.__setitem__("config", [1, 2]), "config"),
+    ):
+        cases.append(Case(name, _copy_h5(folder, name, _config(edit)), says))
+    cases.append(Case("model_config an array", _copy_h5(folder, "config_array.h5", lambda f: f.attrs.__setitem__(
+        "model_config", np.arange(3))), "config"))
+    return cases
+
+
+def data_cases(folder: Path, image_shape=(12, 12, 3)) -> list[Case]:
+    folder.mkdir(parents=True, exist_ok=True)
+    h, w, c = image_shape
+    cases = []
+
+    def npz(name: str, says: str, **arrays) -> None:
+        np.savez(folder / name, **arrays)
+        cases.append(Case(name, folder / name, says))
+
+    npz("strings.npz", "type", x=np.array([["a"] * 5] * 40))
+    npz("complex.npz", "type", x=np.ones((40, h, w, c), np.complex64))
+    npz("zero_height.npz", "empty axis", x=np.zeros((40, 0, w, c), np.float32))
+    npz("string_labels.npz", "labels", x=np.zeros((40, h, w, c), np.float32), y=np.array(["cat"] * 40))
+    npz("object.npz", "cannot read the data", x=np.array([{"pickled": i} for i in range(40)], dtype=object))
+    buf = io.BytesIO()
+    np.lib.format.write_array_header_1_0(buf, {"descr": "<f4", "fortran_order": False, "shape": (10**6, h, w, c * 1000)})
+    with zipfile.ZipFile(folder / "declares_terabytes.npz", "w") as archive:
+        archive.writestr("x.npy", buf.getvalue() + b"\0" * 64)
+    cases.append(Case("declares terabytes", folder / "declares_terabytes.npz", "GiB"))
+    good = folder / "good.npz"
+    np.savez(good, x=np.zeros((40, h, w, c), np.float32))
+    (folder / "truncated.npz").write_bytes(good.read_bytes()[:200])
+    cases.append(Case("truncated npz", folder / "truncated.npz", "not an .npz archive"))
+    (folder / "empty.npz").write_bytes(b"")
+    cases.append(Case("empty npz", folder / "empty.npz", "not an .npz archive"))
+    fifo = folder / "fifo.npz"
+    os.mkfifo(fifo)
+    cases.append(Case("a FIFO as data", fifo, "FIFO"))
+    with h5py.File(folder / "extstore.h5", "w") as f:
+        f.create_dataset("X_test", shape=(40, h, w, c), dtype="u1", external=[(SECRET, 0, h5py.h5f.UNLIMITED)])
+    cases.append(Case("data in external storage", folder / "extstore.h5", "other files"))
+    for name, write, says in (
+        ("corrupt_png", lambda p: p.write_bytes(b"\x89PNG\r\n\x1a\n" + b"\0" * 40), "cannot read the data"),
+        ("text_as_png", lambda p: p.write_text("not a picture"), "cannot read the data"),
+        ("fifo_png", lambda p: os.mkfifo(p), "FIFO"),
+    ):
+        images = folder / name / "0"
+        images.mkdir(parents=True)
+        Image.fromarray(np.zeros((h, w, 3), np.uint8)).save(images / "a.png")
+        write(images / "b.png")
+        cases.append(Case(name, folder / name, says))
+    for name, rows, says in (
+        ("gt_missing_columns", "Filename;Width\na.ppm;35\n", "line 2"),
+        ("gt_width_zero", "Filename;Width;Height;Roi.X1;Roi.Y1;Roi.X2;Roi.Y2;ClassId\na.ppm;0;35;1;1;30;30;3\n", "line 2"),
+        ("gt_text_roi", "Filename;Width;Height;Roi.X1;Roi.Y1;Roi.X2;Roi.Y2;ClassId\na.ppm;35;35;x;1;30;30;3\n", "line 2"),
+    ):
+        gtsrb = folder / name
+        gtsrb.mkdir()
+        Image.fromarray(np.zeros((35, 35, 3), np.uint8)).save(gtsrb / "a.ppm")
+        (gtsrb / "GT-final_test.csv").write_text(rows)
+        cases.append(Case(name, gtsrb, says))
+    return cases
+
+
+if __name__ == "__main__":
+    out = Path(sys.argv[1] if len(sys.argv) > 1 else "hostile_out")
+    for case in model_cases(out / "models") + data_cases(out / "data"):
+        print(f"{case.name}: {case.path}")
