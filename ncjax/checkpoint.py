@@ -62,7 +62,25 @@ def restore_states(template: Any, leaves: dict[str, np.ndarray], path: str | os.
             f"the checkpoint {str(path)!r} holds a scan state of another layout (missing {missing}, unexpected "
             f"{unexpected}): it was written by another version of ncjax. Delete it to start afresh."
         )
+    check_arrays(leaves, {name: np.asarray(leaf) for name, (_, leaf) in zip(expected, flat)}, path, "scan state")
     return jax.tree_util.tree_unflatten(structure, [leaves[name] for name in expected])
+
+
+def check_arrays(saved: dict[str, np.ndarray], expected: dict[str, np.ndarray], path: str | os.PathLike,
+                 what: str) -> None:
+    """The saved arrays are exactly those expected: the same names, shapes and dtypes, nothing more."""
+    problems = [f"{name} missing" for name in expected if name not in saved]
+    problems += [f"{name} unexpected" for name in saved if name not in expected]
+    problems += [f"{name} is {saved[name].dtype}{list(saved[name].shape)}, not {a.dtype}{list(a.shape)}"
+                 for name, a in expected.items() if name in saved
+                 and (saved[name].shape != a.shape or saved[name].dtype != a.dtype)]
+    if problems:
+        raise invalid(path, f"its {what} does not fit this scan: {'; '.join(problems[:4])}")
+
+
+def invalid(path: str | os.PathLike, why: str) -> CheckpointError:
+    return CheckpointError(f"the checkpoint {str(path)!r} was not written by this scan ({why}); delete it to start "
+                           "afresh.")
 
 
 def save_checkpoint(path: str | os.PathLike, *, fingerprint: str, position: CheckpointPosition, states: Any,

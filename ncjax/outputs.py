@@ -1,12 +1,14 @@
 """ScanOutputs: the host-side results of a scan, filled in as slots finish, and saved in its checkpoints."""
 from __future__ import annotations
 
+import os
 from typing import Sequence
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
+from ncjax.checkpoint import check_arrays, invalid
 from ncjax.config import ScanConfig
 from ncjax.result import EpochLogs, ScanResult
 from ncjax.slots import Slot
@@ -42,8 +44,10 @@ class ScanOutputs:
         arrays["steps"] = np.asarray([self.label_steps, self.slot_steps], np.int64)
         return arrays
 
-    def load(self, arrays: dict[str, np.ndarray]) -> None:
-        """Restore what `state` returned."""
+    def load(self, arrays: dict[str, np.ndarray], path: str | os.PathLike) -> None:
+        """Restore what `state` returned, once it is checked whole: the same arrays, and consistent."""
+        check_arrays(arrays, self.state(), path, "results")
+        _check_consistent(arrays, self.config, path)
         self.label_steps, self.slot_steps = (int(x) for x in arrays["steps"])
         for name in PER_SLOT:
             setattr(self, name, arrays[name].copy())
@@ -88,3 +92,22 @@ class ScanOutputs:
             logs=EpochLogs(**self.logs), config=self.config, loss=self.config.loss, wall_time_s=wall,
             compile_time_s=compile_time, label_steps=self.label_steps, slot_steps=self.slot_steps, slots=self.slots,
         )
+
+
+def _check_consistent(arrays: dict[str, np.ndarray], config: ScanConfig, path) -> None:
+    """What a scan writes always satisfies these: refuse a file that does not."""
+    logged = (~np.isnan(arrays["log_asr"])).sum(axis=1)  # epochs logged per slot
+    finished, epochs = arrays["finished"], arrays["epochs"]
+    label_steps, slot_steps = (int(x) for x in arrays["steps"])
+    problems = []
+    if np.any(finished & ((epochs < 1) | (epochs > config.max_epochs) | (logged != epochs))):
+        problems.append("finished searches whose epochs and logs disagree")
+    if np.any(~finished & ((epochs != 0) | arrays["reached"])):
+        problems.append("unfinished searches with results")
+    if label_steps != int(logged.sum()) * config.steps_per_epoch or slot_steps < label_steps:
+        problems.append("step counts that do not match the logs")
+    if not (np.all((arrays["masks"] >= 0) & (arrays["masks"] <= 1))
+            and np.all((arrays["patterns"] >= 0) & (arrays["patterns"] <= 255))):
+        problems.append("masks or patterns out of range")
+    if problems:
+        raise invalid(path, "; ".join(problems))

@@ -21,7 +21,14 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from ncjax.checkpoint import CheckpointPosition, fingerprint, load_checkpoint, restore_states, save_checkpoint
+from ncjax.checkpoint import (
+    CheckpointPosition,
+    fingerprint,
+    invalid,
+    load_checkpoint,
+    restore_states,
+    save_checkpoint,
+)
 from ncjax.compiled import CompiledSteps, Pools
 from ncjax.config import ScanConfig
 from ncjax.errors import ScanInputError
@@ -188,10 +195,12 @@ def _start_chunk(scan: _Scan, first: int) -> _Chunk:
 
 
 def _resume(scan: _Scan, out: ScanOutputs, checkpoint, stamp: str) -> _Chunk | None:
-    """The chunk to continue from `checkpoint` (None when it stopped between chunks); restores `out`."""
+    """The chunk to continue from `checkpoint` (None when it stopped between chunks); restores `out`. The
+    checkpoint is checked whole first: arrays, position and lanes as this scan writes them."""
     saved = load_checkpoint(checkpoint, fingerprint=stamp)
-    out.load(saved.outputs)
+    out.load(saved.outputs, checkpoint)
     position = saved.position
+    _check_position(scan, out, position, has_states=saved.states is not None, path=checkpoint)
     logger.info("resuming from %s: chunk at slot %d, epoch %d", checkpoint, position.first, position.epoch)
     if saved.states is None:
         return None
@@ -200,6 +209,25 @@ def _resume(scan: _Scan, out: ScanOutputs, checkpoint, stamp: str) -> _Chunk | N
     states = restore_states(template, saved.states, checkpoint)
     return _Chunk(first=position.first, epoch=position.epoch, lanes=lanes,
                   states=_place(scan, jax.tree_util.tree_map(jnp.asarray, states), lanes))
+
+
+def _check_position(scan: _Scan, out: ScanOutputs, position: CheckpointPosition, *, has_states: bool, path) -> None:
+    count, width = len(scan.table.targets), scan.plan.chunk_width
+    first, lanes = position.first, list(position.lanes)
+    expected_done = np.arange(count) < first
+    if has_states:  # the chunk in flight may have finished some of its slots already
+        in_chunk = (np.arange(count) >= first) & (np.arange(count) < first + width)
+        expected_done |= in_chunk & out.finished
+        active = [p for p in lanes if p != PADDING]
+        lanes_ok = (len(lanes) >= 1 and len(set(active)) == len(active) and len(active) >= 1
+                    and all(first <= p < min(first + width, count) and not out.finished[p] for p in active)
+                    and 1 <= position.epoch <= scan.config.max_epochs and len(lanes) % scan.plan.num_devices == 0
+                    and all((~np.isnan(out.logs["asr"][p])).sum() == position.epoch for p in active))
+    else:
+        lanes_ok = not lanes and position.epoch == 0
+    if not (0 <= first <= count and (first % width == 0 or first == count) and lanes_ok and np.array_equal(out.finished, expected_done)):
+        raise invalid(path, f"its position (slot {first}, epoch {position.epoch}, lanes {lanes[:8]}) does not "
+                            "match its results")
 
 
 def _resume_position(out: ScanOutputs) -> int:
@@ -261,7 +289,8 @@ def _compact(scan: _Scan, chunk: _Chunk, active: list[int]) -> None:
 
 def _save(scan: _Scan, chunk: _Chunk, out: ScanOutputs, checkpoint, stamp: str, *, done: bool) -> None:
     if done:
-        position, states = CheckpointPosition(chunk.first + scan.plan.chunk_width, 0, ()), None
+        next_first = min(chunk.first + scan.plan.chunk_width, len(scan.table.targets))
+        position, states = CheckpointPosition(next_first, 0, ()), None
     else:
         position, states = CheckpointPosition(chunk.first, chunk.epoch, tuple(chunk.lanes)), chunk.states
     save_checkpoint(checkpoint, fingerprint=stamp, position=position, states=states, outputs=out.state())

@@ -65,3 +65,48 @@ def test_the_interrupted_scan_resumes(interrupted, tmp_path):
     np.savez(tmp_path / "same.npz", **interrupted)
     whole = ncjax.scan_all_labels(tiny_classifier(), tiny_images(), config=SMALL, key=jax.random.key(0))
     np.testing.assert_array_equal(_resume(tmp_path / "same.npz").masks, whole.masks)
+
+
+def _forged(interrupted, tmp_path, **changes):
+    arrays = dict(interrupted)
+    for name, change in changes.items():
+        arrays[name] = change(arrays[name].copy())
+    np.savez(tmp_path / "forged.npz", **arrays)
+    return tmp_path / "forged.npz"
+
+
+def _set(index, value):
+    def change(a):
+        a[index] = value
+        return a
+    return change
+
+
+@pytest.mark.parametrize("name, change, says", [
+    ("out/finished", lambda a: np.ones_like(a), "epochs and logs disagree"),  # every label done after 2 epochs
+    ("out/masks", lambda a: a[:2], "results does not fit"),  # a wrong shape
+    ("out/epochs", lambda a: a.astype(np.float32), "results does not fit"),  # a wrong dtype
+    ("out/steps", _set(0, 0), "step counts"),
+    ("meta", _set(1, 3), "position"),  # a chunk start that is not one
+    ("lanes", lambda a: np.full_like(a, 7), "position"),  # lanes of slots that do not exist
+    ("state/.trigger.mask_tanh", lambda a: a[:1], "scan state does not fit"),
+])
+def test_a_checkpoint_is_checked_whole_before_anything_is_taken(interrupted, tmp_path, name, change, says):
+    with pytest.raises(ncjax.CheckpointError, match=says):
+        _resume(_forged(interrupted, tmp_path, **{name: change}))
+
+
+def test_extra_arrays_are_refused(interrupted, tmp_path):
+    np.savez(tmp_path / "extra.npz", **interrupted, **{"out/injected": np.ones(3)})
+    with pytest.raises(ncjax.CheckpointError, match="out/injected|injected unexpected"):
+        _resume(tmp_path / "extra.npz")
+
+
+def test_a_finished_scan_resumes_to_its_result_when_labels_do_not_fill_the_last_chunk(tmp_path):
+    model, images = tiny_classifier(), tiny_images()
+    config = SMALL.replace(label_chunk=3)  # 4 labels: chunks of 3 and 1
+    path = tmp_path / "done.npz"
+    whole = ncjax.scan_all_labels(model, images, config=config, key=jax.random.key(0), checkpoint=path)
+    again = ncjax.scan_all_labels(model, images, config=config, key=jax.random.key(0), checkpoint=path, resume=True)
+    np.testing.assert_array_equal(again.masks, whole.masks)
+    assert again.label_steps == whole.label_steps
