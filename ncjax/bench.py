@@ -264,7 +264,7 @@ def measure_end_to_end(model: Classifier, images: np.ndarray, config: ScanConfig
 
     start = time.perf_counter()
     result = scan_all_labels(model, images, config=config, key=jax.random.key(0), callback=progress)
-    verdict = decide(l1_norms(result.masks, quantize=True), result.labels)
+    verdict = decide(l1_norms(result.masks, quantize=True), result.labels, reached=result.reached_threshold)
     wall = time.perf_counter() - start
     without = len(result.labels) * config.max_epochs * config.steps_per_epoch
     return {"end_to_end": {

@@ -3,8 +3,9 @@
 With no --model and no --data it scans the embedded demo (a synthetic traffic-sign model backdoored at 33).
 The three lines printed first are the reference's MAD test; the verdict follows the gap rule (--verdict gap:
 MAD-flagged labels whose norms stand apart from the rest by --min-gap) unless --verdict reference.
-Exit codes: 0 the scan finished (whatever the verdict), 2 bad input, 3 infected with --fail-on-detect,
-130 interrupted by SIGINT, 143 by SIGTERM (the state of the last finished epoch is kept: rerun with --resume).
+Exit codes: 0 the scan finished with a verdict, 2 bad input, 3 infected with --fail-on-detect, 4 inconclusive
+(some labels never reached the attack-success threshold: the norms cannot be compared), 130 interrupted by
+SIGINT, 143 by SIGTERM (the state of the last finished epoch is kept: rerun with --resume).
 """
 from __future__ import annotations
 
@@ -42,7 +43,7 @@ from ncjax.scan import scan_all_labels
 from ncjax.summary import save_summary
 from ncjax.verdict import decide
 
-EXIT_OK, EXIT_BAD_INPUT, EXIT_INFECTED, EXIT_INTERRUPTED, EXIT_TERMINATED = 0, 2, 3, 130, 143
+EXIT_OK, EXIT_BAD_INPUT, EXIT_INFECTED, EXIT_INCONCLUSIVE, EXIT_INTERRUPTED, EXIT_TERMINATED = 0, 2, 3, 4, 130, 143
 STATE_FILE = "scan_state.npz"
 # ScanConfig fields with a flag of their own (--preprocess, --bgr) rather than a generated one.
 OWN_FLAG_FIELDS = {"preprocessing"}
@@ -225,11 +226,14 @@ def run(args: argparse.Namespace) -> int:
               f"{state}; rerun the same command with --resume to continue.", file=sys.stderr)
         return EXIT_TERMINATED if str(e) == "SIGTERM" else EXIT_INTERRUPTED
     norms = l1_norms(result.masks, quantize=not args.no_quantize)
-    verdict = decide(norms, result.labels, rule=args.verdict, threshold=args.threshold, min_gap=args.min_gap)
+    verdict = decide(norms, result.labels, reached=result.reached_threshold, rule=args.verdict,
+                     threshold=args.threshold, min_gap=args.min_gap)
     _print_verdict(verdict)
     _write_outputs(args, inputs, result, verdict, out, state)
     print(f"wrote {len(result.labels) * 3} trigger pictures, summary.png and report.json to {out}/ "
           f"(scan {result.wall_time_s:.0f} s)")
+    if verdict.status == "inconclusive":
+        return EXIT_INCONCLUSIVE
     return EXIT_INFECTED if verdict.infected and args.fail_on_detect else EXIT_OK
 
 

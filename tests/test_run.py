@@ -12,7 +12,11 @@ from conftest import KERAS_FIXTURES
 from ncjax.run import main
 
 MODEL = KERAS_FIXTURES / "tfkeras" / "sequential.h5"  # 12x12x3 input, 5 classes
-SMALL = ["--batch-size", "8", "--nb-sample", "16", "--max-epochs", "3", "--patience", "1", "--no-progress"]
+SMALL = ["--batch-size", "8", "--nb-sample", "16", "--max-epochs", "10", "--patience", "1",
+         "--attack-success-threshold", "0.9", "--no-progress"]
+# Labels the fixture's random weights let a trigger reach within SMALL; labels 0 and 4 never win on any input,
+# which makes a scan of all five inconclusive (tested below).
+REACHABLE = ["--labels", "1,2,3"]
 
 
 @pytest.fixture
@@ -24,14 +28,14 @@ def data(tmp_path):
 
 def test_scan_prints_reference_lines_and_writes_outputs(tmp_path, data, capsys):
     out = tmp_path / "out"
-    code = main(["--model", str(MODEL), "--data", str(data), "--out", str(out), *SMALL])
+    code = main(["--model", str(MODEL), "--data", str(data), "--out", str(out), *REACHABLE, *SMALL])
     assert code == 0
     lines = capsys.readouterr().out.splitlines()
     assert any(re.fullmatch(r"median: \d+\.\d{6}, MAD: \d+\.\d{6}", line) for line in lines)
     assert any(re.fullmatch(r"anomaly index: (\d+\.\d{6}|inf|nan)", line) for line in lines)
     assert any(line.startswith("flagged label list: ") for line in lines)
     assert any(line.startswith("verdict: ") for line in lines)
-    for label in range(5):
+    for label in (1, 2, 3):
         for kind in ("mask", "pattern", "fusion"):
             assert (out / f"gtsrb_visualize_{kind}_label_{label}.png").exists()
     from PIL import Image
@@ -39,12 +43,13 @@ def test_scan_prints_reference_lines_and_writes_outputs(tmp_path, data, capsys):
     with Image.open(out / "summary.png") as summary:
         assert summary.size[0] >= 600 and summary.size[1] > 300
     report = json.loads((out / "report.json").read_text())
-    assert report["schema"] == "ncjax.report/1" and len(report["labels"]) == 5
-    assert report["config"]["max_epochs"] == 3 and report["config"]["batch_size"] == 8
+    assert report["schema"] == "ncjax.report/1" and len(report["labels"]) == 3
+    assert report["config"]["max_epochs"] == 10 and report["config"]["batch_size"] == 8
     # The verdict is the gap rule's on the norms the report lists, and the printed lines are its lines.
     from ncjax.verdict import decide
 
-    expected = decide([e["l1_norm_used"] for e in report["labels"]], [e["label"] for e in report["labels"]])
+    expected = decide([e["l1_norm_used"] for e in report["labels"]], [e["label"] for e in report["labels"]],
+                      reached=[e["reached_threshold"] for e in report["labels"]])
     assert report["verdict"] == expected.status and report["verdict_labels"] == list(expected.labels)
     assert report["mad"]["lines"] == expected.mad.lines()
     first = lines.index(expected.mad.lines()[0])
@@ -73,13 +78,13 @@ def test_exit_codes(tmp_path, data, monkeypatch, capsys):
         main(["--preset", "slow"])
     assert info.value.code == 2
 
-    monkeypatch.setattr(run_module, "l1_norms", lambda masks, quantize: np.array([1.0, 50, 52, 49, 51]))
-    args = ["--model", str(MODEL), "--data", str(data), "--out", str(tmp_path / "o"), *SMALL]
+    monkeypatch.setattr(run_module, "l1_norms", lambda masks, quantize: np.array([1.0, 50, 52]))
+    args = ["--model", str(MODEL), "--data", str(data), "--out", str(tmp_path / "o"), *REACHABLE, *SMALL]
     assert main(args) == 0
     assert main([*args, "--fail-on-detect"]) == 3
     assert "verdict: INFECTED" in capsys.readouterr().out
     # Flagged by the reference's rule without a gap: suspicious, which --fail-on-detect does not fail on.
-    monkeypatch.setattr(run_module, "l1_norms", lambda masks, quantize: np.array([40.0, 50, 52, 49, 51]))
+    monkeypatch.setattr(run_module, "l1_norms", lambda masks, quantize: np.array([40.0, 50, 52]))
     assert main([*args, "--fail-on-detect"]) == 0
     assert "verdict: SUSPICIOUS" in capsys.readouterr().out
     assert main([*args, "--fail-on-detect", "--verdict", "reference"]) == 3
@@ -111,7 +116,7 @@ def test_zero_to_one_images_for_a_raw_model_warn(tmp_path):
 
 
 def test_interrupt_then_resume_gives_the_uninterrupted_report(tmp_path, data, monkeypatch, capsys):
-    args = ["--model", str(MODEL), "--data", str(data), *SMALL]
+    args = ["--model", str(MODEL), "--data", str(data), *REACHABLE, *SMALL]
     assert main([*args, "--out", str(tmp_path / "whole")]) == 0
     original = run_module.scan_all_labels
 
@@ -138,7 +143,7 @@ def test_an_onnx_model_from_the_command_line(tmp_path, capsys):
     np.savez(data, x=np.random.default_rng(0).uniform(0, 255, (40, 16, 16, 3)).astype(np.float32))
     onnx_model = KERAS_FIXTURES.parent / "onnx" / "torch_grouped.onnx"
     out = tmp_path / "out"
-    assert main(["--model", str(onnx_model), "--data", str(data), "--out", str(out), "--labels", "0,1,2", *SMALL]) == 0
+    assert main(["--model", str(onnx_model), "--data", str(data), "--out", str(out), "--labels", "0,2", *SMALL]) == 0
     assert "input (16, 16, 3)" in capsys.readouterr().out
     assert (out / "gtsrb_visualize_mask_label_2.png").exists()
     assert main(["--model", str(onnx_model), "--data", str(data), "--layout", "NHWC", "--out", str(out), *SMALL]) == 2
@@ -172,13 +177,14 @@ def test_a_grayscale_model_end_to_end(tmp_path, grayscale_model, capsys):
             Image.fromarray(rng.integers(0, 256, (30, 30), dtype=np.uint8), "L").save(folder / str(label) / f"{k}.png")
     out = tmp_path / "out"
     args = ["--model", str(grayscale_model), "--data", str(folder), "--out", str(out), "--labels", "0,4,9", *SMALL]
-    assert main(args) == 0
+    code = main(args)
     for kind in ("mask", "pattern", "fusion"):
         with Image.open(out / f"gtsrb_visualize_{kind}_label_4.png") as picture:
             assert picture.mode == "L" and picture.size == (28, 28)
     report = json.loads((out / "report.json").read_text())
     assert [e["label"] for e in report["labels"]] == [0, 4, 9] and (out / "summary.png").exists()
-    assert main([*args, "--resume"]) == 0
+    assert code == (4 if report["verdict"] == "inconclusive" else 0)  # random weights: some labels never win
+    assert main([*args, "--resume"]) == code
     assert json.loads((out / "report.json").read_text())["labels"] == report["labels"]
     assert "Traceback" not in capsys.readouterr().err
 
@@ -222,7 +228,8 @@ def test_sigterm_leaves_a_resumable_scan(tmp_path, data):
     from conftest import ROOT
 
     args = ["--model", str(MODEL), "--data", str(data), "--batch-size", "8", "--nb-sample", "16", "--max-epochs",
-            "300", "--patience", "1", "--no-early-stop", "--no-progress"]
+            "300", "--patience", "1", "--attack-success-threshold", "0.9", "--no-early-stop", "--no-progress",
+            *REACHABLE]
     assert main([*args, "--out", str(tmp_path / "whole")]) == 0
     out = tmp_path / "cut"
     proc = subprocess.Popen([sys.executable, "-m", "ncjax.run", *args, "--out", str(out)], cwd=ROOT,
@@ -238,3 +245,13 @@ def test_sigterm_leaves_a_resumable_scan(tmp_path, data):
     whole = json.loads((tmp_path / "whole" / "report.json").read_text())
     assert json.loads((out / "report.json").read_text())["labels"] == whole["labels"]
     assert os.path.exists(out / "scan_state.npz")
+
+
+def test_labels_no_trigger_reaches_make_the_verdict_inconclusive(tmp_path, data, capsys):
+    """Never 'clean': labels 0 and 4 of the fixture cannot be reached, so the norms do not compare (exit 4)."""
+    out = tmp_path / "out"
+    assert main(["--model", str(MODEL), "--data", str(data), "--out", str(out), *SMALL]) == 4
+    assert "verdict: INCONCLUSIVE: 2 of 5 labels (0, 4) never reached" in capsys.readouterr().out
+    report = json.loads((out / "report.json").read_text())
+    assert report["verdict"] == "inconclusive" and report["verdict_labels"] == [0, 4]
+    assert [e["reached_threshold"] for e in report["labels"]] == [False, True, True, True, False]

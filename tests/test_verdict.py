@@ -60,3 +60,34 @@ def test_headline_names_status_and_labels():
     assert decide(norms).headline() == "INFECTED: label 0"
     assert decide([70.0, 74.0, 80.0] + [100.0 + i for i in range(20)]).headline() == "SUSPICIOUS: labels 0, 1, 2"
     assert decide([100.0 + i for i in range(20)]).headline() == "clean"
+
+
+def test_unreached_labels_make_the_verdict_inconclusive_never_clean():
+    import pytest
+
+    import ncjax
+
+    norms = [100.0 + i for i in range(10)]
+    reached = [True] * 10
+    assert decide(norms, reached=reached).status == "clean"
+    reached[3] = reached[7] = False
+    verdict = decide(norms, reached=reached)
+    assert verdict.status == "inconclusive" and verdict.labels == (3, 7) and not verdict.infected
+    assert verdict.line().startswith("INCONCLUSIVE: 2 of 10 labels (3, 7) never reached")
+    clear = [10.0] + norms[1:]
+    assert decide(clear, reached=reached).status == "inconclusive"  # norms that do not compare prove nothing
+    with pytest.raises(ncjax.ConfigError, match="one bool per label"):
+        decide(norms, reached=[True])
+    for bad in (float("nan"), float("inf"), 0.0, -1.0):
+        with pytest.raises(ncjax.ConfigError, match="threshold must be a finite number > 0"):
+            decide(norms, threshold=bad)
+
+
+def test_summary_of_an_inconclusive_scan():
+    import numpy as np
+
+    from ncjax.summary import summary_image
+
+    verdict = decide([100.0 + i for i in range(10)], reached=[False] + [True] * 9)
+    image = summary_image(np.zeros((10, 6, 6)), np.zeros((10, 6, 6, 3)), verdict, title=verdict.headline())
+    assert image.width >= 720
