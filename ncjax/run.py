@@ -54,8 +54,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--model", help="Keras (.h5/.keras) or ONNX (.onnx) model; default: the embedded demo model")
     p.add_argument("--layout", choices=["NCHW", "NHWC"], help="an ONNX model's input layout, where it is ambiguous")
     p.add_argument("--input-shape", help="H,W,C for models that leave their image size open")
-    p.add_argument("--data", help="clean images: .npz (x_roi or x, y), reference .h5 (X_test), GTSRB folder, "
-                                  "or class sub-folders; default: the demo's synthetic images")
+    p.add_argument("--data", help="clean images: .npz (x_roi or x, y) or reference .h5 (X_test) arrays in the model's "
+                                  "input scale, or a GTSRB folder or class sub-folders of image files (raw pixels, "
+                                  "preprocessed with --preprocess); default: the demo's synthetic images")
     p.add_argument("--data-key", help="name of the image array in --data")
     p.add_argument("--demo-clean", action="store_true", help="scan the demo's clean twin instead of the infected one")
     p.add_argument("--out", default="ncjax_out", help="folder for pictures and report.json (default: ncjax_out)")
@@ -134,7 +135,7 @@ class _Inputs:
     data_name: str
 
 
-def _inputs(args: argparse.Namespace) -> _Inputs:
+def _inputs(args: argparse.Namespace, config: ScanConfig) -> _Inputs:
     if args.demo_clean and (args.model or args.data):
         raise UsageError("--demo-clean scans the embedded demo; leave out --model and --data.")
     if args.model is None and args.data is None:
@@ -147,6 +148,10 @@ def _inputs(args: argparse.Namespace) -> _Inputs:
         raise UsageError("give both --model and --data (clean images), or neither to scan the embedded demo.")
     model = load_model(args.model, layout=args.layout, input_shape=parse_input_shape(args.input_shape))
     images, _ = load_images(args.data, model.input_shape, key=args.data_key)
+    if Path(args.data).is_dir():
+        # Image files hold raw 0..255 pixels; arrays (.npz, .h5) are taken in the model's input scale, as the
+        # reference takes its datasets. The scan wants the latter.
+        images = np.asarray(config.preprocessing.to_model(jax.numpy.asarray(images)))
     return _Inputs(model, images, args.model, args.data)
 
 
@@ -207,8 +212,8 @@ def _write_outputs(args, inputs: _Inputs, result, verdict, out: Path, state: Pat
 
 
 def run(args: argparse.Namespace) -> int:
-    inputs = _inputs(args)
     config = config_from_args(args)
+    inputs = _inputs(args, config)
     out = Path(args.out)
     _prepare_out(out)  # before the scan, so a bad --out costs no scan
     if config.preprocessing.mode == "raw" and inputs.images.size and float(inputs.images.max()) <= 1.0:

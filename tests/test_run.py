@@ -255,3 +255,26 @@ def test_labels_no_trigger_reaches_make_the_verdict_inconclusive(tmp_path, data,
     report = json.loads((out / "report.json").read_text())
     assert report["verdict"] == "inconclusive" and report["verdict_labels"] == [0, 4]
     assert [e["reached_threshold"] for e in report["labels"]] == [False, True, True, True, False]
+
+
+def test_image_files_are_raw_pixels_and_get_the_models_preprocessing(tmp_path, monkeypatch):
+    """A folder of PNGs holds 0..255 pixels; with --preprocess mnist the scan gets them / 255, as the model takes
+    them (arrays in .npz files are taken in the model's scale, as the reference takes its datasets)."""
+    from PIL import Image
+
+    folder = tmp_path / "clean" / "1"
+    folder.mkdir(parents=True)
+    for k in range(10):
+        Image.fromarray(np.full((12, 12, 3), 200, np.uint8)).save(folder / f"{k}.png")
+    seen = []
+
+    def record(model, images, **kwargs):
+        seen.append(np.asarray(images))
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(run_module, "scan_all_labels", record)
+    base = ["--model", str(MODEL), "--data", str(tmp_path / "clean"), *SMALL]
+    assert main([*base, "--out", str(tmp_path / "a"), "--preprocess", "mnist"]) == 130
+    assert main([*base, "--out", str(tmp_path / "b")]) == 130
+    np.testing.assert_allclose(seen[0], 200 / 255, rtol=1e-6)
+    np.testing.assert_allclose(seen[1], 200.0)
