@@ -58,3 +58,8 @@ class OnnxOpError(NCJaxError, ValueError):
 
 class UsageError(NCJaxError, ValueError):
     """Command-line options that do not fit together."""
+
+
+class PreflightError(NCJaxError, ValueError):
+    """The model does not see the clean images as set (another reading is far better, or its output ignores its
+    input): the scan would measure nothing. The message names the flags to use."""

@@ -33,10 +33,11 @@ from ncjax.cli_options import (
 )
 from ncjax.config import ScanConfig
 from ncjax.data import load_images
-from ncjax.errors import NCJaxError, UsageError
+from ncjax.errors import NCJaxError, PreflightError, UsageError
 from ncjax.loading import load_model, parse_input_shape
 from ncjax.outlier import l1_norms
 from ncjax.pictures import save_trigger_pictures
+from ncjax.preflight import Preflight, run_preflight
 from ncjax.preprocess import Preprocessing
 from ncjax.report import build_report, write_json_atomic
 from ncjax.scan import scan_all_labels
@@ -82,6 +83,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--resume", action="store_true", help="continue an interrupted scan from OUT/scan_state.npz")
     p.add_argument("--fail-on-detect", action="store_true", help="exit 3 when the verdict is infected")
     p.add_argument("--no-progress", action="store_true", help="no progress bar on stderr")
+    p.add_argument("--force", action="store_true", help="scan even when the pre-flight check finds that the model "
+                                                        "does not see the clean images as set")
     group = p.add_argument_group("scan settings (ScanConfig)", "left out, a setting takes the preset's value; the "
                                  "defaults shown are the paper preset's")
     add_dataclass_flags(group, ScanConfig, skip=OWN_FLAG_FIELDS)
@@ -130,7 +133,9 @@ def _progress(total_labels: int, max_epochs: int, enabled: bool):
 @dataclass(frozen=True)
 class _Inputs:
     model: Any
-    images: np.ndarray
+    images: np.ndarray  # in the model's input scale
+    labels: np.ndarray | None
+    from_files: bool  # read from image files (raw pixels that went through --preprocess)
     model_name: str
     data_name: str
 
@@ -142,17 +147,33 @@ def _inputs(args: argparse.Namespace, config: ScanConfig) -> _Inputs:
         from ncjax import demo
 
         print(f"no --model/--data: scanning the embedded demo ({'clean twin' if args.demo_clean else 'backdoored at 33'}).")
-        return _Inputs(demo.demo_model(infected=not args.demo_clean), demo.demo_images()[0],
+        images, labels = demo.demo_images()
+        return _Inputs(demo.demo_model(infected=not args.demo_clean), images, labels, False,
                        str(demo.demo_model_path(infected=not args.demo_clean)), "ncjax.demo.demo_images()")
     if args.model is None or args.data is None:
         raise UsageError("give both --model and --data (clean images), or neither to scan the embedded demo.")
     model = load_model(args.model, layout=args.layout, input_shape=parse_input_shape(args.input_shape))
-    images, _ = load_images(args.data, model.input_shape, key=args.data_key)
-    if Path(args.data).is_dir():
+    images, labels = load_images(args.data, model.input_shape, key=args.data_key)
+    from_files = Path(args.data).is_dir()
+    if from_files:
         # Image files hold raw 0..255 pixels; arrays (.npz, .h5) are taken in the model's input scale, as the
         # reference takes its datasets. The scan wants the latter.
         images = np.asarray(config.preprocessing.to_model(jax.numpy.asarray(images)))
-    return _Inputs(model, images, args.model, args.data)
+    return _Inputs(model, images, labels, from_files, args.model, args.data)
+
+
+def _preflight(args: argparse.Namespace, inputs: _Inputs, config: ScanConfig) -> Preflight:
+    check = run_preflight(inputs.model, inputs.images, inputs.labels, preprocessing=config.preprocessing,
+                          from_files=inputs.from_files)
+    if check.given is not None:
+        print(f"pre-flight: the model classifies {check.given.accuracy:.1%} of {check.images} labelled clean images "
+              f"correctly (chance {check.chance:.1%})")
+    problem = check.problem()
+    if problem and not args.force:
+        raise PreflightError(f"pre-flight: {problem}. (--force scans anyway.)")
+    if problem:
+        print(f"note: pre-flight: {problem}; scanning anyway (--force).")
+    return check
 
 
 def _prepare_out(out: Path) -> None:
@@ -198,13 +219,13 @@ def _print_verdict(verdict) -> None:
         print(f"note: {outliers.note}")
 
 
-def _write_outputs(args, inputs: _Inputs, result, verdict, out: Path, state: Path) -> None:
+def _write_outputs(args, inputs: _Inputs, result, verdict, out: Path, state: Path, check: Preflight) -> None:
     try:
         save_trigger_pictures(result, out, args.prefix)
         save_summary(out / "summary.png", result.masks, result.patterns, verdict,
                      title=f"{Path(inputs.model_name).name}: {verdict.headline()}")
         report = build_report(result, verdict, model=inputs.model_name, data=inputs.data_name,
-                              extra={"quantized_norms": not args.no_quantize})
+                              extra={"quantized_norms": not args.no_quantize, "preflight": check.as_dict()})
         write_json_atomic(report, out / "report.json")
     except OSError as e:
         raise UsageError(f"cannot write the outputs to {str(out)!r} ({e.strerror or e}); the finished scan is kept in "
@@ -221,6 +242,7 @@ def run(args: argparse.Namespace) -> int:
                       "x / 255, pass --preprocess mnist.", stacklevel=1)
     print(f"model: {inputs.model_name} ({inputs.model.num_classes} classes, input {inputs.model.input_shape}); "
           f"data: {inputs.data_name} ({len(inputs.images)} images); preset: {_preset(args)}; loss: {config.loss}")
+    check = _preflight(args, inputs, config)
     state = out / STATE_FILE
     if state.exists() and not args.resume:
         print(f"note: {state} exists from an earlier scan; starting afresh (pass --resume to continue it).")
@@ -234,7 +256,7 @@ def run(args: argparse.Namespace) -> int:
     verdict = decide(norms, result.labels, reached=result.reached_threshold, rule=args.verdict,
                      threshold=args.threshold, min_gap=args.min_gap)
     _print_verdict(verdict)
-    _write_outputs(args, inputs, result, verdict, out, state)
+    _write_outputs(args, inputs, result, verdict, out, state, check)
     print(f"wrote {len(result.labels) * 3} trigger pictures, summary.png and report.json to {out}/ "
           f"(scan {result.wall_time_s:.0f} s)")
     if verdict.status == "inconclusive":
