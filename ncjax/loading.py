@@ -7,6 +7,7 @@ from typing import Any, Sequence
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 from ncjax.classifier import Classifier
 from ncjax.errors import ModelFileError, NCJaxError, UnsupportedModelError, UsageError
@@ -77,6 +78,7 @@ def _load(path, *, architecture, input_shape, layout) -> Classifier:
     shape = _input_shape(shapes[0], input_shape, path)
     graph = build_graph(config, model_file.weights, keras_version=model_file.keras_version,
                         input_shapes=[(None, *shape)], strip_softmax=True)
+    check_activation_sizes(graph.summary, shape, path)
     if len(graph.outputs) != 1 or len(graph.output_shapes[0]) != 2 or graph.output_shapes[0][1] is None:
         raise UnsupportedModelError(
             f"{os.fspath(path)!r}: the model's output has shape {graph.output_shapes}; a classifier has one "
@@ -104,6 +106,22 @@ def _load(path, *, architecture, input_shape, layout) -> Classifier:
         keras_version=model_file.keras_version,
         keras_config=config,
     )
+
+
+# Values per image at the input or after any layer: far beyond any image classifier a scan can run (the scan
+# holds batch x slots x this); absurd static shapes would otherwise abort XLA without a message.
+MAX_VALUES_PER_IMAGE = 1 << 27
+
+
+def check_activation_sizes(layers, input_shape: tuple[int, int, int], path) -> None:
+    """Refuse an input or layer output whose declared size no scan could hold."""
+    sizes = [("the input", tuple(input_shape))] + [(f"layer {layer.path!r}", tuple(layer.output_shape[1:]))
+                                                   for layer in layers]
+    for name, shape in sizes:
+        values = float(np.prod([d for d in shape if d], dtype=np.float64))
+        if values > MAX_VALUES_PER_IMAGE or any(d is not None and d <= 0 for d in shape):
+            raise ModelFileError(f"{os.fspath(path)!r}: {name} has shape {shape} per image; that is not a size an "
+                                 "image classifier can have (refused before anything is allocated).")
 
 
 def _input_shape(declared: tuple | None, given: Sequence[int] | None, path) -> tuple[int, int, int]:

@@ -28,8 +28,9 @@ from ncjax.safe_files import check_hdf5_contained, check_one_format, check_regul
 # Layer path: the names from the top-level model down to the layer, e.g. ("inner_seq", "conv2d_11").
 LayerPath = tuple[str, ...]
 
-# A .keras archive should hold a config and a weights file; refuse archives that inflate beyond this.
-_MAX_ZIP_MEMBER_BYTES = 4 << 30
+# A .keras archive should hold a config and a weights file; refuse members that inflate beyond this (the weights
+# are inflated in memory).
+_MAX_ZIP_MEMBER_BYTES = 2 << 30
 
 
 def _text(value: Any) -> str:
@@ -247,8 +248,9 @@ def _read_keras_zip(path: str) -> ModelFile:
                 except ValueError:
                     metadata = {}
             weights_bytes = archive.read("model.weights.h5")
-    except zipfile.BadZipFile as e:
-        raise ModelFileError(f"cannot read {path!r}: the zip archive is damaged ({e}).") from e
+    except (zipfile.BadZipFile, RuntimeError, EOFError) as e:  # damaged, encrypted, or an unknown compression
+        raise ModelFileError(f"cannot read {path!r}: the zip archive is damaged or unreadable "
+                             f"({type(e).__name__}: {e}).") from None
     try:
         with h5py.File(io.BytesIO(weights_bytes), "r") as f:
             check_hdf5_contained(f, f"{path!r} (model.weights.h5)")

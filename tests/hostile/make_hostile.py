@@ -130,6 +130,8 @@ def model_cases(folder: Path) -> list[Case]:
         ("units_inf.h5", lambda c: _layer(c, "Dense").__setitem__("units", float("inf")), "malformed"),
         ("pool_zero.h5", lambda c: _layer(c, "MaxPooling2D").__setitem__("pool_size", [0, 0]), "pool"),
         ("config_list.h5", lambda c: c.__setitem__("config", [1, 2]), "config"),
+        ("input_100000x100000.h5", lambda c: _layer(c, "InputLayer").__setitem__(
+            "batch_input_shape", [None, 100_000, 100_000, 3]), "in the file but"),
     ):
         cases.append(Case(name, _copy_h5(folder, name, _config(edit)), says))
     cases.append(Case("model_config an array", _copy_h5(folder, "config_array.h5", lambda f: f.attrs.__setitem__(
