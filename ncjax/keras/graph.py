@@ -16,6 +16,7 @@ import jax.numpy as jnp
 from ncjax.classifier import LayerSummary, param_count
 from ncjax.errors import ModelFileError, UnsupportedLayerError, UnsupportedModelError
 from ncjax.keras.activations import activation_name
+from ncjax.keras.config_values import check_config_values
 from ncjax.keras.files import LayerPath, WeightSource
 from ncjax.keras.layers import (
     IDENTITY_LAYERS,
@@ -345,6 +346,7 @@ def build_graph(
             builder = LAYER_BUILDERS.get(class_name)
             if builder is None:
                 raise _unsupported(where, class_name)
+            check_config_values(class_name, entry["config"], where)
             spec = LayerSpec(layer_name, class_name, entry["config"], where, keras_version)
             if layer_name not in built:
                 layer = builder(spec, weights.get(layer_path, layer_class_path), in_shapes)

@@ -128,6 +128,10 @@ def model_cases(folder: Path) -> list[Case]:
     for name, edit, says in (
         ("no_kernel_size.h5", lambda c: _layer(c, "Conv2D").pop("kernel_size"), "malformed"),
         ("units_inf.h5", lambda c: _layer(c, "Dense").__setitem__("units", float("inf")), "malformed"),
+        ("units_float.h5", lambda c: _layer(c, "Dense").__setitem__("units", 16.0), "units=16.0"),
+        ("use_bias_yes.h5", lambda c: _layer(c, "Conv2D").__setitem__("use_bias", "yes"), "use_bias='yes'"),
+        ("groups_zero.h5", lambda c: _layer(c, "Conv2D").__setitem__("groups", 0), "groups=0"),
+        ("rate_text.h5", lambda c: _layer(c, "Dropout").__setitem__("rate", "0.5"), "rate='0.5'"),
         ("pool_zero.h5", lambda c: _layer(c, "MaxPooling2D").__setitem__("pool_size", [0, 0]), "pool"),
         ("config_list.h5", lambda c: c.__setitem__("config", [1, 2]), "config"),
         ("input_100000x100000.h5", lambda c: _layer(c, "InputLayer").__setitem__(
