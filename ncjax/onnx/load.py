@@ -33,21 +33,7 @@ def load_onnx(path: str | os.PathLike, *, input_shape: Sequence[int] | None = No
     where = repr(os.fspath(path))
     if not os.path.exists(path):
         raise ModelNotFoundError(f"model file not found: {where}")
-    check_regular_file(os.fspath(path))
-    formats = file_formats(os.fspath(path))
-    if formats:
-        raise ModelFileError(f"{where} is named .onnx but is a {' and '.join(sorted(formats))} file; an ONNX model "
-                             "is a protobuf file.")
-    try:
-        # External tensor data would make onnx read other files by the names the model gives: never loaded.
-        model = onnx.load(os.fspath(path), load_external_data=False)
-    except Exception as e:  # protobuf's DecodeError and friends: the file is not an ONNX model
-        raise ModelFileError(f"{where} could not be read as an ONNX model ({type(e).__name__}: {e}).") from None
-    external = [t.name for t in model.graph.initializer if t.data_location == onnx.TensorProto.EXTERNAL]
-    if external:
-        raise ModelFileError(f"{where} keeps tensors {external[:5]} in external files; ncjax reads only the model "
-                             "file itself. Save the model with its weights inside (onnx.save(model, path, "
-                             "save_as_external_data=False)).")
+    model = _read_proto(onnx, os.fspath(path), where)
     graph = parse(model, where)
     layout = _layout(graph.input_dims, layout, where)
     shape = _image_shape(graph.input_dims, layout, input_shape, where)
@@ -77,6 +63,26 @@ def load_onnx(path: str | os.PathLike, *, input_shape: Sequence[int] | None = No
     return Classifier(apply=apply, params=params, input_shape=shape, num_classes=int(out.shape[1]),
                       output_activation=graph.output_activation, layers=_summary(graph, run_batch, params, shape),
                       source=os.fspath(path), format="onnx", input_layout=layout)
+
+
+def _read_proto(onnx, path: str, where: str):
+    """The ModelProto of a regular protobuf file, with every tensor inside it."""
+    check_regular_file(path)
+    formats = file_formats(path)
+    if formats:
+        raise ModelFileError(f"{where} is named .onnx but is a {' and '.join(sorted(formats))} file; an ONNX model "
+                             "is a protobuf file.")
+    try:
+        # External tensor data would make onnx read other files by the names the model gives: never loaded.
+        model = onnx.load(path, load_external_data=False)
+    except Exception as e:  # protobuf's DecodeError and friends: the file is not an ONNX model
+        raise ModelFileError(f"{where} could not be read as an ONNX model ({type(e).__name__}: {e}).") from None
+    external = [t.name for t in model.graph.initializer if t.data_location == onnx.TensorProto.EXTERNAL]
+    if external:
+        raise ModelFileError(f"{where} keeps tensors {external[:5]} in external files; ncjax reads only the model "
+                             "file itself. Save the model with its weights inside (onnx.save(model, path, "
+                             "save_as_external_data=False)).")
+    return model
 
 
 def _layout(dims, given: Layout | None, where: str) -> Layout:

@@ -138,9 +138,29 @@ def model_cases(folder: Path) -> list[Case]:
             "batch_input_shape", [None, 100_000, 100_000, 3]), "in the file but"),
     ):
         cases.append(Case(name, _copy_h5(folder, name, _config(edit)), says))
+    onnx_external = _onnx_with_external_data(folder)
+    if onnx_external is not None:
+        cases.append(Case("ONNX tensor in an external file", onnx_external, "external files"))
     cases.append(Case("model_config an array", _copy_h5(folder, "config_array.h5", lambda f: f.attrs.__setitem__(
         "model_config", np.arange(3))), "config"))
     return cases
+
+
+def _onnx_with_external_data(folder: Path) -> Path | None:
+    """An ONNX fixture whose first weight claims to live in another file (onnx would read it by that name)."""
+    try:
+        import onnx
+    except ImportError:
+        return None
+    model = onnx.load(str(FIXTURES / "onnx" / "torch_grouped.onnx"))
+    tensor = model.graph.initializer[0]
+    tensor.ClearField("raw_data")
+    tensor.data_location = onnx.TensorProto.EXTERNAL
+    entry = tensor.external_data.add()
+    entry.key, entry.value = "location", SECRET
+    path = folder / "external.onnx"
+    path.write_bytes(model.SerializeToString())
+    return path
 
 
 def data_cases(folder: Path, image_shape=(12, 12, 3)) -> list[Case]:
