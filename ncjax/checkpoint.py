@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import zipfile
 from pathlib import Path
 from typing import Any, NamedTuple
 
@@ -16,6 +17,7 @@ import jax
 import numpy as np
 
 from ncjax.errors import CheckpointError
+from ncjax.safe_files import check_regular_file
 
 FORMAT = 2  # 2: slots (states keyed by leaf path); 1: labels (states keyed by leaf index)
 
@@ -101,11 +103,15 @@ def save_checkpoint(path: str | os.PathLike, *, fingerprint: str, position: Chec
 def load_checkpoint(path: str | os.PathLike, *, fingerprint: str) -> SavedScan:
     """The saved scan; a CheckpointError if it has another format or belongs to another scan."""
     try:
-        with np.load(path, allow_pickle=False) as data:
+        check_regular_file(os.fspath(path), error=CheckpointError, what="checkpoint")
+        if not zipfile.is_zipfile(path):
+            raise ValueError("not an .npz archive (empty or truncated?)")
+        with open(path, "rb") as file, np.load(file, allow_pickle=False) as data:  # closed even on a bad archive
             saved = {k: data[k] for k in data.files}
         fmt, first, epoch, has_states = (int(v) for v in saved["meta"])
-    except (OSError, ValueError, KeyError, TypeError) as e:
-        raise CheckpointError(f"cannot read the checkpoint {str(path)!r}: {e}. Delete it to start afresh.") from e
+    except (OSError, ValueError, KeyError, TypeError, IndexError, EOFError, zipfile.BadZipFile) as e:
+        raise CheckpointError(f"cannot read the checkpoint {str(path)!r} ({type(e).__name__}: {e}); delete it to "
+                              "start afresh.") from None
     if fmt != FORMAT:
         raise CheckpointError(f"the checkpoint {str(path)!r} has format {fmt}, this ncjax reads format {FORMAT}: "
                               "it was written by another version. Delete it to start afresh.")

@@ -110,3 +110,11 @@ def test_a_finished_scan_resumes_to_its_result_when_labels_do_not_fill_the_last_
     again = ncjax.scan_all_labels(model, images, config=config, key=jax.random.key(0), checkpoint=path, resume=True)
     np.testing.assert_array_equal(again.masks, whole.masks)
     assert again.label_steps == whole.label_steps
+
+
+@pytest.mark.parametrize("cut", [0, 100, 2000])
+def test_empty_or_truncated_checkpoints_are_refused(interrupted, tmp_path, cut):
+    np.savez(tmp_path / "whole.npz", **interrupted)
+    (tmp_path / "cut.npz").write_bytes((tmp_path / "whole.npz").read_bytes()[:cut])
+    with pytest.raises(ncjax.CheckpointError, match="cannot read the checkpoint"):
+        _resume(tmp_path / "cut.npz")

@@ -176,6 +176,15 @@ def _read_hdf5(f: h5py.File, path: str, architecture: dict[str, Any] | None) -> 
     return ModelFile(config, weights, "keras-weights", keras_version)
 
 
+def _group(parent: h5py.Group, name: str, where: str) -> h5py.Group:
+    """A member that Keras writes as a group; a dataset in its place (even a 10**9-row one) is refused unread."""
+    member = parent[name]
+    if not isinstance(member, h5py.Group):
+        raise ModelFileError(f"{where}: {member.name} is a {type(member).__name__}, where Keras writes a group of "
+                             "weights; the file is malformed.")
+    return member
+
+
 def _read_legacy_weights(group: h5py.Group, path: str) -> WeightSource:
     """Keras 2 / Keras 3 legacy layout: one group per top-level layer, `weight_names` in layer order.
 
@@ -187,7 +196,7 @@ def _read_legacy_weights(group: h5py.Group, path: str) -> WeightSource:
     for layer_name in layer_names:
         if layer_name not in group:
             raise ModelFileError(f"{path!r} lists layer {layer_name!r} but stores no weights group for it.")
-        layer_group = group[layer_name]
+        layer_group = _group(group, layer_name, path)
         for weight_name in _text_list(layer_group, "weight_names"):
             if weight_name not in layer_group:
                 raise ModelFileError(
@@ -212,9 +221,10 @@ def _read_keras3_weights(f: h5py.Group, where: str) -> WeightSource:
     def walk(group: h5py.Group, prefix: LayerPath) -> None:
         if "layers" not in group:
             return
-        for key in group["layers"]:
-            sub = group["layers"][key]
-            vars_group = sub["vars"] if "vars" in sub else None
+        layers = _group(group, "layers", where)
+        for key in layers:
+            sub = _group(layers, key, where)
+            vars_group = _group(sub, "vars", where) if "vars" in sub else None
             name = key
             arrays: list[np.ndarray] = []
             if vars_group is not None:

@@ -138,12 +138,38 @@ def model_cases(folder: Path) -> list[Case]:
             "batch_input_shape", [None, 100_000, 100_000, 3]), "in the file but"),
     ):
         cases.append(Case(name, _copy_h5(folder, name, _config(edit)), says))
+    cases.append(Case("a layer that is a 10**9-row dataset", _copy_h5(folder, "dataset_layer.h5", _dataset_layer),
+                      "where Keras writes a group"))
+    cases.append(Case("a 5000-digit keras_version", _copy_h5(folder, "long_version.h5", lambda f: f.attrs.__setitem__(
+        "keras_version", "9" * 5000)), "malformed"))
+    cases.append(Case("an encrypted .keras member", _encrypted_keras(folder), "encrypted"))
     onnx_external = _onnx_with_external_data(folder)
     if onnx_external is not None:
         cases.append(Case("ONNX tensor in an external file", onnx_external, "external files"))
     cases.append(Case("model_config an array", _copy_h5(folder, "config_array.h5", lambda f: f.attrs.__setitem__(
         "model_config", np.arange(3))), "config"))
     return cases
+
+
+def _dataset_layer(f: h5py.File) -> None:
+    group, _ = _first_weight(f)
+    name = group.name
+    del f[name]
+    f.create_dataset(name, shape=(10**9,), dtype="u1")  # 1 GB declared, nothing written: iterating it never ends
+
+
+def _encrypted_keras(folder: Path) -> Path:
+    """The .keras fixture with every member flagged encrypted (zipfile then asks for a password); zipfile
+    cannot write the flag, so it is set in the bytes of each local and central header."""
+    data = bytearray(KERAS_ZIP.read_bytes())
+    for signature, flags_at in ((b"PK\x03\x04", 6), (b"PK\x01\x02", 8)):
+        start = data.find(signature)
+        while start != -1:
+            data[start + flags_at] |= 0x1
+            start = data.find(signature, start + 4)
+    path = folder / "encrypted.keras"
+    path.write_bytes(bytes(data))
+    return path
 
 
 def _onnx_with_external_data(folder: Path) -> Path | None:
@@ -194,6 +220,10 @@ def data_cases(folder: Path, image_shape=(12, 12, 3)) -> list[Case]:
     with h5py.File(folder / "extstore.h5", "w") as f:
         f.create_dataset("X_test", shape=(40, h, w, c), dtype="u1", external=[(SECRET, 0, h5py.h5f.UNLIMITED)])
     cases.append(Case("data in external storage", folder / "extstore.h5", "other files"))
+    bomb = folder / "bomb" / "0"
+    bomb.mkdir(parents=True)
+    Image.new("L", (8000, 8000)).save(bomb / "a.png")  # 64 Mpixel, a few kB compressed
+    cases.append(Case("a decompression bomb", folder / "bomb", "refusing to decode"))
     for name, write, says in (
         ("corrupt_png", lambda p: p.write_bytes(b"\x89PNG\r\n\x1a\n" + b"\0" * 40), "cannot read the data"),
         ("text_as_png", lambda p: p.write_text("not a picture"), "cannot read the data"),
