@@ -190,21 +190,30 @@ def _prepare_out(out: Path) -> None:
 
 
 def _scan(args: argparse.Namespace, inputs: _Inputs, config: ScanConfig, state: Path):
-    """The scan, with SIGTERM (what schedulers send) treated as SIGINT: the last finished epoch is kept."""
+    """The scan, with SIGTERM (what schedulers send) ending it like Ctrl-C once the epoch in flight is saved.
+
+    The handler only records the signal: raising from it could land inside a C call (numpy, XLA) and surface
+    as a SystemError instead of an interrupt. The progress callback, which runs after each epoch's checkpoint,
+    raises it.
+    """
     bar, update = _progress(len(args.labels) if args.labels else inputs.model.num_classes, config.max_epochs,
                             not args.no_progress)
-    previous = signal.signal(signal.SIGTERM, _raise_interrupt)
+    requested: list[str] = []
+
+    def callback(progress) -> None:
+        if update is not None:
+            update(progress)
+        if requested:
+            raise KeyboardInterrupt(requested[0])
+
+    previous = signal.signal(signal.SIGTERM, lambda signum, frame: requested.append(signal.Signals(signum).name))
     try:
         return scan_all_labels(inputs.model, inputs.images, labels=args.labels, config=config,
-                               key=jax.random.key(args.seed), callback=update, checkpoint=state, resume=args.resume)
+                               key=jax.random.key(args.seed), callback=callback, checkpoint=state, resume=args.resume)
     finally:
         signal.signal(signal.SIGTERM, previous)
         if bar is not None:
             bar.close()
-
-
-def _raise_interrupt(signum, frame):
-    raise KeyboardInterrupt(signal.Signals(signum).name)
 
 
 def _print_verdict(verdict) -> None:
