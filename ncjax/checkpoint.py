@@ -17,9 +17,11 @@ import jax
 import numpy as np
 
 from ncjax.errors import CheckpointError
-from ncjax.safe_files import check_regular_file
+from ncjax.safe_files import open_npz
 
 FORMAT = 2  # 2: slots (states keyed by leaf path); 1: labels (states keyed by leaf index)
+# A checkpoint holds a chunk's triggers, Adam moments and results: far less than this for any scan that fits memory.
+MAX_CHECKPOINT_BYTES = 16 << 30
 
 
 class CheckpointPosition(NamedTuple):
@@ -103,12 +105,11 @@ def save_checkpoint(path: str | os.PathLike, *, fingerprint: str, position: Chec
 def load_checkpoint(path: str | os.PathLike, *, fingerprint: str) -> SavedScan:
     """The saved scan; a CheckpointError if it has another format or belongs to another scan."""
     try:
-        check_regular_file(os.fspath(path), error=CheckpointError, what="checkpoint")
-        if not zipfile.is_zipfile(path):
-            raise ValueError("not an .npz archive (empty or truncated?)")
-        with open(path, "rb") as file, np.load(file, allow_pickle=False) as data:  # closed even on a bad archive
+        with open_npz(os.fspath(path), error=CheckpointError, what="checkpoint", max_bytes=MAX_CHECKPOINT_BYTES) as data:
             saved = {k: data[k] for k in data.files}
         fmt, first, epoch, has_states = (int(v) for v in saved["meta"])
+    except CheckpointError as e:
+        raise CheckpointError(f"cannot read the checkpoint: {e} Delete it to start afresh.") from None
     except (OSError, ValueError, KeyError, TypeError, IndexError, EOFError, zipfile.BadZipFile) as e:
         raise CheckpointError(f"cannot read the checkpoint {str(path)!r} ({type(e).__name__}: {e}); delete it to "
                               "start afresh.") from None

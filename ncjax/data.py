@@ -13,7 +13,7 @@ import numpy as np
 from PIL import Image
 
 from ncjax.errors import DataError
-from ncjax.safe_files import check_hdf5_contained, check_regular_file
+from ncjax.safe_files import check_hdf5_contained, check_regular_file, open_npz
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".ppm", ".bmp", ".gif", ".tif", ".tiff", ".webp"}
 # Budgets checked from declared sizes before anything is read: no clean set for a scan comes near them.
@@ -80,42 +80,15 @@ def _checked_labels(labels, count: int, path: Path) -> np.ndarray | None:
     return labels.astype(np.int64)
 
 
-def _budget(nbytes: float, what: str, path: Path) -> None:
-    if nbytes > MAX_DATA_BYTES:
-        raise DataError(f"{str(path)!r}: {what} declares {nbytes / 2**30:.1f} GiB, more than the "
-                        f"{MAX_DATA_BYTES >> 30} GiB a clean set may take; give fewer images.")
-
-
 def _npz(path: Path, key: str | None):
-    # Opened here and passed as a file, so it is closed even when numpy's reader fails on a damaged archive.
-    if not zipfile.is_zipfile(path):  # checked first: np.load would read a bare .npy or a pickle whole
-        raise DataError(f"{str(path)!r} is not an .npz archive (np.savez writes one); it may be truncated, a bare "
-                        ".npy array or another format.")
-    with open(path, "rb") as file:
-        return _npz_arrays(np.load(file, allow_pickle=False), path, key)
-
-
-def _npz_arrays(data, path: Path, key: str | None):
-    with data:
+    with open_npz(str(path), error=DataError, what="data file", max_bytes=MAX_DATA_BYTES) as data:
         names = data.files
         name = key or next((k for k in ("x_roi", "x", "X_test", "images") if k in names), None)
         if name is None or name not in names:
             raise DataError(f"{str(path)!r} has arrays {names}; name the images with --data-key.")
         label_name = next((k for k in ("y", "Y_test", "labels") if k in names), None)
-        for member in (name, label_name):
-            if member is not None:
-                _budget(_npy_declared_bytes(data.zip, f"{member}.npy"), f"array {member!r}", path)
         labels = data[label_name] if label_name is not None else None
         return data[name], _int_labels(labels)
-
-
-def _npy_declared_bytes(archive: zipfile.ZipFile, member: str) -> float:
-    """The size an .npy member's header declares (numpy allocates it before reading the data)."""
-    with archive.open(member) as f:
-        version = np.lib.format.read_magic(f)
-        read_header = np.lib.format.read_array_header_1_0 if version == (1, 0) else np.lib.format.read_array_header_2_0
-        shape, _, dtype = read_header(f)
-    return float(np.prod(shape, dtype=np.float64)) * dtype.itemsize
 
 
 def _h5(path: Path, key: str | None):

@@ -14,6 +14,8 @@ from __future__ import annotations
 import os
 import stat
 import zipfile
+from contextlib import contextmanager
+from typing import Iterator
 
 import h5py
 import numpy as np
@@ -89,3 +91,31 @@ def _dataset_bytes(dataset: h5py.Dataset, name: str, where: str, error: type[NCJ
         raise error(f"{where}: {name} keeps its data in other files {files}; a model file must not read other "
                     "files.")
     return int(np.prod(dataset.shape or (), dtype=np.float64)) * dataset.dtype.itemsize
+
+
+@contextmanager
+def open_npz(path: str, *, error: type[NCJaxError], what: str, max_bytes: int) -> Iterator[np.lib.npyio.NpzFile]:
+    """An .npz archive, opened without pickles: refused unless it is a regular file holding a zip archive
+    (np.load would read a bare .npy or a pickle whole) whose arrays' headers declare at most `max_bytes` in all
+    (numpy allocates what a header declares before reading), and closed even when numpy fails on a damaged one
+    (given a path, numpy leaks the handle then)."""
+    check_regular_file(path, error=error, what=what)
+    if not zipfile.is_zipfile(path):
+        raise error(f"the {what} {path!r} is not an .npz archive (np.savez writes one); it may be empty, "
+                    "truncated, a bare .npy array or another format.")
+    with open(path, "rb") as file, np.load(file, allow_pickle=False) as data:
+        declared = sum(_npy_declared_bytes(data.zip, member) for member in data.zip.namelist()
+                       if member.endswith(".npy"))
+        if declared > max_bytes:
+            raise error(f"the {what} {path!r} declares {declared / 2**30:.1f} GiB of arrays, more than the "
+                        f"{max_bytes >> 30} GiB allowed; refused before anything is allocated.")
+        yield data
+
+
+def _npy_declared_bytes(archive: zipfile.ZipFile, member: str) -> float:
+    """The size an .npy member's header declares."""
+    with archive.open(member) as f:
+        version = np.lib.format.read_magic(f)
+        read_header = np.lib.format.read_array_header_1_0 if version == (1, 0) else np.lib.format.read_array_header_2_0
+        shape, _, dtype = read_header(f)
+    return float(np.prod(shape, dtype=np.float64)) * dtype.itemsize

@@ -118,3 +118,15 @@ def test_empty_or_truncated_checkpoints_are_refused(interrupted, tmp_path, cut):
     (tmp_path / "cut.npz").write_bytes((tmp_path / "whole.npz").read_bytes()[:cut])
     with pytest.raises(ncjax.CheckpointError, match="cannot read the checkpoint"):
         _resume(tmp_path / "cut.npz")
+
+
+def test_a_checkpoint_declaring_terabytes_is_refused_before_allocation(tmp_path):
+    import io
+    import zipfile
+
+    header = io.BytesIO()
+    np.lib.format.write_array_header_1_0(header, {"descr": "<f4", "fortran_order": False, "shape": (3 * 10**11,)})
+    with zipfile.ZipFile(tmp_path / "huge.npz", "w") as archive:
+        archive.writestr("meta.npy", header.getvalue() + b"\0" * 64)
+    with pytest.raises(ncjax.CheckpointError, match="declares 1117.6 GiB of arrays"):
+        _resume(tmp_path / "huge.npz")
