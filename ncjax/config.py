@@ -52,6 +52,8 @@ class ScanConfig:
                                                          "trigger to count, in (0, 1]")
     regularization: Regularization = setting("l1", help="the mask-size term: l1 (the paper's) or l2")
     upsample: int = setting(1, help="mask super-pixel size in pixels")
+    restarts: int = setting(1, help="independent searches per label, each from its own random trigger; the "
+                                    "smallest that reaches the threshold is kept")
     preprocessing: Preprocessing = setting(default_factory=Preprocessing,
                                            help="how model inputs relate to raw 0..255 pixels")
     loss: LossName = setting("reference", help="attack loss: reference (what the reference code computes, "
@@ -67,7 +69,7 @@ class ScanConfig:
 
     def __post_init__(self) -> None:
         check_literal_fields(self)
-        for name in ("batch_size", "nb_sample", "max_epochs", "patience", "upsample"):
+        for name in ("batch_size", "nb_sample", "max_epochs", "patience", "upsample", "restarts"):
             value = getattr(self, name)
             if not isinstance(value, int) or isinstance(value, bool) or value < 1:
                 raise ConfigError(f"ScanConfig.{name} must be a positive int, got {value!r}.")

@@ -36,7 +36,7 @@ from ncjax.inputs import check_config_fits, check_images, check_key, check_label
 from ncjax.outputs import ScanOutputs
 from ncjax.plan import PADDING, ScanPlan, compacted_width, padded_lanes, plan_scan
 from ncjax.result import ScanProgress, ScanResult
-from ncjax.slots import Slot, SlotTable, build_slot_table, check_image_labels, label_slots, slot_keys
+from ncjax.slots import Slot, SlotTable, build_slot_table, check_image_labels, restart_slots, slot_keys
 from ncjax.step import EpochSummary, SlotState, init_slot
 
 logger = logging.getLogger(__name__)
@@ -146,13 +146,14 @@ def scan_all_labels(
         and key); the result equals that of an uninterrupted scan.
 
     Returns:
-      A ScanResult. Labels whose trigger never reached the attack-success threshold are marked in
+      A ScanResult with one slot per label and restart (config.restarts; label-major), which
+      `ncjax.best_over_restarts` reduces to one trigger per label. Labels whose trigger never reached the attack-success threshold are marked in
       `reached_threshold`, not raised.
     """
     if not isinstance(config, ScanConfig):
         raise ScanInputError(f"config must be a ScanConfig, got {type(config).__name__}.")
     check_model(model)
-    slots = label_slots(check_labels(labels, int(model.num_classes)))
+    slots = restart_slots(check_labels(labels, int(model.num_classes)), config.restarts)
     return scan_slots(model, images, slots, config=config, key=key, callback=callback, devices=devices,
                       checkpoint=checkpoint, resume=resume)
 
