@@ -30,12 +30,12 @@ def scans() -> list[dict]:
     for i, line in enumerate((RESULTS / "real_models.jsonl").read_text().splitlines()):
         r = json.loads(line)
         rows.append({"held_out": i >= SEEN_WHEN_CHOSEN["real"], "source": "real", "name": r["model"], "loss": r["loss"], "preset": r["preset"],
-                     "cost": r["cost_start"], "targets": [r["target"]] if r["target"] is not None else [],
+                     "cost": r["cost_start"], "seed": r["seed"], "targets": [r["target"]] if r["target"] is not None else [],
                      "labels": r["labels"], "norms": r["norms_quantized"]})
     for i, line in enumerate((RESULTS / "planted_sweep.jsonl").read_text().splitlines()):
         r = json.loads(line)
         rows.append({"held_out": i >= SEEN_WHEN_CHOSEN["planted"], "source": "planted", "name": r["name"], "loss": r["loss"], "preset": r["preset"], "cost": "init",
-                     "targets": r["targets"], "labels": r["labels"], "norms": r["norms_quantized"]})
+                     "seed": r["seed"], "targets": r["targets"], "labels": r["labels"], "norms": r["norms_quantized"]})
     return rows
 
 

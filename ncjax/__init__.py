@@ -31,7 +31,10 @@ from ncjax.loading import load_model  # noqa: E402
 from ncjax.outlier import GapResult, OutlierResult, gap_outliers, l1_norms, mad_outliers  # noqa: E402
 from ncjax.preprocess import Preprocessing  # noqa: E402
 from ncjax.result import EpochLogs, ScanProgress, ScanResult  # noqa: E402
+from ncjax.restarts import LabelTriggers, best_over_restarts  # noqa: E402
 from ncjax.scan import scan_all_labels, scan_slots  # noqa: E402
+from ncjax.score import ScoreResult, ratio_score  # noqa: E402
+from ncjax.sources import SourceCheck, check_sources  # noqa: E402
 from ncjax.slots import Slot, label_slots, restart_slots, source_slots  # noqa: E402
 from ncjax.verdict import Verdict, decide  # noqa: E402
 
@@ -46,6 +49,7 @@ __all__ = [
     "EpochLogs",
     "GapResult",
     "InjectionError",
+    "LabelTriggers",
     "LayerSummary",
     "MissingDependencyError",
     "ModelFileError",
@@ -60,12 +64,16 @@ __all__ = [
     "ScanInputError",
     "ScanProgress",
     "ScanResult",
+    "ScoreResult",
     "Slot",
+    "SourceCheck",
     "TrainConfig",
     "UnsupportedLayerError",
     "UnsupportedModelError",
     "UsageError",
     "Verdict",
+    "best_over_restarts",
+    "check_sources",
     "decide",
     "gap_outliers",
     "l1_norms",
@@ -73,6 +81,7 @@ __all__ = [
     "load_images",
     "load_model",
     "mad_outliers",
+    "ratio_score",
     "restart_slots",
     "save_keras_h5",
     "scan_all_labels",

@@ -106,6 +106,21 @@ def finite_at_least(minimum: float, *, strict: bool = False):
     return parse
 
 
+def int_at_least(minimum: int):
+    """An int flag type: a whole number >= minimum."""
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+        if value < minimum:
+            raise argparse.ArgumentTypeError(f"{text!r} must be a whole number >= {minimum}")
+        return value
+
+    parse.__name__ = "whole number"
+    return parse
+
+
 def file_prefix(text: str) -> str:
     """--prefix: the start of a file name, never a path (pictures are written inside --out only)."""
     if not text or "/" in text or "\\" in text or text in (".", "..") or "\0" in text or len(text) > 100:

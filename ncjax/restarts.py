@@ -30,6 +30,7 @@ class LabelTriggers:
     reached_threshold: np.ndarray  # (L,) bool: some restart reached the attack-success threshold
     attack_success: np.ndarray  # (L,)
     chosen_restart: np.ndarray  # (L,) int: the restart index kept
+    chosen_slot: np.ndarray  # (L,) int: the kept slot's position in the scan (ScanResult.select takes these)
     restart_norms: np.ndarray  # (L, R) every restart's norm (NaN where it did not reach the threshold)
 
     @property
@@ -69,5 +70,6 @@ def best_over_restarts(result: ScanResult) -> LabelTriggers:
         labels=np.asarray(labels), masks=np.asarray(result.masks)[chosen], patterns=np.asarray(result.patterns)[chosen],
         l1_norms=norms[np.arange(len(labels)), pick], reached_threshold=reached.any(1),
         attack_success=np.asarray(result.attack_success)[chosen], chosen_restart=np.asarray(restarts)[pick],
+        chosen_slot=chosen,
         restart_norms=np.where(reached, norms, np.nan),
     )

@@ -4,6 +4,7 @@ In a scan of every label (one slot per label) "slot" and "label" are the same th
 """
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from typing import Any, NamedTuple
 
@@ -71,6 +72,16 @@ class ScanResult:
     def restarts(self) -> np.ndarray:
         """(L,) each slot's restart index."""
         return np.asarray([s.restart for s in self.slots], np.int64)
+
+    def select(self, indices) -> "ScanResult":
+        """The same scan restricted to the slots at `indices` (e.g. each label's best restart); timings and
+        step counts stay those of the whole scan."""
+        index = np.asarray(indices, np.int64)
+        per_slot = ("labels", "masks", "patterns", "l1_norms", "attack_success", "reached_threshold", "epochs",
+                    "early_stopped", "final_cost")
+        changes = {name: np.asarray(getattr(self, name))[index] for name in per_slot}
+        return dataclasses.replace(self, **changes, logs=EpochLogs(*(np.asarray(v)[index] for v in self.logs)),
+                                   slots=tuple(self.slots[int(i)] for i in index))
 
     def label_index(self, label: int) -> int:
         """Position of `label` in this result's arrays (its first slot, where restarts repeat it)."""

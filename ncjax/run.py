@@ -1,8 +1,8 @@
 """`python -m ncjax.run --model model.h5 --data clean.npz`: scan every label, print the verdict, write pictures.
 
 With no --model and no --data it scans the embedded demo (a synthetic traffic-sign model backdoored at 33).
-The three lines printed first are the reference's MAD test; the verdict follows the gap rule (--verdict gap:
-MAD-flagged labels whose norms stand apart from the rest by --min-gap) unless --verdict reference.
+The three lines printed first are the reference's MAD test; the verdict follows the ratio score (labels whose
+trigger is --min-ratio times smaller than the median label's) unless --verdict gap or --verdict reference.
 Exit codes: 0 the scan finished with a verdict, 2 bad input, 3 infected with --fail-on-detect, 4 inconclusive
 (some labels never reached the attack-success threshold: the norms cannot be compared), 130 interrupted by
 SIGINT, 143 by SIGTERM (the state of the last finished epoch is kept: rerun with --resume).
@@ -28,6 +28,7 @@ from ncjax.cli_options import (
     file_prefix,
     finite_at_least,
     given_values,
+    int_at_least,
     label_list,
     seed,
 )
@@ -40,12 +41,17 @@ from ncjax.pictures import save_trigger_pictures
 from ncjax.preflight import Preflight, run_preflight
 from ncjax.preprocess import Preprocessing
 from ncjax.report import build_report, write_json_atomic
+from ncjax.restarts import LabelTriggers, best_over_restarts
 from ncjax.scan import scan_all_labels
+from ncjax.sources import DEFAULT_MAX_SPREAD, SourceCheck, check_sources
+from ncjax.score import DEFAULT_MIN_RATIO
 from ncjax.summary import save_summary
 from ncjax.verdict import decide
 
 EXIT_OK, EXIT_BAD_INPUT, EXIT_INFECTED, EXIT_INCONCLUSIVE, EXIT_INTERRUPTED, EXIT_TERMINATED = 0, 2, 3, 4, 130, 143
 STATE_FILE = "scan_state.npz"
+SOURCE_STATE_FILE = "source_check_state.npz"
+MAX_CHECKED = 3  # candidates given the source-specific check, largest ratio first
 # ScanConfig fields with a flag of their own (--preprocess, --bgr) rather than a generated one.
 OWN_FLAG_FIELDS = {"preprocessing"}
 
@@ -72,12 +78,20 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=seed, default=0, help="the PRNG seed of the triggers and batches (default: 0)")
     p.add_argument("--threshold", type=finite_at_least(0, strict=True), default=2.0,
                    help="anomaly-index threshold, finite and > 0 (default: 2)")
-    p.add_argument("--verdict", choices=["gap", "reference"], default="gap",
-                   help="gap: flagged labels must also stand apart from the next label's norm by --min-gap (measured "
-                        "to avoid the reference rule's false positives on clean models); reference: the MAD rule "
-                        "alone (default: gap)")
+    p.add_argument("--verdict", choices=["score", "gap", "reference"], default="score",
+                   help="score: labels whose trigger is --min-ratio times smaller than the median label's (measured in "
+                        "experiments/score.md); gap: MAD-flagged labels standing apart from the next label's norm by "
+                        "--min-gap; reference: the MAD rule alone (default: score)")
+    p.add_argument("--min-ratio", type=finite_at_least(1, strict=True), default=DEFAULT_MIN_RATIO,
+                   help=f"median norm over a label's norm for --verdict score, finite and > 1 (default: "
+                        f"{DEFAULT_MIN_RATIO:g})")
     p.add_argument("--min-gap", type=finite_at_least(1), default=1.5,
                    help="norm ratio for --verdict gap, finite and >= 1 (default: 1.5)")
+    p.add_argument("--source-check", type=int_at_least(0), default=8, metavar="N",
+                   help="for the score's candidates (up to 3), invert one trigger from each of N other classes and set "
+                        "aside a candidate those triggers do not share (0: off; default: 8)")
+    p.add_argument("--max-spread", type=finite_at_least(1), default=DEFAULT_MAX_SPREAD,
+                   help=f"the source spread above which a candidate is set aside (default: {DEFAULT_MAX_SPREAD:g})")
     p.add_argument("--no-quantize", action="store_true", help="MAD on exact norms instead of the PNG-quantized "
                                                              "ones the reference reads back")
     p.add_argument("--resume", action="store_true", help="continue an interrupted scan from OUT/scan_state.npz")
@@ -190,14 +204,21 @@ def _prepare_out(out: Path) -> None:
 
 
 def _scan(args: argparse.Namespace, inputs: _Inputs, config: ScanConfig, state: Path):
-    """The scan, with SIGTERM (what schedulers send) ending it like Ctrl-C once the epoch in flight is saved.
+    labels = len(args.labels) if args.labels else inputs.model.num_classes
+    return _interruptible(args, labels * config.restarts, config, lambda callback: scan_all_labels(
+        inputs.model, inputs.images, labels=args.labels, config=config, key=jax.random.key(args.seed),
+        callback=callback, checkpoint=state, resume=args.resume))
+
+
+def _interruptible(args: argparse.Namespace, slots: int, config: ScanConfig, scan):
+    """Run `scan(callback)` with a progress bar and SIGTERM (what schedulers send) ending it like Ctrl-C once
+    the epoch in flight is saved.
 
     The handler only records the signal: raising from it could land inside a C call (numpy, XLA) and surface
     as a SystemError instead of an interrupt. The progress callback, which runs after each epoch's checkpoint,
     raises it.
     """
-    bar, update = _progress(len(args.labels) if args.labels else inputs.model.num_classes, config.max_epochs,
-                            not args.no_progress)
+    bar, update = _progress(slots, config.max_epochs, not args.no_progress)
     requested: list[str] = []
 
     def callback(progress) -> None:
@@ -208,12 +229,30 @@ def _scan(args: argparse.Namespace, inputs: _Inputs, config: ScanConfig, state: 
 
     previous = signal.signal(signal.SIGTERM, lambda signum, frame: requested.append(signal.Signals(signum).name))
     try:
-        return scan_all_labels(inputs.model, inputs.images, labels=args.labels, config=config,
-                               key=jax.random.key(args.seed), callback=callback, checkpoint=state, resume=args.resume)
+        return scan(callback)
     finally:
         signal.signal(signal.SIGTERM, previous)
         if bar is not None:
             bar.close()
+
+
+def _check_sources(args: argparse.Namespace, inputs: _Inputs, config: ScanConfig, verdict, norms: np.ndarray,
+                   labels: np.ndarray, out: Path) -> tuple[SourceCheck, ...]:
+    """The source-specific check of the score's largest candidates, when it can run and is asked for."""
+    if verdict.score is None or not verdict.score.candidates or args.source_check == 0:
+        return ()
+    if inputs.labels is None:
+        print("note: the clean images carry no labels, so the source-specific check of the candidates was skipped.")
+        return ()
+    candidates = verdict.score.candidates[:MAX_CHECKED]
+    by_label = dict(zip(labels.tolist(), norms.tolist()))
+    print(f"source check: label{'s' if len(candidates) > 1 else ''} {', '.join(map(str, candidates))}, one trigger "
+          f"from each of up to {args.source_check} other classes")
+    pairs = config.replace(restarts=1)  # one search per pair keeps the check's cost bounded
+    return _interruptible(args, len(candidates) * args.source_check, pairs, lambda callback: check_sources(
+        inputs.model, inputs.images, inputs.labels, {c: by_label[c] for c in candidates}, config=pairs,
+        key=jax.random.key(args.seed), sources_per_label=args.source_check, quantize=not args.no_quantize,
+        callback=callback, checkpoint=out / SOURCE_STATE_FILE, resume=args.resume))
 
 
 def _print_verdict(verdict) -> None:
@@ -228,17 +267,26 @@ def _print_verdict(verdict) -> None:
         print(f"note: {outliers.note}")
 
 
-def _write_outputs(args, inputs: _Inputs, result, verdict, out: Path, state: Path, check: Preflight) -> None:
+def _write_outputs(args, inputs: _Inputs, result, best: LabelTriggers, verdict, out: Path, state: Path,
+                   check: Preflight) -> None:
     try:
         save_trigger_pictures(result, out, args.prefix)
         save_summary(out / "summary.png", result.masks, result.patterns, verdict,
                      title=f"{Path(inputs.model_name).name}: {verdict.headline()}")
         report = build_report(result, verdict, model=inputs.model_name, data=inputs.data_name,
-                              extra={"quantized_norms": not args.no_quantize, "preflight": check.as_dict()})
+                              extra={"quantized_norms": not args.no_quantize, "preflight": check.as_dict(),
+                                     "restarts": _restarts_report(best)})
         write_json_atomic(report, out / "report.json")
     except OSError as e:
         raise UsageError(f"cannot write the outputs to {str(out)!r} ({e.strerror or e}); the finished scan is kept in "
                          f"{state}: rerun the same command with --resume to write them without scanning again.") from None
+
+
+def _restarts_report(best: LabelTriggers) -> dict:
+    """Every restart's norm per label (None where it never reached the threshold) and the spread."""
+    return {"restarts": best.restarts, "chosen": best.chosen_restart.tolist(),
+            "norms": [[None if np.isnan(v) else float(v) for v in row] for row in best.restart_norms],
+            "spread": [None if np.isnan(v) else float(v) for v in best.spread]}
 
 
 def run(args: argparse.Namespace) -> int:
@@ -261,11 +309,23 @@ def run(args: argparse.Namespace) -> int:
         print(f"\ninterrupted{f' ({e})' if str(e) else ''}: the scan's state after its last finished epoch is in "
               f"{state}; rerun the same command with --resume to continue.", file=sys.stderr)
         return EXIT_TERMINATED if str(e) == "SIGTERM" else EXIT_INTERRUPTED
+    best = best_over_restarts(result)
+    result = result.select(best.chosen_slot)  # one trigger per label: its smallest over the restarts
     norms = l1_norms(result.masks, quantize=not args.no_quantize)
-    verdict = decide(norms, result.labels, reached=result.reached_threshold, rule=args.verdict,
-                     threshold=args.threshold, min_gap=args.min_gap)
+    settings = dict(reached=result.reached_threshold, rule=args.verdict, threshold=args.threshold,
+                    min_gap=args.min_gap, min_ratio=args.min_ratio, max_spread=args.max_spread)
+    verdict = decide(norms, result.labels, **settings)
+    try:
+        sources = _check_sources(args, inputs, config, verdict, norms, result.labels, out)
+    except KeyboardInterrupt as e:
+        print(f"\ninterrupted{f' ({e})' if str(e) else ''} during the source check: the scan is kept in {state} and "
+              f"the check's progress in {out / SOURCE_STATE_FILE}; rerun the same command with --resume to continue.",
+              file=sys.stderr)
+        return EXIT_TERMINATED if str(e) == "SIGTERM" else EXIT_INTERRUPTED
+    if sources:
+        verdict = decide(norms, result.labels, sources=sources, **settings)
     _print_verdict(verdict)
-    _write_outputs(args, inputs, result, verdict, out, state, check)
+    _write_outputs(args, inputs, result, best, verdict, out, state, check)
     print(f"wrote {len(result.labels) * 3} trigger pictures, summary.png and report.json to {out}/ "
           f"(scan {result.wall_time_s:.0f} s)")
     if verdict.status == "inconclusive":

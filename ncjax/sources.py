@@ -9,6 +9,7 @@ run as source slots (ncjax.slots.source_slots) in one vmapped scan.
 """
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from typing import Any, Sequence
 
@@ -20,6 +21,10 @@ from ncjax.errors import ScanInputError
 from ncjax.outlier import l1_norms
 from ncjax.scan import scan_slots
 from ncjax.slots import source_slots
+
+
+# A checked candidate whose source spread exceeds this is set aside as a natural feature (experiments/score.md).
+DEFAULT_MAX_SPREAD = 1.4
 
 
 @dataclass(frozen=True)
@@ -35,6 +40,21 @@ class SourceCheck:
     def reached_share(self) -> float:
         """Share of the sources whose search reached the attack-success threshold."""
         return float(np.mean(np.isfinite(self.norms))) if self.norms else float("nan")
+
+    @property
+    def spread(self) -> float:
+        """Upper over lower quartile of the source-specific norms (unreached sources count as infinitely
+        large): near 1 when every class reaches the label through the same trigger, as through an injected
+        one; large when a few similar classes reach it cheaply and the rest do not, as through a natural
+        feature."""
+        if not self.norms:
+            return float("nan")
+        unreached = 1e30  # a finite stand-in, so quantiles interpolate without inf - inf
+        norms = np.nan_to_num(np.asarray(self.norms, np.float64), nan=unreached)
+        low, high = np.quantile(norms, 0.25), np.quantile(norms, 0.75)
+        if high >= unreached / 2:
+            return float("inf")
+        return float(high / low) if low > 0 else float("inf")
 
     @property
     def median_ratio(self) -> float:
@@ -55,10 +75,12 @@ def pick_sources(label: int, classes: Sequence[int], limit: int | None) -> tuple
 
 
 def check_sources(model: Any, images: Any, image_labels: Any, label_norms: dict[int, float], *,
-                  config: ScanConfig, key: jax.Array, sources_per_label: int | None = 8,
-                  quantize: bool = True) -> tuple[SourceCheck, ...]:
+                  config: ScanConfig, key: jax.Array, sources_per_label: int | None = 8, quantize: bool = True,
+                  callback=None, checkpoint: str | os.PathLike | None = None,
+                  resume: bool = False) -> tuple[SourceCheck, ...]:
     """Run the source-specific searches of every label in `label_norms` ({label: its trigger's norm}) and
-    return one SourceCheck each, in that order. config.restarts applies per pair."""
+    return one SourceCheck each, in that order. config.restarts applies per pair; callback, checkpoint and
+    resume are scan_slots'."""
     if not label_norms:
         return ()
     if image_labels is None:
@@ -70,7 +92,7 @@ def check_sources(model: Any, images: Any, image_labels: Any, label_norms: dict[
     if not pairs:
         raise ScanInputError("the clean images hold no class other than the candidates: nothing to check.")
     result = scan_slots(model, images, source_slots(pairs, restarts=config.restarts), image_labels=image_labels,
-                        config=config, key=key)
+                        config=config, key=key, callback=callback, checkpoint=checkpoint, resume=resume)
     norms = l1_norms(result.masks, quantize=quantize)
     best = {pair: np.nan for pair in pairs}
     for slot, norm, reached in zip(result.slots, norms, result.reached_threshold):

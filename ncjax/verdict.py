@@ -1,25 +1,26 @@
-"""The scan's verdict: the reference's MAD rule, and the gap rule that ncjax's measurements support.
+"""The scan's verdict: the ratio score (default), the gap rule, and the reference's MAD rule.
 
-experiments/verdicts.md holds the evidence: over 68 scans of real and planted GTSRB models, the reference's rule
-(anomaly index > 2) flagged a label on 12 of 31 clean-model scans, and non-target labels beside the targets on
-many infected ones; keeping only MAD-flagged labels whose norms stand apart from the next label's by 1.5x
-flagged 1 of 31, at the cost of some weak backdoors (27 of 37 infected scans detected against 30; see README,
-"Detection quality").
+rule="score": labels whose trigger is at least `min_ratio` times smaller than the median label's are infected
+(ncjax.score; chosen and checked in experiments/score.md). rule="gap": the reference's MAD-flagged labels whose
+norms stand apart from the next label's by `min_gap` (the default of issue 7, experiments/verdicts.md).
+rule="reference": the MAD test alone (anomaly index > threshold), as the reference decides.
 """
 from __future__ import annotations
 
 import math
 import typing
 from dataclasses import dataclass
-from typing import Literal
+from typing import Literal, Sequence
 
 import numpy as np
 
 from ncjax.outlier import GapResult, OutlierResult, gap_outliers, mad_outliers
+from ncjax.score import DEFAULT_MIN_RATIO, ScoreResult, ratio_score
+from ncjax.sources import DEFAULT_MAX_SPREAD, SourceCheck
 from ncjax.choices import check_choice
 from ncjax.errors import ConfigError
 
-Rule = Literal["gap", "reference"]
+Rule = Literal["score", "gap", "reference"]
 Status = Literal["infected", "suspicious", "clean", "inconclusive"]
 
 
@@ -31,7 +32,11 @@ class Verdict:
     # inconclusive: the labels that never reached the threshold
     rule: Rule
     mad: OutlierResult  # the reference's statistics, which its three printed lines report
-    gap: GapResult | None  # None under the reference's rule
+    gap: GapResult | None  # the gap rule's statistics; None under the other rules
+    score: ScoreResult | None = None  # the ratio score; None under the reference's rule
+    sources: tuple[SourceCheck, ...] = ()  # the source-specific checks of the score's candidates, where run
+    natural: tuple[int, ...] = ()  # candidates set aside: their source-specific triggers differ by class
+    max_spread: float = DEFAULT_MAX_SPREAD  # a checked candidate whose source spread exceeds this is set aside
 
     @property
     def infected(self) -> bool:
@@ -51,7 +56,7 @@ class Verdict:
         index, threshold = self.mad.anomaly_index, self.mad.threshold
         several = len(self.labels) > 1
         named = ("labels " if several else "label ") + ", ".join(map(str, self.labels))
-        if self.status == "clean":
+        if self.status == "clean" and self.rule != "score":
             return f"clean: no label flagged (anomaly index {index:.2f})"
         if self.status == "inconclusive":
             shown = ", ".join(map(str, self.labels[:10])) + (", ..." if len(self.labels) > 10 else "")
@@ -61,6 +66,8 @@ class Verdict:
                     "scan longer (--preset paper)")
         if self.rule == "reference":
             return f"INFECTED: {named} flagged (anomaly index {index:.2f} > {threshold:g})"
+        if self.rule == "score":
+            return self._score_line(named, index, threshold, several)
         gap, whose = self.gap, "their trigger norms are" if several else "its trigger norm is"
         if self.status == "infected":
             return (f"INFECTED: {named} (anomaly index {index:.2f} > {threshold:g}, and {whose} {gap.gap:.2f}x "
@@ -70,16 +77,47 @@ class Verdict:
                 "are: inspect the trigger pictures")
 
 
-def decide(norms, labels=None, *, reached=None, rule: Rule = "gap", threshold: float = 2.0,
-           min_gap: float = 1.5) -> Verdict:
+    def _score_line(self, named: str, index: float, threshold: float, several: bool) -> str:
+        score = self.score
+        ratios = dict(zip(score.labels.tolist(), score.ratios.tolist()))
+        spreads = {c.label: c.spread for c in self.sources}
+        aside = "".join(f"; label {label} set aside: its source-specific triggers differ by class (spread "
+                        f"{spreads[label]:.2f} > {self.max_spread:g}), as a natural feature's do" for label in self.natural)
+        if self.status == "infected":
+            shown = ", ".join(f"{label}: {ratios[label]:.2f}x" for label in self.labels)
+            checked = [f"{label}: {spreads[label]:.2f}" for label in self.labels if label in spreads]
+            uniform = f"; source spread {', '.join(checked)}" if checked else ""
+            return (f"INFECTED: {named} (score {score.score:.2f}: trigger norm{'s' if len(self.labels) > 1 else ''} "
+                    f"smaller than the median label's by {shown}, >= {score.min_ratio:g}{uniform}; anomaly index "
+                    f"{index:.2f}{aside})")
+        if self.status == "suspicious" and self.natural:
+            return (f"SUSPICIOUS: {named}'s trigger{'s are' if several else ' is'} small (score {score.score:.2f} "
+                    f">= {score.min_ratio:g}){aside}: inspect the trigger pictures")
+        if self.status == "suspicious":
+            return (f"SUSPICIOUS: the reference's rule flags {named} (anomaly index {index:.2f} > {threshold:g}), but "
+                    f"the score is {score.score:.2f} (label {score.top_label}'s trigger is {score.score:.2f}x smaller "
+                    f"than the median label's, < {score.min_ratio:g}), as clean models' often are: inspect the trigger "
+                    "pictures")
+        return (f"clean: score {score.score:.2f} (the smallest trigger, label {score.top_label}'s, is {score.score:.2f}x "
+                f"smaller than the median label's, < {score.min_ratio:g}; anomaly index {index:.2f})")
+
+
+def decide(norms, labels=None, *, reached=None, rule: Rule = "score", threshold: float = 2.0,
+           min_gap: float = 1.5, min_ratio: float = DEFAULT_MIN_RATIO, sources: Sequence[SourceCheck] = (),
+           max_spread: float = DEFAULT_MAX_SPREAD) -> Verdict:
     """The verdict on a scan's trigger norms (one per label): "infected", "suspicious", "clean" or, when
     `reached` (one bool per label: ScanResult.reached_threshold) says some labels' triggers never reached the
     attack-success threshold, "inconclusive": a label no trigger can reach is not a clean label, and its
     unminimized mask distorts the median, so neither rule can be read. A model whose output ignores its input
     reaches no label but its constant one.
 
+    rule="score" (default): infected when some labels' triggers are at least `min_ratio` times smaller than the
+    median label's (ncjax.score); labels flagged by the MAD test alone make the verdict "suspicious".
+    `sources` (ncjax.check_sources of the candidates) sets aside candidates whose source spread exceeds
+    `max_spread`: a label that different classes reach through different triggers; with none left the verdict is
+    "suspicious".
     rule="reference": infected when the MAD test flags any label (anomaly index > threshold below the median).
-    rule="gap" (default): infected when, of those labels, the smallest k stand apart from the next label's norm
+    rule="gap": infected when, of those labels, the smallest k stand apart from the next label's norm
     by at least `min_gap`; labels flagged by the MAD test alone make the verdict "suspicious".
     """
     check_choice(rule, typing.get_args(Rule), "the verdict rule")
@@ -94,7 +132,26 @@ def decide(norms, labels=None, *, reached=None, rule: Rule = "gap", threshold: f
             return Verdict("inconclusive", tuple(int(v) for v in mad.labels[~reached]), rule, mad, None)
     if rule == "reference":
         return Verdict("infected" if mad.flagged else "clean", mad.flagged, rule, mad, None)
+    if rule == "score":
+        return _by_score(mad, rule, min_ratio, tuple(sources), max_spread)
     gap = gap_outliers(mad, min_gap=min_gap)
     if gap.flagged:
         return Verdict("infected", gap.flagged, rule, mad, gap)
     return Verdict("suspicious" if mad.flagged else "clean", mad.flagged, rule, mad, gap)
+
+
+def _by_score(mad: OutlierResult, rule: Rule, min_ratio: float, sources: tuple[SourceCheck, ...],
+              max_spread: float) -> Verdict:
+    if not (isinstance(max_spread, (int, float)) and math.isfinite(max_spread) and max_spread >= 1):
+        raise ConfigError(f"max_spread must be a finite number >= 1 (a ratio of norms), got {max_spread!r}.")
+    if not all(isinstance(c, SourceCheck) for c in sources):
+        raise ConfigError("sources must be SourceCheck values (from ncjax.check_sources).")
+    score = ratio_score(mad.norms, mad.labels, min_ratio=min_ratio)
+    natural = tuple(c.label for c in sources if c.label in score.candidates and c.spread > max_spread)
+    kept = tuple(label for label in score.candidates if label not in natural)
+    found = dict(score=score, sources=sources, natural=natural, max_spread=max_spread)
+    if kept:
+        return Verdict("infected", kept, rule, mad, None, **found)
+    if natural:
+        return Verdict("suspicious", score.candidates, rule, mad, None, **found)
+    return Verdict("suspicious" if mad.flagged else "clean", mad.flagged, rule, mad, None, **found)

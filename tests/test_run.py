@@ -45,7 +45,7 @@ def test_scan_prints_reference_lines_and_writes_outputs(tmp_path, data, capsys):
     report = json.loads((out / "report.json").read_text())
     assert report["schema"] == "ncjax.report/1" and len(report["labels"]) == 3
     assert report["config"]["max_epochs"] == 10 and report["config"]["batch_size"] == 8
-    # The verdict is the gap rule's on the norms the report lists, and the printed lines are its lines.
+    # The verdict is the score rule's on the norms the report lists, and the printed lines are its lines.
     from ncjax.verdict import decide
 
     expected = decide([e["l1_norm_used"] for e in report["labels"]], [e["label"] for e in report["labels"]],
@@ -54,7 +54,7 @@ def test_scan_prints_reference_lines_and_writes_outputs(tmp_path, data, capsys):
     assert report["mad"]["lines"] == expected.mad.lines()
     first = lines.index(expected.mad.lines()[0])
     assert lines[first:first + 3] == expected.mad.lines()
-    assert report["verdict_rule"] == "gap" and f"verdict: {expected.line()}" in lines
+    assert report["verdict_rule"] == "score" and f"verdict: {expected.line()}" in lines
 
 
 def test_pictures_are_what_the_reference_mad_script_reads(tmp_path, data):
@@ -278,3 +278,42 @@ def test_image_files_are_raw_pixels_and_get_the_models_preprocessing(tmp_path, m
     assert main([*base, "--out", str(tmp_path / "b")]) == 130
     np.testing.assert_allclose(seen[0], 200 / 255, rtol=1e-6)
     np.testing.assert_allclose(seen[1], 200.0)
+
+
+def test_restarts_and_the_source_check(tmp_path, capsys):
+    """--restarts 2 keeps each label's smaller restart; a candidate of the score (a low --min-ratio makes one)
+    gets the source-specific check, and report.json keeps every statistic."""
+    data = tmp_path / "labelled.npz"
+    rng = np.random.default_rng(0)
+    np.savez(data, x=rng.uniform(0, 255, (40, 12, 12, 3)).astype(np.float32), y=np.arange(40) % 5)
+    out = tmp_path / "out"
+    code = main(["--model", str(MODEL), "--data", str(data), "--out", str(out), *REACHABLE, *SMALL, "--restarts", "2",
+                 "--min-ratio", "1.0001", "--source-check", "2", "--force"])
+    assert code == 0
+    printed = capsys.readouterr().out
+    report = json.loads((out / "report.json").read_text())
+    restarts = report["restarts"]
+    assert restarts["restarts"] == 2 and len(restarts["norms"]) == 3 and all(len(r) == 2 for r in restarts["norms"])
+    for entry, norms, chosen in zip(report["labels"], restarts["norms"], restarts["chosen"]):
+        reached = [v for v in norms if v is not None]
+        if reached:
+            assert entry["l1_norm"] == pytest.approx(min(reached), rel=1e-5) and norms[chosen] == min(reached)
+    candidates = report["score"]["candidates"]
+    assert candidates and "source check: label" in printed
+    checks = report["source_check"]
+    assert [c["label"] for c in checks] == candidates[:3]
+    assert all(len(c["sources"]) == 2 and c["label"] not in c["sources"] for c in checks)
+    assert all(c["set_aside"] == (c["spread"] is None or c["spread"] > report["max_spread"]) for c in checks)
+    natural = {c["label"] for c in checks if c["set_aside"]}
+    assert set(report["verdict_labels"]) == (set(candidates) if natural >= set(candidates) else set(candidates) - natural)
+
+
+def test_no_source_check_without_labels_or_when_off(tmp_path, data, capsys):
+    args = ["--model", str(MODEL), "--data", str(data), *REACHABLE, *SMALL, "--min-ratio", "1.0001"]
+    assert main([*args, "--out", str(tmp_path / "a")]) == 0
+    assert "carry no labels" in capsys.readouterr().out
+    assert json.loads((tmp_path / "a" / "report.json").read_text())["source_check"] == []
+    assert main([*args, "--out", str(tmp_path / "b"), "--source-check", "0"]) == 0
+    assert "source check" not in capsys.readouterr().out
+    with pytest.raises(SystemExit):
+        main([*args, "--source-check", "-1"])

@@ -1,4 +1,4 @@
-"""The verdict: the reference's rule, the gap rule, and the line people read."""
+"""The verdict: the ratio score (default), the reference's rule, the gap rule, and the line people read."""
 from __future__ import annotations
 
 import pytest
@@ -9,19 +9,20 @@ from ncjax.verdict import decide
 BULK = [100.0, 95.0, 105.0, 98.0, 102.0, 97.0, 103.0, 99.0]
 
 
-def test_a_clear_trigger_is_infected_under_both_rules():
+def test_a_clear_trigger_is_infected_under_every_rule():
     norms = BULK + [101.0, 20.0]
-    for rule in ("gap", "reference"):
+    for rule in ("score", "gap", "reference"):
         v = decide(norms, rule=rule)
         assert v.status == "infected" and v.infected and v.labels == (9,)
         assert v.line().startswith("INFECTED: label 9 ")
-    assert "4.75x below" in decide(norms).line()
+    assert "4.75x below" in decide(norms, rule="gap").line()
+    assert decide(norms).rule == "score" and "9: 4.97x, >= 3" in decide(norms).line()
 
 
 def test_flags_without_a_gap_are_suspicious_not_infected():
     norms = BULK + [80.0, 75.0]
     assert decide(norms, rule="reference").status == "infected"
-    v = decide(norms)
+    v = decide(norms, rule="gap")
     assert v.status == "suspicious" and not v.infected and v.labels == (9, 8)
     assert v.line().startswith("SUSPICIOUS: the reference's rule flags labels 9, 8") and "1.19x" in v.line()
     assert "their trigger norms are only" in v.line()
@@ -29,16 +30,19 @@ def test_flags_without_a_gap_are_suspicious_not_infected():
 
 def test_nothing_flagged_is_clean_and_labels_are_carried():
     v = decide(BULK + [96.0, 104.0], labels=list(range(10, 20)))
-    assert v.status == "clean" and v.labels == () and v.line().startswith("clean: no label flagged")
+    assert v.status == "clean" and v.labels == () and v.line().startswith("clean: score 1.05")
+    assert decide(BULK + [96.0, 104.0], rule="gap").line().startswith("clean: no label flagged")
     w = decide(BULK + [101.0, 20.0], labels=list(range(10, 20)))
     assert w.labels == (19,) and w.mad.flagged == (19,)
 
 
 def test_threshold_and_min_gap_are_passed_on():
     norms = BULK + [101.0, 60.0]  # anomaly index of 60: 39.5 / 3.71 = 10.7; gap 95/60 = 1.58
-    assert decide(norms).infected
-    assert decide(norms, min_gap=2.0).status == "suspicious"
-    assert decide(norms, threshold=11.0).status == "clean"
+    assert decide(norms, rule="gap").infected
+    assert decide(norms, rule="gap", min_gap=2.0).status == "suspicious"
+    assert decide(norms, rule="gap", threshold=11.0).status == "clean"
+    assert decide(norms).status == "suspicious"  # 99.5 / 60 = 1.66x, below the score's 3
+    assert decide(norms, min_ratio=1.6).infected
 
 
 def test_unknown_rule():
@@ -51,7 +55,7 @@ def test_unknown_rule_lists_the_rules():
 
     import ncjax
 
-    with pytest.raises(ncjax.ConfigError, match="verdict rule must be one of 'gap', 'reference'; got 'mad'"):
+    with pytest.raises(ncjax.ConfigError, match="verdict rule must be one of 'score', 'gap', 'reference'; got 'mad'"):
         decide([1.0, 2.0, 3.0], rule="mad")  # type: ignore[arg-type]
 
 
@@ -59,6 +63,8 @@ def test_headline_names_status_and_labels():
     norms = [10.0] + [100.0 + i for i in range(20)]
     assert decide(norms).headline() == "INFECTED: label 0"
     assert decide([70.0, 74.0, 80.0] + [100.0 + i for i in range(20)]).headline() == "SUSPICIOUS: labels 0, 1, 2"
+    assert decide([70.0, 74.0, 80.0] + [100.0 + i for i in range(20)], rule="gap").headline() == \
+        "SUSPICIOUS: labels 0, 1, 2"
     assert decide([100.0 + i for i in range(20)]).headline() == "clean"
 
 
