@@ -27,6 +27,8 @@ def test_quick_bench_writes_every_figure(tmp_path, capsys):
     assert [row["labels"] for row in report["scaling_small_network"]] == [1, 8, 43]
     e2e = report["end_to_end"]
     assert e2e["label_steps_run"] <= e2e["label_steps_without_early_stop"] and len(e2e["lines"]) == 3
+    # The images carry no labels: no source check, and the first pass is the whole scan.
+    assert e2e["source_checked"] == [] and 0 < e2e["first_pass_s"] <= e2e["wall_s"]
     table = capsys.readouterr().out
     assert "(c) one label per call" in table and "GFLOP/s" in table
 
