@@ -59,12 +59,16 @@ def _rows(results: Path) -> list[dict]:
     return rows
 
 
-def run(models, seeds, losses, cost_starts, preset, *, results: Path = RESULTS, deadline: float = float("inf")) -> None:
+def run(models, seeds, losses, cost_starts, preset, *, results: Path = RESULTS, deadline: float = float("inf"),
+        restart: int = 0) -> None:
+    """Scan every combination; restart K > 0 scans only each label's K-th restart (restart 0 is the plain scan,
+    so rows of restarts 0..R-1 together are a scan with R restarts)."""
     data = np.load(REAL / "gtsrb" / "gtsrb_test_32x32_uint8.npz")
-    done = {(r["model"], r["loss"], r["cost_start"], r["seed"], r["preset"]) for r in _rows(results)}
+    done = {(r["model"], r["loss"], r["cost_start"], r["seed"], r["preset"], r.get("restart", 0))
+            for r in _rows(results)}
     results.parent.mkdir(parents=True, exist_ok=True)
     for seed, name, loss, cost_start in itertools.product(seeds, models, losses, cost_starts):  # seeds last to vary
-        if (name, loss, cost_start, seed, preset) in done:
+        if (name, loss, cost_start, seed, preset, restart) in done:
             continue
         if time.time() > deadline:
             print("deadline reached: no further scans started", flush=True)
@@ -76,8 +80,10 @@ def run(models, seeds, losses, cost_starts, preset, *, results: Path = RESULTS, 
             images = np.asarray(jax.image.resize(jnp.asarray(images), (len(images), *model.input_shape), "bilinear"))
         config = getattr(ncjax.ScanConfig, preset)(loss=loss, cost_starts_at_zero=cost_start == "zero")
         start = time.perf_counter()
-        result = ncjax.scan_all_labels(model, images, config=config, key=jax.random.key(seed))
+        slots = [ncjax.Slot(target=label, restart=restart) for label in range(model.num_classes)]
+        result = ncjax.scan_slots(model, images, slots, config=config, key=jax.random.key(seed))
         row = {"model": name, "loss": loss, "cost_start": cost_start, "seed": seed, "preset": preset,
+               **({"restart": restart} if restart else {}),
                "target": target, "wall_s": round(time.perf_counter() - start, 1), "labels": result.labels.tolist(),
                "norms": [round(float(v), 4) for v in result.l1_norms],
                "norms_quantized": [round(float(v), 4) for v in l1_norms(result.masks, quantize=True)],
@@ -97,7 +103,7 @@ def _stats(values):
 
 
 def summarize(results: Path = RESULTS) -> None:
-    rows = _rows(results)
+    rows = [r for r in _rows(results) if not r.get("restart", 0)]  # restart rows: experiments/score.py
     groups: dict[tuple, list] = {}
     for r in rows:
         groups.setdefault((r["model"], r["preset"], r["loss"], r["cost_start"], r["device"]), []).append(r)
@@ -141,6 +147,7 @@ def main() -> int:
     p.add_argument("--preset", default="fast")
     p.add_argument("--results", type=Path, default=RESULTS, help="the JSON-lines file scans are appended to")
     p.add_argument("--budget-s", type=float, default=float("inf"), help="start no scan after this many seconds")
+    p.add_argument("--restart", type=int, default=0, help="scan only this restart of every label (0: the plain scan)")
     p.add_argument("--summarize", action="store_true")
     args = p.parse_args()
     if args.summarize:
@@ -150,7 +157,8 @@ def main() -> int:
         print(f"no real data at {REAL}", file=sys.stderr)
         return 2
     run(args.models.split(","), [int(s) for s in args.seeds.split(",")], args.losses.split(","),
-        args.cost_start.split(","), args.preset, results=args.results, deadline=time.time() + args.budget_s)
+        args.cost_start.split(","), args.preset, results=args.results, deadline=time.time() + args.budget_s,
+        restart=args.restart)
     return 0
 
 

@@ -1,0 +1,69 @@
+"""The source-specific check on the real GTSRB models' scans: what the default verdict runs after a first pass.
+
+    .venv/bin/python experiments/real_sources.py [--seeds 0,1,2,3,4] [--models backdoor,clean,nabagata,abis47]
+
+For every fast-preset, reference-loss scan in results/real_models.jsonl whose score names candidates (ratio >=
+ncjax.score.DEFAULT_MIN_RATIO), the candidates (up to 3, largest ratio first) get the check the CLI runs: one
+trigger from each of 8 other classes, same seed. One JSON line per scan goes to results/real_sources.jsonl.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+import jax
+import numpy as np
+
+import ncjax
+from ncjax.score import ratio_score
+from ncjax.sources import check_sources
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from real_models import MODELS, REAL, RESULTS, _rows  # noqa: E402
+from planted_sweep import _append  # noqa: E402
+
+OUT = RESULTS.parent / "real_sources.jsonl"
+
+
+def main() -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--seeds", default="0,1,2,3,4")
+    p.add_argument("--models", default="backdoor,clean,nabagata,abis47")
+    args = p.parse_args()
+    seeds, models = [int(v) for v in args.seeds.split(",")], args.models.split(",")
+    done = {(r["model"], r["seed"]) for r in _rows(OUT)}
+    data = np.load(REAL / "gtsrb" / "gtsrb_test_32x32_uint8.npz")
+    for row in _rows(RESULTS):
+        if (row["preset"], row["loss"], row["cost_start"]) != ("fast", "reference", "init") or row["device"] \
+                .startswith("gpu") or row["model"] not in models or row["seed"] not in seeds:
+            continue
+        if (row["model"], row["seed"]) in done:
+            continue
+        score = ratio_score(row["norms_quantized"], row["labels"])
+        candidates = score.candidates[:3]
+        checks, seconds = (), 0.0
+        if candidates:
+            file, key, _ = MODELS[row["model"]]
+            model = ncjax.load_model(REAL / "models" / file)
+            norms = dict(zip(row["labels"], row["norms_quantized"]))
+            start = time.perf_counter()
+            images = data[key].astype(np.float32)
+            if images.shape[1:] != model.input_shape:  # as real_models.py scans them
+                images = np.asarray(jax.image.resize(images, (len(images), *model.input_shape), "bilinear"))
+            checks = check_sources(model, images, data["y"], {c: norms[c] for c in candidates},
+                                   config=ncjax.ScanConfig.fast(), key=jax.random.key(row["seed"]))
+            seconds = time.perf_counter() - start
+        out = {"model": row["model"], "seed": row["seed"], "candidates": list(candidates), "seconds": round(seconds, 1),
+               "sources": [{"label": c.label, "label_norm": c.label_norm, "sources": list(c.sources),
+                            "norms": [None if v != v else round(v, 4) for v in c.norms]} for c in checks]}
+        _append(OUT, out)
+        print(json.dumps({k: out[k] for k in ("model", "seed", "candidates", "seconds")}),
+              [(c.label, round(c.spread, 2)) for c in checks], flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
