@@ -95,14 +95,16 @@ def choose_min_ratio(dev: list[dict]) -> float:
 
 
 def candidate_rows(sel: list[dict], min_ratio: float) -> list[dict]:
-    """Every source-checked label that the score names (ratio >= min_ratio): target or not, and its spread."""
+    """Every source-checked label (the three smallest of each model): target or not, candidate of the score
+    (ratio >= min_ratio) or not, its ratio and its spread."""
     out = []
     for s in sel:
         score = ratio_score(s["norms"], s["labels"], min_ratio=min_ratio)
+        ratios = dict(zip(score.labels.tolist(), score.ratios.tolist()))
         for c in s["checks"]:
-            if c.label in score.candidates:
-                out.append({"scan": s["name"], "set": s["set"], "label": c.label, "target": c.label in s["targets"],
-                            "spread": c.spread, "median_ratio": c.median_ratio})
+            out.append({"scan": s["name"], "set": s["set"], "label": c.label, "target": c.label in s["targets"],
+                        "candidate": c.label in score.candidates, "ratio": ratios[c.label], "spread": c.spread,
+                        "median_ratio": c.median_ratio})
     return out
 
 
@@ -124,25 +126,130 @@ def _rate(r: dict) -> str:
             f"{r['extra']} extra labels named")
 
 
-def main() -> int:
-    out = ["# The score and its thresholds (issue 14)", "", "Command: `.venv/bin/python experiments/score.py`. "
-           + __doc__.split("\n\n")[1].replace("\n", " "), ""]
-    chosen = {}
+def real_checks() -> dict[tuple[str, int], tuple[SourceCheck, ...]]:
+    path = RESULTS / "real_sources.jsonl"
+    rows = [json.loads(line) for line in path.read_text().splitlines() if line.strip()] if path.exists() else []
+    return {(r["model"], r["seed"]): _checks(r) for r in rows}
+
+
+def real_default_scans() -> list[dict]:
+    """The real models' scans at the CPU default (fast preset, reference loss, cost from init_cost, CPU), with
+    the second restart where one was scanned."""
+    rows = [json.loads(line) for line in (RESULTS / "real_models.jsonl").read_text().splitlines() if line.strip()]
+    default = [r for r in rows if (r["preset"], r["loss"], r["cost_start"]) == ("fast", "reference", "init")
+               and not r.get("device", "cpu").startswith("gpu")]
+    second = {(r["model"], r["seed"]): r for r in default if r.get("restart", 0) == 1}
+    checks = real_checks()
+    out = []
+    for r in (r for r in default if not r.get("restart", 0)):
+        two = second.get((r["model"], r["seed"]))
+        out.append({"model": r["model"], "seed": r["seed"], "target": r["target"], "norms": r["norms_quantized"],
+                    "labels": r["labels"], "checks": checks.get((r["model"], r["seed"])),
+                    "norms_2": None if two is None else [min(a, b) for a, b in zip(r["norms_quantized"],
+                                                                                   two["norms_quantized"])]})
+    return sorted(out, key=lambda r: (r["model"], r["seed"]))
+
+
+def _verdict_text(v) -> str:
+    return v.status + (f" {list(v.labels)}" if v.labels else "")
+
+
+def restarts_section(t: float) -> list[str]:
+    out = []
     for restarts in (1, 2):
         dev, test = split(restarts)
-        t = choose_min_ratio(dev)
-        chosen[restarts] = t
-        out += [f"## {restarts} restart{'s' if restarts > 1 else ''} per label (wide benchmark; the 68 old scans "
-                "have one)", "",
-                f"min_ratio chosen on dev (smallest with <= {MAX_FPR:.0%} clean dev scans infected): **{t:g}**", "",
-                "| split | at the chosen min_ratio | " + " | ".join(f"AUC {k}" for k in STATISTICS) + " |",
-                "|---|---|" + "---|" * len(STATISTICS)]
+        out += [f"| {restarts} | " + " | ".join(_rate(rates(sel, t)) for sel in (dev, test)) + " |"]
+    return ["## Restarts: one or two searches per label", "",
+            f"Wide benchmark with its old scans (one restart), min_ratio {t:g}, no source check:", "",
+            "| restarts | dev | test |", "|---|---|---|", *out, ""]
+
+
+def sources_section(t: float) -> tuple[list[str], float | None]:
+    dev, test = split(2)
+    checked = candidate_rows(dev + test, t)
+    targets = [c["spread"] for c in checked if c["target"]]
+    others = [c["spread"] for c in checked if not c["target"]]
+    rows = [c for c in checked if c["candidate"]]
+    m = choose_max_spread([c for c in rows if c["set"] == "dev"])
+    out = ["## The source-specific check: spread of the candidates' source-specific norms", "",
+           f"Every label the score names (ratio >= {t:g} at 2 restarts) in the wide benchmark, with its spread "
+           "(upper over lower quartile of its 6 source-specific norms; unreached sources count as infinite):", "",
+           "| set | model | label | planted target? | spread | median source norm / label norm |",
+           "|---|---|---|---|---|---|"]
+    for c in sorted(rows, key=lambda c: (c["set"], c["scan"])):
+        out.append(f"| {c['set']} | {c['scan']} | {c['label']} | {'yes' if c['target'] else 'no'} | "
+                   f"{c['spread']:.2f} | {c['median_ratio']:.2f} |")
+    out += ["", f"ROC-AUC of the spread, non-targets over targets, every checked label (the three smallest of each "
+            f"model, candidate or not, both sets): {roc_auc(others, targets):.3f} ({len(targets)} targets, "
+            f"{len(others)} others; non-target spreads: median {np.median(others) if others else float('nan'):.2f}; "
+            f"target spreads: median {np.median(targets) if targets else float('nan'):.2f}, largest "
+            f"{max(targets) if targets else float('nan'):.2f}).",
+            f"max_spread chosen on dev (smallest keeping every dev target): {m if m is not None else 'none (no dev non-target above the largest dev target)'}", ""]
+    if m is not None:
+        out += ["| split | min_ratio alone | with the source check |", "|---|---|---|"]
         for name, sel in (("dev", dev), ("test", test)):
-            pos = [s for s in sel if s["targets"]]
-            neg = [s for s in sel if not s["targets"] and not s["all_to_all"]]
-            aucs = [f"{roc_auc([f(s) for s in pos], [f(s) for s in neg]):.3f}" for f in STATISTICS.values()]
-            out.append(f"| {name} ({len(sel)} scans) | {_rate(rates(sel, t))} | " + " | ".join(aucs) + " |")
+            out.append(f"| {name} | {_rate(rates(sel, t))} | {_rate(rates(sel, t, m))} |")
         out.append("")
+    return out, m
+
+
+def wide_table(t: float, m: float | None) -> list[str]:
+    split_of = json.loads(wide_benchmark.SPLIT.read_text())
+    out = ["## Every model of the wide benchmark", "",
+           "Verdicts at min_ratio " f"{t:g}" + (f", max_spread {m:g}" if m else "") + "; score = median / smallest "
+           "norm. Times: this 2-core CPU, other experiments running beside some of them.", "",
+           "| model | set | arch | input | attack(s) | targets | accuracy | attack success | score (1 restart) | "
+           "verdict (1) | score (2) | verdict (2 + source check) | train s | first pass s | source check s |",
+           "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
+    order = [m_.name for m_ in wide_benchmark.MODELS]
+    for r in sorted(wide_benchmark.rows(), key=lambda r: order.index(r["name"])):
+        one = decide(r["norms_1"], r["labels"], min_ratio=t)
+        two = decide(r["norms_2"], r["labels"], min_ratio=t, sources=_checks(r) if m else (),
+                     **({"max_spread": m} if m else {}))
+        out.append(f"| {r['name']} | {split_of[r['name']]} | {r['arch']} | {r['data']}, {r['scale']} | "
+                   f"{'; '.join(r['attacks']) or '-'} | {r['targets'] or '-'} | {r['clean_accuracy']:.3f} | "
+                   f"{', '.join(f'{v:.3f}' for v in r['attack_success']) or '-'} | {one.score.score:.2f} | "
+                   f"{_verdict_text(one)} | {two.score.score:.2f} | {_verdict_text(two)} | {r['train_s']:.0f} | "
+                   f"{r['first_pass_s']:.0f} | {r['sources_s']:.0f} |")
+    return out + [""]
+
+
+def real_table(t: float, m: float | None) -> list[str]:
+    out = ["## The real GTSRB models at the CPU default, every seed", "",
+           "Fast preset, reference loss, one restart; seeds 3 and 4 were scanned after the thresholds were chosen. "
+           "'+ source check': the candidates' check (experiments/real_sources.py) where it ran.", "",
+           "| model | seed | score | candidates | verdict, score alone | verdict + source check | spreads | "
+           "score, 2 restarts |", "|---|---|---|---|---|---|---|---|"]
+    for r in real_default_scans():
+        alone = decide(r["norms"], r["labels"], min_ratio=t)
+        checked = decide(r["norms"], r["labels"], min_ratio=t, sources=r["checks"] or (),
+                         **({"max_spread": m} if m else {})) if r["checks"] is not None else None
+        spreads = ", ".join(f"{c.label}: {c.spread:.2f}" for c in r["checks"] or ())
+        two = "-" if r["norms_2"] is None else f"{ratio_score(r['norms_2']).score:.2f}"
+        out.append(f"| {r['model']} | {r['seed']} | {alone.score.score:.2f} | {list(alone.score.candidates)} | "
+                   f"{_verdict_text(alone)} | {'-' if checked is None else _verdict_text(checked)} | {spreads or '-'} "
+                   f"| {two} |")
+    return out + [""]
+
+
+def main() -> int:
+    out = ["# The score and its thresholds (issue 14)", "", "Command: `.venv/bin/python experiments/score.py`. "
+           + __doc__.split("\n\n")[2].replace("\n", " "), ""]
+    dev, test = split(1)
+    t = choose_min_ratio(dev)
+    out += ["## The score", "", f"min_ratio chosen on dev (the smallest, on a 0.1 grid, with at most {MAX_FPR:.0%} "
+            f"of the dev clean scans called infected): **{t:g}**. One restart per label.", "",
+            "| split | at the chosen min_ratio | " + " | ".join(f"AUC: {k}" for k in STATISTICS) + " |",
+            "|---|---|" + "---|" * len(STATISTICS)]
+    for name, sel in (("dev", dev), ("test", test)):
+        pos = [s for s in sel if s["targets"]]
+        neg = [s for s in sel if not s["targets"] and not s["all_to_all"]]
+        aucs = [f"{roc_auc([f(s) for s in pos], [f(s) for s in neg]):.3f}" for f in STATISTICS.values()]
+        out.append(f"| {name} ({len(sel)} scans) | {_rate(rates(sel, t))} | " + " | ".join(aucs) + " |")
+    out.append("")
+    out += restarts_section(t)
+    section, m = sources_section(t)
+    out += section + wide_table(t, m) + real_table(t, m)
     print("\n".join(out))
     (ROOT / "experiments" / "score.md").write_text("\n".join(out) + "\n")
     return 0
