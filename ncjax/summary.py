@@ -3,7 +3,8 @@ reference's fusion pictures) enlarged, and a bar chart of the norms with the med
 to be read at a glance.
 
 Colours: red for the labels the verdict names infected; orange for labels the reference's MAD rule flags but
-the verdict does not keep (no clear gap, so "suspicious" or beside an infected label); grey/blue for the rest.
+the verdict does not keep, and for candidates the source check set aside ("suspicious" or beside an infected
+label); grey/blue for the rest.
 """
 from __future__ import annotations
 
@@ -28,9 +29,11 @@ def _label(draw: ImageDraw.ImageDraw, xy, text: str, colour) -> None:
 
 
 def label_colours(verdict: Verdict) -> dict[int, tuple[int, int, int]]:
-    """Red for the verdict's infected labels, orange for the other labels the reference's rule flags."""
+    """Red for the verdict's infected labels; orange for the other labels the reference's rule flags or the
+    verdict names suspicious (candidates set aside by the source check among them)."""
     infected = set(verdict.labels) if verdict.infected else set()
-    colours = {label: ORANGE for label in verdict.mad.flagged if label not in infected}
+    named = set(verdict.mad.flagged) | set(verdict.natural) | (set() if verdict.infected else set(verdict.labels))
+    colours = {label: ORANGE for label in named if label not in infected}
     return colours | {label: RED for label in infected}
 
 
@@ -47,7 +50,7 @@ def _fusion_tile(mask: np.ndarray, pattern: np.ndarray, scale: int) -> Image.Ima
 
 def _legend(draw: ImageDraw.ImageDraw, y: int) -> None:
     x = MARGIN
-    for colour, text in ((RED, "infected (the verdict)"), (ORANGE, "flagged by the reference's MAD rule only"),
+    for colour, text in ((RED, "infected (the verdict)"), (ORANGE, "suspicious: MAD-flagged or set aside"),
                          (GREY, "not flagged")):
         draw.rectangle([x, y + 2, x + 10, y + 12], fill=colour)
         draw.text((x + 14, y), text, fill=BLACK)
