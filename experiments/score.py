@@ -46,12 +46,22 @@ def _checks(row: dict) -> tuple[SourceCheck, ...]:
                              tuple(np.nan if v is None else v for v in c["norms"])) for c in row.get("sources", []))
 
 
+LEARNED = 0.5  # a planted trigger that moves fewer of the stamped images to its target was not learned
+
+
+def learned_targets(row: dict) -> list[int]:
+    """The planted targets whose trigger the model learned (attack success >= LEARNED): a trigger the model
+    ignores is no backdoor, so a model with none counts as neither infected nor clean."""
+    return [t for t, success in zip(row["targets"], row["attack_success"]) if success >= LEARNED]
+
+
 def wide_scans(restarts: int) -> list[dict]:
     split = json.loads(wide_benchmark.SPLIT.read_text())
     return [{"set": split[r["name"]], "source": "wide", "name": r["name"], "group": r["group"], "arch": r["arch"],
-             "data": r["data"], "targets": r["targets"], "all_to_all": r["all_to_all"], "norms": r[f"norms_{restarts}"],
-             "labels": r["labels"], "checks": _checks(r) if restarts == 2 else (), "row": r}
-            for r in wide_benchmark.rows()]
+             "data": r["data"], "targets": learned_targets(r), "all_to_all": r["all_to_all"],
+             "norms": r[f"norms_{restarts}"], "labels": r["labels"], "checks": _checks(r) if restarts == 2 else (),
+             "row": r}
+            for r in wide_benchmark.rows() if learned_targets(r) or not r["targets"]]
 
 
 def old_scans() -> list[dict]:
@@ -164,16 +174,24 @@ def restarts_section(t: float) -> list[str]:
             "| restarts | dev | test |", "|---|---|---|", *out, ""]
 
 
+def real_checked() -> list[dict]:
+    """The real models' default scans that had a source check, as scans candidate_rows reads."""
+    return [{"name": f"real {r['model']} seed {r['seed']}", "set": "test" if r["seed"] in TEST_SEEDS else "dev",
+             "norms": r["norms"], "labels": r["labels"], "targets": [r["target"]] if r["target"] is not None else [],
+             "checks": r["checks"]} for r in real_default_scans() if r["checks"]]
+
+
 def sources_section(t: float) -> tuple[list[str], float | None]:
     dev, test = split(2)
-    checked = candidate_rows(dev + test, t)
+    checked = candidate_rows(dev + test + real_checked(), t)
     targets = [c["spread"] for c in checked if c["target"]]
     others = [c["spread"] for c in checked if not c["target"]]
     rows = [c for c in checked if c["candidate"]]
     m = choose_max_spread([c for c in rows if c["set"] == "dev"])
     out = ["## The source-specific check: spread of the candidates' source-specific norms", "",
-           f"Every label the score names (ratio >= {t:g} at 2 restarts) in the wide benchmark, with its spread "
-           "(upper over lower quartile of its 6 source-specific norms; unreached sources count as infinite):", "",
+           f"Every label the score names (ratio >= {t:g}; at 2 restarts in the wide benchmark, 6 source classes each; "
+           "at 1 restart on the real models, 8 each), with its spread (upper over lower quartile of its "
+           "source-specific norms; unreached sources count as infinite):", "",
            "| set | model | label | planted target? | spread | median source norm / label norm |",
            "|---|---|---|---|---|---|"]
     for c in sorted(rows, key=lambda c: (c["set"], c["scan"])):

@@ -105,7 +105,8 @@ def build_slot_table(slots: Sequence[Slot], *, num_classes: int, num_images: int
                 raise ScanInputError(f"no clean image has label {source}, so a source-{source} slot has nothing "
                                      "to draw from; give images of that class or drop the slot.")
             if members.size < batch_size:
-                logger.warning("source class %d has %d images, fewer than a batch (%d): its batches repeat images",
+                # Not a warning: a small class still gives its search a fair batch, only with repeats.
+                logger.info("source class %d has %d images, fewer than a batch (%d): its batches repeat images",
                                source, members.size, batch_size)
             pool_table[pool, :members.size] = members
             pool_sizes.append(members.size)

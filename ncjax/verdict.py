@@ -26,10 +26,11 @@ Status = Literal["infected", "suspicious", "clean", "inconclusive"]
 
 @dataclass(frozen=True)
 class Verdict:
-    status: Status  # "suspicious": the reference's rule flags labels that the gap rule does not keep;
-    # "inconclusive": some labels' triggers never reached the attack-success threshold, so norms do not compare
-    labels: tuple[int, ...]  # infected: the labels the rule flags; suspicious: the reference's flagged labels;
-    # inconclusive: the labels that never reached the threshold
+    status: Status  # "suspicious": the reference's rule flags labels that the rule does not keep, or the score's
+    # candidates were all set aside by the source check; "inconclusive": some labels' triggers never reached the
+    # attack-success threshold, so norms do not compare
+    labels: tuple[int, ...]  # infected: the labels the rule names; suspicious: the set-aside candidates, else the
+    # reference's flagged labels; inconclusive: the labels that never reached the threshold
     rule: Rule
     mad: OutlierResult  # the reference's statistics, which its three printed lines report
     gap: GapResult | None  # the gap rule's statistics; None under the other rules
@@ -75,7 +76,6 @@ class Verdict:
         return (f"SUSPICIOUS: the reference's rule flags {named} (anomaly index {index:.2f} > {threshold:g}), but "
                 f"{whose} only {gap.gap:.2f}x below the next label's (< {gap.min_gap:g}), as clean models' often "
                 "are: inspect the trigger pictures")
-
 
     def _score_line(self, named: str, index: float, threshold: float, several: bool) -> str:
         score = self.score
