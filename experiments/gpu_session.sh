@@ -19,16 +19,20 @@ if XLA_FLAGS=--xla_cpu_experimental_ynn_fusion_type= python3 -c "import jax; jax
 say "bench"
 timeout "${BENCH_S:-200}" python3 -m ncjax.bench --out "$OUT/bench_gpu.json" > "$OUT/bench.txt" 2>&1
 say "bench rc $?"
-for k in 0 1 2 3 4; do
-  timeout "${SIDE_S:-330}" python3 experiments/planted_sweep.py --shard $k/5 --results "$OUT/planted_gpu.jsonl" \
-    --budget-s "${SWEEP_BUDGET_S:-250}" >> "$OUT/sweep.txt" 2>&1 &
+# Issue 14: the wide benchmark's models not yet scanned on the CPU (finished ones in results/ are skipped), and
+# the real models' second restart at every seed.
+cp experiments/results/wide_benchmark.jsonl "$OUT/wide_gpu.jsonl" 2>/dev/null
+for k in 0 1 2 3; do
+  timeout "${SIDE_S:-330}" python3 experiments/wide_benchmark.py --shard $k/4 --results "$OUT/wide_gpu.jsonl" \
+    --budget-s "${SWEEP_BUDGET_S:-250}" >> "$OUT/wide.txt" 2>&1 &
 done
 real() { timeout "${SIDE_S:-330}" python3 experiments/real_models.py --results "$OUT/real_models_gpu.jsonl" \
   --budget-s "${SWEEP_BUDGET_S:-250}" "$@" >> "$OUT/real.txt" 2>&1; }
 real --preset paper --cost-start zero --models backdoor,clean --losses reference --seeds 0,1 &
 real --preset paper --cost-start zero --models clean,backdoor --losses crossentropy --seeds 0,1 &
 real --preset paper --cost-start zero --models nabagata,abis47 --losses reference --seeds 0 &
-real --preset fast --cost-start zero,init --models backdoor,clean --losses reference --seeds 0 &
+real --preset fast --cost-start init --models backdoor,clean,nabagata,abis47 --losses reference --seeds 0,1,2,3,4 \
+  --restart 1 &
 timeout "${SIDE_S:-330}" python3 -m pytest -q -n 3 -p no:cacheprovider > "$OUT/pytest.txt" 2>&1
 say "pytest rc $?"
 wait

@@ -309,16 +309,19 @@ def main() -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--only", help="comma-separated model names")
     p.add_argument("--budget-s", type=float, default=float("inf"), help="start no model after this many seconds")
+    p.add_argument("--shard", default="0/1", help="k/n: run the k-th of every n models (processes sharing a GPU)")
+    p.add_argument("--results", type=Path, default=RESULTS, help="the JSON-lines file models are appended to")
     p.add_argument("--write-split", action="store_true", help="write wide_split.json (once, before scanning)")
     args = p.parse_args()
     if args.write_split:
         write_split()
         return 0
     deadline = time.time() + args.budget_s
-    done = {r["name"] for r in rows()}
-    names = args.only.split(",") if args.only else [m.name for m in MODELS]
+    done = {r["name"] for r in rows(args.results)}
+    k, n = (int(v) for v in args.shard.split("/"))
+    names = (args.only.split(",") if args.only else [m.name for m in MODELS])[k::n]
     by_name = {m.name: m for m in MODELS}
-    RESULTS.parent.mkdir(parents=True, exist_ok=True)
+    args.results.parent.mkdir(parents=True, exist_ok=True)
     for name in names:
         if name in done:
             continue
@@ -326,7 +329,7 @@ def main() -> int:
             print("deadline reached", flush=True)
             break
         row = measure(by_name[name])
-        _append(RESULTS, row)
+        _append(args.results, row)
         print(f"{name}: accuracy {row['clean_accuracy']}, attack {row['attack_success']}, "
               f"smallest {sorted(zip(row['norms_2'], row['labels']))[:3]}, targets {row['targets']} "
               f"(train {row['train_s']} s, scans {row['first_pass_s']} + {row['sources_s']} s)", flush=True)
