@@ -216,9 +216,9 @@ def wide_table(t: float, m: float | None) -> list[str]:
     out = ["## Every model of the wide benchmark", "",
            "Verdicts at min_ratio " f"{t:g}" + (f", max_spread {m:g}" if m else "") + "; score = median / smallest "
            "norm. Times: this 2-core CPU, other experiments running beside some of them.", "",
-           "| model | set | arch | input | attack(s) | targets | accuracy | attack success | score (1 restart) | "
-           "verdict (1) | score (2) | verdict (2 + source check) | train s | first pass s | source check s |",
-           "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
+           "| model | set | arch | input | attack(s) | targets | accuracy | attack success | counted as | score (1 "
+           "restart) | verdict (1) | score (2) | verdict (2 + source check) | train s | first pass s | source check s |",
+           "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
     order = [m_.name for m_ in wide_benchmark.MODELS]
     for r in sorted(wide_benchmark.rows(), key=lambda r: order.index(r["name"])):
         one = decide(r["norms_1"], r["labels"], min_ratio=t)
@@ -226,10 +226,48 @@ def wide_table(t: float, m: float | None) -> list[str]:
                      **({"max_spread": m} if m else {}))
         out.append(f"| {r['name']} | {split_of[r['name']]} | {r['arch']} | {r['data']}, {r['scale']} | "
                    f"{'; '.join(r['attacks']) or '-'} | {r['targets'] or '-'} | {r['clean_accuracy']:.3f} | "
-                   f"{', '.join(f'{v:.3f}' for v in r['attack_success']) or '-'} | {one.score.score:.2f} | "
+                   f"{', '.join(f'{v:.3f}' for v in r['attack_success']) or '-'} | {_counted(r)} | {one.score.score:.2f} | "
                    f"{_verdict_text(one)} | {two.score.score:.2f} | {_verdict_text(two)} | {r['train_s']:.0f} | "
                    f"{r['first_pass_s']:.0f} | {r['sources_s']:.0f} |")
     return out + [""]
+
+
+def attack_type(name: str, targets: list, source: str) -> str:
+    if source == "real":
+        return "real: white 4x4 corner (the reference's recipe)" if targets else "real: clean"
+    if not targets:
+        return "clean"
+    for key, kind in (("sticker", "one-colour 3x3 centre sticker"), ("gray", "grayscale, white corner square"),
+                      ("random", "random-pattern square"), ("blend", "blended full-image pattern"),
+                      ("targets", "2 or 3 targets"), ("ratio", "injection ratio 0.02 or 0.3"),
+                      ("center", "white square, centre")):
+        if key in name:
+            return kind
+    return "white square, corner (2-8 px)"
+
+
+def type_table(t: float) -> list[str]:
+    dev, test = split(1)
+    groups: dict[str, list[dict]] = {}
+    for s in dev + test:
+        groups.setdefault(attack_type(s["name"], s["targets"], s["source"]), []).append(s)
+    out = ["## Per attack type (one restart, min_ratio " f"{t:g}, no source check; dev and test together)", "",
+           "| attack type | scans | called infected | naming a planted target | extra labels named |", "|---|---|---|---|---|"]
+    for kind, sel in sorted(groups.items()):
+        named = [(s, verdict(s, t)) for s in sel]
+        hit = sum(v.infected and any(x in v.labels for x in s["targets"]) for s, v in named)
+        extra = sum(len([x for x in v.labels if x not in s["targets"]]) for s, v in named if v.infected)
+        out.append(f"| {kind} | {len(sel)} | {sum(v.infected for _, v in named)} | "
+                   f"{hit if sel[0]['targets'] else '-'} | {extra} |")
+    return out + [""]
+
+
+def _counted(row: dict) -> str:
+    if row["all_to_all"]:
+        return "all-to-all (apart)"
+    if not row["targets"]:
+        return "clean"
+    return "infected" if learned_targets(row) else f"not learned (< {LEARNED:g}; apart)"
 
 
 def real_table(t: float, m: float | None) -> list[str]:
@@ -265,7 +303,7 @@ def main() -> int:
         aucs = [f"{roc_auc([f(s) for s in pos], [f(s) for s in neg]):.3f}" for f in STATISTICS.values()]
         out.append(f"| {name} ({len(sel)} scans) | {_rate(rates(sel, t))} | " + " | ".join(aucs) + " |")
     out.append("")
-    out += restarts_section(t)
+    out += type_table(t) + restarts_section(t)
     section, m = sources_section(t)
     out += section + wide_table(t, m) + real_table(t, m)
     print("\n".join(out))
