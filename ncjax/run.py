@@ -282,6 +282,21 @@ def _write_outputs(args, inputs: _Inputs, result, best: LabelTriggers, verdict, 
                          f"{state}: rerun the same command with --resume to write them without scanning again.") from None
 
 
+def _verdict(args: argparse.Namespace, inputs: _Inputs, config: ScanConfig, result, out: Path):
+    """Each label's best restart, the verdict on their norms, and again after the source check of its
+    candidates where one ran. Returns (the per-label result, the restarts' reduction, the verdict)."""
+    best = best_over_restarts(result)
+    result = result.select(best.chosen_slot)  # one trigger per label: its smallest over the restarts
+    norms = l1_norms(result.masks, quantize=not args.no_quantize)
+    settings = dict(reached=result.reached_threshold, rule=args.verdict, threshold=args.threshold,
+                    min_gap=args.min_gap, min_ratio=args.min_ratio, max_spread=args.max_spread)
+    verdict = decide(norms, result.labels, **settings)
+    sources = _check_sources(args, inputs, config, verdict, norms, result.labels, out)
+    if sources:
+        verdict = decide(norms, result.labels, sources=sources, **settings)
+    return result, best, verdict
+
+
 def _restarts_report(best: LabelTriggers) -> dict:
     """Every restart's norm per label (None where it never reached the threshold) and the spread."""
     return {"restarts": best.restarts, "chosen": best.chosen_restart.tolist(),
@@ -305,25 +320,13 @@ def run(args: argparse.Namespace) -> int:
         print(f"note: {state} exists from an earlier scan; starting afresh (pass --resume to continue it).")
     try:
         result = _scan(args, inputs, config, state)
+        result, best, verdict = _verdict(args, inputs, config, result, out)
     except KeyboardInterrupt as e:
+        checked = out / SOURCE_STATE_FILE
         print(f"\ninterrupted{f' ({e})' if str(e) else ''}: the scan's state after its last finished epoch is in "
-              f"{state}; rerun the same command with --resume to continue.", file=sys.stderr)
+              f"{state}{f' and the source check in {checked}' if checked.exists() else ''}; rerun the same command "
+              "with --resume to continue.", file=sys.stderr)
         return EXIT_TERMINATED if str(e) == "SIGTERM" else EXIT_INTERRUPTED
-    best = best_over_restarts(result)
-    result = result.select(best.chosen_slot)  # one trigger per label: its smallest over the restarts
-    norms = l1_norms(result.masks, quantize=not args.no_quantize)
-    settings = dict(reached=result.reached_threshold, rule=args.verdict, threshold=args.threshold,
-                    min_gap=args.min_gap, min_ratio=args.min_ratio, max_spread=args.max_spread)
-    verdict = decide(norms, result.labels, **settings)
-    try:
-        sources = _check_sources(args, inputs, config, verdict, norms, result.labels, out)
-    except KeyboardInterrupt as e:
-        print(f"\ninterrupted{f' ({e})' if str(e) else ''} during the source check: the scan is kept in {state} and "
-              f"the check's progress in {out / SOURCE_STATE_FILE}; rerun the same command with --resume to continue.",
-              file=sys.stderr)
-        return EXIT_TERMINATED if str(e) == "SIGTERM" else EXIT_INTERRUPTED
-    if sources:
-        verdict = decide(norms, result.labels, sources=sources, **settings)
     _print_verdict(verdict)
     _write_outputs(args, inputs, result, best, verdict, out, state, check)
     print(f"wrote {len(result.labels) * 3} trigger pictures, summary.png and report.json to {out}/ "

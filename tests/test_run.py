@@ -317,3 +317,25 @@ def test_no_source_check_without_labels_or_when_off(tmp_path, data, capsys):
     assert "source check" not in capsys.readouterr().out
     with pytest.raises(SystemExit):
         main([*args, "--source-check", "-1"])
+
+
+def test_an_interrupted_source_check_resumes(tmp_path, monkeypatch, capsys):
+    data = tmp_path / "labelled.npz"
+    np.savez(data, x=np.random.default_rng(0).uniform(0, 255, (40, 12, 12, 3)).astype(np.float32),
+             y=np.arange(40) % 5)
+    args = ["--model", str(MODEL), "--data", str(data), "--out", str(tmp_path / "out"), *REACHABLE, *SMALL,
+            "--min-ratio", "1.0001", "--source-check", "2", "--force"]
+    real_check = run_module.check_sources
+
+    def interrupted(*a, callback=None, **k):
+        def stop(progress):
+            raise KeyboardInterrupt
+        return real_check(*a, callback=stop, **k)
+
+    monkeypatch.setattr(run_module, "check_sources", interrupted)
+    assert main(args) == 130
+    err = capsys.readouterr().err
+    assert "source check in" in err and "--resume" in err
+    monkeypatch.setattr(run_module, "check_sources", real_check)
+    assert main([*args, "--resume"]) == 0
+    assert json.loads((tmp_path / "out" / "report.json").read_text())["source_check"]
