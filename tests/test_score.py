@@ -49,7 +49,7 @@ def test_clean_and_suspicious_lines():
     assert clean.status == "clean" and clean.line().startswith("clean: score 1.05")
     # MAD flags 9 (index > 2) but its trigger is only 1.33x smaller than the median: suspicious, not infected.
     v = decide(BULK + [99.0, 75.0])
-    assert v.mad.flagged == (9,) and v.status == "suspicious" and "< 3" in v.line()
+    assert v.mad.flagged == (9,) and v.status == "suspicious" and "< 2.8" in v.line()
 
 
 @pytest.mark.parametrize("bad", [1.0, 0.5, float("inf"), float("nan"), True, "3"])

@@ -16,7 +16,7 @@ def test_a_clear_trigger_is_infected_under_every_rule():
         assert v.status == "infected" and v.infected and v.labels == (9,)
         assert v.line().startswith("INFECTED: label 9 ")
     assert "4.75x below" in decide(norms, rule="gap").line()
-    assert decide(norms).rule == "score" and "9: 4.97x, >= 3" in decide(norms).line()
+    assert decide(norms).rule == "score" and "9: 4.97x, >= 2.8" in decide(norms).line()
 
 
 def test_flags_without_a_gap_are_suspicious_not_infected():
@@ -41,7 +41,7 @@ def test_threshold_and_min_gap_are_passed_on():
     assert decide(norms, rule="gap").infected
     assert decide(norms, rule="gap", min_gap=2.0).status == "suspicious"
     assert decide(norms, rule="gap", threshold=11.0).status == "clean"
-    assert decide(norms).status == "suspicious"  # 99.5 / 60 = 1.66x, below the score's 3
+    assert decide(norms).status == "suspicious"  # 99.5 / 60 = 1.66x, below the score's 2.8
     assert decide(norms, min_ratio=1.6).infected
 
 
