@@ -32,7 +32,7 @@ def scans() -> list[dict]:
         if r.get("restart", 0):  # a second restart's searches: half of a 2-restart scan, not a scan (score.py)
             continue
         rows.append({"held_out": i >= SEEN_WHEN_CHOSEN["real"], "source": "real", "name": r["model"], "loss": r["loss"], "preset": r["preset"],
-                     "cost": r["cost_start"], "seed": r["seed"], "targets": [r["target"]] if r["target"] is not None else [],
+                     "cost": r["cost_start"], "seed": r["seed"], "device": r.get("device", "cpu"), "targets": [r["target"]] if r["target"] is not None else [],
                      "labels": r["labels"], "norms": r["norms_quantized"]})
     for i, line in enumerate((RESULTS / "planted_sweep.jsonl").read_text().splitlines()):
         r = json.loads(line)
