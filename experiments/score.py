@@ -143,8 +143,8 @@ def _rate(r: dict) -> str:
             f"{r['extra']} extra labels named")
 
 
-def real_checks() -> dict[tuple[str, int], tuple[SourceCheck, ...]]:
-    path = RESULTS / "real_sources.jsonl"
+def real_checks(name: str = "real_sources.jsonl") -> dict[tuple[str, int], tuple[SourceCheck, ...]]:
+    path = RESULTS / name
     rows = [json.loads(line) for line in path.read_text().splitlines() if line.strip()] if path.exists() else []
     return {(r["model"], r["seed"]): _checks(r) for r in rows}
 
@@ -156,12 +156,13 @@ def real_default_scans() -> list[dict]:
     default = [r for r in rows if (r["preset"], r["loss"], r["cost_start"]) == ("fast", "reference", "init")
                and not r.get("device", "cpu").startswith("gpu")]
     second = {(r["model"], r["seed"]): r for r in default if r.get("restart", 0) == 1}
-    checks = real_checks()
+    checks, checks_2 = real_checks(), real_checks("real_sources_2restarts.jsonl")
     out = []
     for r in (r for r in default if not r.get("restart", 0)):
         two = second.get((r["model"], r["seed"]))
         out.append({"model": r["model"], "seed": r["seed"], "target": r["target"], "norms": r["norms_quantized"],
                     "labels": r["labels"], "checks": checks.get((r["model"], r["seed"])),
+                    "checks_2": checks_2.get((r["model"], r["seed"])),
                     "norms_2": None if two is None else [min(a, b) for a, b in zip(r["norms_quantized"],
                                                                                    two["norms_quantized"])]})
     return sorted(out, key=lambda r: (r["model"], r["seed"]))
@@ -275,16 +276,21 @@ def real_table(t: float, m: float | None) -> list[str]:
            "Fast preset, reference loss, one restart; seeds 3 and 4 were scanned after the thresholds were chosen. "
            "'+ source check': the candidates' check (experiments/real_sources.py) where it ran.", "",
            "| model | seed | score | candidates | verdict, score alone | verdict + source check | spreads | "
-           "score, 2 restarts |", "|---|---|---|---|---|---|---|---|"]
+           "score, 2 restarts | verdict, 2 restarts + source check |", "|---|---|---|---|---|---|---|---|---|"]
     for r in real_default_scans():
         alone = decide(r["norms"], r["labels"], min_ratio=t)
         checked = decide(r["norms"], r["labels"], min_ratio=t, sources=r["checks"] or (),
                          **({"max_spread": m} if m else {})) if r["checks"] is not None else None
         spreads = ", ".join(f"{c.label}: {c.spread:.2f}" for c in r["checks"] or ())
         two = "-" if r["norms_2"] is None else f"{ratio_score(r['norms_2']).score:.2f}"
+        two_checked = "-"
+        if r["norms_2"] is not None and r["checks_2"] is not None:
+            v2 = decide(r["norms_2"], r["labels"], min_ratio=t, sources=r["checks_2"], **({"max_spread": m} if m else {}))
+            spreads_2 = ", ".join(f"{c.label}: {c.spread:.2f}" for c in r["checks_2"])
+            two_checked = _verdict_text(v2) + (f" (spreads {spreads_2})" if spreads_2 else "")
         out.append(f"| {r['model']} | {r['seed']} | {alone.score.score:.2f} | {list(alone.score.candidates)} | "
                    f"{_verdict_text(alone)} | {'-' if checked is None else _verdict_text(checked)} | {spreads or '-'} "
-                   f"| {two} |")
+                   f"| {two} | {two_checked} |")
     return out + [""]
 
 
