@@ -64,6 +64,17 @@ def wide_scans(restarts: int) -> list[dict]:
             for r in wide_benchmark.rows() if learned_targets(r) or not r["targets"]]
 
 
+def demo_scan() -> list[dict]:
+    """The embedded demo's CLI scan (backdoored at 33), added to the development data after it showed that the
+    first choice of max_spread (1.8) set aside its injected 33 (spread 2.26)."""
+    path = RESULTS / "demo_default.json"
+    if not path.exists():
+        return []
+    r = json.loads(path.read_text())
+    return [{"set": "dev", "source": "demo", "name": "demo", "group": "demo", "targets": [r["target"]],
+             "all_to_all": False, "norms": r["norms_quantized"], "labels": r["labels"], "checks": _checks(r), "row": r}]
+
+
 def old_scans() -> list[dict]:
     """The scans of verdicts.py; the real models' default scans carry their source check where one ran."""
     checks = real_checks()
@@ -79,7 +90,7 @@ def old_scans() -> list[dict]:
 
 
 def split(restarts: int) -> tuple[list[dict], list[dict]]:
-    both = old_scans() + wide_scans(restarts)
+    both = old_scans() + demo_scan() + wide_scans(restarts)
     return [s for s in both if s["set"] == "dev"], [s for s in both if s["set"] == "test"]
 
 
@@ -236,6 +247,8 @@ def wide_table(t: float, m: float | None) -> list[str]:
 def attack_type(name: str, targets: list, source: str) -> str:
     if source == "real":
         return "real: white 4x4 corner (the reference's recipe)" if targets else "real: clean"
+    if source == "demo":
+        return "the embedded demo (white 4x4 corner)"
     if not targets:
         return "clean"
     for key, kind in (("sticker", "one-colour 3x3 centre sticker"), ("gray", "grayscale, white corner square"),

@@ -26,11 +26,10 @@ Status = Literal["infected", "suspicious", "clean", "inconclusive"]
 
 @dataclass(frozen=True)
 class Verdict:
-    status: Status  # "suspicious": the reference's rule flags labels that the rule does not keep, or the score's
-    # candidates were all set aside by the source check; "inconclusive": some labels' triggers never reached the
-    # attack-success threshold, so norms do not compare
-    labels: tuple[int, ...]  # infected: the labels the rule names; suspicious: the set-aside candidates, else the
-    # reference's flagged labels; inconclusive: the labels that never reached the threshold
+    status: Status  # "suspicious": the reference's rule flags labels that the rule does not keep;
+    # "inconclusive": some labels' triggers never reached the attack-success threshold, so norms do not compare
+    labels: tuple[int, ...]  # infected: the labels the rule names; suspicious: the reference's flagged labels;
+    # inconclusive: the labels that never reached the threshold
     rule: Rule
     mad: OutlierResult  # the reference's statistics, which its three printed lines report
     gap: GapResult | None  # the gap rule's statistics; None under the other rules
@@ -90,9 +89,6 @@ class Verdict:
             return (f"INFECTED: {named} (score {score.score:.2f}: trigger norm{'s' if len(self.labels) > 1 else ''} "
                     f"smaller than the median label's by {shown}, >= {score.min_ratio:g}{uniform}; anomaly index "
                     f"{index:.2f}{aside})")
-        if self.status == "suspicious" and self.natural:
-            return (f"SUSPICIOUS: {named}'s trigger{'s are' if several else ' is'} small (score {score.score:.2f} "
-                    f">= {score.min_ratio:g}){aside}: inspect the trigger pictures")
         if self.status == "suspicious":
             return (f"SUSPICIOUS: the reference's rule flags {named} (anomaly index {index:.2f} > {threshold:g}), but "
                     f"the score is {score.score:.2f} (label {score.top_label}'s trigger is {score.score:.2f}x smaller "
@@ -114,8 +110,8 @@ def decide(norms, labels=None, *, reached=None, rule: Rule = "score", threshold:
     rule="score" (default): infected when some labels' triggers are at least `min_ratio` times smaller than the
     median label's (ncjax.score); labels flagged by the MAD test alone make the verdict "suspicious".
     `sources` (ncjax.check_sources of the candidates) sets aside candidates whose source spread exceeds
-    `max_spread`: a label that different classes reach through different triggers; with none left the verdict is
-    "suspicious".
+    `max_spread` (a label that different classes reach through different triggers), except the checked candidate
+    with the smallest spread: the check prunes the labels named, it does not overrule the score.
     rule="reference": infected when the MAD test flags any label (anomaly index > threshold below the median).
     rule="gap": infected when, of those labels, the smallest k stand apart from the next label's norm
     by at least `min_gap`; labels flagged by the MAD test alone make the verdict "suspicious".
@@ -147,11 +143,13 @@ def _by_score(mad: OutlierResult, rule: Rule, min_ratio: float, sources: tuple[S
     if not all(isinstance(c, SourceCheck) for c in sources):
         raise ConfigError("sources must be SourceCheck values (from ncjax.check_sources).")
     score = ratio_score(mad.norms, mad.labels, min_ratio=min_ratio)
-    natural = tuple(c.label for c in sources if c.label in score.candidates and c.spread > max_spread)
+    checked = sorted((c for c in sources if c.label in score.candidates), key=lambda c: c.spread)
+    # The check names labels; the score decides. Its spread separates injected from natural triggers too weakly
+    # (experiments/score.md: AUC 0.63; the demo's injected 33 spreads 2.26) to overrule the score, so the
+    # candidate whose source-specific triggers agree best is never set aside.
+    natural = tuple(c.label for c in checked[1:] if c.spread > max_spread)
     kept = tuple(label for label in score.candidates if label not in natural)
     found = dict(score=score, sources=sources, natural=natural, max_spread=max_spread)
     if kept:
         return Verdict("infected", kept, rule, mad, None, **found)
-    if natural:
-        return Verdict("suspicious", score.candidates, rule, mad, None, **found)
     return Verdict("suspicious" if mad.flagged else "clean", mad.flagged, rule, mad, None, **found)

@@ -97,3 +97,25 @@ def test_summary_of_an_inconclusive_scan():
     verdict = decide([100.0 + i for i in range(10)], reached=[False] + [True] * 9)
     image = summary_image(np.zeros((10, 6, 6)), np.zeros((10, 6, 6, 3)), verdict, title=verdict.headline())
     assert image.width >= 720
+
+
+def test_the_source_check_prunes_the_labels_named_but_never_the_best_agreeing_candidate():
+    from ncjax.sources import SourceCheck
+
+    norms = [100.0 + i for i in range(10)] + [20.0, 22.0]  # labels 10 and 11: candidates (ratio > 4)
+
+    def check(label, spread_high):
+        return SourceCheck(label=label, label_norm=norms[label], sources=(0, 1, 2, 3),
+                           norms=(10.0, 10.0, 10.0 * spread_high, 10.0 * spread_high))
+
+    both_agree = decide(norms, sources=[check(10, 1.1), check(11, 1.2)])
+    assert both_agree.labels == (10, 11) and both_agree.natural == ()
+    one_natural = decide(norms, sources=[check(10, 1.1), check(11, 5.0)])
+    assert one_natural.infected and one_natural.labels == (10,) and one_natural.natural == (11,)
+    assert "label 11 set aside" in one_natural.line() and "source spread 10: " in one_natural.line()
+    # Every candidate spreads widely: the one that agrees best is still named; the score decides.
+    all_natural = decide(norms, sources=[check(10, 4.0), check(11, 5.0)])
+    assert all_natural.infected and all_natural.labels == (10,) and all_natural.natural == (11,)
+    assert decide(norms, sources=[check(10, 4.0)], max_spread=5.0).labels == (10, 11)
+    with pytest.raises(ncjax.ConfigError, match="max_spread"):
+        decide(norms, max_spread=0.5)
