@@ -19,7 +19,7 @@ import numpy as np
 
 import ncjax
 from ncjax.score import ratio_score
-from ncjax.sources import check_sources
+from ncjax.sources import CHECKED_CANDIDATES, check_candidates
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from real_models import MODELS, REAL, RESULTS, _rows  # noqa: E402
@@ -53,18 +53,17 @@ def main() -> int:
                 continue
             norms = [min(a, b) for a, b in zip(norms, second[(row["model"], row["seed"])])]
         score = ratio_score(norms, row["labels"])
-        candidates = score.candidates[:3]
+        candidates = score.candidates[:CHECKED_CANDIDATES]
         checks, seconds = (), 0.0
         if candidates:
             file, key, _ = MODELS[row["model"]]
             model = ncjax.load_model(REAL / "models" / file)
-            by_label = dict(zip(row["labels"], norms))
             start = time.perf_counter()
             images = data[key].astype(np.float32)
             if images.shape[1:] != model.input_shape:  # as real_models.py scans them
                 images = np.asarray(jax.image.resize(images, (len(images), *model.input_shape), "bilinear"))
-            checks = check_sources(model, images, data["y"], {c: by_label[c] for c in candidates},
-                                   config=ncjax.ScanConfig.fast(), key=jax.random.key(row["seed"]))
+            checks = check_candidates(model, images, data["y"], score, config=ncjax.ScanConfig.fast(),
+                                      key=jax.random.key(row["seed"]))
             seconds = time.perf_counter() - start
         out = {"model": row["model"], "seed": row["seed"], "restarts": args.restarts, "candidates": list(candidates),
                "seconds": round(seconds, 1),

@@ -34,7 +34,7 @@ from ncjax.result import EpochLogs, ScanProgress, ScanResult  # noqa: E402
 from ncjax.restarts import LabelTriggers, best_over_restarts  # noqa: E402
 from ncjax.scan import scan_all_labels, scan_slots  # noqa: E402
 from ncjax.score import ScoreResult, ratio_score  # noqa: E402
-from ncjax.sources import SourceCheck, check_sources  # noqa: E402
+from ncjax.sources import SourceCheck, check_candidates, check_sources  # noqa: E402
 from ncjax.slots import Slot, label_slots, restart_slots, source_slots  # noqa: E402
 from ncjax.verdict import Verdict, decide  # noqa: E402
 
@@ -73,6 +73,7 @@ __all__ = [
     "UsageError",
     "Verdict",
     "best_over_restarts",
+    "check_candidates",
     "check_sources",
     "decide",
     "gap_outliers",

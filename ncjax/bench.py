@@ -29,7 +29,7 @@ from ncjax.config import ScanConfig
 from ncjax.outlier import l1_norms
 from ncjax.plan import default_label_chunk, per_label_bytes
 from ncjax.scan import scan_all_labels
-from ncjax.sources import check_sources
+from ncjax.sources import check_candidates
 from ncjax.step import init_slot
 from ncjax.verdict import decide
 
@@ -274,10 +274,9 @@ def measure_end_to_end(model: Classifier, images: np.ndarray, config: ScanConfig
     first_s = time.perf_counter() - start
     gap = decide(norms, result.labels, reached=result.reached_threshold, rule="gap")
     checks = ()
-    if first.score is not None and first.score.candidates and labels is not None:
-        by_label = dict(zip(result.labels.tolist(), norms.tolist()))
-        checks = check_sources(model, images, labels, {c: by_label[c] for c in first.score.candidates[:3]},
-                               config=config, key=jax.random.key(0), callback=progress)
+    if first.score is not None and labels is not None:
+        checks = check_candidates(model, images, labels, first.score, config=config, key=jax.random.key(0),
+                                  callback=progress)
     verdict = decide(norms, result.labels, reached=result.reached_threshold, sources=checks)
     wall = time.perf_counter() - start
     without = len(result.labels) * config.max_epochs * config.steps_per_epoch

@@ -43,7 +43,7 @@ from ncjax.preprocess import Preprocessing
 from ncjax.report import build_report, write_json_atomic
 from ncjax.restarts import LabelTriggers, best_over_restarts
 from ncjax.scan import scan_all_labels
-from ncjax.sources import DEFAULT_MAX_SPREAD, SourceCheck, check_sources
+from ncjax.sources import CHECKED_CANDIDATES, DEFAULT_MAX_SPREAD, SourceCheck, check_candidates
 from ncjax.score import DEFAULT_MIN_RATIO
 from ncjax.summary import save_summary
 from ncjax.verdict import decide
@@ -51,7 +51,6 @@ from ncjax.verdict import decide
 EXIT_OK, EXIT_BAD_INPUT, EXIT_INFECTED, EXIT_INCONCLUSIVE, EXIT_INTERRUPTED, EXIT_TERMINATED = 0, 2, 3, 4, 130, 143
 STATE_FILE = "scan_state.npz"
 SOURCE_STATE_FILE = "source_check_state.npz"
-MAX_CHECKED = 3  # candidates given the source-specific check, largest ratio first
 # ScanConfig fields with a flag of their own (--preprocess, --bgr) rather than a generated one.
 OWN_FLAG_FIELDS = {"preprocessing"}
 
@@ -88,8 +87,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--min-gap", type=finite_at_least(1), default=1.5,
                    help="norm ratio for --verdict gap, finite and >= 1 (default: 1.5)")
     p.add_argument("--source-check", type=int_at_least(0), default=8, metavar="N",
-                   help="for the score's candidates (up to 3), invert one trigger from each of N other classes and set "
-                        "aside a candidate those triggers do not share (0: off; default: 8)")
+                   help=f"for the score's candidates (up to {CHECKED_CANDIDATES}), invert one trigger from each of N "
+                        "other classes and set aside a candidate those triggers do not share (0: off; default: 8)")
     p.add_argument("--max-spread", type=finite_at_least(1), default=DEFAULT_MAX_SPREAD,
                    help=f"the source spread above which a candidate is set aside (default: {DEFAULT_MAX_SPREAD:g})")
     p.add_argument("--no-quantize", action="store_true", help="MAD on exact norms instead of the PNG-quantized "
@@ -236,23 +235,21 @@ def _interruptible(args: argparse.Namespace, slots: int, config: ScanConfig, sca
             bar.close()
 
 
-def _check_sources(args: argparse.Namespace, inputs: _Inputs, config: ScanConfig, verdict, norms: np.ndarray,
-                   labels: np.ndarray, out: Path) -> tuple[SourceCheck, ...]:
+def _check_sources(args: argparse.Namespace, inputs: _Inputs, config: ScanConfig, verdict,
+                   out: Path) -> tuple[SourceCheck, ...]:
     """The source-specific check of the score's largest candidates, when it can run and is asked for."""
     if verdict.score is None or not verdict.score.candidates or args.source_check == 0:
         return ()
     if inputs.labels is None:
         print("note: the clean images carry no labels, so the source-specific check of the candidates was skipped.")
         return ()
-    candidates = verdict.score.candidates[:MAX_CHECKED]
-    by_label = dict(zip(labels.tolist(), norms.tolist()))
+    candidates = verdict.score.candidates[:CHECKED_CANDIDATES]
     print(f"source check: label{'s' if len(candidates) > 1 else ''} {', '.join(map(str, candidates))}, one trigger "
           f"from each of up to {args.source_check} other classes")
-    pairs = config.replace(restarts=1)  # one search per pair keeps the check's cost bounded
-    return _interruptible(args, len(candidates) * args.source_check, pairs, lambda callback: check_sources(
-        inputs.model, inputs.images, inputs.labels, {c: by_label[c] for c in candidates}, config=pairs,
-        key=jax.random.key(args.seed), sources_per_label=args.source_check, quantize=not args.no_quantize,
-        callback=callback, checkpoint=out / SOURCE_STATE_FILE, resume=args.resume))
+    return _interruptible(args, len(candidates) * args.source_check, config, lambda callback: check_candidates(
+        inputs.model, inputs.images, inputs.labels, verdict.score, config=config, key=jax.random.key(args.seed),
+        sources_per_label=args.source_check, quantize=not args.no_quantize, callback=callback,
+        checkpoint=out / SOURCE_STATE_FILE, resume=args.resume))
 
 
 def _print_verdict(verdict) -> None:
@@ -291,7 +288,7 @@ def _verdict(args: argparse.Namespace, inputs: _Inputs, config: ScanConfig, resu
     settings = dict(reached=result.reached_threshold, rule=args.verdict, threshold=args.threshold,
                     min_gap=args.min_gap, min_ratio=args.min_ratio, max_spread=args.max_spread)
     verdict = decide(norms, result.labels, **settings)
-    sources = _check_sources(args, inputs, config, verdict, norms, result.labels, out)
+    sources = _check_sources(args, inputs, config, verdict, out)
     if sources:
         verdict = decide(norms, result.labels, sources=sources, **settings)
     return result, best, verdict

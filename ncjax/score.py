@@ -22,6 +22,7 @@ DEFAULT_MIN_RATIO = 2.8
 @dataclass(frozen=True)
 class ScoreResult:
     labels: np.ndarray  # (L,)
+    norms: np.ndarray  # (L,) the norms compared
     ratios: np.ndarray  # (L,) median norm / the label's norm (inf for an empty mask)
     median: float
     score: float  # the largest ratio
@@ -48,7 +49,9 @@ def ratio_score(norms, labels=None, *, min_ratio: float = DEFAULT_MIN_RATIO) -> 
     top = int(np.argmax(ratios))
     if len(norms) < 3:
         note = f"only {len(norms)} label(s): a median needs at least 3 to stand for a typical label; nothing flagged."
-        return ScoreResult(labels, ratios, median, float(ratios[top]), int(labels[top]), float(min_ratio), (), note)
+        return ScoreResult(labels, norms, ratios, median, float(ratios[top]), int(labels[top]), float(min_ratio), (),
+                           note)
     order = np.argsort(-ratios, kind="stable")
     candidates = tuple(int(labels[i]) for i in order if ratios[i] >= min_ratio)
-    return ScoreResult(labels, ratios, median, float(ratios[top]), int(labels[top]), float(min_ratio), candidates)
+    return ScoreResult(labels, norms, ratios, median, float(ratios[top]), int(labels[top]), float(min_ratio),
+                       candidates)

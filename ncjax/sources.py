@@ -20,6 +20,7 @@ from ncjax.config import ScanConfig
 from ncjax.errors import ScanInputError
 from ncjax.outlier import l1_norms
 from ncjax.scan import scan_slots
+from ncjax.score import ScoreResult
 from ncjax.slots import source_slots
 
 
@@ -27,6 +28,7 @@ from ncjax.slots import source_slots
 # smallest spread): the smallest value, on a 0.05 grid, that keeps every planted or real target among the
 # development scans' candidates, the embedded demo's 33 (2.26) among them (experiments/score.md).
 DEFAULT_MAX_SPREAD = 2.3
+CHECKED_CANDIDATES = 3  # the score's candidates given the check, largest ratio first
 
 
 @dataclass(frozen=True)
@@ -105,3 +107,15 @@ def check_sources(model: Any, images: Any, image_labels: Any, label_norms: dict[
                              sources=tuple(s for s, t in pairs if t == label),
                              norms=tuple(best[(s, t)] for s, t in pairs if t == label))
                  for label, norm in label_norms.items())
+
+
+def check_candidates(model: Any, images: Any, image_labels: Any, score: ScoreResult, *, config: ScanConfig,
+                     key: jax.Array, sources_per_label: int | None = 8, quantize: bool = True, callback=None,
+                     checkpoint: str | os.PathLike | None = None, resume: bool = False) -> tuple[SourceCheck, ...]:
+    """The check the verdict reads: the score's CHECKED_CANDIDATES largest candidates, one search per pair
+    whatever config.restarts says (it keeps the check's cost bounded). Empty when the score names none."""
+    norms = dict(zip(score.labels.tolist(), score.norms.tolist()))
+    candidates = {label: norms[label] for label in score.candidates[:CHECKED_CANDIDATES]}
+    return check_sources(model, images, image_labels, candidates, config=config.replace(restarts=1), key=key,
+                         sources_per_label=sources_per_label, quantize=quantize, callback=callback,
+                         checkpoint=checkpoint, resume=resume)

@@ -325,17 +325,17 @@ def test_an_interrupted_source_check_resumes(tmp_path, monkeypatch, capsys):
              y=np.arange(40) % 5)
     args = ["--model", str(MODEL), "--data", str(data), "--out", str(tmp_path / "out"), *REACHABLE, *SMALL,
             "--min-ratio", "1.0001", "--source-check", "2", "--force"]
-    real_check = run_module.check_sources
+    real_check = run_module.check_candidates
 
     def interrupted(*a, callback=None, **k):
         def stop(progress):
             raise KeyboardInterrupt
         return real_check(*a, callback=stop, **k)
 
-    monkeypatch.setattr(run_module, "check_sources", interrupted)
+    monkeypatch.setattr(run_module, "check_candidates", interrupted)
     assert main(args) == 130
     err = capsys.readouterr().err
     assert "source check in" in err and "--resume" in err
-    monkeypatch.setattr(run_module, "check_sources", real_check)
+    monkeypatch.setattr(run_module, "check_candidates", real_check)
     assert main([*args, "--resume"]) == 0
     assert json.loads((tmp_path / "out" / "report.json").read_text())["source_check"]

@@ -58,3 +58,21 @@ def test_spread_is_near_one_for_one_shared_trigger_and_large_for_a_few_cheap_sou
     mostly_unreached = SourceCheck(label=1, label_norm=5.0, sources=(0, 2, 3, 4),
                                    norms=(4.0, float("nan"), float("nan"), 5.0))
     assert mostly_unreached.spread == float("inf")
+
+
+def test_check_candidates_checks_the_scores_largest_candidates_once_each():
+    from ncjax.score import ratio_score
+    from ncjax.sources import CHECKED_CANDIDATES, check_candidates
+
+    model, images = tiny_classifier(), tiny_images()
+    score = ratio_score([100.0, 10.0, 20.0, 30.0], min_ratio=1.2)  # median 25: ratios 2.5 and 1.25 reach it
+    assert score.candidates == (1, 2) and CHECKED_CANDIDATES == 3
+    checks = check_candidates(model, images, IMAGE_LABELS, score, config=SMALL.replace(restarts=2),
+                              key=jax.random.key(0), sources_per_label=2, quantize=False)
+    assert [c.label for c in checks] == [1, 2] and [c.label_norm for c in checks] == [10.0, 20.0]
+    # One search per pair whatever config.restarts says: the same norms as check_sources with one restart.
+    direct = check_sources(model, images, IMAGE_LABELS, {1: 10.0, 2: 20.0}, config=SMALL, key=jax.random.key(0),
+                           sources_per_label=2, quantize=False)
+    np.testing.assert_array_equal([c.norms for c in checks], [c.norms for c in direct])
+    none = ratio_score([10.0, 11.0, 12.0])
+    assert check_candidates(model, images, IMAGE_LABELS, none, config=SMALL, key=jax.random.key(0)) == ()
