@@ -12,6 +12,7 @@ from ncjax.errors import (  # noqa: E402
     DataError,
     InjectionError,
     MissingDependencyError,
+    MitigationError,
     ModelFileError,
     ModelNotFoundError,
     NCJaxError,
@@ -28,6 +29,14 @@ from ncjax.classifier import LayerSummary  # noqa: E402
 from ncjax.keras.graph import supported_layers  # noqa: E402
 from ncjax.keras.save import save_keras_h5  # noqa: E402
 from ncjax.loading import load_model  # noqa: E402
+from ncjax.mitigation.api import MitigationResult, mitigate  # noqa: E402
+from ncjax.mitigation.config import MitigationConfig  # noqa: E402
+from ncjax.mitigation.input_filter import FilterRates, InputFilter, load_filter  # noqa: E402
+from ncjax.mitigation.measure import Measurement  # noqa: E402
+from ncjax.mitigation.prune import PruneCurve  # noqa: E402
+from ncjax.mitigation.triggers import TriggerSet, load_triggers  # noqa: E402
+from ncjax.mitigation.unlearn import UnlearnLog  # noqa: E402
+from ncjax.mitigation.write import save_model  # noqa: E402
 from ncjax.outlier import GapResult, OutlierResult, gap_outliers, l1_norms, mad_outliers  # noqa: E402
 from ncjax.preprocess import Preprocessing  # noqa: E402
 from ncjax.result import EpochLogs, ScanProgress, ScanResult  # noqa: E402
@@ -47,11 +56,17 @@ __all__ = [
     "ConfigError",
     "DataError",
     "EpochLogs",
+    "FilterRates",
     "GapResult",
     "InjectionError",
+    "InputFilter",
     "LabelTriggers",
     "LayerSummary",
+    "Measurement",
     "MissingDependencyError",
+    "MitigationConfig",
+    "MitigationError",
+    "MitigationResult",
     "ModelFileError",
     "ModelNotFoundError",
     "NCJaxError",
@@ -59,6 +74,7 @@ __all__ = [
     "OutlierResult",
     "PreflightError",
     "Preprocessing",
+    "PruneCurve",
     "SaveError",
     "ScanConfig",
     "ScanInputError",
@@ -68,6 +84,8 @@ __all__ = [
     "Slot",
     "SourceCheck",
     "TrainConfig",
+    "TriggerSet",
+    "UnlearnLog",
     "UnsupportedLayerError",
     "UnsupportedModelError",
     "UsageError",
@@ -79,12 +97,16 @@ __all__ = [
     "gap_outliers",
     "l1_norms",
     "label_slots",
+    "load_filter",
     "load_images",
     "load_model",
+    "load_triggers",
     "mad_outliers",
+    "mitigate",
     "ratio_score",
     "restart_slots",
     "save_keras_h5",
+    "save_model",
     "scan_all_labels",
     "scan_slots",
     "source_slots",

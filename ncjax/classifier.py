@@ -46,6 +46,10 @@ class Classifier:
     keras_version: str | None = None
     keras_config: dict[str, Any] | None = None  # the Keras architecture, for save_keras_h5
     input_layout: str = "NHWC"  # the file's own image layout ("NCHW" for PyTorch); apply takes NHWC either way
+    # `layer_output(params, x, layer)`: what the layer (a LayerSummary path) outputs for images x, in the
+    # file's own layout (ONNX feature maps are NCHW). Pruning and input filters read hidden neurons with it.
+    layer_output: Callable[[Params, jax.Array, str], jax.Array] | None = None
+    graph: Any = None  # the parsed file (a Keras Graph or an OnnxGraph), for tools that edit weights by role
 
     def __call__(self, x: jax.Array) -> jax.Array:
         """Logits for the images `x` (N, H, W, C)."""

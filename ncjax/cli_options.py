@@ -11,6 +11,8 @@ import typing
 from typing import Any, Iterable
 
 from ncjax.choices import field_types, literal_choices
+from ncjax.errors import UsageError
+from ncjax.preprocess import Preprocessing
 
 
 def _base_type(annotation: Any) -> Any:
@@ -126,3 +128,16 @@ def file_prefix(text: str) -> str:
     if not text or "/" in text or "\\" in text or text in (".", "..") or "\0" in text or len(text) > 100:
         raise argparse.ArgumentTypeError(f"{text!r} is not a file-name prefix (letters, digits, '_', '-'; no path)")
     return text
+
+
+def preprocessing_flag(text: str, bgr: bool) -> Preprocessing:
+    """--preprocess (a mode or OFFSET,SCALE) and --bgr as a Preprocessing."""
+    if text in ("raw", "mnist", "inception", "imagenet", "torch"):
+        if bgr:
+            raise UsageError(f"--bgr goes with --preprocess OFFSET,SCALE; '{text}' fixes the channel order.")
+        return Preprocessing(mode=text)  # type: ignore[arg-type]
+    try:
+        offset, scale = (float(v) for v in text.split(","))
+    except ValueError:
+        raise UsageError(f"--preprocess must be raw, mnist, inception, imagenet, torch or OFFSET,SCALE; got {text!r}.") from None
+    return Preprocessing(mode="custom", offset=offset, scale=scale, channel_order="bgr" if bgr else "rgb")

@@ -63,3 +63,7 @@ class UsageError(NCJaxError, ValueError):
 class PreflightError(NCJaxError, ValueError):
     """The model does not see the clean images as set (another reading is far better, or its output ignores its
     input): the scan would measure nothing. The message names the flags to use."""
+
+
+class MitigationError(NCJaxError, ValueError):
+    """Triggers, a layer, images or settings of a mitigation that do not fit the model or each other."""

@@ -168,7 +168,8 @@ def classifier_from_flax(params, num_classes: int, input_shape=(32, 32, 3)) -> C
     return Classifier(
         apply=lambda p, x: graph(p, [x])[0], params=jax.tree_util.tree_map(jnp.asarray, graph.params),
         input_shape=tuple(input_shape), num_classes=num_classes, output_activation=graph.output_activation,
-        layers=tuple(graph.summary), format="ncjax", keras_config=config,
+        layers=tuple(graph.summary), format="ncjax", keras_config=config, layer_output=graph.layer_output,
+        graph=graph,
     )
 
 

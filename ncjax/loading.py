@@ -105,6 +105,8 @@ def _load(path, *, architecture, input_shape, layout) -> Classifier:
         format=model_file.format,
         keras_version=model_file.keras_version,
         keras_config=config,
+        layer_output=graph.layer_output,
+        graph=graph,
     )
 
 

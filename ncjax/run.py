@@ -30,12 +30,14 @@ from ncjax.cli_options import (
     given_values,
     int_at_least,
     label_list,
+    preprocessing_flag,
     seed,
 )
 from ncjax.config import ScanConfig
 from ncjax.data import load_images
 from ncjax.errors import NCJaxError, PreflightError, UsageError
 from ncjax.loading import load_model, parse_input_shape
+from ncjax.mitigation.triggers import TRIGGERS_FILE, TriggerSet
 from ncjax.outlier import l1_norms
 from ncjax.pictures import save_trigger_pictures
 from ncjax.preflight import Preflight, run_preflight
@@ -104,18 +106,6 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
-def _preprocessing(text: str, bgr: bool) -> Preprocessing:
-    if text in ("raw", "mnist", "inception", "imagenet", "torch"):
-        if bgr:
-            raise UsageError(f"--bgr goes with --preprocess OFFSET,SCALE; '{text}' fixes the channel order.")
-        return Preprocessing(mode=text)  # type: ignore[arg-type]
-    try:
-        offset, scale = (float(v) for v in text.split(","))
-    except ValueError:
-        raise UsageError(f"--preprocess must be raw, mnist, inception, imagenet, torch or OFFSET,SCALE; got {text!r}.") from None
-    return Preprocessing(mode="custom", offset=offset, scale=scale, channel_order="bgr" if bgr else "rgb")
-
-
 def _preset(args: argparse.Namespace) -> str:
     return args.preset or ("fast" if jax.default_backend() == "cpu" else "paper")
 
@@ -123,7 +113,7 @@ def _preset(args: argparse.Namespace) -> str:
 def config_from_args(args: argparse.Namespace) -> ScanConfig:
     preset = _preset(args)
     changes = given_values(args, [f.name for f in dataclasses.fields(ScanConfig) if f.name not in OWN_FLAG_FIELDS])
-    changes["preprocessing"] = _preprocessing(args.preprocess, args.bgr)
+    changes["preprocessing"] = preprocessing_flag(args.preprocess, args.bgr)
     return getattr(ScanConfig, preset)(**changes)
 
 
@@ -265,7 +255,7 @@ def _print_verdict(verdict) -> None:
 
 
 def _write_outputs(args, inputs: _Inputs, result, best: LabelTriggers, verdict, out: Path, state: Path,
-                   check: Preflight) -> None:
+                   check: Preflight, inputs_preprocessing: Preprocessing) -> None:
     try:
         save_trigger_pictures(result, out, args.prefix)
         save_summary(out / "summary.png", result.masks, result.patterns, verdict,
@@ -274,6 +264,9 @@ def _write_outputs(args, inputs: _Inputs, result, best: LabelTriggers, verdict, 
                               extra={"quantized_norms": not args.no_quantize, "preflight": check.as_dict(),
                                      "restarts": _restarts_report(best)})
         write_json_atomic(report, out / "report.json")
+        named = verdict.labels if verdict.status in ("infected", "suspicious") else ()
+        TriggerSet(result.labels, result.masks, result.patterns, named=named).save(
+            out / TRIGGERS_FILE, preprocessing=inputs_preprocessing, verdict=verdict.status)
     except OSError as e:
         raise UsageError(f"cannot write the outputs to {str(out)!r} ({e.strerror or e}); the finished scan is kept in "
                          f"{state}: rerun the same command with --resume to write them without scanning again.") from None
@@ -325,8 +318,8 @@ def run(args: argparse.Namespace) -> int:
               "with --resume to continue.", file=sys.stderr)
         return EXIT_TERMINATED if str(e) == "SIGTERM" else EXIT_INTERRUPTED
     _print_verdict(verdict)
-    _write_outputs(args, inputs, result, best, verdict, out, state, check)
-    print(f"wrote {len(result.labels) * 3} trigger pictures, summary.png and report.json to {out}/ "
+    _write_outputs(args, inputs, result, best, verdict, out, state, check, config.preprocessing)
+    print(f"wrote {len(result.labels) * 3} trigger pictures, summary.png, report.json and {TRIGGERS_FILE} to {out}/ "
           f"(scan {result.wall_time_s:.0f} s)")
     if verdict.status == "inconclusive":
         return EXIT_INCONCLUSIVE

@@ -72,6 +72,24 @@ class Graph:
                 values[(node.layer, node.index, k)] = value
         return [values[ref] for ref in self.outputs]
 
+    def activation(self, params: dict[str, Any], inputs: list[jax.Array], path: tuple[str, ...]) -> jax.Array:
+        """The output of the layer at `path` (names, nested models first) on its first call."""
+        values: dict[TensorRef, jax.Array] = dict(zip(self.inputs, inputs))
+        for node in self.nodes:
+            xs = [values[ref] for ref in node.inputs]
+            if node.layer == path[0]:
+                if len(path) == 1:
+                    return node.call(params.get(node.layer, {}), xs)[0]
+                if isinstance(node.call, Graph):
+                    return node.call.activation(params[node.layer], xs, path[1:])
+            for k, value in enumerate(node.call(params.get(node.layer, {}), xs)):
+                values[(node.layer, node.index, k)] = value
+        raise KeyError("/".join(path))
+
+    def layer_output(self, params: dict[str, Any], x: jax.Array, layer: str) -> jax.Array:
+        """Classifier.layer_output of a one-input model: `layer` is a LayerSummary path ("inner/dense")."""
+        return self.activation(params, [x], tuple(layer.split("/")))
+
 
 # ------------------------------------------------------------------------------------- config parsing
 

@@ -36,8 +36,8 @@ class OnnxGraph:
     output_activation: str  # "softmax" / "log_softmax" when a final one was removed, else "linear"
     opset: int
 
-    def run(self, params: dict, x, *, record: Callable[[Node, list], None] | None = None):
-        """The graph's output for the input tensor `x`, in the file's own layout."""
+    def run(self, params: dict, x, *, record: Callable[[Node, list], None] | None = None, until: str | None = None):
+        """The graph's output for the input tensor `x`, in the file's own layout (or node `until`'s first)."""
         values: dict[str, Any] = {**self.constants, **params, self.input_name: x}
         for node in self.nodes:
             inputs = [values[name] if name else None for name in node.inputs]
@@ -50,6 +50,10 @@ class OnnxGraph:
                     values[name] = value
             if record is not None:
                 record(node, outputs)
+            if node.name == until:
+                return outputs[0]
+        if until is not None:
+            raise KeyError(until)
         return values[self.output_name]
 
 

@@ -39,8 +39,13 @@ def load_onnx(path: str | os.PathLike, *, input_shape: Sequence[int] | None = No
     shape = _image_shape(graph.input_dims, layout, input_shape, where)
     batch = graph.input_dims[0]
 
-    def run_batch(params, x, record=None):
-        return graph.run(params, x.transpose(0, 3, 1, 2) if layout == "NCHW" else x, record=record)
+    def run_batch(params, x, record=None, until=None):
+        return graph.run(params, x.transpose(0, 3, 1, 2) if layout == "NCHW" else x, record=record, until=until)
+
+    def layer_output(params, x, node: str):
+        if batch == 1:
+            return jax.vmap(lambda image: run_batch(params, image[None], until=node)[0])(x)
+        return run_batch(params, x, until=node)
 
     if batch == 1:  # exported with a fixed batch of one: run each image alone, vmapped
         def apply(params, x):
@@ -62,7 +67,8 @@ def load_onnx(path: str | os.PathLike, *, input_shape: Sequence[int] | None = No
                                     "(batch, classes).")
     return Classifier(apply=apply, params=params, input_shape=shape, num_classes=int(out.shape[1]),
                       output_activation=graph.output_activation, layers=_summary(graph, run_batch, params, shape),
-                      source=os.fspath(path), format="onnx", input_layout=layout)
+                      source=os.fspath(path), format="onnx", input_layout=layout, layer_output=layer_output,
+                      graph=graph)
 
 
 def _read_proto(onnx, path: str, where: str):

@@ -1,0 +1,157 @@
+"""`python -m ncjax.mitigate --model M --data D --scan OUT --out repaired.h5`: remove the triggers a scan found.
+
+The triggers are the exact ones the scan wrote to OUT/triggers.npz; by default those of the labels its verdict
+named. Half of the clean images (per class) are held apart and measure the repair; the report (clean accuracy,
+each trigger's attack success, before and after) goes to the --report file. Exit codes: 0 done, 2 bad input.
+"""
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import logging
+import sys
+from pathlib import Path
+from typing import Sequence
+
+import jax
+import numpy as np
+
+from ncjax.cli_options import OneLineParser, add_dataclass_flags, given_values, label_list, preprocessing_flag, seed
+from ncjax.data import load_images
+from ncjax.errors import NCJaxError, UsageError
+from ncjax.loading import load_model, parse_input_shape
+from ncjax.mitigation.api import MitigationResult, mitigate, triggers_for
+from ncjax.mitigation.config import MitigationConfig
+from ncjax.mitigation.known_trigger import read_true_trigger
+from ncjax.mitigation.triggers import load_triggers
+from ncjax.mitigation.write import model_suffix, save_model
+from ncjax.preprocess import Preprocessing
+from ncjax.report import write_json_atomic
+
+EXIT_OK, EXIT_BAD_INPUT = 0, 2
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = OneLineParser(prog="python -m ncjax.mitigate", description=__doc__.splitlines()[0].split(": ", 1)[1])
+    p.add_argument("--model", required=True, help="the Keras (.h5/.keras) or ONNX (.onnx) model the scan examined")
+    p.add_argument("--data", required=True, help="clean images with labels, as for python -m ncjax.run")
+    p.add_argument("--data-key", help="name of the image array in --data")
+    p.add_argument("--layout", choices=["NCHW", "NHWC"], help="an ONNX model's input layout, where it is ambiguous")
+    p.add_argument("--input-shape", help="H,W,C for models that leave their image size open")
+    p.add_argument("--scan", required=True, help="the scan's output folder (its triggers.npz) or a triggers file")
+    p.add_argument("--labels", type=label_list, help="comma-separated labels whose triggers to remove (default: "
+                                                     "those the scan's verdict named)")
+    p.add_argument("--out", required=True, help="the repaired model (.h5 for Keras models, .onnx for ONNX ones); "
+                                                "for --method filter, the filter file (.npz)")
+    p.add_argument("--report", help="the report (JSON; default: --out with .report.json)")
+    p.add_argument("--layer", help="prune/filter: the hidden layer (a layer name as in the model summary, or an "
+                                   "ONNX node name; default: the last hidden layer with weights)")
+    p.add_argument("--true-trigger", help="a known trigger to measure too: MASK.png,PATTERN.png (mask gray 0..255, "
+                                          "pattern in raw pixels) or an .npz with mask and pattern")
+    p.add_argument("--true-target", type=int, help="the known trigger's label (default: the one label removed)")
+    p.add_argument("--preprocess", help="raw|mnist|inception|imagenet|torch|OFFSET,SCALE (default: the scan's)")
+    p.add_argument("--bgr", action="store_true", help="with OFFSET,SCALE: the model takes BGR channels")
+    p.add_argument("--seed", type=seed, default=0, help="the PRNG seed of the split, stamping and batches (default: 0)")
+    group = p.add_argument_group("mitigation settings (MitigationConfig)")
+    add_dataclass_flags(group, MitigationConfig)
+    return p
+
+
+def _preprocessing(args: argparse.Namespace, recorded: Preprocessing | None) -> Preprocessing:
+    if args.preprocess is None:
+        if args.bgr:
+            raise UsageError("--bgr goes with --preprocess OFFSET,SCALE.")
+        return recorded or Preprocessing()
+    return preprocessing_flag(args.preprocess, args.bgr)
+
+
+def _outputs(args: argparse.Namespace, method: str, model) -> tuple[Path, Path]:
+    out = Path(args.out)
+    wanted = ".npz" if method == "filter" else model_suffix(model)
+    if out.suffix.lower() != wanted:
+        what = "the filter" if method == "filter" else f"a {'ONNX' if wanted == '.onnx' else 'Keras'} model"
+        raise UsageError(f"--out {args.out!r}: {what} is written as a {wanted} file; name it ...{wanted}.")
+    if out.is_dir() or not out.parent.is_dir():
+        raise UsageError(f"--out {args.out!r} must be a file in an existing folder.")
+    report = Path(args.report) if args.report else out.with_name(out.stem + ".report.json")
+    return out, report
+
+
+def run(args: argparse.Namespace) -> int:
+    config = MitigationConfig(**given_values(args, [f.name for f in dataclasses.fields(MitigationConfig)]))
+    model = load_model(args.model, layout=args.layout, input_shape=parse_input_shape(args.input_shape))
+    out, report_path = _outputs(args, config.method, model)
+    loaded = load_triggers(args.scan)
+    preprocessing = _preprocessing(args, loaded.preprocessing)
+    triggers = triggers_for(loaded.triggers, args.labels)
+    images, labels = load_images(args.data, model.input_shape, key=args.data_key)
+    if Path(args.data).is_dir():  # image files hold raw pixels; arrays are in the model's input scale
+        images = np.asarray(preprocessing.to_model(jax.numpy.asarray(images)))
+    true_trigger = read_true_trigger(args.true_trigger, args.true_target, triggers, model.input_shape)
+    print(f"{config.method}: model {args.model}, triggers of label(s) {', '.join(map(str, triggers.labels))} from "
+          f"{args.scan}; {len(images)} clean images")
+    result = mitigate(model, images, labels, triggers, key=jax.random.key(args.seed), config=config,
+                      preprocessing=preprocessing, layer=args.layer, true_trigger=true_trigger)
+    for line in summary_lines(result):
+        print(line)
+    written = _write(result, out)
+    report = {"model": args.model, "data": args.data, "scan": args.scan, "out": str(out), **result.as_dict(),
+              "read_back": written}
+    write_json_atomic(report, report_path)
+    print(f"wrote {out} and {report_path}")
+    return EXIT_OK
+
+
+def _write(result: MitigationResult, out: Path) -> dict:
+    """Write the repaired model (or the filter) and read it back; returns what the read-back found."""
+    if result.input_filter is not None:
+        result.input_filter.save(out)
+        return {"written": str(out)}
+    save_model(result.model, out)
+    again = load_model(out, input_shape=result.model.input_shape)
+    probe = jax.random.uniform(jax.random.key(0), (8, *result.model.input_shape), maxval=255.0)
+    difference = float(np.max(np.abs(np.asarray(again(probe)) - np.asarray(result.model(probe)))))
+    print(f"read back {out}: the largest logit difference from the repaired model is {difference:.2g}")
+    return {"written": str(out), "max_logit_difference": difference}
+
+
+def _percent(value: float | None) -> str:
+    return "n/a" if value is None or value != value else f"{value:.1%}"
+
+
+def summary_lines(result: MitigationResult) -> list[str]:
+    """What the CLI prints: the split, each figure before -> after, and the method's own outcome."""
+    lines = [f"{result.method}: learned from {result.train_images} images, measured on {result.holdout_images} "
+             f"held apart; {result.seconds:.0f} s"]
+    before, after = result.before, result.after
+    lines.append(f"clean accuracy: {_percent(before.clean_accuracy)} -> {_percent(after.clean_accuracy)}")
+    for label in result.labels:
+        lines.append(f"attack success of the reversed trigger of {label}: {_percent(before.attack_success[label])} -> "
+                     f"{_percent(after.attack_success[label])}")
+    if before.true_attack_success is not None:
+        lines.append(f"attack success of the true trigger: {_percent(before.true_attack_success)} -> "
+                     f"{_percent(after.true_attack_success)}")
+    if result.prune is not None:
+        curve = result.prune
+        lines.append(f"pruned {curve.pruned[curve.chosen]} of {curve.units} neurons of {curve.layer} "
+                     f"({curve.stop})")
+    if result.filter_rates is not None:
+        rates = result.filter_rates
+        caught = ", ".join(f"{k}: {_percent(v)}" for k, v in rates.caught.items())
+        lines.append(f"filter: {len(rates.neurons)} neuron(s); flags {_percent(rates.false_positive_rate)} of clean "
+                     f"held-apart images; catches stamped images {caught}"
+                     + (f", true trigger {_percent(rates.true_caught)}" if rates.true_caught is not None else ""))
+    return lines
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.WARNING)
+    try:
+        return run(args)
+    except NCJaxError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    except KeyboardInterrupt:
+        print("\ninterrupted: nothing was written.", file=sys.stderr)
+        return 130
