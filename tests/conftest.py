@@ -85,3 +85,15 @@ def tiny_classifier(num_classes: int = 4, image_shape=(6, 6, 3), seed: int = 0):
 
 def tiny_images(n: int = 48, image_shape=(6, 6, 3), seed: int = 1) -> np.ndarray:
     return np.random.default_rng(seed).uniform(0, 255, (n,) + tuple(image_shape)).astype(np.float32)
+
+
+@pytest.fixture(scope="session")
+def demo_backdoor():
+    """The embedded demo model (backdoored at 33 with the reference's white 4x4 square), 400 of its clean images
+    with labels, and that square as a TriggerSet: a real planted backdoor, small enough for the default suite."""
+    import ncjax
+    from ncjax import demo
+
+    images, labels = demo.demo_images(400, seed=3)
+    square = ncjax.Backdoor.square(4, target=33)
+    return demo.demo_model(), images, labels, ncjax.TriggerSet([33], square.mask[None], square.pattern[None])

@@ -130,3 +130,11 @@ def test_a_checkpoint_declaring_terabytes_is_refused_before_allocation(tmp_path)
         archive.writestr("meta.npy", header.getvalue() + b"\0" * 64)
     with pytest.raises(ncjax.CheckpointError, match="declares 1117.6 GiB of arrays"):
         _resume(tmp_path / "huge.npz")
+
+
+def test_float_rounding_of_a_saturated_mask_is_accepted_and_real_range_errors_are_not(interrupted, tmp_path):
+    # tanh(x) / (2 - 1e-7) + 0.5 rounds to -6e-8 in float32 for a saturated mask: a scan's own checkpoint
+    # holding one was refused on --resume before.
+    assert _resume(_forged(interrupted, tmp_path, **{"out/masks": _set((0, 0, 0), np.float32(-5.96e-8))})) is not None
+    with pytest.raises(ncjax.CheckpointError, match="out of range"):
+        _resume(_forged(interrupted, tmp_path, **{"out/masks": _set((0, 0, 0), -0.5)}))

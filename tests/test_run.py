@@ -7,6 +7,7 @@ import re
 import numpy as np
 import pytest
 
+import ncjax
 import ncjax.run as run_module
 from conftest import KERAS_FIXTURES
 from ncjax.run import main
@@ -55,6 +56,12 @@ def test_scan_prints_reference_lines_and_writes_outputs(tmp_path, data, capsys):
     first = lines.index(expected.mad.lines()[0])
     assert lines[first:first + 3] == expected.mad.lines()
     assert report["verdict_rule"] == "score" and f"verdict: {expected.line()}" in lines
+    # The exact float triggers, for ncjax.mitigate: the norms the report gives, and the verdict's labels.
+    triggers = ncjax.load_triggers(out)
+    assert triggers.triggers.labels.tolist() == [1, 2, 3] and triggers.verdict == report["verdict"]
+    np.testing.assert_allclose(triggers.triggers.norms, [e["l1_norm"] for e in report["labels"]], rtol=1e-5)
+    named = tuple(report["verdict_labels"]) if report["verdict"] in ("infected", "suspicious") else ()
+    assert triggers.triggers.named == named and triggers.preprocessing == ncjax.Preprocessing()
 
 
 def test_pictures_are_what_the_reference_mad_script_reads(tmp_path, data):

@@ -64,7 +64,7 @@ def mitigate(model: Classifier, images: np.ndarray, labels: np.ndarray, triggers
       triggers: the reversed triggers to remove (a scan's triggers.npz, TriggerSet.select for some labels).
       key: the PRNG key of the split, the stamping and the batch order.
       layer: the hidden layer for prune and filter (default: the last hidden layer with weights).
-      true_trigger: a known trigger (one label) whose attack success is reported too.
+      true_trigger: known triggers (one per label) whose attack success is reported too.
     """
     images, labels = _checked(model, images, labels, triggers, true_trigger)
     start = time.perf_counter()
@@ -114,12 +114,16 @@ def _filter(model, layer_name, train, holdout, triggers, config, predict, *, pre
         hits = predict(model.params, stamped) == chosen.labels[which]
         return float(flags.mean()), float(np.mean(hits & ~flags))
 
-    per_trigger = {int(t): caught_and_passed(triggers, k) for k, t in enumerate(triggers.labels)}
-    true = None if true_trigger is None else caught_and_passed(true_trigger, 0)
+    def each(chosen: TriggerSet) -> dict[int, tuple[float, float]]:
+        return {int(t): caught_and_passed(chosen, k) for k, t in enumerate(chosen.labels)}
+
+    per_trigger = each(triggers)
+    true = None if true_trigger is None else each(true_trigger)
     rates = FilterRates(input_filter.threshold, tuple(int(v) for v in neurons), float(clean_flags.mean()),
-                        {t: v[0] for t, v in per_trigger.items()}, None if true is None else true[0])
-    after = Measurement(passed_correct, {t: v[1] for t, v in per_trigger.items()}, None if true is None else true[1],
-                        len(images))
+                        {t: v[0] for t, v in per_trigger.items()},
+                        None if true is None else {t: v[0] for t, v in true.items()})
+    after = Measurement(passed_correct, {t: v[1] for t, v in per_trigger.items()},
+                        None if true is None else {t: v[1] for t, v in true.items()}, len(images))
     return input_filter, rates, after
 
 
@@ -151,8 +155,8 @@ def _checked(model: Classifier, images, labels, triggers: TriggerSet, true_trigg
         bad = [int(v) for v in chosen.labels if not 0 <= v < model.num_classes]
         if bad:
             raise MitigationError(f"the {name} send images to label(s) {bad}, which the model does not have.")
-    if true_trigger is not None and len(true_trigger) != 1:
-        raise MitigationError("give one true trigger (a mask, a pattern and its target label).")
+    if true_trigger is not None and len(set(true_trigger.labels.tolist())) != len(true_trigger):
+        raise MitigationError("give at most one true trigger per label.")
     return images, labels
 
 

@@ -128,9 +128,9 @@ def summary_lines(result: MitigationResult) -> list[str]:
     for label in result.labels:
         lines.append(f"attack success of the reversed trigger of {label}: {_percent(before.attack_success[label])} -> "
                      f"{_percent(after.attack_success[label])}")
-    if before.true_attack_success is not None:
-        lines.append(f"attack success of the true trigger: {_percent(before.true_attack_success)} -> "
-                     f"{_percent(after.true_attack_success)}")
+    for label, value in (before.true_attack_success or {}).items():
+        lines.append(f"attack success of the true trigger of {label}: {_percent(value)} -> "
+                     f"{_percent(after.true_attack_success[label])}")
     if result.prune is not None:
         curve = result.prune
         lines.append(f"pruned {curve.pruned[curve.chosen]} of {curve.units} neurons of {curve.layer} "
@@ -140,7 +140,7 @@ def summary_lines(result: MitigationResult) -> list[str]:
         caught = ", ".join(f"{k}: {_percent(v)}" for k, v in rates.caught.items())
         lines.append(f"filter: {len(rates.neurons)} neuron(s); flags {_percent(rates.false_positive_rate)} of clean "
                      f"held-apart images; catches stamped images {caught}"
-                     + (f", true trigger {_percent(rates.true_caught)}" if rates.true_caught is not None else ""))
+                     + "".join(f", true trigger of {k}: {_percent(v)}" for k, v in (rates.true_caught or {}).items()))
     return lines
 
 

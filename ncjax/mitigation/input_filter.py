@@ -71,12 +71,14 @@ class FilterRates:
     neurons: tuple[int, ...]
     false_positive_rate: float
     caught: dict[int, float]  # reversed trigger's label -> share of stamped images flagged
-    true_caught: float | None
+    true_caught: dict[int, float] | None  # each known trigger's, by its label
 
     def as_dict(self) -> dict:
+        true = self.true_caught
         return {"threshold": self.threshold, "neurons": list(self.neurons),
                 "false_positive_rate": self.false_positive_rate,
-                "caught": {str(k): v for k, v in self.caught.items()}, "true_caught": self.true_caught}
+                "caught": {str(k): v for k, v in self.caught.items()},
+                "true_caught": None if true is None else {str(k): v for k, v in true.items()}}
 
 
 def neuron_count(share: float, units: int) -> int:

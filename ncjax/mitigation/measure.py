@@ -40,13 +40,15 @@ class Measurement:
 
     clean_accuracy: float
     attack_success: dict[int, float]  # reversed trigger's label -> attack success
-    true_attack_success: float | None  # the known trigger's, when one is given
+    true_attack_success: dict[int, float] | None  # each known trigger's (by its label), when given
     images: int
 
     def as_dict(self) -> dict:
+        true = self.true_attack_success
         return {"clean_accuracy": self.clean_accuracy,
                 "attack_success": {str(k): v for k, v in self.attack_success.items()},
-                "true_attack_success": self.true_attack_success, "images": self.images}
+                "true_attack_success": None if true is None else {str(k): v for k, v in true.items()},
+                "images": self.images}
 
 
 class Predictor:
@@ -76,8 +78,8 @@ def attack_success(predict: Predictor, params: Params, images: np.ndarray, label
 def measure(predict: Predictor, params: Params, images: np.ndarray, labels: np.ndarray, triggers: TriggerSet, *,
             preprocessing: Preprocessing, true_trigger: TriggerSet | None = None) -> Measurement:
     accuracy = float(np.mean(predict(params, images) == labels)) if len(images) else float("nan")
-    success = {int(label): attack_success(predict, params, images, labels, triggers, k, preprocessing)
-               for k, label in enumerate(triggers.labels)}
-    true = None if true_trigger is None else attack_success(predict, params, images, labels, true_trigger, 0,
-                                                            preprocessing)
-    return Measurement(accuracy, success, true, len(images))
+    def each(chosen: TriggerSet) -> dict[int, float]:
+        return {int(label): attack_success(predict, params, images, labels, chosen, k, preprocessing)
+                for k, label in enumerate(chosen.labels)}
+
+    return Measurement(accuracy, each(triggers), None if true_trigger is None else each(true_trigger), len(images))

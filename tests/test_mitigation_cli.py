@@ -1,0 +1,97 @@
+"""`python -m ncjax.mitigate`: from a scan's triggers.npz to a repaired model file and its report."""
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+from PIL import Image
+
+import ncjax
+from ncjax.mitigation.cli import main
+from ncjax.mitigation.triggers import TRIGGERS_FILE
+
+QUICK = ["--min-steps", "30"]
+
+
+@pytest.fixture
+def setup(demo_backdoor, tmp_path):
+    """A scan folder whose triggers.npz names 33 (the demo's true trigger stands for the reversed one), the
+    demo's images as an .npz, and the true trigger as two pictures."""
+    from ncjax import demo
+
+    model, images, labels, square = demo_backdoor
+    scan = tmp_path / "scan"
+    scan.mkdir()
+    corner = ncjax.Backdoor.square(4, target=5, position="top-left")
+    triggers = ncjax.TriggerSet([5, 33], np.stack([corner.mask, square.masks[0]]),
+                                np.stack([corner.pattern, square.patterns[0]]), named=(33,))
+    triggers.save(scan / TRIGGERS_FILE, preprocessing=ncjax.Preprocessing(), verdict="infected")
+    np.savez(tmp_path / "clean.npz", x=images, y=labels)
+    Image.fromarray((square.masks[0] * 255).astype(np.uint8), "L").save(tmp_path / "mask.png")
+    Image.fromarray(square.patterns[0].astype(np.uint8), "RGB").save(tmp_path / "pattern.png")
+    return {"model": str(demo.demo_model_path()), "data": str(tmp_path / "clean.npz"), "scan": str(scan),
+            "true": f"{tmp_path}/mask.png,{tmp_path}/pattern.png", "dir": tmp_path}
+
+
+def _args(setup, *extra):
+    return ["--model", setup["model"], "--data", setup["data"], "--scan", setup["scan"], *extra]
+
+
+def test_unlearning_writes_a_repaired_keras_file_and_a_report(setup, capsys):
+    out = setup["dir"] / "repaired.h5"
+    code = main(_args(setup, "--out", str(out), "--true-trigger", setup["true"], *QUICK))
+    assert code == 0
+    printed = capsys.readouterr().out
+    assert "attack success of the reversed trigger of 33:" in printed and "of the true trigger of 33" in printed
+    report = json.loads((setup["dir"] / "repaired.report.json").read_text())
+    assert report["labels"] == [33]  # the label the verdict named, not 5
+    assert report["before"]["true_attack_success"]["33"] > 0.9 > 0.1 > report["after"]["true_attack_success"]["33"]
+    assert report["read_back"]["max_logit_difference"] < 1e-4
+    assert ncjax.load_model(out).num_classes == 43
+
+
+def test_prune_and_filter_from_the_command_line(setup, capsys):
+    code = main(_args(setup, "--labels", "33", "--method", "prune", "--prune-step", "0.1", "--out",
+                      str(setup["dir"] / "pruned.h5")))
+    assert code == 0 and "neurons of dense" in capsys.readouterr().out
+    report = json.loads((setup["dir"] / "pruned.report.json").read_text())
+    assert report["prune"]["steps"][0]["pruned"] == 0 and report["prune"]["layer"] == "dense"
+    code = main(_args(setup, "--method", "filter", "--out", str(setup["dir"] / "filter.npz"),
+                      "--report", str(setup["dir"] / "f.json")))
+    assert code == 0 and "filter: 5 neuron(s)" in capsys.readouterr().out
+    assert (setup["dir"] / "filter.npz").exists() and json.loads((setup["dir"] / "f.json").read_text())["filter"]
+
+
+@pytest.mark.parametrize("extra, says", [
+    (["--out", "x.onnx"], "Keras model is written as a .h5"),
+    (["--out", "x.h5", "--method", "filter"], "filter is written as a .npz"),
+    (["--out", "x.h5", "--labels", "7"], r"no trigger for label\(s\) \[7\]"),
+    (["--out", "x.h5", "--true-target", "3"], "--true-target goes with --true-trigger"),
+    (["--out", "x.h5", "--layer", "flatten", "--method", "prune"], "choose one of"),
+    (["--out", "x.h5", "--holdout-share", "1"], "holdout_share"),
+])
+def test_bad_command_lines_end_in_one_line_and_exit_2(setup, capsys, monkeypatch, extra, says):
+    monkeypatch.chdir(setup["dir"])
+    code = main(_args(setup, *extra))
+    err = capsys.readouterr().err
+    assert code == 2 and len(err.strip().splitlines()) == 1 and err.startswith("error: ")
+    assert re.search(says, err), err
+
+
+def test_a_scan_that_named_nothing_asks_for_labels(setup, capsys, tmp_path):
+    loaded = ncjax.load_triggers(setup["scan"]).triggers
+    clean = tmp_path / "clean_scan"
+    clean.mkdir()
+    ncjax.TriggerSet(loaded.labels, loaded.masks, loaded.patterns).save(clean / TRIGGERS_FILE, verdict="clean")
+    code = main(["--model", setup["model"], "--data", setup["data"], "--scan", str(clean), "--out",
+                 str(tmp_path / "x.h5")])
+    assert code == 2 and "--labels" in capsys.readouterr().err
+
+
+def test_python_dash_m_runs_the_command_line():
+    done = subprocess.run([sys.executable, "-m", "ncjax.mitigate", "--help"], capture_output=True, text=True)
+    assert done.returncode == 0 and "--stamped-share" in done.stdout and "--true-trigger" in done.stdout

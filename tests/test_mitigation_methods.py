@@ -1,0 +1,106 @@
+"""The three defenses on the embedded demo (a real planted backdoor): unlearning and pruning lower the trigger's
+attack success while clean accuracy holds; the filter flags stamped images at its chosen false-positive rate."""
+from __future__ import annotations
+
+import jax
+import numpy as np
+import pytest
+
+import ncjax
+from ncjax.mitigation.measure import split_images
+
+# Few steps at the reference's rate: enough on 200 training images (the default does 100 steps).
+QUICK = dict(min_steps=30)
+
+
+def test_the_split_holds_apart_part_of_every_class_and_shares_nothing():
+    labels = np.repeat(np.arange(5), [2, 3, 10, 1, 40])
+    split = split_images(labels, 0.5, seed=0)
+    assert not set(split.train) & set(split.holdout)
+    assert sorted([*split.train, *split.holdout]) == list(range(len(labels)))
+    for label in (0, 1, 2, 4):  # classes of two or more images are on both sides
+        assert np.any(labels[split.holdout] == label) and np.any(labels[split.train] == label)
+    assert np.array_equal(split.holdout, split_images(labels, 0.5, seed=0).holdout)
+
+
+def test_unlearning_removes_the_planted_trigger_and_keeps_clean_accuracy(demo_backdoor):
+    model, images, labels, square = demo_backdoor
+    result = ncjax.mitigate(model, images, labels, square, key=jax.random.key(0),
+                            config=ncjax.MitigationConfig(**QUICK), true_trigger=square)
+    assert result.before.attack_success[33] > 0.9 and result.after.attack_success[33] < 0.1
+    assert result.after.true_attack_success == result.after.attack_success
+    assert result.after.clean_accuracy > result.before.clean_accuracy - 0.06
+    assert result.unlearn.steps >= 30 and result.unlearn.stamped == round(0.2 * result.train_images)
+    assert result.train_images + result.holdout_images == len(images)
+    # Only the copy changed: the model given keeps its params.
+    assert not np.array_equal(np.asarray(result.model.params["dense"]["kernel"]),
+                              np.asarray(model.params["dense"]["kernel"]))
+    again = ncjax.mitigate(model, images, labels, square, key=jax.random.key(0), config=ncjax.MitigationConfig(**QUICK))
+    assert again.after.attack_success == result.after.attack_success  # same key, same result
+
+
+def test_unlearning_with_a_trigger_the_model_ignores_changes_little(demo_backdoor):
+    model, images, labels, square = demo_backdoor
+    corner = ncjax.Backdoor.square(4, target=5, position="top-left")
+    other = ncjax.TriggerSet([5], corner.mask[None], corner.pattern[None])
+    result = ncjax.mitigate(model, images, labels, other, key=jax.random.key(1), config=ncjax.MitigationConfig(**QUICK),
+                            true_trigger=square)
+    assert result.before.attack_success[5] < 0.1
+    assert result.after.true_attack_success[33] > 0.8  # removing another trigger leaves the real one
+
+
+def test_pruning_stops_once_the_trigger_fails_and_reports_every_step(demo_backdoor):
+    model, images, labels, square = demo_backdoor
+    result = ncjax.mitigate(model, images, labels, square, key=jax.random.key(0),
+                            config=ncjax.MitigationConfig(method="prune", prune_step=0.1))
+    curve = result.prune
+    assert curve.stop == "target reached" and curve.pruned[0] == 0
+    assert list(curve.pruned) == sorted(curve.pruned) and curve.pruned[1] == 52
+    assert result.after is curve.steps[curve.chosen] and result.after.attack_success[33] <= 0.05
+    assert curve.steps[0].attack_success[33] > 0.9
+    assert result.after.clean_accuracy >= result.before.clean_accuracy - 0.05
+    pruned_units = list(curve.order[:curve.pruned[curve.chosen]])
+    kernel = np.asarray(result.model.params["dense"]["kernel"])
+    assert not kernel[:, pruned_units].any() and kernel[:, list(curve.order[-5:])].any()
+
+
+def test_pruning_never_keeps_a_step_past_the_accuracy_limit(demo_backdoor):
+    model, images, labels, square = demo_backdoor
+    result = ncjax.mitigate(model, images, labels, square, key=jax.random.key(0),
+                            config=ncjax.MitigationConfig(method="prune", prune_step=0.5, max_accuracy_drop=0.0,
+                                                          target_attack_success=0.0))
+    curve = result.prune
+    assert curve.stop in ("accuracy limit", "target reached", "layer exhausted")
+    assert result.after.clean_accuracy >= result.before.clean_accuracy
+    if curve.stop == "accuracy limit":
+        assert curve.chosen == len(curve.steps) - 2
+
+
+def test_the_filter_flags_stamped_images_at_its_false_positive_rate(demo_backdoor, tmp_path):
+    model, images, labels, square = demo_backdoor
+    result = ncjax.mitigate(model, images, labels, square, key=jax.random.key(0),
+                            config=ncjax.MitigationConfig(method="filter"), true_trigger=square)
+    rates, input_filter = result.filter_rates, result.input_filter
+    assert result.model is model and len(rates.neurons) == 5  # 1 % of 512
+    assert rates.false_positive_rate <= 0.12 and rates.caught[33] > 0.9
+    assert result.after.attack_success[33] < 0.1
+    stamped = square.stamp(images[:20], 0, ncjax.Preprocessing())
+    assert input_filter.flags(stamped).mean() > 0.8
+    input_filter.save(tmp_path / "filter.npz")
+    again = ncjax.load_filter(tmp_path / "filter.npz", model)
+    np.testing.assert_allclose(again.score(stamped), input_filter.score(stamped), rtol=1e-6)
+    assert again.threshold == input_filter.threshold
+
+
+@pytest.mark.parametrize("bad, match", [
+    (dict(labels=None), "true label"),
+    (dict(images=np.zeros((10, 8, 8, 3))), "images must be"),
+    (dict(labels=np.full(400, 43)), "labels must be"),
+    (dict(triggers=ncjax.TriggerSet([3], np.zeros((1, 8, 8)), np.zeros((1, 8, 8, 3)))), "another model"),
+    (dict(triggers=ncjax.TriggerSet([50], np.zeros((1, 32, 32)), np.zeros((1, 32, 32, 3)))), "does not have"),
+])
+def test_inputs_that_do_not_fit_are_refused_before_any_work(demo_backdoor, bad, match):
+    model, images, labels, square = demo_backdoor
+    given = dict(images=images, labels=labels, triggers=square) | bad
+    with pytest.raises(ncjax.MitigationError, match=match):
+        ncjax.mitigate(model, given["images"], given["labels"], given["triggers"], key=jax.random.key(0))
