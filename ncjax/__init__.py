@@ -33,6 +33,7 @@ from ncjax.mitigation.api import MitigationResult, mitigate  # noqa: E402
 from ncjax.mitigation.config import MitigationConfig  # noqa: E402
 from ncjax.mitigation.input_filter import FilterRates, InputFilter, load_filter  # noqa: E402
 from ncjax.mitigation.measure import Measurement  # noqa: E402
+from ncjax.mitigation.progress import MitigationProgress  # noqa: E402
 from ncjax.mitigation.prune import PruneCurve  # noqa: E402
 from ncjax.mitigation.triggers import TriggerSet, load_triggers  # noqa: E402
 from ncjax.mitigation.unlearn import UnlearnLog  # noqa: E402
@@ -66,6 +67,7 @@ __all__ = [
     "MissingDependencyError",
     "MitigationConfig",
     "MitigationError",
+    "MitigationProgress",
     "MitigationResult",
     "ModelFileError",
     "ModelNotFoundError",

@@ -104,3 +104,12 @@ def test_inputs_that_do_not_fit_are_refused_before_any_work(demo_backdoor, bad, 
     given = dict(images=images, labels=labels, triggers=square) | bad
     with pytest.raises(ncjax.MitigationError, match=match):
         ncjax.mitigate(model, given["images"], given["labels"], given["triggers"], key=jax.random.key(0))
+
+
+def test_progress_is_reported_after_every_step(demo_backdoor):
+    model, images, labels, square = demo_backdoor
+    seen = []
+    result = ncjax.mitigate(model, images[:100], labels[:100], square, key=jax.random.key(0),
+                            config=ncjax.MitigationConfig(min_steps=4, batch_size=25), callback=seen.append)
+    assert [p.done for p in seen] == list(range(1, result.unlearn.steps + 1))
+    assert {p.total for p in seen} == {result.unlearn.steps} and seen[0].stage == "fine-tuning steps"

@@ -15,6 +15,7 @@ from ncjax.errors import MitigationError
 from ncjax.mitigation.config import MitigationConfig, Method
 from ncjax.mitigation.input_filter import FilterRates, InputFilter, neuron_count, threshold_at
 from ncjax.mitigation.measure import Measurement, Predictor, measure, split_images
+from ncjax.mitigation.progress import ProgressCallback
 from ncjax.mitigation.prune import PruneCurve, prune
 from ncjax.mitigation.ranking import most_excited, trigger_excitation
 from ncjax.mitigation.triggers import TriggerSet
@@ -55,7 +56,8 @@ class MitigationResult:
 
 def mitigate(model: Classifier, images: np.ndarray, labels: np.ndarray, triggers: TriggerSet, *,
              key: jax.Array, config: MitigationConfig = MitigationConfig(), preprocessing: Preprocessing = Preprocessing(),
-             layer: str | None = None, true_trigger: TriggerSet | None = None) -> MitigationResult:
+             layer: str | None = None, true_trigger: TriggerSet | None = None,
+             callback: ProgressCallback | None = None) -> MitigationResult:
     """Repair `model` against `triggers` with config.method; measure on a held-apart share of the images.
 
     Args:
@@ -65,6 +67,7 @@ def mitigate(model: Classifier, images: np.ndarray, labels: np.ndarray, triggers
       key: the PRNG key of the split, the stamping and the batch order.
       layer: the hidden layer for prune and filter (default: the last hidden layer with weights).
       true_trigger: known triggers (one per label) whose attack success is reported too.
+      callback: called with a MitigationProgress after each fine-tuning or pruning step.
     """
     images, labels = _checked(model, images, labels, triggers, true_trigger)
     start = time.perf_counter()
@@ -78,13 +81,14 @@ def mitigate(model: Classifier, images: np.ndarray, labels: np.ndarray, triggers
     common = dict(method=config.method, labels=tuple(int(v) for v in triggers.labels), before=before,
                   train_images=len(split.train), holdout_images=len(split.holdout))
     if config.method == "unlearn":
-        params, log = unlearn(model, *train, triggers, config=config, preprocessing=preprocessing, seed=seed)
+        params, log = unlearn(model, *train, triggers, config=config, preprocessing=preprocessing, seed=seed,
+                              callback=callback)
         after = measure(predict, params, *holdout, triggers, **settings)
         return MitigationResult(model=dataclasses.replace(model, params=params), after=after, unlearn=log,
                                 seconds=time.perf_counter() - start, **common)
     if config.method == "prune":
         params, curve = prune(model, hidden_layer(model, layer), train, holdout, triggers, config=config,
-                              predict=predict, **settings)
+                              predict=predict, callback=callback, **settings)
         return MitigationResult(model=dataclasses.replace(model, params=params), after=curve.steps[curve.chosen],
                                 prune=curve, seconds=time.perf_counter() - start, **common)
     if config.method == "filter":

@@ -23,6 +23,7 @@ from ncjax.loading import load_model, parse_input_shape
 from ncjax.mitigation.api import MitigationResult, mitigate, triggers_for
 from ncjax.mitigation.config import MitigationConfig
 from ncjax.mitigation.known_trigger import read_true_trigger
+from ncjax.mitigation.progress import MitigationProgress
 from ncjax.mitigation.triggers import load_triggers
 from ncjax.mitigation.write import model_suffix, save_model
 from ncjax.preprocess import Preprocessing
@@ -52,6 +53,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--preprocess", help="raw|mnist|inception|imagenet|torch|OFFSET,SCALE (default: the scan's)")
     p.add_argument("--bgr", action="store_true", help="with OFFSET,SCALE: the model takes BGR channels")
     p.add_argument("--seed", type=seed, default=0, help="the PRNG seed of the split, stamping and batches (default: 0)")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar on stderr")
     group = p.add_argument_group("mitigation settings (MitigationConfig)")
     add_dataclass_flags(group, MitigationConfig)
     return p
@@ -90,8 +92,13 @@ def run(args: argparse.Namespace) -> int:
     true_trigger = read_true_trigger(args.true_trigger, args.true_target, triggers, model.input_shape)
     print(f"{config.method}: model {args.model}, triggers of label(s) {', '.join(map(str, triggers.labels))} from "
           f"{args.scan}; {len(images)} clean images")
-    result = mitigate(model, images, labels, triggers, key=jax.random.key(args.seed), config=config,
-                      preprocessing=preprocessing, layer=args.layer, true_trigger=true_trigger)
+    bar = None if args.no_progress else _ProgressBar()
+    try:
+        result = mitigate(model, images, labels, triggers, key=jax.random.key(args.seed), config=config,
+                          preprocessing=preprocessing, layer=args.layer, true_trigger=true_trigger, callback=bar)
+    finally:
+        if bar is not None:
+            bar.close()
     for line in summary_lines(result):
         print(line)
     written = _write(result, out)
@@ -100,6 +107,25 @@ def run(args: argparse.Namespace) -> int:
     write_json_atomic(report, report_path)
     print(f"wrote {out} and {report_path}")
     return EXIT_OK
+
+
+class _ProgressBar:
+    """A tqdm bar on stderr, opened at the first progress report."""
+
+    def __init__(self):
+        self.bar = None
+
+    def __call__(self, progress: MitigationProgress) -> None:
+        if self.bar is None:
+            from tqdm import tqdm
+
+            self.bar = tqdm(total=progress.total, unit="step", file=sys.stderr, dynamic_ncols=True, desc=progress.stage)
+        self.bar.n = progress.done
+        self.bar.refresh()
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
 
 
 def _write(result: MitigationResult, out: Path) -> dict:

@@ -13,6 +13,7 @@ from ncjax.classifier import Classifier, Params
 from ncjax.errors import MitigationError
 from ncjax.mitigation.config import MitigationConfig
 from ncjax.mitigation.measure import Measurement, Predictor, measure
+from ncjax.mitigation.progress import MitigationProgress, ProgressCallback
 from ncjax.mitigation.ranking import most_excited, trigger_excitation
 from ncjax.mitigation.triggers import TriggerSet
 from ncjax.mitigation.weights import HiddenLayer, UnitReader, prune_units
@@ -49,7 +50,7 @@ def _worst(m: Measurement) -> float:
 def prune(model: Classifier, layer: HiddenLayer, train: tuple[np.ndarray, np.ndarray],
           holdout: tuple[np.ndarray, np.ndarray], triggers: TriggerSet, *, config: MitigationConfig,
           preprocessing: Preprocessing, predict: Predictor, true_trigger: TriggerSet | None = None,
-          ) -> tuple[Params, PruneCurve]:
+          callback: ProgressCallback | None = None) -> tuple[Params, PruneCurve]:
     """Rank on the training images, measure on the held-apart ones; returns the kept step's params."""
     start = time.perf_counter()
     read = UnitReader(model, layer)
@@ -66,6 +67,8 @@ def prune(model: Classifier, layer: HiddenLayer, train: tuple[np.ndarray, np.nda
         params = prune_units(model.params, layer, order[:count])
         steps.append(measured(params))
         pruned.append(count)
+        if callback is not None:
+            callback(MitigationProgress("pruning steps", len(pruned) - 1, -(-layer.units // per_step)))
         if steps[0].clean_accuracy - steps[-1].clean_accuracy > config.max_accuracy_drop:
             stop = "accuracy limit"
             break

@@ -16,6 +16,7 @@ import optax
 
 from ncjax.classifier import Classifier, Params
 from ncjax.mitigation.config import MitigationConfig
+from ncjax.mitigation.progress import MitigationProgress, ProgressCallback
 from ncjax.mitigation.triggers import TriggerSet
 from ncjax.mitigation.weights import trainable_mask
 from ncjax.preprocess import Preprocessing
@@ -57,7 +58,8 @@ def stamped_epoch(images: np.ndarray, triggers: TriggerSet, share: float, prepro
 
 
 def unlearn(model: Classifier, images: np.ndarray, labels: np.ndarray, triggers: TriggerSet, *,
-            config: MitigationConfig, preprocessing: Preprocessing, seed: int) -> tuple[Params, UnlearnLog]:
+            config: MitigationConfig, preprocessing: Preprocessing, seed: int,
+            callback: ProgressCallback | None = None) -> tuple[Params, UnlearnLog]:
     """Fine-tuned params and what the fine-tuning did; `images` are the training share, model input scale."""
     start = time.perf_counter()
     optimizer = _optimizer(model, config.learning_rate)
@@ -75,7 +77,8 @@ def unlearn(model: Classifier, images: np.ndarray, labels: np.ndarray, triggers:
     opt_state = optimizer.init(params)
     losses, steps, stamped = [], 0, 0
     per_epoch = -(-len(images) // config.batch_size)
-    for _ in range(max(config.epochs, -(-config.min_steps // per_epoch))):
+    epochs = max(config.epochs, -(-config.min_steps // per_epoch))
+    for _ in range(epochs):
         epoch, order, stamped = stamped_epoch(images, triggers, config.stamped_share, preprocessing, rng)
         epoch_labels, total = labels[order], 0.0
         for i in range(0, len(epoch), config.batch_size):
@@ -83,5 +86,7 @@ def unlearn(model: Classifier, images: np.ndarray, labels: np.ndarray, triggers:
                                            jnp.asarray(epoch_labels[i:i + config.batch_size]))
             total += float(loss) * len(epoch[i:i + config.batch_size])
             steps += 1
+            if callback is not None:
+                callback(MitigationProgress("fine-tuning steps", steps, epochs * per_epoch))
         losses.append(total / max(len(epoch), 1))
     return params, UnlearnLog(tuple(losses), len(images), stamped, steps, time.perf_counter() - start)
