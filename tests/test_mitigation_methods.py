@@ -113,3 +113,23 @@ def test_progress_is_reported_after_every_step(demo_backdoor):
                             config=ncjax.MitigationConfig(min_steps=4, batch_size=25), callback=seen.append)
     assert [p.done for p in seen] == list(range(1, result.unlearn.steps + 1))
     assert {p.total for p in seen} == {result.unlearn.steps} and seen[0].stage == "fine-tuning steps"
+
+
+def test_an_onnx_model_is_fine_tuned_in_its_weights_only(tmp_path):
+    pytest.importorskip("onnx")
+    from conftest import ROOT
+
+    model = ncjax.load_model(ROOT / "tests" / "fixtures" / "onnx" / "dynamo_flatten.onnx")
+    rng = np.random.default_rng(0)
+    images = rng.uniform(0, 255, (60, 16, 16, 3)).astype(np.float32)
+    labels = np.asarray(model(images)).argmax(axis=1)  # what the model says: a consistent labelling
+    labels[:3] = np.arange(3)  # at least two classes
+    corner = ncjax.Backdoor.square(3, target=1, image_shape=(16, 16, 3))
+    trigger = ncjax.TriggerSet([1], corner.mask[None], corner.pattern[None])
+    result = ncjax.mitigate(model, images, labels, trigger, key=jax.random.key(0),
+                            config=ncjax.MitigationConfig(min_steps=5, batch_size=10))
+    assert float(result.model.params["val_1"]) == float(model.params["val_1"])
+    assert not np.array_equal(np.asarray(result.model.params["fc1.weight"]), np.asarray(model.params["fc1.weight"]))
+    ncjax.save_model(result.model, tmp_path / "repaired.onnx")
+    np.testing.assert_allclose(np.asarray(ncjax.load_model(tmp_path / "repaired.onnx")(images)),
+                               np.asarray(result.model(images)), rtol=1e-5, atol=1e-5)

@@ -79,3 +79,11 @@ def test_onnx_conv_nodes_are_pruned_per_channel():
     assert np.all(after[:, 3] == 0) and after.max() > 0
     with pytest.raises(ncjax.MitigationError, match="no node"):
         hidden_layer(model, "nowhere")
+
+
+def test_onnx_fine_tuning_moves_layer_weights_not_the_input_scaling():
+    pytest.importorskip("onnx")
+    model = ncjax.load_model(ONNX / "dynamo_flatten.onnx")
+    mask = trainable_mask(model)
+    assert mask["val_1"] is False  # the divisor of x / 255
+    assert all(mask[name] for name in ("c1.weight", "c1.bias", "fc1.weight", "fc2.bias"))

@@ -46,12 +46,32 @@ class HiddenLayer:
 
 
 def trainable_mask(model: Classifier) -> Any:
-    """A pytree like model.params: True where fine-tuning may change the weight (statistics stay frozen)."""
+    """A pytree like model.params: True where fine-tuning may change the weight. Statistics stay frozen; in ONNX
+    graphs so do constants that are not a layer's weights (an input scaling such as x / 255)."""
     if model.format == "onnx":
-        frozen = {name for node in _onnx_nodes(model) if node.op_type == "BatchNormalization"
-                  for name in node.inputs[3:5]}
-        return {name: name not in frozen for name in model.params}
+        weights = _onnx_weights(model)
+        return {name: name in weights for name in model.params}
     return jax.tree_util.tree_map_with_path(lambda path, _: _key(path[-1]) not in KERAS_STATISTICS, model.params)
+
+
+# ONNX operators and the input positions that hold their trained weights.
+ONNX_WEIGHT_INPUTS = {"Conv": (1, 2), "ConvTranspose": (1, 2), "Gemm": (0, 1, 2), "MatMul": (0, 1),
+                      "BatchNormalization": (1, 2), "InstanceNormalization": (1, 2), "LayerNormalization": (1, 2),
+                      "PRelu": (1,)}
+
+
+def _onnx_weights(model: Classifier) -> set[str]:
+    """Initializers some node uses as a trained weight, or as the bias added right after a MatMul or Conv."""
+    nodes = _onnx_nodes(model)
+    producer = {out: n for n in nodes for out in n.outputs}
+    found = set()
+    for node in nodes:
+        positions = ONNX_WEIGHT_INPUTS.get(node.op_type, ())
+        found |= {name for k, name in enumerate(node.inputs) if k in positions and name in model.params}
+        if node.op_type == "Add" and any(producer.get(i) is not None and producer[i].op_type in ("MatMul", "Conv")
+                                         for i in node.inputs):
+            found |= {name for name in node.inputs if name in model.params}
+    return found
 
 
 def _key(entry) -> str:
