@@ -13,14 +13,13 @@ import numpy as np
 from ncjax.classifier import Classifier
 from ncjax.errors import MitigationError
 from ncjax.mitigation.config import MitigationConfig, Method
-from ncjax.mitigation.input_filter import FilterRates, InputFilter, neuron_count, threshold_at
+from ncjax.mitigation.input_filter import FilterRates, InputFilter, fit_filter
 from ncjax.mitigation.measure import Measurement, Predictor, measure, split_images
 from ncjax.mitigation.progress import ProgressCallback
 from ncjax.mitigation.prune import PruneCurve, prune
-from ncjax.mitigation.ranking import most_excited, trigger_excitation
 from ncjax.mitigation.triggers import TriggerSet
 from ncjax.mitigation.unlearn import UnlearnLog, unlearn
-from ncjax.mitigation.weights import UnitReader, hidden_layer
+from ncjax.mitigation.weights import hidden_layer
 from ncjax.preprocess import Preprocessing
 
 
@@ -70,6 +69,9 @@ def mitigate(model: Classifier, images: np.ndarray, labels: np.ndarray, triggers
       callback: called with a MitigationProgress after each fine-tuning or pruning step.
     """
     images, labels = _checked(model, images, labels, triggers, true_trigger)
+    if layer is not None and config.method == "unlearn":
+        raise MitigationError("a layer is chosen for pruning or the filter; unlearning fine-tunes every layer.")
+    hidden = hidden_layer(model, layer) if config.method in ("prune", "filter") else None
     start = time.perf_counter()
     seed = int(jax.random.randint(key, (), 0, np.iinfo(np.int32).max))
     split = split_images(labels, config.holdout_share, seed)
@@ -87,48 +89,16 @@ def mitigate(model: Classifier, images: np.ndarray, labels: np.ndarray, triggers
         return MitigationResult(model=dataclasses.replace(model, params=params), after=after, unlearn=log,
                                 seconds=time.perf_counter() - start, **common)
     if config.method == "prune":
-        params, curve = prune(model, hidden_layer(model, layer), train, holdout, triggers, config=config,
-                              predict=predict, callback=callback, **settings)
+        params, curve = prune(model, hidden, train, holdout, triggers, config=config, predict=predict,
+                              callback=callback, **settings)
         return MitigationResult(model=dataclasses.replace(model, params=params), after=curve.steps[curve.chosen],
                                 prune=curve, seconds=time.perf_counter() - start, **common)
     if config.method == "filter":
-        input_filter, rates, after = _filter(model, layer, train, holdout, triggers, config, predict, **settings)
+        input_filter, rates, after = fit_filter(model, hidden, train, holdout, triggers, config=config,
+                                                predict=predict, **settings)
         return MitigationResult(model=model, after=after, input_filter=input_filter, filter_rates=rates,
                                 seconds=time.perf_counter() - start, **common)
     raise MitigationError(f"unknown mitigation method {config.method!r}.")  # MitigationConfig refuses it first
-
-
-def _filter(model, layer_name, train, holdout, triggers, config, predict, *, preprocessing, true_trigger):
-    layer = hidden_layer(model, layer_name)
-    read = UnitReader(model, layer)
-    order = most_excited(trigger_excitation(read, model.params, *train, triggers, preprocessing))
-    neurons = np.sort(order[:neuron_count(config.filter_neurons, layer.units)])
-    clean_scores = read(model.params, train[0])[:, neurons].mean(axis=1)
-    input_filter = InputFilter(model, layer, neurons, threshold_at(clean_scores, config.false_positive_rate))
-    images, labels = holdout
-    clean_flags = input_filter.flags(images)
-    passed_correct = float(np.mean((predict(model.params, images) == labels) & ~clean_flags))
-
-    def caught_and_passed(chosen: TriggerSet, which: int) -> tuple[float, float]:
-        others = images[labels != chosen.labels[which]]
-        if len(others) == 0:
-            return float("nan"), float("nan")
-        stamped = chosen.stamp(others, which, preprocessing)
-        flags = input_filter.flags(stamped)
-        hits = predict(model.params, stamped) == chosen.labels[which]
-        return float(flags.mean()), float(np.mean(hits & ~flags))
-
-    def each(chosen: TriggerSet) -> dict[int, tuple[float, float]]:
-        return {int(t): caught_and_passed(chosen, k) for k, t in enumerate(chosen.labels)}
-
-    per_trigger = each(triggers)
-    true = None if true_trigger is None else each(true_trigger)
-    rates = FilterRates(input_filter.threshold, tuple(int(v) for v in neurons), float(clean_flags.mean()),
-                        {t: v[0] for t, v in per_trigger.items()},
-                        None if true is None else {t: v[0] for t, v in true.items()})
-    after = Measurement(passed_correct, {t: v[1] for t, v in per_trigger.items()},
-                        None if true is None else {t: v[1] for t, v in true.items()}, len(images))
-    return input_filter, rates, after
 
 
 def _checked(model: Classifier, images, labels, triggers: TriggerSet, true_trigger: TriggerSet | None):

@@ -13,7 +13,12 @@ import numpy as np
 
 from ncjax.classifier import Classifier, Params
 from ncjax.errors import MitigationError
+from ncjax.mitigation.config import MitigationConfig
+from ncjax.mitigation.measure import Measurement, Predictor
+from ncjax.mitigation.ranking import most_excited, trigger_excitation
+from ncjax.mitigation.triggers import TriggerSet
 from ncjax.mitigation.weights import HiddenLayer, UnitReader, hidden_layer
+from ncjax.preprocess import Preprocessing
 from ncjax.safe_files import open_npz
 
 FILTER_FORMAT = "ncjax-filter-1"
@@ -88,3 +93,40 @@ def neuron_count(share: float, units: int) -> int:
 def threshold_at(scores: np.ndarray, false_positive_rate: float) -> float:
     """The score above which `false_positive_rate` of these clean images lie."""
     return float(np.quantile(scores, 1.0 - false_positive_rate))
+
+
+def fit_filter(model: Classifier, layer: HiddenLayer, train: tuple[np.ndarray, np.ndarray],
+               holdout: tuple[np.ndarray, np.ndarray], triggers: TriggerSet, *, config: MitigationConfig,
+               predict: Predictor, preprocessing: Preprocessing, true_trigger: TriggerSet | None = None,
+               ) -> tuple[InputFilter, FilterRates, Measurement]:
+    """Choose the neurons and the threshold on the training images; measure on the held-apart ones the filter's
+    rates and the model behind it (a flagged image counts as refused)."""
+    read = UnitReader(model, layer)
+    order = most_excited(trigger_excitation(read, model.params, *train, triggers, preprocessing))
+    neurons = np.sort(order[:neuron_count(config.filter_neurons, layer.units)])
+    clean_scores = read(model.params, train[0])[:, neurons].mean(axis=1)
+    input_filter = InputFilter(model, layer, neurons, threshold_at(clean_scores, config.false_positive_rate))
+    images, labels = holdout
+    clean_flags = input_filter.flags(images)
+    passed_correct = float(np.mean((predict(model.params, images) == labels) & ~clean_flags))
+
+    def caught_and_passed(chosen: TriggerSet, which: int) -> tuple[float, float]:
+        others = images[labels != chosen.labels[which]]
+        if len(others) == 0:
+            return float("nan"), float("nan")
+        stamped = chosen.stamp(others, which, preprocessing)
+        flags = input_filter.flags(stamped)
+        hits = predict(model.params, stamped) == chosen.labels[which]
+        return float(flags.mean()), float(np.mean(hits & ~flags))
+
+    def each(chosen: TriggerSet) -> dict[int, tuple[float, float]]:
+        return {int(t): caught_and_passed(chosen, k) for k, t in enumerate(chosen.labels)}
+
+    per_trigger = each(triggers)
+    true = None if true_trigger is None else each(true_trigger)
+    rates = FilterRates(input_filter.threshold, tuple(int(v) for v in neurons), float(clean_flags.mean()),
+                        {t: v[0] for t, v in per_trigger.items()},
+                        None if true is None else {t: v[0] for t, v in true.items()})
+    after = Measurement(passed_correct, {t: v[1] for t, v in per_trigger.items()},
+                        None if true is None else {t: v[1] for t, v in true.items()}, len(images))
+    return input_filter, rates, after
