@@ -102,7 +102,7 @@ def scan(subject: str, setup: dict, work: Path) -> dict:
             "scan_s": report["timings"]["wall_s"]}
 
 
-def subject_rows(subject: str, work: Path) -> list[dict]:
+def subject_rows(subject: str, work: Path, only: set[str] | None = None) -> list[dict]:
     setup = prepare(subject, work)
     scanned = scan(subject, setup, work)
     loaded = ncjax.load_triggers(scanned["out"])
@@ -113,6 +113,7 @@ def subject_rows(subject: str, work: Path) -> list[dict]:
     true = setup["true"]
     rows = []
     methods = {name: {"method": name} for name in METHODS} | (CURVE if subject == "real-backdoor" else {})
+    methods = {name: settings for name, settings in methods.items() if only is None or name in only}
     for method, settings in methods.items():
         start = time.perf_counter()
         result = ncjax.mitigate(model, images, labels, triggers.select(chosen), key=jax.random.key(0),
@@ -147,6 +148,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--subjects", default=",".join(SUBJECTS))
     parser.add_argument("--work", default="/tmp/ncjax_mitigation", help="models, data and scans (not committed)")
+    parser.add_argument("--methods", help="comma-separated methods to rerun (default: all)")
     parser.add_argument("--report", action="store_true", help="write mitigation.md and the figure from the rows")
     args = parser.parse_args()
     if args.report:
@@ -158,7 +160,7 @@ def main() -> int:
     for subject in args.subjects.split(","):
         if subject not in SUBJECTS:
             parser.error(f"unknown subject {subject!r}; choose from {', '.join(SUBJECTS)}")
-        for row in subject_rows(subject, work):
+        for row in subject_rows(subject, work, set(args.methods.split(",")) if args.methods else None):
             with open(RESULTS, "a") as f:
                 f.write(json.dumps(row) + "\n")
     return 0

@@ -36,7 +36,7 @@ def _table(rows: list[dict]) -> list[str]:
             outcome = f"{step['pruned']} of {p['units']} neurons of {p['layer']} ({p['stop']})"
         elif r["method"] == "filter":
             f = r["filter"]
-            outcome = (f"{len(f['neurons'])} neurons; flags {_pct(f['false_positive_rate'])} % of clean; catches "
+            outcome = (f"{len(next(iter(f['neurons'].values())))} neurons per trigger; flags {_pct(f['false_positive_rate'])} % of clean; catches "
                        f"reversed {_triggers(f['caught'])}, true {_triggers(f['true_caught'])}")
         elif "read_back" in r:
             outcome = f"written and read back: max logit difference {r['read_back']['max_logit_difference']:.2g}"
@@ -44,7 +44,7 @@ def _table(rows: list[dict]) -> list[str]:
             f"| {r['subject']} | {r['verdict']} {r['named']} | {r['labels_removed']} | {r['method']} | "
             f"{_pct(b['clean_accuracy'])} -> {_pct(a['clean_accuracy'])} | {_triggers(b['attack_success'])} -> "
             f"{_triggers(a['attack_success'])} | {_triggers(b['true_attack_success'])} -> "
-            f"{_triggers(a['true_attack_success'])} | {r['seconds']} | {outcome} |")
+            f"{_triggers(a['true_attack_success'])} | {r['seconds']:.0f} | {outcome} |")
     return lines
 
 

@@ -62,7 +62,7 @@ def test_prune_and_filter_from_the_command_line(setup, capsys):
     assert report["prune"]["steps"][0]["pruned"] == 0 and report["prune"]["layer"] == "dense"
     code = main(_args(setup, "--method", "filter", "--out", str(setup["dir"] / "filter.npz"),
                       "--report", str(setup["dir"] / "f.json")))
-    assert code == 0 and "filter: 5 neuron(s)" in capsys.readouterr().out
+    assert code == 0 and "filter: 5 neuron(s) per trigger" in capsys.readouterr().out
     assert (setup["dir"] / "filter.npz").exists() and json.loads((setup["dir"] / "f.json").read_text())["filter"]
 
 

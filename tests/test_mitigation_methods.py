@@ -81,7 +81,7 @@ def test_the_filter_flags_stamped_images_at_its_false_positive_rate(demo_backdoo
     result = ncjax.mitigate(model, images, labels, square, key=jax.random.key(0),
                             config=ncjax.MitigationConfig(method="filter"), true_trigger=square)
     rates, input_filter = result.filter_rates, result.input_filter
-    assert result.model is model and len(rates.neurons) == 5  # 1 % of 512
+    assert result.model is model and len(rates.neurons[33]) == 5  # 1 % of 512
     assert rates.false_positive_rate <= 0.12 and rates.caught[33] > 0.9
     assert result.after.attack_success[33] < 0.1
     stamped = square.stamp(images[:20], 0, ncjax.Preprocessing())
@@ -90,6 +90,19 @@ def test_the_filter_flags_stamped_images_at_its_false_positive_rate(demo_backdoo
     again = ncjax.load_filter(tmp_path / "filter.npz", model)
     np.testing.assert_allclose(again.score(stamped), input_filter.score(stamped), rtol=1e-6)
     assert again.threshold == input_filter.threshold
+
+
+def test_the_filter_keeps_one_neuron_group_per_trigger_and_catches_each(demo_backdoor):
+    """Two triggers of different strength: a single ranking would give all neurons to the stronger one."""
+    model, images, labels, square = demo_backdoor
+    corner = ncjax.Backdoor.square(6, target=5, position="top-left", color=(255.0, 0.0, 0.0))
+    both = ncjax.TriggerSet([33, 5], np.stack([square.masks[0], corner.mask]),
+                            np.stack([square.patterns[0], corner.pattern]))
+    result = ncjax.mitigate(model, images, labels, both, key=jax.random.key(0),
+                            config=ncjax.MitigationConfig(method="filter", filter_neurons=0.02))
+    groups = result.filter_rates.neurons
+    assert set(groups) == {33, 5} and all(len(g) == 10 for g in groups.values()) and groups[33] != groups[5]
+    assert len(result.input_filter.groups) == 2 and result.filter_rates.caught[33] > 0.9
 
 
 @pytest.mark.parametrize("bad, match", [
@@ -133,3 +146,19 @@ def test_an_onnx_model_is_fine_tuned_in_its_weights_only(tmp_path):
     ncjax.save_model(result.model, tmp_path / "repaired.onnx")
     np.testing.assert_allclose(np.asarray(ncjax.load_model(tmp_path / "repaired.onnx")(images)),
                                np.asarray(result.model(images)), rtol=1e-5, atol=1e-5)
+
+
+def test_filter_files_that_are_not_ours_are_refused(demo_backdoor, tmp_path):
+    model = demo_backdoor[0]
+    np.savez(tmp_path / "other.npz", x=np.zeros(2))
+    with pytest.raises(ncjax.MitigationError, match="not an ncjax filter file"):
+        ncjax.load_filter(tmp_path / "other.npz", model)
+    meta = np.asarray('{"format": "ncjax-filter-2", "layer": "dense", "threshold": 1.0}')
+    np.savez(tmp_path / "uneven.npz", neurons=np.arange(5), sizes=np.asarray([2, 2]), centers=np.zeros(2),
+             scales=np.ones(2), meta=meta)
+    with pytest.raises(ncjax.MitigationError, match="do not add up"):
+        ncjax.load_filter(tmp_path / "uneven.npz", model)
+    np.savez(tmp_path / "outside.npz", neurons=np.asarray([600]), sizes=np.asarray([1]), centers=np.zeros(1),
+             scales=np.ones(1), meta=meta)
+    with pytest.raises(ncjax.MitigationError, match=r"\[0, 512\)"):
+        ncjax.load_filter(tmp_path / "outside.npz", model)

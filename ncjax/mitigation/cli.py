@@ -164,7 +164,8 @@ def summary_lines(result: MitigationResult) -> list[str]:
     if result.filter_rates is not None:
         rates = result.filter_rates
         caught = ", ".join(f"{k}: {_percent(v)}" for k, v in rates.caught.items())
-        lines.append(f"filter: {len(rates.neurons)} neuron(s); flags {_percent(rates.false_positive_rate)} of clean "
+        per_trigger = len(next(iter(rates.neurons.values())))
+        lines.append(f"filter: {per_trigger} neuron(s) per trigger; flags {_percent(rates.false_positive_rate)} of clean "
                      f"held-apart images; catches stamped images {caught}"
                      + "".join(f", true trigger of {k}: {_percent(v)}" for k, v in (rates.true_caught or {}).items()))
     return lines

@@ -1,5 +1,6 @@
 """The input filter (the paper's Section VI.A): an image's score is the mean activation of the hidden neurons
-the reversed triggers excite most; images scoring above a threshold set on clean images are flagged."""
+a reversed trigger excites most (one group per trigger); images scoring above a threshold set on clean images
+are flagged."""
 from __future__ import annotations
 
 import json
@@ -8,6 +9,7 @@ import os
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Sequence
 
 import numpy as np
 
@@ -15,32 +17,48 @@ from ncjax.classifier import Classifier, Params
 from ncjax.errors import MitigationError
 from ncjax.mitigation.config import MitigationConfig
 from ncjax.mitigation.measure import Measurement, Predictor
-from ncjax.mitigation.ranking import most_excited, trigger_excitation
+from ncjax.mitigation.ranking import most_excited, trigger_excitations
 from ncjax.mitigation.triggers import TriggerSet
 from ncjax.mitigation.weights import HiddenLayer, UnitReader, hidden_layer
 from ncjax.preprocess import Preprocessing
 from ncjax.safe_files import open_npz
 
-FILTER_FORMAT = "ncjax-filter-1"
+FILTER_FORMAT = "ncjax-filter-2"
 
 
 class InputFilter:
-    """`score(x)`: mean activation of the chosen neurons per image (model input scale); `flags(x)`: score above
-    the threshold."""
+    """`score(x)`: per image (model input scale), the largest over triggers of how far the mean activation of that
+    trigger's neurons lies above its level on clean images, in clean standard deviations (with one trigger, the
+    paper's score, standardized); `flags(x)`: score above the threshold.
 
-    def __init__(self, model: Classifier, layer: HiddenLayer, neurons, threshold: float, *,
-                 params: Params | None = None):
-        neurons = np.asarray(neurons, np.int64).reshape(-1)
-        if neurons.size == 0 or neurons.min() < 0 or neurons.max() >= layer.units:
-            raise MitigationError(f"filter: neuron indices must lie in [0, {layer.units}) for layer {layer.name!r}.")
-        if not math.isfinite(threshold):
-            raise MitigationError(f"filter: the threshold must be a finite number, got {threshold!r}.")
-        self.model, self.layer, self.neurons, self.threshold = model, layer, neurons, float(threshold)
+    One group of neurons per trigger: a filter for two triggers built from one ranking would keep the neurons of
+    the trigger that excites them most and miss the other (measured in experiments/mitigation.md).
+    """
+
+    def __init__(self, model: Classifier, layer: HiddenLayer, groups: Sequence[Sequence[int]], centers, scales,
+                 threshold: float, *, params: Params | None = None):
+        groups = tuple(np.asarray(g, np.int64).reshape(-1) for g in groups)
+        centers, scales = np.asarray(centers, np.float64).reshape(-1), np.asarray(scales, np.float64).reshape(-1)
+        if not groups or any(g.size == 0 or g.min() < 0 or g.max() >= layer.units for g in groups):
+            raise MitigationError(f"filter: every neuron group must hold indices in [0, {layer.units}) of layer "
+                                  f"{layer.name!r}.")
+        if len(centers) != len(groups) or len(scales) != len(groups) or not (
+                np.all(np.isfinite(centers)) and np.all(scales > 0) and np.all(np.isfinite(scales))
+                and math.isfinite(threshold)):
+            raise MitigationError("filter: one finite clean level and one positive finite spread per neuron group, "
+                                  "and a finite threshold, are needed.")
+        self.model, self.layer, self.groups = model, layer, groups
+        self.centers, self.scales, self.threshold = centers, scales, float(threshold)
         self._params = model.params if params is None else params
         self._read = UnitReader(model, layer)
 
+    def group_means(self, images: np.ndarray) -> np.ndarray:
+        """(N, groups): the mean activation of each group's neurons per image."""
+        values = self._read(self._params, np.asarray(images, np.float32))
+        return np.stack([values[:, g].mean(axis=1) for g in self.groups], axis=1)
+
     def score(self, images: np.ndarray) -> np.ndarray:
-        return self._read(self._params, np.asarray(images, np.float32))[:, self.neurons].mean(axis=1)
+        return ((self.group_means(images) - self.centers) / self.scales).max(axis=1)
 
     def flags(self, images: np.ndarray) -> np.ndarray:
         return self.score(images) > self.threshold
@@ -50,7 +68,8 @@ class InputFilter:
                 "model": self.model.source}
         path = Path(path)
         partial = path.with_name(path.name + ".partial.npz")
-        np.savez(partial, neurons=self.neurons, meta=np.asarray(json.dumps(meta)))
+        np.savez(partial, neurons=np.concatenate(self.groups), sizes=np.asarray([len(g) for g in self.groups]),
+                 centers=self.centers, scales=self.scales, meta=np.asarray(json.dumps(meta)))
         os.replace(partial, path)
 
 
@@ -58,14 +77,20 @@ def load_filter(path: str | os.PathLike, model: Classifier) -> InputFilter:
     """A filter written by InputFilter.save, for `model` (the one it was fitted on)."""
     try:
         with open_npz(os.fspath(path), error=MitigationError, what="filter file", max_bytes=1 << 26) as data:
-            neurons, meta = data["neurons"], json.loads(str(data["meta"]))
+            arrays = {k: data[k] for k in ("neurons", "sizes", "centers", "scales", "meta")}
+        meta = json.loads(str(arrays["meta"]))
         if meta.get("format") != FILTER_FORMAT:
             raise ValueError(f"format {meta.get('format')!r}")
+        sizes = arrays["sizes"].astype(np.int64)
+        if sizes.size == 0 or sizes.min() < 1 or sizes.sum() != len(arrays["neurons"]):
+            raise ValueError("neuron groups that do not add up")
+        groups = np.split(arrays["neurons"], np.cumsum(sizes)[:-1])
     except MitigationError:
         raise
     except (OSError, ValueError, KeyError, TypeError, AttributeError, EOFError, zipfile.BadZipFile) as e:
         raise MitigationError(f"{os.fspath(path)!r} is not an ncjax filter file ({type(e).__name__}: {e}).") from None
-    return InputFilter(model, hidden_layer(model, meta["layer"]), neurons, float(meta["threshold"]))
+    return InputFilter(model, hidden_layer(model, meta["layer"]), groups, arrays["centers"], arrays["scales"],
+                       float(meta["threshold"]))
 
 
 @dataclass(frozen=True)
@@ -73,14 +98,14 @@ class FilterRates:
     """On held-apart images: the share of clean ones flagged and of stamped ones caught, per trigger."""
 
     threshold: float
-    neurons: tuple[int, ...]
+    neurons: dict[int, tuple[int, ...]]  # reversed trigger's label -> its neurons
     false_positive_rate: float
     caught: dict[int, float]  # reversed trigger's label -> share of stamped images flagged
     true_caught: dict[int, float] | None  # each known trigger's, by its label
 
     def as_dict(self) -> dict:
         true = self.true_caught
-        return {"threshold": self.threshold, "neurons": list(self.neurons),
+        return {"threshold": self.threshold, "neurons": {str(k): list(v) for k, v in self.neurons.items()},
                 "false_positive_rate": self.false_positive_rate,
                 "caught": {str(k): v for k, v in self.caught.items()},
                 "true_caught": None if true is None else {str(k): v for k, v in true.items()}}
@@ -102,10 +127,14 @@ def fit_filter(model: Classifier, layer: HiddenLayer, train: tuple[np.ndarray, n
     """Choose the neurons and the threshold on the training images; measure on the held-apart ones the filter's
     rates and the model behind it (a flagged image counts as refused)."""
     read = UnitReader(model, layer)
-    order = most_excited(trigger_excitation(read, model.params, *train, triggers, preprocessing))
-    neurons = np.sort(order[:neuron_count(config.filter_neurons, layer.units)])
-    clean_scores = read(model.params, train[0])[:, neurons].mean(axis=1)
-    input_filter = InputFilter(model, layer, neurons, threshold_at(clean_scores, config.false_positive_rate))
+    excitations = trigger_excitations(read, model.params, *train, triggers, preprocessing)
+    count = neuron_count(config.filter_neurons, layer.units)
+    groups = [np.sort(most_excited(e)[:count]) for e in excitations]
+    clean = read(model.params, train[0])
+    means = np.stack([clean[:, g].mean(axis=1) for g in groups], axis=1)
+    centers, scales = means.mean(axis=0), np.maximum(means.std(axis=0), 1e-6)
+    scores = ((means - centers) / scales).max(axis=1)
+    input_filter = InputFilter(model, layer, groups, centers, scales, threshold_at(scores, config.false_positive_rate))
     images, labels = holdout
     clean_flags = input_filter.flags(images)
     passed_correct = float(np.mean((predict(model.params, images) == labels) & ~clean_flags))
@@ -124,7 +153,8 @@ def fit_filter(model: Classifier, layer: HiddenLayer, train: tuple[np.ndarray, n
 
     per_trigger = each(triggers)
     true = None if true_trigger is None else each(true_trigger)
-    rates = FilterRates(input_filter.threshold, tuple(int(v) for v in neurons), float(clean_flags.mean()),
+    neurons = {int(t): tuple(int(v) for v in g) for t, g in zip(triggers.labels, groups)}
+    rates = FilterRates(input_filter.threshold, neurons, float(clean_flags.mean()),
                         {t: v[0] for t, v in per_trigger.items()},
                         None if true is None else {t: v[0] for t, v in true.items()})
     after = Measurement(passed_correct, {t: v[1] for t, v in per_trigger.items()},

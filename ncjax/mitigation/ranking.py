@@ -1,5 +1,5 @@
 """Which hidden neurons a trigger excites: the paper ranks them by how much more they fire on stamped images
-than on the same images clean (Section VI.A/B), here the largest such difference over the triggers."""
+than on the same images clean (Section VI.A/B); per trigger, or the largest such difference over triggers."""
 from __future__ import annotations
 
 import numpy as np
@@ -10,17 +10,23 @@ from ncjax.mitigation.weights import UnitReader
 from ncjax.preprocess import Preprocessing
 
 
-def trigger_excitation(read: UnitReader, params: Params, images: np.ndarray, labels: np.ndarray,
-                       triggers: TriggerSet, preprocessing: Preprocessing) -> np.ndarray:
-    """(units,): per unit, the largest over triggers of mean activation stamped minus clean, on the images not
-    of the trigger's label."""
+def trigger_excitations(read: UnitReader, params: Params, images: np.ndarray, labels: np.ndarray,
+                        triggers: TriggerSet, preprocessing: Preprocessing) -> np.ndarray:
+    """(triggers, units): per trigger and unit, mean activation stamped minus clean, on the images not of the
+    trigger's label."""
     differences = []
     for k, target in enumerate(triggers.labels):
         others = images[labels != target]
         clean = read(params, others).mean(axis=0)
         stamped = read(params, triggers.stamp(others, k, preprocessing)).mean(axis=0)
         differences.append(stamped - clean)
-    return np.max(differences, axis=0)
+    return np.stack(differences)
+
+
+def trigger_excitation(read: UnitReader, params: Params, images: np.ndarray, labels: np.ndarray,
+                       triggers: TriggerSet, preprocessing: Preprocessing) -> np.ndarray:
+    """(units,): per unit, the largest excitation over the triggers."""
+    return trigger_excitations(read, params, images, labels, triggers, preprocessing).max(axis=0)
 
 
 def most_excited(excitation: np.ndarray) -> np.ndarray:
