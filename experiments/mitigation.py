@@ -38,8 +38,10 @@ FIGURE = ROOT / "experiments" / "figures" / "mitigation_prune_real.png"
 WIDE = ("white-2-corner", "white-4-center", "random-4-corner", "two-targets", "white-3-gray-reference")
 SUBJECTS = ("real-backdoor", "real-clean", "demo-backdoor", "demo-clean", *WIDE)
 METHODS = {"unlearn": {}, "prune": {}, "filter": {}}
-# The whole pruning curve, to the accuracy limit, for the figure: where the true trigger stops, if it does.
-CURVE = {"prune-to-limit": {"method": "prune", "target_attack_success": 0.0}}
+# The whole pruning curve, to the accuracy limit, for the figure: where the true trigger stops, if it does; and
+# pruning the last convolution instead of the default dense layer.
+CURVE = {"prune-to-limit": {"method": "prune", "target_attack_success": 0.0},
+         "prune-last-conv-to-limit": {"method": "prune", "layer": "conv2d_5", "target_attack_success": 0.0}}
 DEMO_IMAGES = 4000
 
 
@@ -116,8 +118,9 @@ def subject_rows(subject: str, work: Path, only: set[str] | None = None) -> list
     methods = {name: settings for name, settings in methods.items() if only is None or name in only}
     for method, settings in methods.items():
         start = time.perf_counter()
+        config = ncjax.MitigationConfig(**{k: v for k, v in settings.items() if k != "layer"})
         result = ncjax.mitigate(model, images, labels, triggers.select(chosen), key=jax.random.key(0),
-                                config=ncjax.MitigationConfig(**settings), preprocessing=loaded.preprocessing,
+                                config=config, preprocessing=loaded.preprocessing, layer=settings.get("layer"),
                                 true_trigger=true)
         seconds = time.perf_counter() - start
         row = {"subject": subject, "verdict": scanned["verdict"], "named": scanned["named"],

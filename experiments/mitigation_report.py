@@ -49,30 +49,34 @@ def _table(rows: list[dict]) -> list[str]:
 
 
 def _figure(rows: list[dict], figure: Path) -> bool:
-    row = next((r for r in rows if r["subject"] == "real-backdoor" and r["method"] == "prune-to-limit"), None)
-    if row is None:
+    curves = [r for name in ("prune-to-limit", "prune-last-conv-to-limit") for r in rows
+              if r["subject"] == "real-backdoor" and r["method"] == name]
+    if not curves:
         return False
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    steps = row["prune"]["steps"]
-    share = [100 * s["pruned_share"] for s in steps]
-    fig, ax = plt.subplots(figsize=(6, 3.6))
-    ax.plot(share, [100 * s["clean_accuracy"] for s in steps], "o-", label="clean accuracy")
-    for label in steps[0]["attack_success"]:
-        ax.plot(share, [100 * s["attack_success"][label] for s in steps], "s-", label=f"reversed trigger of {label}")
-    for label in steps[0]["true_attack_success"] or {}:
-        ax.plot(share, [100 * s["true_attack_success"][label] for s in steps], "^-", label=f"true trigger of {label}")
-    ax.set_xlabel(f"neurons of {row['prune']['layer']} pruned (%)")
-    ax.set_ylabel("% of held-apart images")
-    ax.set_title("Pruning the real backdoored GTSRB model")
-    ax.legend(fontsize=8)
-    ax.grid(alpha=0.3)
+    fig, axes = plt.subplots(1, len(curves), figsize=(6 * len(curves), 3.6), squeeze=False)
+    for ax, row in zip(axes[0], curves):
+        steps = row["prune"]["steps"]
+        share = [100 * s["pruned_share"] for s in steps]
+        ax.plot(share, [100 * s["clean_accuracy"] for s in steps], "o-", label="clean accuracy")
+        for label in steps[0]["attack_success"]:
+            ax.plot(share, [100 * s["attack_success"][label] for s in steps], "s-",
+                    label=f"reversed trigger of {label}")
+        for label in steps[0]["true_attack_success"] or {}:
+            ax.plot(share, [100 * s["true_attack_success"][label] for s in steps], "^-",
+                    label=f"true trigger of {label}")
+        ax.set_xlabel(f"neurons of {row['prune']['layer']} pruned (%), most trigger-excited first")
+        ax.set_ylabel("% of held-apart images")
+        ax.set_title(f"real backdoored GTSRB model: pruning {row['prune']['layer']}", fontsize=10)
+        ax.legend(fontsize=8)
+        ax.grid(alpha=0.3)
     fig.tight_layout()
     figure.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(figure, dpi=120)
+    fig.savefig(figure, dpi=110)
     return True
 
 
