@@ -37,10 +37,12 @@ class UnlearnLog:
                 "steps": self.steps, "seconds": self.seconds}
 
 
-def _optimizer(model: Classifier, learning_rate: float) -> optax.GradientTransformation:
+def _optimizer(model: Classifier, learning_rate: float, steps: int) -> optax.GradientTransformation:
+    """Adam on the trained weights, its rate decaying to 0 along a cosine over the steps; statistics frozen."""
     mask = trainable_mask(model)
     labels = jax.tree_util.tree_map(lambda trainable: "train" if trainable else "frozen", mask)
-    return optax.multi_transform({"train": optax.adam(learning_rate), "frozen": optax.set_to_zero()}, labels)
+    schedule = optax.cosine_decay_schedule(learning_rate, max(steps, 1))
+    return optax.multi_transform({"train": optax.adam(schedule), "frozen": optax.set_to_zero()}, labels)
 
 
 def stamped_epoch(images: np.ndarray, triggers: TriggerSet, share: float, preprocessing: Preprocessing,
@@ -62,7 +64,9 @@ def unlearn(model: Classifier, images: np.ndarray, labels: np.ndarray, triggers:
             callback: ProgressCallback | None = None) -> tuple[Params, UnlearnLog]:
     """Fine-tuned params and what the fine-tuning did; `images` are the training share, model input scale."""
     start = time.perf_counter()
-    optimizer = _optimizer(model, config.learning_rate)
+    per_epoch = -(-len(images) // config.batch_size)
+    epochs = max(config.epochs, -(-config.min_steps // per_epoch))
+    optimizer = _optimizer(model, config.learning_rate, epochs * per_epoch)
 
     @jax.jit
     def step(params, opt_state, x, y):
@@ -76,8 +80,6 @@ def unlearn(model: Classifier, images: np.ndarray, labels: np.ndarray, triggers:
     params, rng = model.params, np.random.default_rng(seed)
     opt_state = optimizer.init(params)
     losses, steps, stamped = [], 0, 0
-    per_epoch = -(-len(images) // config.batch_size)
-    epochs = max(config.epochs, -(-config.min_steps // per_epoch))
     for _ in range(epochs):
         epoch, order, stamped = stamped_epoch(images, triggers, config.stamped_share, preprocessing, rng)
         epoch_labels, total = labels[order], 0.0
