@@ -40,6 +40,8 @@ SUBJECTS = ("real-backdoor", "real-clean", "demo-backdoor", "demo-clean", *WIDE)
 METHODS = {"unlearn": {}, "prune": {}, "filter": {}}
 # The whole pruning curve, to the accuracy limit, for the figure: where the true trigger stops, if it does; and
 # pruning the last convolution instead of the default dense layer.
+# Unlearning the real models with other keys (another split, other stamps and batches).
+SEEDS = {f"unlearn-seed-{seed}": {"method": "unlearn", "seed": seed} for seed in (1, 2)}
 CURVE = {"prune-to-limit": {"method": "prune", "target_attack_success": 0.0},
          "prune-last-conv-to-limit": {"method": "prune", "layer": "conv2d_5", "target_attack_success": 0.0}}
 DEMO_IMAGES = 4000
@@ -115,13 +117,15 @@ def subject_rows(subject: str, work: Path, only: set[str] | None = None) -> list
     true = setup["true"]
     rows = []
     methods = {name: {"method": name} for name in METHODS} | (CURVE if subject == "real-backdoor" else {})
+    if subject.startswith("real-"):
+        methods |= SEEDS
     methods = {name: settings for name, settings in methods.items() if only is None or name in only}
     for method, settings in methods.items():
         start = time.perf_counter()
-        config = ncjax.MitigationConfig(**{k: v for k, v in settings.items() if k != "layer"})
-        result = ncjax.mitigate(model, images, labels, triggers.select(chosen), key=jax.random.key(0),
-                                config=config, preprocessing=loaded.preprocessing, layer=settings.get("layer"),
-                                true_trigger=true)
+        config = ncjax.MitigationConfig(**{k: v for k, v in settings.items() if k not in ("layer", "seed")})
+        key = jax.random.key(settings.get("seed", 0))
+        result = ncjax.mitigate(model, images, labels, triggers.select(chosen), key=key, config=config,
+                                preprocessing=loaded.preprocessing, layer=settings.get("layer"), true_trigger=true)
         seconds = time.perf_counter() - start
         row = {"subject": subject, "verdict": scanned["verdict"], "named": scanned["named"],
                "scan_s": round(scanned["scan_s"], 1),
@@ -130,8 +134,8 @@ def subject_rows(subject: str, work: Path, only: set[str] | None = None) -> list
                "seconds": round(seconds, 1), **result.as_dict(), "settings": settings,
                "device": f"{jax.default_backend()}: {jax.devices()[0].device_kind}"}
         row["method"] = method  # the variant's name ("prune-to-limit"), not only the defense's
-        if method == "unlearn":
-            row["read_back"] = _write_and_read(result.model, work / subject / "unlearned.h5", images)
+        if method.startswith("unlearn"):
+            row["read_back"] = _write_and_read(result.model, work / subject / f"{method}.h5", images)
         rows.append(row)
         print(f"{subject} {method}: accuracy {result.before.clean_accuracy:.4f} -> {result.after.clean_accuracy:.4f}; "
               f"true {result.before.true_attack_success} -> {result.after.true_attack_success} ({seconds:.0f} s)",
