@@ -6,8 +6,8 @@ import json
 from pathlib import Path
 
 
-def _pct(value) -> str:
-    return "n/a" if value is None or value != value else f"{100 * value:.1f}"
+def _pct(value, digits: int = 1) -> str:
+    return "n/a" if value is None or value != value else f"{100 * value:.{digits}f}"
 
 
 def _triggers(values: dict | None) -> str:
@@ -42,7 +42,7 @@ def _table(rows: list[dict]) -> list[str]:
             outcome = f"written and read back: max logit difference {r['read_back']['max_logit_difference']:.2g}"
         lines.append(
             f"| {r['subject']} | {r['verdict']} {r['named']} | {r['labels_removed']} | {r['method']} | "
-            f"{_pct(b['clean_accuracy'])} -> {_pct(a['clean_accuracy'])} | {_triggers(b['attack_success'])} -> "
+            f"{_pct(b['clean_accuracy'], 2)} -> {_pct(a['clean_accuracy'], 2)} | {_triggers(b['attack_success'])} -> "
             f"{_triggers(a['attack_success'])} | {_triggers(b['true_attack_success'])} -> "
             f"{_triggers(a['true_attack_success'])} | {r['seconds']:.0f} | {outcome} |")
     return lines

@@ -96,3 +96,24 @@ def test_a_scan_that_named_nothing_asks_for_labels(setup, capsys, tmp_path):
 def test_python_dash_m_runs_the_command_line():
     done = subprocess.run([sys.executable, "-m", "ncjax.mitigate", "--help"], capture_output=True, text=True)
     assert done.returncode == 0 and "--stamped-share" in done.stdout and "--true-trigger" in done.stdout
+
+
+def test_an_onnx_model_is_repaired_into_an_onnx_file(tmp_path, capsys):
+    pytest.importorskip("onnx")
+    from conftest import ROOT
+
+    source = ROOT / "tests" / "fixtures" / "onnx" / "dynamo_flatten.onnx"
+    model = ncjax.load_model(source)
+    images = np.random.default_rng(0).uniform(0, 255, (60, 16, 16, 3)).astype(np.float32)
+    labels = np.asarray(model(images)).argmax(axis=1)
+    labels[:3] = np.arange(3)
+    np.savez(tmp_path / "clean.npz", x=images, y=labels)
+    corner = ncjax.Backdoor.square(3, target=1, image_shape=(16, 16, 3))
+    (tmp_path / "scan").mkdir()
+    ncjax.TriggerSet([1], corner.mask[None], corner.pattern[None], named=(1,)).save(tmp_path / "scan" / TRIGGERS_FILE)
+    code = main(["--model", str(source), "--data", str(tmp_path / "clean.npz"), "--scan", str(tmp_path / "scan"),
+                 "--out", str(tmp_path / "repaired.onnx"), "--min-steps", "4", "--batch-size", "10", "--no-progress"])
+    assert code == 0, capsys.readouterr().err
+    report = json.loads((tmp_path / "repaired.report.json").read_text())
+    assert report["read_back"]["max_logit_difference"] < 1e-4 and report["unlearn"]["steps"] >= 4
+    assert ncjax.load_model(tmp_path / "repaired.onnx").format == "onnx"

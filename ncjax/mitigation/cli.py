@@ -101,7 +101,10 @@ def run(args: argparse.Namespace) -> int:
             bar.close()
     for line in summary_lines(result):
         print(line)
-    written = _write(result, out)
+    try:
+        written = _write(result, out)
+    except OSError as e:
+        raise UsageError(f"cannot write {str(out)!r} ({e.strerror or e}); nothing else was written.") from None
     report = {"model": args.model, "data": args.data, "scan": args.scan, "out": str(out), **result.as_dict(),
               "read_back": written}
     write_json_atomic(report, report_path)
@@ -134,7 +137,8 @@ def _write(result: MitigationResult, out: Path) -> dict:
         result.input_filter.save(out)
         return {"written": str(out)}
     save_model(result.model, out)
-    again = load_model(out, input_shape=result.model.input_shape)
+    layout = result.model.input_layout if result.model.format == "onnx" else None
+    again = load_model(out, input_shape=result.model.input_shape, layout=layout)
     probe = jax.random.uniform(jax.random.key(0), (8, *result.model.input_shape), maxval=255.0)
     difference = float(np.max(np.abs(np.asarray(again(probe)) - np.asarray(result.model(probe)))))
     print(f"read back {out}: the largest logit difference from the repaired model is {difference:.2g}")
