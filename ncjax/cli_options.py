@@ -5,13 +5,15 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import logging
 import math
+import sys
 import types
 import typing
-from typing import Any, Iterable
+from typing import Any, Callable, Iterable, Sequence
 
 from ncjax.choices import field_types, literal_choices
-from ncjax.errors import UsageError
+from ncjax.errors import NCJaxError, UsageError
 from ncjax.preprocess import Preprocessing
 
 
@@ -141,3 +143,18 @@ def preprocessing_flag(text: str, bgr: bool) -> Preprocessing:
     except ValueError:
         raise UsageError(f"--preprocess must be raw, mnist, inception, imagenet, torch or OFFSET,SCALE; got {text!r}.") from None
     return Preprocessing(mode="custom", offset=offset, scale=scale, channel_order="bgr" if bgr else "rgb")
+
+
+EXIT_BAD_INPUT = 2
+
+
+def run_command(parser: argparse.ArgumentParser, run: Callable[[argparse.Namespace], int],
+                argv: Sequence[str] | None) -> int:
+    """Parse `argv` and run: an NCJaxError ends in one line on stderr and exit 2, never a traceback."""
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.WARNING)
+    try:
+        return run(args)
+    except NCJaxError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return EXIT_BAD_INPUT

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import logging
 import signal
 import sys
 from dataclasses import dataclass
@@ -31,11 +30,12 @@ from ncjax.cli_options import (
     int_at_least,
     label_list,
     preprocessing_flag,
+    run_command,
     seed,
 )
 from ncjax.config import ScanConfig
 from ncjax.data import load_images
-from ncjax.errors import NCJaxError, PreflightError, UsageError
+from ncjax.errors import PreflightError, UsageError
 from ncjax.loading import load_model, parse_input_shape
 from ncjax.mitigation.triggers import TRIGGERS_FILE, TriggerSet
 from ncjax.outlier import l1_norms
@@ -327,13 +327,7 @@ def run(args: argparse.Namespace) -> int:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
-    logging.basicConfig(level=logging.WARNING)
-    try:
-        return run(args)
-    except NCJaxError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return EXIT_BAD_INPUT
+    return run_command(build_parser(), run, argv)
 
 
 if __name__ == "__main__":

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import logging
 import sys
 from pathlib import Path
 from typing import Sequence
@@ -16,9 +15,17 @@ from typing import Sequence
 import jax
 import numpy as np
 
-from ncjax.cli_options import OneLineParser, add_dataclass_flags, given_values, label_list, preprocessing_flag, seed
+from ncjax.cli_options import (
+    OneLineParser,
+    add_dataclass_flags,
+    given_values,
+    label_list,
+    preprocessing_flag,
+    run_command,
+    seed,
+)
 from ncjax.data import load_images
-from ncjax.errors import NCJaxError, UsageError
+from ncjax.errors import UsageError
 from ncjax.loading import load_model, parse_input_shape
 from ncjax.mitigation.api import MitigationResult, mitigate, triggers_for
 from ncjax.mitigation.config import MitigationConfig
@@ -29,7 +36,7 @@ from ncjax.mitigation.write import model_suffix, save_model
 from ncjax.preprocess import Preprocessing
 from ncjax.report import write_json_atomic
 
-EXIT_OK, EXIT_BAD_INPUT = 0, 2
+EXIT_OK, EXIT_INTERRUPTED = 0, 130
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -175,14 +182,13 @@ def summary_lines(result: MitigationResult) -> list[str]:
     return lines
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
-    logging.basicConfig(level=logging.WARNING)
+def _interruptible(args: argparse.Namespace) -> int:
     try:
         return run(args)
-    except NCJaxError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return EXIT_BAD_INPUT
     except KeyboardInterrupt:
         print("\ninterrupted: nothing was written.", file=sys.stderr)
-        return 130
+        return EXIT_INTERRUPTED
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    return run_command(build_parser(), _interruptible, argv)
