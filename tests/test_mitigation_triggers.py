@@ -93,3 +93,13 @@ def test_a_known_trigger_reads_from_two_pictures_or_an_npz(tmp_path):
         read_true_trigger(str(tmp_path / "true.npz"), 2, removed, (9, 9, 3))
     with pytest.raises(ncjax.MitigationError, match="--true-target"):
         read_true_trigger(str(tmp_path / "true.npz"), None, _set(labels=(1, 2)), (8, 8, 3))
+
+
+def test_stamping_for_a_bgr_model_blends_the_rgb_trigger_then_reorders():
+    triggers = _set(labels=(1,))
+    bgr = ncjax.Preprocessing(mode="custom", scale=1 / 255, offset=0.0, channel_order="bgr")
+    raw = np.random.default_rng(2).uniform(0, 255, (3, 8, 8, 3)).astype(np.float32)
+    model_input = raw[..., ::-1] / 255
+    stamped = triggers.stamp(model_input, 0, bgr)
+    expected = triggers.stamp(raw, 0, ncjax.Preprocessing())[..., ::-1] / 255
+    np.testing.assert_allclose(stamped, expected, rtol=1e-5, atol=1e-5)
