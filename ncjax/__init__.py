@@ -4,6 +4,8 @@ from ncjax._xla_flags import configure_xla_flags
 configure_xla_flags()  # must run before JAX initializes a backend
 
 from ncjax.classifier import Classifier  # noqa: E402
+from ncjax.auditing.api import AuditResult, audit  # noqa: E402
+from ncjax.auditing.items import AuditItem  # noqa: E402
 from ncjax.config import ScanConfig  # noqa: E402
 from ncjax.data import load_images  # noqa: E402
 from ncjax.errors import (  # noqa: E402
@@ -51,6 +53,8 @@ from ncjax.verdict import Verdict, decide  # noqa: E402
 __version__ = "0.1.0"
 
 __all__ = [
+    "AuditItem",
+    "AuditResult",
     "Backdoor",
     "CheckpointError",
     "Classifier",
@@ -92,6 +96,7 @@ __all__ = [
     "UnsupportedModelError",
     "UsageError",
     "Verdict",
+    "audit",
     "best_over_restarts",
     "check_candidates",
     "check_sources",

@@ -1,0 +1,1 @@
+"""Many models in one run: ncjax.audit scans each model into its own folder and keeps one row per model."""

@@ -1,0 +1,60 @@
+"""ncjax.audit: scan many models, one after another in this process, each into its own folder, one row each."""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, Sequence
+
+from ncjax.auditing.items import AuditItem, apply_truth, expand
+from ncjax.auditing.local import scan_item
+from ncjax.auditing.rows import append_row, latest_rows
+from ncjax.auditing.summary import Rates, rates, write_csv, write_markdown
+from ncjax.errors import UsageError
+
+
+@dataclass(frozen=True)
+class AuditResult:
+    """Every model's row (its last, in the order given), how many failed, and the rates against the truth."""
+
+    rows: tuple[dict, ...]
+    failed: int
+    skipped: int  # rows already written by an earlier run, not scanned again
+    rates: Rates | None
+
+
+def audit(models: Sequence[str | os.PathLike | AuditItem], *, out: str | os.PathLike, data: str | None = None,
+          truth: str | os.PathLike | None = None, scan_args: Sequence[str] = (),
+          callback: Callable[[dict], None] | None = None) -> AuditResult:
+    """Scan every model (files, folders of models, CSV/JSON manifests) into out/<name>/, appending each row to
+    out/audit.jsonl as it finishes; a rerun skips models whose row is written and resumes a model whose scan
+    checkpoint is there. A model that cannot be read or fails gets an error row and the audit goes on.
+
+    Args:
+      data: the clean images for models whose manifest row names none.
+      truth: a CSV/JSON (path or name, truth infected|clean, target) for rates and ROC-AUC.
+      scan_args: flags of `python -m ncjax.run` applied to every scan (e.g. ["--preset", "fast"]).
+      callback: called with each new row.
+    """
+    items = apply_truth(expand(models), truth)
+    missing = [item.name for item in items if not (item.data or data)]
+    if missing:
+        raise UsageError(f"no clean images for {', '.join(missing[:5])}: give --data, or a data column in the manifest.")
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    done = {name: row for name, row in latest_rows(out).items() if row.get("status") == "done"}
+    skipped = 0
+    for item in items:
+        if item.name in done:
+            skipped += 1
+            continue
+        row = scan_item(item, out, data=data, scan_args=scan_args)
+        append_row(out, row)
+        done[item.name] = row
+        if callback is not None:
+            callback(row)
+    every = latest_rows(out)
+    rows = tuple(every[item.name] for item in items if item.name in every)
+    write_csv(list(rows), out / "audit.csv")
+    write_markdown(list(rows), out / "audit.md")
+    return AuditResult(rows, sum(r["status"] == "error" for r in rows), skipped, rates(list(rows)))

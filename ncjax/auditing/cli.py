@@ -1,0 +1,62 @@
+"""`python -m ncjax.audit MODELS... --data D --out DIR`: scan many models, one row each in DIR/audit.jsonl.
+
+MODELS are model files, folders of them (.h5/.keras/.onnx) or CSV/JSON manifests (path, data, data_key,
+preprocess, layout, truth, target). Flags this command does not know are passed to every `python -m ncjax.run`
+(e.g. --preset fast --restarts 2). A rerun skips models already done. Exit codes: 0 every model scanned, 1 some
+model failed (its row says why), 2 bad input, 130 interrupted (rerun the same command to go on).
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+from typing import Sequence
+
+from ncjax.auditing.api import audit
+from ncjax.cli_options import OneLineParser, run_command
+
+EXIT_OK, EXIT_SOME_FAILED, EXIT_INTERRUPTED = 0, 1, 130
+
+
+class _AuditParser(OneLineParser):
+    """Keeps the flags it does not know for the scans."""
+
+    def parse_args(self, args=None, namespace=None):  # type: ignore[override]
+        known, rest = self.parse_known_args(args, namespace)
+        known.scan_args = rest
+        return known
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = _AuditParser(prog="python -m ncjax.audit", description=__doc__.splitlines()[0].split(": ", 1)[1])
+    p.add_argument("models", nargs="+", help="model files, folders of models, or CSV/JSON manifests")
+    p.add_argument("--data", help="clean images for every model whose manifest row names none")
+    p.add_argument("--truth", help="CSV/JSON: path (or name), truth (infected|clean), target: adds the rates")
+    p.add_argument("--out", required=True, help="the audit's folder: audit.jsonl, audit.csv, audit.md, one folder "
+                                                "per model")
+    return p
+
+
+def run(args: argparse.Namespace) -> int:
+    def report(row: dict) -> None:
+        what = row.get("verdict_line") if row["status"] == "done" else f"error: {row.get('error')}"
+        print(f"{row['name']}: {what}", flush=True)
+
+    try:
+        result = audit(args.models, out=args.out, data=args.data, truth=args.truth, scan_args=args.scan_args,
+                       callback=report)
+    except KeyboardInterrupt:
+        print("\ninterrupted: the rows written are kept, and a model's scan state; rerun the same command to go on.",
+              file=sys.stderr)
+        return EXIT_INTERRUPTED
+    done = len(result.rows) - result.failed
+    print(f"{done} of {len(result.rows)} models scanned ({result.skipped} from an earlier run), {result.failed} "
+          f"failed; wrote {args.out}/audit.jsonl, audit.csv and audit.md")
+    if result.rates is not None:
+        r = result.rates
+        print(f"truth: {r.detected} of {r.infected} infected called INFECTED, {r.false_alarms} of {r.clean} clean; "
+              f"ROC-AUC {'n/a' if r.auc is None else f'{r.auc:.3f}'}")
+    return EXIT_SOME_FAILED if result.failed else EXIT_OK
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    return run_command(build_parser(), run, argv)

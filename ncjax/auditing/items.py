@@ -1,0 +1,125 @@
+"""What an audit scans: model files, folders of them, or a manifest (CSV or JSON), each with its data."""
+from __future__ import annotations
+
+import csv
+import json
+import os
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterable, Literal, Sequence
+
+from ncjax.errors import UsageError
+
+MODEL_SUFFIXES = (".h5", ".keras", ".onnx")
+Truth = Literal["infected", "clean"]
+MANIFEST_FIELDS = ("path", "data", "data_key", "preprocess", "layout", "truth", "target")
+
+
+@dataclass(frozen=True)
+class AuditItem:
+    """One model to scan, with its clean images and, where known, whether it is backdoored and to which label."""
+
+    model: str
+    data: str | None = None  # None: the audit's --data
+    name: str = ""  # its folder and row key; unique in an audit (made from the file name)
+    data_key: str | None = None
+    preprocess: str | None = None
+    layout: str | None = None
+    truth: Truth | None = None
+    target: int | None = None
+
+
+def expand(sources: Sequence[str | os.PathLike | AuditItem]) -> list[AuditItem]:
+    """Files as they are, folders as the models inside (sorted), .csv/.json manifests as their rows; names unique."""
+    items: list[AuditItem] = []
+    for source in sources:
+        if isinstance(source, AuditItem):
+            items.append(source)
+            continue
+        path = Path(source)
+        if path.is_dir():
+            found = sorted(p for p in path.iterdir() if p.suffix.lower() in MODEL_SUFFIXES and p.is_file())
+            if not found:
+                raise UsageError(f"{str(path)!r} holds no model files ({', '.join(MODEL_SUFFIXES)}).")
+            items += [AuditItem(str(p)) for p in found]
+        elif path.suffix.lower() in (".csv", ".json"):
+            items += read_manifest(path)
+        else:
+            items.append(AuditItem(str(path)))
+    return _named(items)
+
+
+def _named(items: Iterable[AuditItem]) -> list[AuditItem]:
+    named, used = [], set()
+    for item in items:
+        base = item.name or re.sub(r"[^A-Za-z0-9_.-]", "_", Path(item.model).stem) or "model"
+        name, k = base, 2
+        while name in used:
+            name, k = f"{base}-{k}", k + 1
+        used.add(name)
+        named.append(AuditItem(**{**vars(item), "name": name}))
+    return named
+
+
+def read_manifest(path: Path) -> list[AuditItem]:
+    """A manifest's rows: `path` required; data, data_key, preprocess, layout, truth, target optional. Relative
+    paths are taken from the manifest's folder."""
+    try:
+        text = path.read_text()
+        rows = json.loads(text) if path.suffix.lower() == ".json" else list(csv.DictReader(text.splitlines()))
+    except (OSError, UnicodeDecodeError, ValueError) as e:
+        raise UsageError(f"cannot read the manifest {str(path)!r} ({e}).") from None
+    if not isinstance(rows, list) or not all(isinstance(r, dict) for r in rows):
+        raise UsageError(f"the manifest {str(path)!r} must be a list of rows (objects, or CSV lines with a header).")
+    items = []
+    for number, row in enumerate(rows, 1):
+        where = f"{path}, row {number}"
+        unknown = set(row) - set(MANIFEST_FIELDS) - {"name"}
+        if unknown or not row.get("path"):
+            raise UsageError(f"{where}: needs 'path' and knows {', '.join(MANIFEST_FIELDS)}; got {sorted(row)}.")
+        items.append(AuditItem(model=_relative(path, row["path"]), data=_relative(path, row.get("data")),
+                               name=str(row.get("name") or ""), data_key=row.get("data_key") or None,
+                               preprocess=row.get("preprocess") or None, layout=row.get("layout") or None,
+                               truth=_truth(row.get("truth"), where), target=_target(row.get("target"), where)))
+    return items
+
+
+def _relative(manifest: Path, value) -> str | None:
+    if not value:
+        return None
+    return str(value) if os.path.isabs(str(value)) else str(manifest.parent / str(value))
+
+
+def _truth(value, where: str) -> Truth | None:
+    if value in (None, ""):
+        return None
+    text = str(value).strip().lower()
+    if text not in ("infected", "clean"):
+        raise UsageError(f"{where}: truth must be 'infected' or 'clean', got {value!r}.")
+    return text  # type: ignore[return-value]
+
+
+def _target(value, where: str) -> int | None:
+    if value in (None, ""):
+        return None
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        raise UsageError(f"{where}: target must be a label number, got {value!r}.") from None
+
+
+def apply_truth(items: list[AuditItem], truth_file: str | os.PathLike | None) -> list[AuditItem]:
+    """Truth from a CSV/JSON (path or name, truth, target) for the items that match by path, file or name."""
+    if truth_file is None:
+        return items
+    known = {}
+    for entry in read_manifest(Path(truth_file)):
+        for key in (entry.model, Path(entry.model).name, Path(entry.model).stem):
+            known[key] = entry
+    out = []
+    for item in items:
+        match = known.get(item.model) or known.get(Path(item.model).name) or known.get(item.name)
+        out.append(item if match is None else AuditItem(**{**vars(item), "truth": match.truth,
+                                                           "target": match.target}))
+    return out

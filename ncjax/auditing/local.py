@@ -1,0 +1,56 @@
+"""One model of an audit, scanned in this process by the command line's own code into its folder."""
+from __future__ import annotations
+
+import contextlib
+import json
+import time
+from pathlib import Path
+from typing import Sequence
+
+from ncjax.auditing.items import AuditItem
+from ncjax.run import EXIT_BAD_INPUT, EXIT_INTERRUPTED, EXIT_TERMINATED, STATE_FILE
+from ncjax.run import main as scan_main
+
+LOG_FILE = "scan.log"
+
+
+def scan_item(item: AuditItem, out: Path, *, data: str | None, scan_args: Sequence[str] = ()) -> dict:
+    """Scan `item` into out/<name>/ (resuming its checkpoint if one is there) and return its row.
+
+    The scan's printed lines go to out/<name>/scan.log. A model that cannot be read or whose scan fails gets a
+    row with status "error" and the message; an interrupt propagates, leaving the checkpoint for a rerun.
+    """
+    folder = out / item.name
+    folder.mkdir(parents=True, exist_ok=True)
+    args = ["--model", item.model, "--data", item.data or data or "", "--out", str(folder), "--no-progress",
+            *(["--data-key", item.data_key] if item.data_key else []),
+            *(["--preprocess", item.preprocess] if item.preprocess else []),
+            *(["--layout", item.layout] if item.layout else []),
+            *(["--resume"] if (folder / STATE_FILE).exists() else []), *scan_args]
+    row = {"name": item.name, "model": item.model, "data": item.data or data, "truth": item.truth,
+           "target": item.target, "folder": str(folder)}
+    start = time.perf_counter()
+    with open(folder / LOG_FILE, "a") as log, contextlib.redirect_stdout(log), contextlib.redirect_stderr(log):
+        try:
+            code = scan_main(args)
+        except Exception as e:  # a crash inside one model's scan must not end the audit
+            return {**row, "status": "error", "error": f"{type(e).__name__}: {e}"[:500],
+                    "wall_s": time.perf_counter() - start}
+    if code in (EXIT_INTERRUPTED, EXIT_TERMINATED):
+        raise KeyboardInterrupt("SIGTERM" if code == EXIT_TERMINATED else "")
+    if code == EXIT_BAD_INPUT or not (folder / "report.json").exists():
+        return {**row, "status": "error", "error": _last_error(folder / LOG_FILE), "wall_s": time.perf_counter() - start}
+    return {**row, "status": "done", **_from_report(folder / "report.json"), "wall_s": time.perf_counter() - start}
+
+
+def _last_error(log: Path) -> str:
+    lines = [line for line in log.read_text(errors="replace").splitlines() if line.startswith("error: ")]
+    return lines[-1][len("error: "):] if lines else "the scan wrote no report"
+
+
+def _from_report(path: Path) -> dict:
+    report = json.loads(path.read_text())
+    score = report.get("score") or {}
+    return {"verdict": report["verdict"], "labels": report["verdict_labels"], "score": score.get("score"),
+            "anomaly_index": report["mad"]["anomaly_index"], "scan_s": report["timings"]["wall_s"],
+            "verdict_line": report["verdict_line"]}

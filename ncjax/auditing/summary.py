@@ -1,0 +1,86 @@
+"""audit.csv and audit.md from the rows: verdicts, scores, labels, times; with truth, the rates and ROC-AUC."""
+from __future__ import annotations
+
+import csv
+import math
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+CSV_FIELDS = ("name", "model", "status", "verdict", "score", "labels", "truth", "target", "found", "scan_s",
+              "wall_s", "error")
+
+
+@dataclass(frozen=True)
+class Rates:
+    """Against the truth given: infected models called INFECTED, clean ones called INFECTED, and the score's AUC."""
+
+    infected: int
+    detected: int
+    clean: int
+    false_alarms: int
+    auc: float | None  # ROC-AUC of the score, infected against clean (None without both kinds)
+
+
+def found(row: dict) -> bool | None:
+    """Whether an infected model's verdict named its target (None where there is no target or no verdict)."""
+    if row.get("status") != "done" or row.get("target") is None or row.get("truth") != "infected":
+        return None
+    return row.get("verdict") == "infected" and row["target"] in row.get("labels", [])
+
+
+def rates(rows: list[dict]) -> Rates | None:
+    judged = [r for r in rows if r.get("status") == "done" and r.get("truth") in ("infected", "clean")]
+    if not judged:
+        return None
+    infected = [r for r in judged if r["truth"] == "infected"]
+    clean = [r for r in judged if r["truth"] == "clean"]
+    return Rates(len(infected), sum(r["verdict"] == "infected" for r in infected), len(clean),
+                 sum(r["verdict"] == "infected" for r in clean), auc([_score(r) for r in infected],
+                                                                      [_score(r) for r in clean]))
+
+
+def _score(row: dict) -> float:
+    score = row.get("score")
+    return float(score) if score is not None and math.isfinite(float(score)) else 0.0
+
+
+def auc(positives: list[float], negatives: list[float]) -> float | None:
+    """The chance a positive outscores a negative (ties count half): the area under the ROC curve."""
+    if not positives or not negatives:
+        return None
+    wins = sum((p > n) + 0.5 * (p == n) for p in positives for n in negatives)
+    return wins / (len(positives) * len(negatives))
+
+
+def write_csv(rows: list[dict], path: str | os.PathLike) -> None:
+    with open(path, "w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=CSV_FIELDS, extrasaction="ignore")
+        writer.writeheader()
+        for row in rows:
+            writer.writerow({**row, "labels": " ".join(map(str, row.get("labels") or [])), "found": found(row)})
+
+
+def _cell(value) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, float):
+        return f"{value:.2f}"
+    return str(value).replace("|", "/")
+
+
+def write_markdown(rows: list[dict], path: str | os.PathLike) -> None:
+    lines = ["# Audit", "", f"{len(rows)} models: {sum(r['status'] == 'done' for r in rows)} scanned, "
+             f"{sum(r['status'] == 'error' for r in rows)} failed.", ""]
+    summary = rates(rows)
+    if summary is not None:
+        lines += [f"Against the truth given: {summary.detected} of {summary.infected} infected models called "
+                  f"INFECTED, {summary.false_alarms} of {summary.clean} clean models called INFECTED; ROC-AUC of "
+                  f"the score: {'n/a' if summary.auc is None else f'{summary.auc:.3f}'}.", ""]
+    lines += ["| model | verdict | score | labels named | truth (target) | scan s | error |", "|---|---|---|---|---|---|---|"]
+    for r in rows:
+        truth = "" if r.get("truth") is None else f"{r['truth']}" + ("" if r.get("target") is None else f" ({r['target']})")
+        lines.append(f"| {_cell(r['name'])} | {_cell(r.get('verdict'))} | {_cell(r.get('score'))} | "
+                     f"{_cell(' '.join(map(str, r.get('labels') or [])))} | {truth} | {_cell(r.get('scan_s'))} | "
+                     f"{_cell(r.get('error'))} |")
+    Path(path).write_text("\n".join(lines) + "\n")

@@ -1,0 +1,115 @@
+"""ncjax.audit and `python -m ncjax.audit`: many models, one row each, failures kept as rows, reruns skip."""
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+import ncjax
+from conftest import KERAS_FIXTURES
+from ncjax.auditing.cli import main
+from ncjax.auditing.items import expand
+from ncjax.auditing.rows import read_rows
+from ncjax.auditing.summary import auc
+
+MODEL = KERAS_FIXTURES / "tfkeras" / "sequential.h5"  # 12x12x3, 5 classes
+SCAN = ["--labels", "1,2,3", "--batch-size", "8", "--nb-sample", "16", "--max-epochs", "6", "--patience", "1",
+        "--attack-success-threshold", "0.9", "--source-check", "0"]
+
+
+@pytest.fixture
+def zoo(tmp_path):
+    """Two copies of the fixture model, a file that is no model, and clean images for them."""
+    folder = tmp_path / "zoo"
+    folder.mkdir()
+    for name in ("a.h5", "b.h5"):
+        (folder / name).write_bytes(MODEL.read_bytes())
+    (folder / "broken.h5").write_bytes(b"not an HDF5 file")
+    data = tmp_path / "clean.npz"
+    np.savez(data, x=np.random.default_rng(0).uniform(0, 255, (40, 12, 12, 3)).astype(np.float32))
+    return folder, data
+
+
+def test_a_folder_is_audited_with_an_error_row_for_the_broken_file(zoo, tmp_path):
+    folder, data = zoo
+    out = tmp_path / "audit"
+    result = ncjax.audit([folder], out=out, data=str(data), scan_args=SCAN)
+    names = [r["name"] for r in result.rows]
+    assert names == ["a", "b", "broken"] and result.failed == 1 and result.skipped == 0
+    a, b, broken = result.rows
+    assert a["status"] == b["status"] == "done" and broken["status"] == "error"
+    assert "HDF5" in broken["error"] or "not" in broken["error"]
+    assert a["verdict"] == b["verdict"] and a["labels"] == b["labels"]  # same model, same key: same verdict
+    for name in ("a", "b"):
+        assert (out / name / "report.json").exists() and (out / name / "triggers.npz").exists()
+    assert len(read_rows(out)) == 3
+    assert (out / "audit.csv").read_text().splitlines()[0].startswith("name,model,status,verdict")
+    assert "1 failed" in (out / "audit.md").read_text()
+
+
+def test_a_rerun_skips_what_is_done_and_retries_what_failed(zoo, tmp_path):
+    folder, data = zoo
+    out = tmp_path / "audit"
+    ncjax.audit([folder], out=out, data=str(data), scan_args=SCAN)
+    report = (out / "a" / "report.json").read_text()
+    again = ncjax.audit([folder], out=out, data=str(data), scan_args=SCAN)
+    assert again.skipped == 2 and again.failed == 1
+    assert (out / "a" / "report.json").read_text() == report
+    assert [r["name"] for r in read_rows(out)] == ["a", "b", "broken", "broken"]  # only the failure ran again
+
+
+def test_a_manifest_with_truth_gives_rates_and_the_command_line_exit_code(zoo, tmp_path, capsys):
+    folder, data = zoo
+    manifest = tmp_path / "models.csv"
+    manifest.write_text(f"path,data,truth,target\n{folder / 'a.h5'},{data},infected,2\n{folder / 'b.h5'},,clean,\n")
+    out = tmp_path / "audit"
+    code = main([str(manifest), "--data", str(data), "--out", str(out), *SCAN])
+    printed = capsys.readouterr().out
+    assert code == 0 and "2 of 2 models scanned" in printed and "truth:" in printed
+    rows = read_rows(out)
+    assert [r["truth"] for r in rows] == ["infected", "clean"] and rows[0]["target"] == 2
+    code = main([str(folder), "--data", str(data), "--out", str(tmp_path / "second"), *SCAN])
+    assert code == 1  # the broken file failed
+
+
+def test_bad_audits_end_in_one_line(tmp_path, capsys):
+    code = main([str(tmp_path), "--out", str(tmp_path / "out")])
+    assert code == 2 and capsys.readouterr().err.startswith("error: ")
+    manifest = tmp_path / "m.csv"
+    manifest.write_text("path,truth\nx.h5,maybe\n")
+    assert main([str(manifest), "--data", "d.npz", "--out", str(tmp_path / "o")]) == 2
+    assert "truth must be" in capsys.readouterr().err
+    (tmp_path / "x.h5").write_bytes(b"")
+    assert main([str(tmp_path / "x.h5"), "--out", str(tmp_path / "o")]) == 2
+    assert "no clean images" in capsys.readouterr().err
+
+
+def test_names_are_unique_and_the_auc_counts_ties_half(tmp_path):
+    items = expand([ncjax.AuditItem("x/model.h5"), ncjax.AuditItem("y/model.h5")])
+    assert [i.name for i in items] == ["model", "model-2"]
+    assert auc([3.0, 1.0], [1.0, 0.5]) == pytest.approx(0.875) and auc([1.0], []) is None
+
+
+def test_an_interrupted_audit_keeps_its_rows_and_reruns_to_the_same_result(zoo, tmp_path, monkeypatch):
+    folder, data = zoo
+    out = tmp_path / "audit"
+    import ncjax.auditing.api as api
+
+    real = api.scan_item
+    calls = []
+
+    def interrupted_second(item, *args, **kwargs):
+        calls.append(item.name)
+        if len(calls) == 2:
+            raise KeyboardInterrupt
+        return real(item, *args, **kwargs)
+
+    monkeypatch.setattr(api, "scan_item", interrupted_second)
+    with pytest.raises(KeyboardInterrupt):
+        ncjax.audit([folder / "a.h5", folder / "b.h5"], out=out, data=str(data), scan_args=SCAN)
+    assert [r["name"] for r in read_rows(out)] == ["a"]
+    monkeypatch.setattr(api, "scan_item", real)
+    result = ncjax.audit([folder / "a.h5", folder / "b.h5"], out=out, data=str(data), scan_args=SCAN)
+    assert result.skipped == 1 and [r["status"] for r in result.rows] == ["done", "done"]
+    assert json.loads((out / "b" / "report.json").read_text())["verdict"] == result.rows[0]["verdict"]
