@@ -77,10 +77,11 @@ def write_markdown(rows: list[dict], path: str | os.PathLike) -> None:
         lines += [f"Against the truth given: {summary.detected} of {summary.infected} infected models called "
                   f"INFECTED, {summary.false_alarms} of {summary.clean} clean models called INFECTED; ROC-AUC of "
                   f"the score: {'n/a' if summary.auc is None else f'{summary.auc:.3f}'}.", ""]
-    lines += ["| model | verdict | score | labels named | truth (target) | scan s | error |", "|---|---|---|---|---|---|---|"]
+    lines += ["| model | verdict | score | labels named | truth (target) | scan s | total s | error |",
+              "|---|---|---|---|---|---|---|---|"]
     for r in rows:
         truth = "" if r.get("truth") is None else f"{r['truth']}" + ("" if r.get("target") is None else f" ({r['target']})")
         lines.append(f"| {_cell(r['name'])} | {_cell(r.get('verdict'))} | {_cell(r.get('score'))} | "
                      f"{_cell(' '.join(map(str, r.get('labels') or [])))} | {truth} | {_cell(r.get('scan_s'))} | "
-                     f"{_cell(r.get('error'))} |")
+                     f"{_cell(r.get('wall_s'))} | {_cell(r.get('error'))} |")
     Path(path).write_text("\n".join(lines) + "\n")
