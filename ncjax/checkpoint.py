@@ -10,14 +10,13 @@ from __future__ import annotations
 import hashlib
 import os
 import zipfile
-from pathlib import Path
 from typing import Any, NamedTuple
 
 import jax
 import numpy as np
 
 from ncjax.errors import CheckpointError
-from ncjax.safe_files import open_npz
+from ncjax.safe_files import open_npz, write_npz_atomic
 
 FORMAT = 2  # 2: slots (states keyed by leaf path); 1: labels (states keyed by leaf index)
 # A checkpoint holds a chunk's triggers, Adam moments and results: far less than this for any scan that fits memory.
@@ -94,12 +93,8 @@ def save_checkpoint(path: str | os.PathLike, *, fingerprint: str, position: Chec
     if states is not None:
         arrays |= {f"state/{name}": leaf for name, leaf in state_leaves(states).items()}
     meta = np.asarray([FORMAT, position.first, position.epoch, int(states is not None)], np.int64)
-    path = Path(path)
-    tmp = path.with_name(path.name + ".tmp")
-    with open(tmp, "wb") as f:
-        np.savez(f, meta=meta, lanes=np.asarray(position.lanes, np.int64), fingerprint=np.asarray(fingerprint),
-                 **arrays)
-    os.replace(tmp, path)
+    write_npz_atomic(path, meta=meta, lanes=np.asarray(position.lanes, np.int64), fingerprint=np.asarray(fingerprint),
+                     **arrays)
 
 
 def load_checkpoint(path: str | os.PathLike, *, fingerprint: str) -> SavedScan:

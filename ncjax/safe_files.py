@@ -112,6 +112,15 @@ def open_npz(path: str, *, error: type[NCJaxError], what: str, max_bytes: int) -
         yield data
 
 
+def write_npz_atomic(path: str | os.PathLike, **arrays: np.ndarray) -> None:
+    """np.savez to a temporary file beside `path`, then renamed into place: a reader never sees half a file.
+    (Given an open file, np.savez does not append .npz to the name.)"""
+    tmp = os.fspath(path) + ".tmp"
+    with open(tmp, "wb") as f:
+        np.savez(f, **arrays)
+    os.replace(tmp, path)
+
+
 def _npy_declared_bytes(archive: zipfile.ZipFile, member: str) -> float:
     """The size an .npy member's header declares."""
     with archive.open(member) as f:

@@ -8,7 +8,6 @@ import math
 import os
 import zipfile
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Sequence
 
 import numpy as np
@@ -21,7 +20,7 @@ from ncjax.mitigation.ranking import most_excited, trigger_excitations
 from ncjax.mitigation.triggers import TriggerSet
 from ncjax.mitigation.weights import HiddenLayer, UnitReader, hidden_layer
 from ncjax.preprocess import Preprocessing
-from ncjax.safe_files import open_npz
+from ncjax.safe_files import open_npz, write_npz_atomic
 
 FILTER_FORMAT = "ncjax-filter-2"
 
@@ -66,11 +65,8 @@ class InputFilter:
     def save(self, path: str | os.PathLike) -> None:
         meta = {"format": FILTER_FORMAT, "layer": self.layer.name, "threshold": self.threshold,
                 "model": self.model.source}
-        path = Path(path)
-        partial = path.with_name(path.name + ".partial.npz")
-        np.savez(partial, neurons=np.concatenate(self.groups), sizes=np.asarray([len(g) for g in self.groups]),
-                 centers=self.centers, scales=self.scales, meta=np.asarray(json.dumps(meta)))
-        os.replace(partial, path)
+        write_npz_atomic(path, neurons=np.concatenate(self.groups), sizes=np.asarray([len(g) for g in self.groups]),
+                         centers=self.centers, scales=self.scales, meta=np.asarray(json.dumps(meta)))
 
 
 def load_filter(path: str | os.PathLike, model: Classifier) -> InputFilter:

@@ -17,7 +17,7 @@ import numpy as np
 
 from ncjax.errors import MitigationError
 from ncjax.preprocess import Preprocessing
-from ncjax.safe_files import open_npz
+from ncjax.safe_files import open_npz, write_npz_atomic
 from ncjax.trigger import stamp
 
 TRIGGERS_FILE = "triggers.npz"
@@ -81,13 +81,10 @@ class TriggerSet:
              verdict: str | None = None) -> None:
         """Write the triggers as an .npz file (written whole, then renamed into place), with the preprocessing
         and the verdict status of the scan that found them."""
-        path = Path(path)
         meta = {"format": FORMAT, "named": list(self.named), "verdict": verdict,
                 "preprocessing": None if preprocessing is None else vars(preprocessing)}
-        partial = path.with_name(path.name + ".partial.npz")
-        np.savez(partial, labels=self.labels, masks=self.masks, patterns=self.patterns,
-                 meta=np.asarray(json.dumps(meta)))
-        os.replace(partial, path)
+        write_npz_atomic(path, labels=self.labels, masks=self.masks, patterns=self.patterns,
+                         meta=np.asarray(json.dumps(meta)))
 
 
 @dataclass(frozen=True)
