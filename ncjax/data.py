@@ -9,10 +9,12 @@ import zipfile
 from pathlib import Path
 
 import h5py
+import jax.numpy as jnp
 import numpy as np
 from PIL import Image
 
 from ncjax.errors import DataError
+from ncjax.preprocess import Preprocessing
 from ncjax.safe_files import check_hdf5_contained, check_regular_file, open_npz
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".ppm", ".bmp", ".gif", ".tif", ".tiff", ".webp"}
@@ -44,6 +46,15 @@ def load_images(path: str | os.PathLike, image_shape: tuple[int, int, int], *,
         raise DataError(f"cannot read the data {str(path)!r}: {type(e).__name__}: {e}") from None
     images = _fit(_checked_images(images, path), image_shape, path)
     return images, _checked_labels(labels, len(images), path)
+
+
+def in_model_scale(path: str | os.PathLike, images: np.ndarray, preprocessing: Preprocessing) -> np.ndarray:
+    """What load_images read from `path`, in the model's input scale. Image files hold raw 0..255 pixels and go
+    through `preprocessing`; arrays (.npz, .h5) are taken in the model's input scale already, as the reference
+    takes its datasets."""
+    if not Path(path).is_dir():
+        return images
+    return np.asarray(preprocessing.to_model(jnp.asarray(images)))
 
 
 def _read_data(path: Path, image_shape, key: str | None):

@@ -34,7 +34,7 @@ from ncjax.cli_options import (
     seed,
 )
 from ncjax.config import ScanConfig
-from ncjax.data import load_images
+from ncjax.data import in_model_scale, load_images
 from ncjax.errors import PreflightError, UsageError
 from ncjax.loading import load_model, parse_input_shape
 from ncjax.mitigation.triggers import TRIGGERS_FILE, TriggerSet
@@ -157,12 +157,8 @@ def _inputs(args: argparse.Namespace, config: ScanConfig) -> _Inputs:
         raise UsageError("give both --model and --data (clean images), or neither to scan the embedded demo.")
     model = load_model(args.model, layout=args.layout, input_shape=parse_input_shape(args.input_shape))
     images, labels = load_images(args.data, model.input_shape, key=args.data_key)
-    from_files = Path(args.data).is_dir()
-    if from_files:
-        # Image files hold raw 0..255 pixels; arrays (.npz, .h5) are taken in the model's input scale, as the
-        # reference takes its datasets. The scan wants the latter.
-        images = np.asarray(config.preprocessing.to_model(jax.numpy.asarray(images)))
-    return _Inputs(model, images, labels, from_files, args.model, args.data)
+    images = in_model_scale(args.data, images, config.preprocessing)
+    return _Inputs(model, images, labels, Path(args.data).is_dir(), args.model, args.data)
 
 
 def _preflight(args: argparse.Namespace, inputs: _Inputs, config: ScanConfig) -> Preflight:

@@ -24,7 +24,7 @@ from ncjax.cli_options import (
     run_command,
     seed,
 )
-from ncjax.data import load_images
+from ncjax.data import in_model_scale, load_images
 from ncjax.errors import UsageError
 from ncjax.loading import load_model, parse_input_shape
 from ncjax.mitigation.api import MitigationResult, mitigate, triggers_for
@@ -94,8 +94,7 @@ def run(args: argparse.Namespace) -> int:
     preprocessing = _preprocessing(args, loaded.preprocessing)
     triggers = triggers_for(loaded.triggers, args.labels)
     images, labels = load_images(args.data, model.input_shape, key=args.data_key)
-    if Path(args.data).is_dir():  # image files hold raw pixels; arrays are in the model's input scale
-        images = np.asarray(preprocessing.to_model(jax.numpy.asarray(images)))
+    images = in_model_scale(args.data, images, preprocessing)
     true_trigger = read_true_trigger(args.true_trigger, args.true_target, triggers, model.input_shape)
     print(f"{config.method}: model {args.model}, triggers of label(s) {', '.join(map(str, triggers.labels))} from "
           f"{args.scan}; {len(images)} clean images")
