@@ -54,6 +54,7 @@ def prune(model: Classifier, layer: HiddenLayer, train: tuple[np.ndarray, np.nda
     """Rank on the training images, measure on the held-apart ones; returns the kept step's params."""
     start = time.perf_counter()
     read = UnitReader(model, layer)
+    _check_silenced(read, model, layer, holdout[0])  # before any work: a layer that cannot be pruned is refused
     order = most_excited(trigger_excitation(read, model.params, *train, triggers, preprocessing))
     per_step = max(1, math.ceil(config.prune_step * layer.units))
 
@@ -61,7 +62,6 @@ def prune(model: Classifier, layer: HiddenLayer, train: tuple[np.ndarray, np.nda
         return measure(predict, params, *holdout, triggers, preprocessing=preprocessing, true_trigger=true_trigger)
 
     steps, pruned, chosen, stop = [measured(model.params)], [0], model.params, "layer exhausted"
-    _check_silenced(read, model, layer, holdout[0])
     for count in range(per_step, layer.units + per_step, per_step):
         count = min(count, layer.units)
         params = prune_units(model.params, layer, order[:count])
