@@ -2,6 +2,8 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -113,3 +115,19 @@ def test_an_interrupted_audit_keeps_its_rows_and_reruns_to_the_same_result(zoo, 
     result = ncjax.audit([folder / "a.h5", folder / "b.h5"], out=out, data=str(data), scan_args=SCAN)
     assert result.skipped == 1 and [r["status"] for r in result.rows] == ["done", "done"]
     assert json.loads((out / "b" / "report.json").read_text())["verdict"] == result.rows[0]["verdict"]
+
+
+def test_importing_the_command_modules_keeps_ncjax_audit_and_mitigate_callable(tmp_path):
+    import ncjax.audit  # noqa: F401  (binds the name ncjax.audit to the module)
+    import ncjax.mitigate  # noqa: F401
+
+    with pytest.raises(ncjax.UsageError, match="no clean images"):
+        ncjax.audit([ncjax.AuditItem("x.h5")], out=tmp_path / "out")
+    with pytest.raises(TypeError, match="positional"):
+        ncjax.mitigate()
+
+
+def test_python_dash_m_ncjax_audit_runs_without_warnings():
+    done = subprocess.run([sys.executable, "-W", "error", "-m", "ncjax.audit", "--help"], capture_output=True,
+                          text=True)
+    assert done.returncode == 0 and "--ray" in done.stdout and "--retries" in done.stdout, done.stderr

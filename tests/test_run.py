@@ -239,7 +239,9 @@ def test_sigterm_leaves_a_resumable_scan(tmp_path, data):
             *REACHABLE]
     assert main([*args, "--out", str(tmp_path / "whole")]) == 0
     out = tmp_path / "cut"
-    proc = subprocess.Popen([sys.executable, "-m", "ncjax.run", *args, "--out", str(out)], cwd=ROOT,
+    # -W error::RuntimeWarning: `import ncjax` must not import ncjax.run before runpy runs it.
+    proc = subprocess.Popen([sys.executable, "-W", "error::RuntimeWarning", "-m", "ncjax.run", *args, "--out",
+                             str(out)], cwd=ROOT,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     deadline = time.monotonic() + 120
     while not (out / "scan_state.npz").exists() and proc.poll() is None and time.monotonic() < deadline:

@@ -1,11 +1,16 @@
-"""ncjax.audit: scan many models, one after another in this process, each into its own folder, one row each."""
+"""ncjax.audit: scan many models, here one after another or as Ray tasks, each into its own folder, one row each."""
 from __future__ import annotations
 
 import os
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Sequence
 
+from tqdm import tqdm
+
+from ncjax.auditing.cluster import import_ray, scan_on_ray
+from ncjax.auditing.config import AuditConfig
 from ncjax.auditing.items import AuditItem, apply_truth, expand
 from ncjax.auditing.local import scan_item
 from ncjax.auditing.rows import append_row, latest_rows
@@ -25,36 +30,43 @@ class AuditResult:
 
 def audit(models: Sequence[str | os.PathLike | AuditItem], *, out: str | os.PathLike, data: str | None = None,
           truth: str | os.PathLike | None = None, scan_args: Sequence[str] = (),
-          callback: Callable[[dict], None] | None = None) -> AuditResult:
+          config: AuditConfig = AuditConfig(), callback: Callable[[dict], None] | None = None) -> AuditResult:
     """Scan every model (files, folders of models, CSV/JSON manifests) into out/<name>/, appending each row to
     out/audit.jsonl as it finishes; a rerun skips models whose row is written and resumes a model whose scan
     checkpoint is there. A model that cannot be read or fails gets an error row and the audit goes on.
 
     Args:
       data: the clean images for models whose manifest row names none.
-      truth: a CSV/JSON (path or name, truth infected|clean, target) for rates and ROC-AUC.
+      truth: a CSV/JSON (path or name, truth infected|clean, target) for rates, ROC-AUC and the ROC figure.
       scan_args: flags of `python -m ncjax.run` applied to every scan (e.g. ["--preset", "fast"]).
+      config: where the scans run (here, one after another, or as Ray tasks) and the progress bar.
       callback: called with each new row.
     """
     items = apply_truth(expand(models), truth)
     missing = [item.name for item in items if not (item.data or data)]
     if missing:
         raise UsageError(f"no clean images for {', '.join(missing[:5])}: give --data, or a data column in the manifest.")
+    if config.ray is not None:
+        import_ray()  # before any work: a missing extra is a one-line error, not a failed row per model
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    done = {name: row for name, row in latest_rows(out).items() if row.get("status") == "done"}
-    skipped = 0
-    for item in items:
-        if item.name in done:
-            skipped += 1
-            continue
-        row = scan_item(item, out, data=data, scan_args=scan_args)
-        append_row(out, row)
-        done[item.name] = row
-        if callback is not None:
-            callback(row)
+    done = {name for name, row in latest_rows(out).items() if row.get("status") == "done"}
+    todo = [item for item in items if item.name not in done]
+    with tqdm(total=len(todo), unit="model", desc="audit", file=sys.stderr, disable=not config.progress,
+              dynamic_ncols=True) as bar:
+        def on_row(row: dict) -> None:
+            append_row(out, row)
+            bar.update(1)
+            if callback is not None:
+                callback(row)
+
+        if config.ray is None:
+            for item in todo:
+                on_row(scan_item(item, out, data=data, scan_args=scan_args))
+        else:
+            scan_on_ray(todo, out, data=data, scan_args=scan_args, config=config, on_row=on_row)
     every = latest_rows(out)
     rows = tuple(every[item.name] for item in items if item.name in every)
     write_csv(list(rows), out / "audit.csv")
     write_markdown(list(rows), out / "audit.md")
-    return AuditResult(rows, sum(r["status"] == "error" for r in rows), skipped, rates(list(rows)))
+    return AuditResult(rows, sum(r["status"] == "error" for r in rows), len(items) - len(todo), rates(list(rows)))

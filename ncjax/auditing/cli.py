@@ -2,7 +2,8 @@
 
 MODELS are model files, folders of them (.h5/.keras/.onnx) or CSV/JSON manifests (path, data, data_key,
 preprocess, layout, truth, target). Flags this command does not know are passed to every `python -m ncjax.run`
-(e.g. --preset fast --restarts 2). A rerun skips models already done. Exit codes: 0 every model scanned, 1 some
+(e.g. --preset fast --restarts 2). A rerun skips models already done. With --ray each model is a task on a
+Ray cluster (pip install 'ncjax[ray]'; models, images and --out on a filesystem every node shares). Exit codes: 0 every model scanned, 1 some
 model failed (its row says why), 2 bad input, 130 interrupted (rerun the same command to go on).
 """
 from __future__ import annotations
@@ -12,7 +13,8 @@ import sys
 from typing import Sequence
 
 from ncjax.auditing.api import audit
-from ncjax.cli_options import OneLineParser, run_command
+from ncjax.auditing.config import AuditConfig
+from ncjax.cli_options import OneLineParser, add_dataclass_flags, given_values, run_command
 
 EXIT_OK, EXIT_SOME_FAILED, EXIT_INTERRUPTED = 0, 1, 130
 
@@ -33,6 +35,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--truth", help="CSV/JSON: path (or name), truth (infected|clean), target: adds the rates")
     p.add_argument("--out", required=True, help="the audit's folder: audit.jsonl, audit.csv, audit.md, one folder "
                                                 "per model")
+    where = p.add_argument_group("where the scans run")
+    where.add_argument("--ray", metavar="auto|ADDRESS", help=AuditConfig.__dataclass_fields__["ray"].metadata["help"])
+    p.set_defaults(config_fields=add_dataclass_flags(where, AuditConfig, skip=("ray",)))
     return p
 
 
@@ -42,8 +47,9 @@ def run(args: argparse.Namespace) -> int:
         print(f"{row['name']}: {what}", flush=True)
 
     try:
+        config = AuditConfig(ray=args.ray, **given_values(args, args.config_fields))
         result = audit(args.models, out=args.out, data=args.data, truth=args.truth, scan_args=args.scan_args,
-                       callback=report)
+                       config=config, callback=report)
     except KeyboardInterrupt:
         print("\ninterrupted: the rows written are kept, and a model's scan state; rerun the same command to go on.",
               file=sys.stderr)

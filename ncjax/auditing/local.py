@@ -3,15 +3,16 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
+import socket
 import time
 from pathlib import Path
 from typing import Sequence
 
 from ncjax.auditing.items import AuditItem
-from ncjax.run import EXIT_BAD_INPUT, EXIT_INTERRUPTED, EXIT_TERMINATED, STATE_FILE
-from ncjax.run import main as scan_main
 
 LOG_FILE = "scan.log"
+ATTEMPTS_FILE = "attempts.jsonl"  # one line per start of this model's scan: which host and process ran it
 
 
 def scan_item(item: AuditItem, out: Path, *, data: str | None, scan_args: Sequence[str] = ()) -> dict:
@@ -20,15 +21,22 @@ def scan_item(item: AuditItem, out: Path, *, data: str | None, scan_args: Sequen
     The scan's printed lines go to out/<name>/scan.log. A model that cannot be read or whose scan fails gets a
     row with status "error" and the message; an interrupt propagates, leaving the checkpoint for a rerun.
     """
+    # Imported here: `import ncjax` (which exports audit) must not import ncjax.run, or `python -m ncjax.run`
+    # warns that the module was imported before it ran.
+    from ncjax.run import EXIT_BAD_INPUT, EXIT_INTERRUPTED, EXIT_TERMINATED, STATE_FILE
+    from ncjax.run import main as scan_main
+
     folder = out / item.name
     folder.mkdir(parents=True, exist_ok=True)
+    resume = (folder / STATE_FILE).exists()
     args = ["--model", item.model, "--data", item.data or data or "", "--out", str(folder), "--no-progress",
             *(["--data-key", item.data_key] if item.data_key else []),
             *(["--preprocess", item.preprocess] if item.preprocess else []),
             *(["--layout", item.layout] if item.layout else []),
-            *(["--resume"] if (folder / STATE_FILE).exists() else []), *scan_args]
+            *(["--resume"] if resume else []), *scan_args]
+    attempts = _record_attempt(folder, resume=resume)
     row = {"name": item.name, "model": item.model, "data": item.data or data, "truth": item.truth,
-           "target": item.target, "folder": str(folder)}
+           "target": item.target, "folder": str(folder), "host": socket.gethostname(), "attempts": attempts}
     start = time.perf_counter()
     with open(folder / LOG_FILE, "a") as log, contextlib.redirect_stdout(log), contextlib.redirect_stderr(log):
         try:
@@ -41,6 +49,15 @@ def scan_item(item: AuditItem, out: Path, *, data: str | None, scan_args: Sequen
     if code == EXIT_BAD_INPUT or not (folder / "report.json").exists():
         return {**row, "status": "error", "error": _last_error(folder / LOG_FILE), "wall_s": time.perf_counter() - start}
     return {**row, "status": "done", **_from_report(folder / "report.json"), "wall_s": time.perf_counter() - start}
+
+
+def _record_attempt(folder: Path, *, resume: bool) -> int:
+    """Append this start (host, process, whether it resumes a checkpoint) to the model's attempts file; returns how many starts it now lists.
+    A rerun of the audit or a Ray retry after a dead worker each count as one."""
+    with open(folder / ATTEMPTS_FILE, "a") as f:
+        f.write(json.dumps({"host": socket.gethostname(), "pid": os.getpid(), "started": time.time(),
+                            "resumed": resume}) + "\n")
+    return sum(1 for line in (folder / ATTEMPTS_FILE).read_text().splitlines() if line.strip())
 
 
 def _last_error(log: Path) -> str:

@@ -1,0 +1,94 @@
+"""An audit's models as Ray tasks: Ray places them (a GPU each, or a share of CPUs), retries a task whose worker
+died, and hands back each row as it finishes; nothing here schedules.
+
+Each task runs the same scan_item as a local audit, on the worker, into the audit's folder: the models, the
+clean images and the audit's folder must be at the same paths on every node (a shared filesystem), which is
+also what lets a retried task resume the scan checkpoint its dead worker left.
+"""
+from __future__ import annotations
+
+import os
+import socket
+from pathlib import Path
+from typing import Callable, Sequence
+
+from ncjax.auditing.config import AuditConfig
+from ncjax.auditing.items import AuditItem
+from ncjax.auditing.local import scan_item
+from ncjax.errors import MissingDependencyError, UsageError
+
+
+def import_ray():
+    try:
+        import ray
+    except ImportError:
+        raise MissingDependencyError("an audit on Ray needs the ray package: pip install 'ncjax[ray]' (or leave "
+                                     "out --ray to scan the models one after another here).") from None
+    return ray
+
+
+def scan_on_worker(item: AuditItem, out: str, data: str | None, scan_args: Sequence[str]) -> dict:
+    """The task's body: one model scanned on whichever worker Ray chose."""
+    if not Path(out).is_dir():
+        return {"name": item.name, "model": item.model, "status": "error", "host": socket.gethostname(),
+                "error": f"the audit's folder {out!r} is not on the worker {socket.gethostname()!r}: the audit's "
+                         "folder, models and images must be on a filesystem every Ray node shares."}
+    return scan_item(item, Path(out), data=data, scan_args=scan_args)
+
+
+def _connect(ray, address: str) -> bool:
+    """Join the cluster (or start a local one); True if this call started the connection (so it ends it)."""
+    if ray.is_initialized():
+        return False
+    try:
+        ray.init(address=None if address == "auto" else address, include_dashboard=False, log_to_driver=False,
+                 configure_logging=False)
+    except (ConnectionError, ValueError, RuntimeError) as e:
+        raise UsageError(f"cannot reach the Ray cluster {address!r} ({e}); start it (ray start --head) or give "
+                         "--ray auto to start one on this machine.") from None
+    return True
+
+
+def task_resources(ray, config: AuditConfig) -> dict:
+    """One GPU share per model where the cluster has GPUs; else a share of CPUs (default: a whole node's)."""
+    if ray.cluster_resources().get("GPU", 0) > 0:
+        return {"num_gpus": config.gpus_per_model, "num_cpus": 1}
+    if config.cpus_per_model is not None:
+        return {"num_cpus": config.cpus_per_model}
+    counts = [node["Resources"].get("CPU", 0) for node in ray.nodes() if node.get("Alive")]
+    return {"num_cpus": min(c for c in counts if c > 0) if any(counts) else 1}
+
+
+def scan_on_ray(items: Sequence[AuditItem], out: Path, *, data: str | None, scan_args: Sequence[str],
+                config: AuditConfig, on_row: Callable[[dict], None]) -> None:
+    """Submit one task per item and pass each row to `on_row` as its task finishes (in finishing order). A
+    task that failed every retry gets an error row. On an interrupt the tasks still running are cancelled
+    (their checkpoints stay for a rerun) and the interrupt propagates."""
+    ray = import_ray()
+    started = _connect(ray, config.ray or "auto")
+    try:
+        task = ray.remote(scan_on_worker).options(max_retries=config.retries, retry_exceptions=False,
+                                                  **task_resources(ray, config))
+        pending = {task.remote(item, str(out.resolve()), data, list(scan_args)): item for item in items}
+        try:
+            while pending:
+                ready, _ = ray.wait(list(pending), num_returns=1)
+                item = pending.pop(ready[0])
+                on_row(_result(ray, ready[0], item, out, config))
+        except BaseException:
+            for ref in pending:
+                ray.cancel(ref, force=True)
+            raise
+    finally:
+        if started:
+            ray.shutdown()
+
+
+def _result(ray, ref, item: AuditItem, out: Path, config: AuditConfig) -> dict:
+    try:
+        return ray.get(ref)
+    except ray.exceptions.RayError as e:  # the worker died more often than the retries allow
+        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        return {"name": item.name, "model": item.model, "data": item.data, "truth": item.truth,
+                "target": item.target, "folder": os.fspath(out / item.name), "status": "error",
+                "error": f"its Ray task failed {config.retries + 1} times ({type(e).__name__}: {first})"[:500]}
