@@ -7,11 +7,15 @@ import sys
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from PIL import Image
 
 import ncjax
 from conftest import KERAS_FIXTURES
 from ncjax.auditing.cli import main
 from ncjax.auditing.items import expand
+from ncjax.auditing.roc import roc_curve
 from ncjax.auditing.rows import read_rows
 from ncjax.auditing.summary import auc
 
@@ -71,6 +75,10 @@ def test_a_manifest_with_truth_gives_rates_and_the_command_line_exit_code(zoo, t
     assert code == 0 and "2 of 2 models scanned" in printed and "truth:" in printed
     rows = read_rows(out)
     assert [r["truth"] for r in rows] == ["infected", "clean"] and rows[0]["target"] == 2
+    assert "![ROC of the score](audit_roc.png)" in (out / "audit.md").read_text()
+    with Image.open(out / "audit_roc.png") as figure:
+        pixels = np.asarray(figure.convert("RGB")).reshape(-1, 3)
+        assert figure.size[0] > 300 and len(np.unique(pixels, axis=0)) > 3  # drawn, not blank
     code = main([str(folder), "--data", str(data), "--out", str(tmp_path / "second"), *SCAN])
     assert code == 1  # the broken file failed
 
@@ -91,6 +99,17 @@ def test_names_are_unique_and_the_auc_counts_ties_half(tmp_path):
     items = expand([ncjax.AuditItem("x/model.h5"), ncjax.AuditItem("y/model.h5")])
     assert [i.name for i in items] == ["model", "model-2"]
     assert auc([3.0, 1.0], [1.0, 0.5]) == pytest.approx(0.875) and auc([1.0], []) is None
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(st.integers(0, 6), min_size=1, max_size=8), st.lists(st.integers(0, 6), min_size=1, max_size=8))
+def test_the_roc_curve_climbs_from_corner_to_corner_and_its_area_is_the_pairwise_auc(positives, negatives):
+    curve = roc_curve(positives, negatives)
+    fpr, tpr = np.array(curve.false_positive_rates), np.array(curve.true_positive_rates)
+    assert (fpr[0], tpr[0], fpr[-1], tpr[-1]) == (0.0, 0.0, 1.0, 1.0)
+    assert np.all(np.diff(fpr) >= 0) and np.all(np.diff(tpr) >= 0)
+    pairs = [(p > n) + 0.5 * (p == n) for p in positives for n in negatives]
+    assert curve.auc == pytest.approx(sum(pairs) / len(pairs))
 
 
 def test_an_interrupted_audit_keeps_its_rows_and_reruns_to_the_same_result(zoo, tmp_path, monkeypatch):
@@ -131,3 +150,16 @@ def test_python_dash_m_ncjax_audit_runs_without_warnings():
     done = subprocess.run([sys.executable, "-W", "error", "-m", "ncjax.audit", "--help"], capture_output=True,
                           text=True)
     assert done.returncode == 0 and "--ray" in done.stdout and "--retries" in done.stdout, done.stderr
+
+
+def test_an_audit_run_from_another_thread_scans(zoo, tmp_path):
+    """A scan sets its SIGTERM handler only where it may: in the main thread."""
+    import threading
+
+    folder, data = zoo
+    results = []
+    worker = threading.Thread(target=lambda: results.append(
+        ncjax.audit([folder / "a.h5"], out=tmp_path / "audit", data=str(data), scan_args=SCAN)))
+    worker.start()
+    worker.join()
+    assert results and results[0].rows[0]["status"] == "done", results and results[0].rows[0].get("error")

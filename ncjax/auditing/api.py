@@ -14,7 +14,7 @@ from ncjax.auditing.config import AuditConfig
 from ncjax.auditing.items import AuditItem, apply_truth, expand
 from ncjax.auditing.local import scan_item
 from ncjax.auditing.rows import append_row, latest_rows
-from ncjax.auditing.summary import Rates, rates, write_csv, write_markdown
+from ncjax.auditing.summary import ROC_FILE, Rates, rates, write_csv, write_markdown, write_roc
 from ncjax.errors import UsageError
 
 
@@ -68,5 +68,8 @@ def audit(models: Sequence[str | os.PathLike | AuditItem], *, out: str | os.Path
     every = latest_rows(out)
     rows = tuple(every[item.name] for item in items if item.name in every)
     write_csv(list(rows), out / "audit.csv")
-    write_markdown(list(rows), out / "audit.md")
+    drawn = write_roc(list(rows), out / ROC_FILE)
+    if not drawn:
+        (out / ROC_FILE).unlink(missing_ok=True)  # an earlier run's figure no longer matches the rows
+    write_markdown(list(rows), out / "audit.md", roc=ROC_FILE if drawn else None)
     return AuditResult(rows, sum(r["status"] == "error" for r in rows), len(items) - len(todo), rates(list(rows)))

@@ -60,7 +60,7 @@ def run(args: argparse.Namespace) -> int:
     if result.rates is not None:
         r = result.rates
         print(f"truth: {r.detected} of {r.infected} infected called INFECTED, {r.false_alarms} of {r.clean} clean; "
-              f"ROC-AUC {'n/a' if r.auc is None else f'{r.auc:.3f}'}")
+              f"ROC-AUC {'n/a' if r.auc is None else f'{r.auc:.3f} (figure: {args.out}/audit_roc.png)'}")
     return EXIT_SOME_FAILED if result.failed else EXIT_OK
 
 

@@ -1,4 +1,5 @@
-"""audit.csv and audit.md from the rows: verdicts, scores, labels, times; with truth, the rates and ROC-AUC."""
+"""audit.csv and audit.md from the rows: verdicts, scores, labels, times; with truth, the rates, ROC-AUC and the
+ROC figure (audit_roc.png)."""
 from __future__ import annotations
 
 import csv
@@ -6,6 +7,10 @@ import math
 import os
 from dataclasses import dataclass
 from pathlib import Path
+
+from ncjax.auditing.roc import roc_curve, save_roc
+
+ROC_FILE = "audit_roc.png"
 
 CSV_FIELDS = ("name", "model", "status", "verdict", "score", "labels", "truth", "target", "found", "scan_s",
               "wall_s", "error")
@@ -47,10 +52,23 @@ def _score(row: dict) -> float:
 
 def auc(positives: list[float], negatives: list[float]) -> float | None:
     """The chance a positive outscores a negative (ties count half): the area under the ROC curve."""
-    if not positives or not negatives:
-        return None
-    wins = sum((p > n) + 0.5 * (p == n) for p in positives for n in negatives)
-    return wins / (len(positives) * len(negatives))
+    curve = roc_curve(positives, negatives)
+    return None if curve is None else curve.auc
+
+
+def write_roc(rows: list[dict], path: str | os.PathLike) -> bool:
+    """The score's ROC figure, with the verdicts' own point; False (nothing written) without infected and clean
+    models among the rows scanned."""
+    judged = [r for r in rows if r.get("status") == "done" and r.get("truth") in ("infected", "clean")]
+    curve = roc_curve([_score(r) for r in judged if r["truth"] == "infected"],
+                      [_score(r) for r in judged if r["truth"] == "clean"])
+    if curve is None:
+        return False
+    summary = rates(rows)
+    save_roc(path, curve, verdict_point=(summary.false_alarms / summary.clean, summary.detected / summary.infected),
+             title=f"ROC of the score over {summary.infected} infected and {summary.clean} clean models: AUC "
+                   f"{curve.auc:.3f}")
+    return True
 
 
 def write_csv(rows: list[dict], path: str | os.PathLike) -> None:
@@ -69,7 +87,8 @@ def _cell(value) -> str:
     return str(value).replace("|", "/")
 
 
-def write_markdown(rows: list[dict], path: str | os.PathLike) -> None:
+def write_markdown(rows: list[dict], path: str | os.PathLike, *, roc: str | None = None) -> None:
+    """The table; `roc`, the ROC figure's file name beside it, where one was drawn."""
     lines = ["# Audit", "", f"{len(rows)} models: {sum(r['status'] == 'done' for r in rows)} scanned, "
              f"{sum(r['status'] == 'error' for r in rows)} failed.", ""]
     summary = rates(rows)
@@ -77,6 +96,8 @@ def write_markdown(rows: list[dict], path: str | os.PathLike) -> None:
         lines += [f"Against the truth given: {summary.detected} of {summary.infected} infected models called "
                   f"INFECTED, {summary.false_alarms} of {summary.clean} clean models called INFECTED; ROC-AUC of "
                   f"the score: {'n/a' if summary.auc is None else f'{summary.auc:.3f}'}.", ""]
+        if roc:
+            lines += [f"![ROC of the score]({roc})", ""]
     lines += ["| model | verdict | score | labels named | truth (target) | scan s | total s | error |",
               "|---|---|---|---|---|---|---|---|"]
     for r in rows:
