@@ -13,6 +13,7 @@ import argparse
 import dataclasses
 import signal
 import sys
+import threading
 from dataclasses import dataclass
 import warnings
 from pathlib import Path
@@ -212,11 +213,16 @@ def _interruptible(args: argparse.Namespace, slots: int, config: ScanConfig, sca
         if requested:
             raise KeyboardInterrupt(requested[0])
 
-    previous = signal.signal(signal.SIGTERM, lambda signum, frame: requested.append(signal.Signals(signum).name))
+    # Only the main thread may set handlers: called from another (ncjax.audit in a server's thread), SIGTERM is
+    # left to whoever owns the process.
+    main_thread = threading.current_thread() is threading.main_thread()
+    previous = signal.signal(signal.SIGTERM, lambda signum, frame: requested.append(signal.Signals(signum).name)) \
+        if main_thread else None
     try:
         return scan(callback)
     finally:
-        signal.signal(signal.SIGTERM, previous)
+        if main_thread:
+            signal.signal(signal.SIGTERM, previous)
         if bar is not None:
             bar.close()
 
