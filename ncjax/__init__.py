@@ -5,6 +5,7 @@ configure_xla_flags()  # must run before JAX initializes a backend
 
 from ncjax.classifier import Classifier  # noqa: E402
 from ncjax.auditing.api import AuditResult, audit  # noqa: E402
+from ncjax.auditing.config import AuditConfig  # noqa: E402
 from ncjax.auditing.items import AuditItem  # noqa: E402
 from ncjax.config import ScanConfig  # noqa: E402
 from ncjax.data import load_images  # noqa: E402
@@ -53,6 +54,7 @@ from ncjax.verdict import Verdict, decide  # noqa: E402
 __version__ = "0.1.0"
 
 __all__ = [
+    "AuditConfig",
     "AuditItem",
     "AuditResult",
     "Backdoor",

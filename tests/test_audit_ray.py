@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import subprocess
 import sys
 import threading
 import time
@@ -28,12 +29,27 @@ SCAN = ["--labels", "1,2,3", "--batch-size", "8", "--nb-sample", "16", "--max-ep
         "--attack-success-threshold", "0.9", "--source-check", "0"]
 
 
+HOLD_CLUSTER = """
+import sys, ray
+context = ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, configure_logging=False)
+print(context.address_info["address"], flush=True)
+sys.stdin.read()
+"""
+
+
 @pytest.fixture(scope="module")
 def cluster():
-    """One local cluster for the module (an audit uses a running one and leaves it running)."""
-    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, configure_logging=False)
-    yield
-    ray.shutdown()
+    """A local 2-CPU cluster started by another process, which holds it until its stdin closes; its address.
+    (Starting it here would fork this process, where JAX already runs threads.)"""
+    env = {**os.environ, "RAY_AUTH_MODE": "disabled"}
+    holder = subprocess.Popen([sys.executable, "-c", HOLD_CLUSTER], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                              stderr=subprocess.DEVNULL, text=True, env=env)
+    address = holder.stdout.readline().strip()
+    assert address, "the Ray cluster did not start"
+    yield address
+    holder.stdin.close()
+    holder.wait(timeout=60)
+    holder.stdout.close()
 
 
 @pytest.fixture
@@ -78,7 +94,7 @@ def test_a_ray_audit_gives_the_local_rows(cluster, zoo, tmp_path):
     local = ncjax.audit([folder / "a.h5"], out=tmp_path / "local", data=data, scan_args=SCAN,
                         config=AuditConfig(progress=False))
     on_ray = ncjax.audit([folder], out=tmp_path / "ray", data=data, scan_args=SCAN,
-                         config=AuditConfig(ray="auto", cpus_per_model=1, progress=False))
+                         config=AuditConfig(ray=cluster, cpus_per_model=1, progress=False))
     by_name = {row["name"]: row for row in on_ray.rows}
     assert [r["name"] for r in on_ray.rows] == ["a", "b", "broken"] and on_ray.failed == 1
     assert by_name["broken"]["status"] == "error" and by_name["a"]["status"] == by_name["b"]["status"] == "done"
@@ -86,7 +102,8 @@ def test_a_ray_audit_gives_the_local_rows(cluster, zoo, tmp_path):
     same_scan(tmp_path / "local" / "a", tmp_path / "ray" / "a")
     same_scan(tmp_path / "local" / "a", tmp_path / "ray" / "b")
     assert local.rows[0]["verdict"] == by_name["a"]["verdict"]
-    assert len(read_rows(tmp_path / "ray")) == 3 and ray.is_initialized()  # a cluster it did not start stays up
+    assert len(read_rows(tmp_path / "ray")) == 3
+    assert not ray.is_initialized()  # the audit connected, and disconnected at the end
 
 
 def test_a_killed_worker_is_retried_and_resumes_to_the_uninterrupted_result(cluster, zoo, tmp_path):
@@ -96,7 +113,7 @@ def test_a_killed_worker_is_retried_and_resumes_to_the_uninterrupted_result(clus
     watcher = kill_mid_scan(out / "b", stop=stop)
     try:
         result = ncjax.audit([folder / "a.h5", folder / "b.h5"], out=out, data=data, scan_args=SCAN,
-                             config=AuditConfig(ray="auto", cpus_per_model=1, retries=2, progress=False))
+                             config=AuditConfig(ray=cluster, cpus_per_model=1, retries=2, progress=False))
     finally:
         stop.set()
         watcher.join()
@@ -115,13 +132,13 @@ def test_a_task_out_of_retries_is_an_error_row_and_a_rerun_scans_it(cluster, zoo
     watcher = kill_mid_scan(out / "a", stop=stop)
     try:
         first = ncjax.audit([folder / "a.h5"], out=out, data=data, scan_args=SCAN,
-                            config=AuditConfig(ray="auto", cpus_per_model=1, retries=0, progress=False))
+                            config=AuditConfig(ray=cluster, cpus_per_model=1, retries=0, progress=False))
     finally:
         stop.set()
         watcher.join()
     assert first.failed == 1 and "Ray task failed 1 times" in first.rows[0]["error"]
     again = ncjax.audit([folder / "a.h5"], out=out, data=data, scan_args=SCAN,
-                        config=AuditConfig(ray="auto", cpus_per_model=1, progress=False))
+                        config=AuditConfig(ray=cluster, cpus_per_model=1, progress=False))
     assert again.failed == 0 and again.rows[0]["status"] == "done" and again.rows[0]["attempts"] == 2
 
 

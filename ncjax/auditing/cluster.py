@@ -44,8 +44,10 @@ def _connect(ray, address: str) -> bool:
         ray.init(address=None if address == "auto" else address, include_dashboard=False, log_to_driver=False,
                  configure_logging=False)
     except (ConnectionError, ValueError, RuntimeError) as e:
-        raise UsageError(f"cannot reach the Ray cluster {address!r} ({e}); start it (ray start --head) or give "
-                         "--ray auto to start one on this machine.") from None
+        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise UsageError(f"cannot reach the Ray cluster {address!r} ({first}); check that it runs (ray start --head) "
+                         "at that address and, if it uses token authentication, that its token is set (Ray's "
+                         "RAY_AUTH_TOKEN); or give --ray auto to start one on this machine.") from None
     return True
 
 
