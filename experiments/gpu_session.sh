@@ -26,13 +26,12 @@ for k in 0 1 2 3; do
   timeout "${SIDE_S:-330}" python3 experiments/wide_benchmark.py --shard $k/4 --results "$OUT/wide_gpu.jsonl" \
     --budget-s "${SWEEP_BUDGET_S:-250}" >> "$OUT/wide.txt" 2>&1 &
 done
-real() { timeout "${SIDE_S:-330}" python3 experiments/real_models.py --results "$OUT/real_models_gpu.jsonl" \
-  --budget-s "${SWEEP_BUDGET_S:-250}" "$@" >> "$OUT/real.txt" 2>&1; }
-real --preset paper --cost-start zero --models backdoor,clean --losses reference --seeds 0,1 &
-real --preset paper --cost-start zero --models clean,backdoor --losses crossentropy --seeds 0,1 &
-real --preset paper --cost-start zero --models nabagata,abis47 --losses reference --seeds 0 &
-real --preset fast --cost-start init --models backdoor,clean,nabagata,abis47 --losses reference --seeds 0,1,2,3,4 \
-  --restart 1 &
+# Each call is its own ncjax.audit (own --work folder); Ray is not on the lent machine, so processes share the GPU.
+real() { local work=$1; shift; timeout "${SIDE_S:-330}" python3 experiments/real_models.py --work "$OUT/$work" \
+  --results "$OUT/real_models_gpu_$work.jsonl" --budget-s "${SWEEP_BUDGET_S:-250}" "$@" >> "$OUT/real.txt" 2>&1; }
+real r1 --preset paper --cost-start zero --models backdoor,clean --losses reference --seeds 0,1 &
+real r2 --preset paper --cost-start zero --models clean,backdoor --losses crossentropy --seeds 0,1 &
+real r3 --preset paper --cost-start zero --models nabagata,abis47 --losses reference --seeds 0 &
 timeout "${SIDE_S:-330}" python3 -m pytest -q -n 3 -p no:cacheprovider > "$OUT/pytest.txt" 2>&1
 say "pytest rc $?"
 wait

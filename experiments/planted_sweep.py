@@ -1,21 +1,23 @@
 """Planted backdoors: train the reference network on ncjax.synth signs with ncjax.inject, scan every model.
 
-    .venv/bin/python experiments/planted_sweep.py [--shard 0/1] [--losses reference,crossentropy]
-        [--preset fast] [--budget-s S] [--results PATH]
+    .venv/bin/python experiments/planted_sweep.py [--ray auto|ADDRESS] [--losses reference,crossentropy]
+        [--preset fast] [--budget-s S] [--results PATH] [--work DIR]
     .venv/bin/python experiments/planted_sweep.py --summarize      # tables, ROC, figure (needs matplotlib)
 
 The sweep (MODELS below): clean models from six seeds, and infected ones varying the trigger's size (2-8 px),
 position (corners, centre), colour (white or a random pattern), target, injection ratio, and two or three
 simultaneous targets. Each model is trained as the reference trains (10 epochs, Adam 1e-3) on 15,000 synthetic
-images, evaluated on 4,300 held-out ones, then scanned once per loss on 2,000 clean held-out images. Each scan
-appends one JSON line to the results as soon as it ends (finished ones are skipped on a rerun); `--shard k/n`
-runs every n-th model so several processes can share a GPU. A model takes about 10 minutes on a 2-core CPU
-(training 6, scan 3.5): run this where a GPU is lent.
+images, evaluated on 4,300 held-out ones and saved as a Keras file in --work; then `ncjax.audit` scans them all
+once per loss on 2,000 clean held-out images (here one after another, or with --ray one Ray task per model:
+Ray, not this script, places and retries them). Each scanned model appends one JSON line to the results
+(finished ones are skipped on a rerun; an interrupted audit resumes). A model takes about 10 minutes on a 2-core
+CPU (training 6, scan 3.5): run this where a GPU is lent. Rows before the audit scanned each model with its own
+training seed as the key; rows from the audit use one key for all (seed 13, `scan_seed` in the row).
 """
 from __future__ import annotations
 
 import argparse
-import fcntl
+import csv
 import json
 import statistics
 import sys
@@ -88,66 +90,99 @@ def _mask_share_on_trigger(mask: np.ndarray, trigger: Backdoor) -> float:
     return float(mask[region].sum() / max(mask.sum(), 1e-12))
 
 
-def _append(path: Path, row: dict) -> None:
-    with open(path, "a") as f:  # several shards may share one file: one locked write per line
-        fcntl.flock(f, fcntl.LOCK_EX)
-        f.write(json.dumps(row) + "\n")
-        fcntl.flock(f, fcntl.LOCK_UN)
-
-
 def _rows(path: Path) -> list[dict]:
     return [json.loads(line) for line in path.read_text().splitlines() if line.strip()] if path.exists() else []
 
 
-def run(models: list[Planted], losses: list[str], preset: str, *, results: Path, deadline: float,
-        train_images: int, epochs: int, scan_images: int, max_epochs: int | None) -> None:
+def train_missing(models: list[Planted], work: Path, *, train_images: int, epochs: int, deadline: float) -> list[Planted]:
+    """Train (as the reference trains) and save as Keras files the models not yet in work/models; returns the
+    models that have a file (a deadline stops further training)."""
+    folder = work / "models"
+    folder.mkdir(parents=True, exist_ok=True)
+    missing = [m for m in models if not (folder / f"{m.name}.json").exists()]
+    if missing:
+        x_train, y_train = synth.generate(train_images, seed=TRAIN_SEED)
+        x_eval, y_eval = synth.generate(max(train_images // 3, 430), seed=HELDOUT_SEED)
+    for planted in missing:
+        if time.time() > deadline:
+            print("deadline reached: no further models trained", flush=True)
+            break
+        model, report = train_classifier(x_train.astype(np.float32), y_train, num_classes=synth.NUM_CLASSES,
+                                         key=jax.random.key(planted.seed),
+                                         backdoors=[t.backdoor() for t in planted.triggers],
+                                         config=TrainConfig(epochs=epochs, inject_ratio=planted.ratio),
+                                         eval_images=x_eval.astype(np.float32), eval_labels=y_eval)
+        ncjax.save_keras_h5(model, folder / f"{planted.name}.h5")
+        facts = {"clean_accuracy": round(report.clean_accuracy, 4), "train_s": round(report.train_seconds, 1),
+                 "attack_success": [round(v, 4) for v in report.attack_success], "train_images": train_images,
+                 "train_epochs": epochs}
+        (folder / f"{planted.name}.json").write_text(json.dumps(facts))  # last: marks the model as trained
+        print(f"trained {planted.name}: accuracy {report.clean_accuracy:.3f}, attack {facts['attack_success']} "
+              f"({report.train_seconds:.0f} s)", flush=True)
+    return [m for m in models if (folder / f"{m.name}.json").exists()]
+
+
+def write_manifest(models: list[Planted], work: Path, scan_images: int) -> Path:
+    """The audit's manifest: each trained model, the clean scan images, its truth and (first) target."""
+    data = work / "scan.npz"
+    if not data.exists():
+        np.savez(data, x=synth.generate(scan_images, seed=SCAN_SEED)[0].astype(np.float32))
+    path = work / "manifest.csv"
+    with open(path, "w", newline="") as f:
+        writer = csv.writer(f)
+        writer.writerow(["name", "path", "data", "truth", "target"])
+        for m in models:
+            writer.writerow([m.name, work / "models" / f"{m.name}.h5", data, "infected" if m.triggers else "clean",
+                             m.triggers[0].target if m.triggers else ""])
+    return path
+
+
+def sweep_row(planted: Planted, audit_row: dict, loss: str, preset: str, work: Path) -> dict:
+    """The results line of one audited model: its training facts, the scan's norms and masks."""
+    report = json.loads((Path(audit_row["folder"]) / "report.json").read_text())
+    triggers = np.load(Path(audit_row["folder"]) / "triggers.npz")
+    masks, labels = triggers["masks"], [int(v) for v in triggers["labels"]]
+    facts = json.loads((work / "models" / f"{planted.name}.json").read_text())
+    return {
+        "name": planted.name, "group": planted.group, "seed": planted.seed, "loss": loss, "preset": preset,
+        "triggers": [t.describe() for t in planted.triggers], "targets": [t.target for t in planted.triggers],
+        "ratio": round(planted.ratio, 4), **facts, "scan_s": round(report["timings"]["wall_s"], 1),
+        "device": f"{report['versions']['device']} ({audit_row.get('host')})", "scan_seed": SCAN_SEED,
+        "labels": labels, "norms": [round(float(r["l1_norm"]), 4) for r in report["labels"]],
+        "norms_quantized": [round(float(v), 4) for v in l1_norms(masks, quantize=True)],
+        "reached": [r["reached_threshold"] for r in report["labels"]],
+        "mask_share_on_trigger": [round(_mask_share_on_trigger(masks[labels.index(t.target)], t.backdoor()), 3)
+                                  for t in planted.triggers],
+        "label_steps": report["timings"]["label_steps"], "verdict": report["verdict"],
+    }
+
+
+def run(models: list[Planted], losses: list[str], preset: str, *, results: Path, work: Path, deadline: float,
+        train_images: int, epochs: int, scan_images: int, max_epochs: int | None, ray: str | None) -> None:
+    """Train what is missing, then one ncjax.audit per loss over the trained models (each scan once, seed
+    SCAN_SEED, no restarts or source check, so the rows are the scan's own norms); rows not yet in the results
+    are appended to them. The audits resume on a rerun: done models are skipped, a cut scan continues."""
     done = {(r["name"], r["loss"], r["preset"]) for r in _rows(results)}
     todo = [m for m in models if any((m.name, loss, preset) not in done for loss in losses)]
     if not todo:
         return
-    device = f"{jax.default_backend()}: {jax.devices()[0].device_kind}"
-    x_train, y_train = synth.generate(train_images, seed=TRAIN_SEED)
-    x_eval, y_eval = synth.generate(max(train_images // 3, 430), seed=HELDOUT_SEED)
-    x_scan, _ = synth.generate(scan_images, seed=SCAN_SEED)
-    x_train, x_eval, x_scan = (x.astype(np.float32) for x in (x_train, x_eval, x_scan))
+    trained = train_missing(todo, work, train_images=train_images, epochs=epochs, deadline=deadline)
+    manifest = write_manifest(trained, work, scan_images)
+    by_name = {m.name: m for m in trained}
     results.parent.mkdir(parents=True, exist_ok=True)
-    for planted in todo:
-        if time.time() > deadline:
-            print("deadline reached: no further models started", flush=True)
-            return
-        backdoors = [t.backdoor() for t in planted.triggers]
-        model, report = train_classifier(x_train, y_train, num_classes=synth.NUM_CLASSES,
-                                         key=jax.random.key(planted.seed), backdoors=backdoors,
-                                         config=TrainConfig(epochs=epochs, inject_ratio=planted.ratio),
-                                         eval_images=x_eval, eval_labels=y_eval)
-        for loss in losses:
-            if (planted.name, loss, preset) in done:
-                continue
-            changes = {"loss": loss} if max_epochs is None else {"loss": loss, "max_epochs": max_epochs}
-            config = getattr(ncjax.ScanConfig, preset)(**changes)
-            start = time.perf_counter()
-            result = ncjax.scan_all_labels(model, x_scan, config=config, key=jax.random.key(planted.seed))
-            wall = time.perf_counter() - start
-            masks = np.asarray(result.masks)
-            row = {
-                "name": planted.name, "group": planted.group, "seed": planted.seed, "loss": loss, "preset": preset,
-                "triggers": [t.describe() for t in planted.triggers], "targets": [t.target for t in planted.triggers],
-                "ratio": round(planted.ratio, 4), "train_images": train_images, "train_epochs": epochs,
-                "clean_accuracy": round(report.clean_accuracy, 4),
-                "attack_success": [round(v, 4) for v in report.attack_success],
-                "train_s": round(report.train_seconds, 1), "scan_s": round(wall, 1), "device": device,
-                "labels": result.labels.tolist(), "norms": [round(float(v), 4) for v in result.l1_norms],
-                "norms_quantized": [round(float(v), 4) for v in l1_norms(masks, quantize=True)],
-                "reached": result.reached_threshold.tolist(),
-                "mask_share_on_trigger": [round(_mask_share_on_trigger(masks[result.label_index(t.target)], b), 3)
-                                          for t, b in zip(planted.triggers, backdoors)],
-                "label_steps": result.label_steps,
-            }
-            _append(results, row)
-            verdict = mad_outliers(row["norms_quantized"], result.labels)
-            print(f"{planted.name} ({loss}): accuracy {report.clean_accuracy:.3f}, attack {row['attack_success']}, "
-                  f"flagged {list(verdict.flagged)}, anomaly index {verdict.anomaly_index:.2f} "
-                  f"(train {report.train_seconds:.0f} s, scan {wall:.0f} s)", flush=True)
+    for loss in losses:
+        scan_args = ["--preset", preset, "--loss", loss, "--seed", str(SCAN_SEED), "--restarts", "1",
+                     "--source-check", "0", *(["--max-epochs", str(max_epochs)] if max_epochs else [])]
+        audit = ncjax.audit([manifest], out=work / f"audit-{loss}-{preset}", scan_args=scan_args,
+                            config=ncjax.AuditConfig(ray=ray),
+                            callback=lambda row: print(f"{row['name']} ({loss}): {row.get('verdict_line') or row.get('error')}",
+                                                       flush=True))
+        for audit_row in audit.rows:
+            if audit_row["status"] == "done" and (audit_row["name"], loss, preset) not in done:
+                row = sweep_row(by_name[audit_row["name"]], audit_row, loss, preset, work)
+                with open(results, "a") as f:
+                    f.write(json.dumps(row) + "\n")
+                done.add((row["name"], loss, preset))
 
 
 # ------------------------------------------------------------------------------------------ summary
@@ -236,7 +271,8 @@ def _mean_sd(values: list[float]) -> str:
 
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--shard", default="0/1", help="k/n: run models k, k+n, k+2n, ...")
+    p.add_argument("--ray", metavar="auto|ADDRESS", help="scan on a Ray cluster (one task per model) instead of here")
+    p.add_argument("--work", type=Path, default=Path("/tmp/ncjax_planted"), help="trained models and the audits")
     p.add_argument("--only", help="comma-separated model names")
     p.add_argument("--losses", default="reference,crossentropy")
     p.add_argument("--preset", default="fast", choices=["fast", "paper"])
@@ -251,14 +287,14 @@ def main() -> int:
     if args.summarize:
         print(summarize(args.results))
         return 0
-    k, n = (int(v) for v in args.shard.split("/"))
     by_name = {m.name: m for m in MODELS}
     unknown = [name for name in (args.only or "").split(",") if name and name not in by_name]
     if unknown:
         p.error(f"unknown model(s) {unknown}; known: {', '.join(by_name)}")
-    models = MODELS[k::n] if not args.only else [by_name[name] for name in args.only.split(",")]  # in that order
-    run(models, args.losses.split(","), args.preset, results=args.results, deadline=time.time() + args.budget_s,
-        train_images=args.train_images, epochs=args.epochs, scan_images=args.scan_images, max_epochs=args.max_epochs)
+    models = MODELS if not args.only else [by_name[name] for name in args.only.split(",")]  # in that order
+    run(models, args.losses.split(","), args.preset, results=args.results, work=args.work,
+        deadline=time.time() + args.budget_s, train_images=args.train_images, epochs=args.epochs,
+        scan_images=args.scan_images, max_epochs=args.max_epochs, ray=args.ray)
     return 0
 
 

@@ -1,17 +1,20 @@
 """Detection quality on the real GTSRB models in ../shared/real, across seeds, losses and cost starts.
 
     .venv/bin/python experiments/real_models.py [--models backdoor,clean,nabagata,abis47] [--seeds 0,1,2]
-        [--losses reference,crossentropy] [--cost-start init,zero] [--preset fast]
+        [--losses reference,crossentropy] [--cost-start init,zero] [--preset fast] [--ray auto|ADDRESS]
     .venv/bin/python experiments/real_models.py --summarize
 
-Each scan appends one JSON line to experiments/results/real_models.jsonl as soon as it finishes (nothing is
-lost when a long run is stopped; finished combinations are skipped when rerun), and --summarize writes
-experiments/real_models.md. Fast preset: about 3.6 minutes per scan on a 2-core CPU.
+Each (seed, loss, cost start) is one `ncjax.audit` of the models (here, or with --ray one Ray task per model);
+each scanned model appends one JSON line to experiments/results/real_models.jsonl (nothing is lost when a long
+run is stopped: finished combinations are skipped and a cut scan resumes when rerun), and --summarize writes
+experiments/real_models.md. Fast preset: about 3.6 minutes per scan on a 2-core CPU. The rows with a `restart`
+field (each label's K-th restart alone, for experiments/score.py) came from this script's earlier form, which
+called ncjax.scan_slots; the audit scans whole models (`--restarts R` keeps the best of R).
 """
 from __future__ import annotations
 
 import argparse
-import fcntl
+import csv
 import itertools
 import json
 import os
@@ -22,7 +25,6 @@ import time
 from pathlib import Path
 
 import jax
-import jax.numpy as jnp
 import numpy as np
 
 import ncjax
@@ -59,43 +61,64 @@ def _rows(results: Path) -> list[dict]:
     return rows
 
 
-def run(models, seeds, losses, cost_starts, preset, *, results: Path = RESULTS, deadline: float = float("inf"),
-        restart: int = 0) -> None:
-    """Scan every combination; restart K > 0 scans only each label's K-th restart (restart 0 is the plain scan,
-    so rows of restarts 0..R-1 together are a scan with R restarts)."""
-    data = np.load(REAL / "gtsrb" / "gtsrb_test_32x32_uint8.npz")
-    done = {(r["model"], r["loss"], r["cost_start"], r["seed"], r["preset"], r.get("restart", 0))
-            for r in _rows(results)}
+def write_manifest(models: list[str], work: Path) -> Path:
+    """The audit's manifest: each model with its image key and truth."""
+    path = work / "manifest.csv"
+    with open(path, "w", newline="") as f:
+        writer = csv.writer(f)
+        writer.writerow(["name", "path", "data", "data_key", "truth", "target"])
+        for name in models:
+            file, key, target = MODELS[name]
+            writer.writerow([name, REAL / "models" / file, REAL / "gtsrb" / "gtsrb_test_32x32_uint8.npz", key,
+                             "clean" if target is None else "infected", "" if target is None else target])
+    return path
+
+
+def scan_row(audit_row: dict, *, loss: str, cost_start: str, seed: int, preset: str) -> dict:
+    """The results line of one audited model: the scan's own norms (exact and quantized as the reference's
+    PNGs), from its report and its triggers file."""
+    folder = Path(audit_row["folder"])
+    report = json.loads((folder / "report.json").read_text())
+    masks = np.load(folder / "triggers.npz")["masks"]
+    return {"model": audit_row["name"], "loss": loss, "cost_start": cost_start, "seed": seed, "preset": preset,
+            "target": audit_row["target"], "wall_s": round(report["timings"]["wall_s"], 1),
+            "labels": [r["label"] for r in report["labels"]],
+            "norms": [round(float(r["l1_norm"]), 4) for r in report["labels"]],
+            "norms_quantized": [round(float(v), 4) for v in l1_norms(masks, quantize=True)],
+            "reached": [r["reached_threshold"] for r in report["labels"]],
+            "epochs": [r["epochs"] for r in report["labels"]], "label_steps": report["timings"]["label_steps"],
+            "device": _device() if audit_row.get("host") == platform.node() else report["versions"]["device"],
+            "compile_s": round(report["timings"]["compile_s"], 1), "verdict": report["verdict"]}
+
+
+def run(models, seeds, losses, cost_starts, preset, *, results: Path = RESULTS, work: Path, ray: str | None = None,
+        deadline: float = float("inf")) -> None:
+    """One ncjax.audit per (seed, loss, cost start) over the models not yet in the results (each scanned once,
+    no restarts or source check: the rows are the scan's own norms); their rows are appended to the results.
+    The audits resume on a rerun: done models are skipped, a cut scan continues from its checkpoint."""
+    done = {(r["model"], r["loss"], r["cost_start"], r["seed"], r["preset"]) for r in _rows(results)
+            if not r.get("restart", 0)}
     results.parent.mkdir(parents=True, exist_ok=True)
-    for seed, name, loss, cost_start in itertools.product(seeds, models, losses, cost_starts):  # seeds last to vary
-        if (name, loss, cost_start, seed, preset, restart) in done:
+    for seed, loss, cost_start in itertools.product(seeds, losses, cost_starts):  # seeds last to vary
+        todo = [name for name in models if (name, loss, cost_start, seed, preset) not in done]
+        if not todo:
             continue
         if time.time() > deadline:
-            print("deadline reached: no further scans started", flush=True)
+            print("deadline reached: no further audits started", flush=True)
             return
-        file, key, target = MODELS[name]
-        model = ncjax.load_model(REAL / "models" / file)
-        images = data[key].astype(np.float32)
-        if images.shape[1:] != model.input_shape:
-            images = np.asarray(jax.image.resize(jnp.asarray(images), (len(images), *model.input_shape), "bilinear"))
-        config = getattr(ncjax.ScanConfig, preset)(loss=loss, cost_starts_at_zero=cost_start == "zero")
-        start = time.perf_counter()
-        slots = [ncjax.Slot(target=label, restart=restart) for label in range(model.num_classes)]
-        result = ncjax.scan_slots(model, images, slots, config=config, key=jax.random.key(seed))
-        row = {"model": name, "loss": loss, "cost_start": cost_start, "seed": seed, "preset": preset,
-               **({"restart": restart} if restart else {}),
-               "target": target, "wall_s": round(time.perf_counter() - start, 1), "labels": result.labels.tolist(),
-               "norms": [round(float(v), 4) for v in result.l1_norms],
-               "norms_quantized": [round(float(v), 4) for v in l1_norms(result.masks, quantize=True)],
-               "reached": result.reached_threshold.tolist(), "epochs": result.epochs.tolist(),
-               "label_steps": result.label_steps, "device": _device(), "compile_s": round(result.compile_time_s, 1)}
-        with open(results, "a") as f:  # several processes may share one file: one locked write per line
-            fcntl.flock(f, fcntl.LOCK_EX)
-            f.write(json.dumps(row) + "\n")
-            fcntl.flock(f, fcntl.LOCK_UN)
-        verdict = mad_outliers(row["norms_quantized"], result.labels)
-        print(f"{name} {loss} cost@{cost_start} seed {seed}: flagged {verdict.flagged}, anomaly index "
-              f"{verdict.anomaly_index:.2f} ({row['wall_s']} s)", flush=True)
+        combo = f"{preset}-{loss}-{cost_start}-seed{seed}"
+        (work / combo).mkdir(parents=True, exist_ok=True)
+        scan_args = ["--preset", preset, "--loss", loss, "--seed", str(seed), "--restarts", "1", "--source-check", "0",
+                     "--cost-starts-at-zero" if cost_start == "zero" else "--no-cost-starts-at-zero"]
+        audit = ncjax.audit([write_manifest(todo, work / combo)], out=work / combo / "audit", scan_args=scan_args,
+                            config=ncjax.AuditConfig(ray=ray),
+                            callback=lambda row: print(f"{combo} {row['name']}: "
+                                                       f"{row.get('verdict_line') or row.get('error')}", flush=True))
+        for audit_row in audit.rows:
+            if audit_row["status"] == "done":
+                with open(results, "a") as f:
+                    f.write(json.dumps(scan_row(audit_row, loss=loss, cost_start=cost_start, seed=seed,
+                                                preset=preset)) + "\n")
 
 
 def _stats(values):
@@ -147,7 +170,8 @@ def main() -> int:
     p.add_argument("--preset", default="fast")
     p.add_argument("--results", type=Path, default=RESULTS, help="the JSON-lines file scans are appended to")
     p.add_argument("--budget-s", type=float, default=float("inf"), help="start no scan after this many seconds")
-    p.add_argument("--restart", type=int, default=0, help="scan only this restart of every label (0: the plain scan)")
+    p.add_argument("--ray", metavar="auto|ADDRESS", help="scan on a Ray cluster (one task per model) instead of here")
+    p.add_argument("--work", type=Path, default=Path("/tmp/ncjax_real_models"), help="the audits' folders")
     p.add_argument("--summarize", action="store_true")
     args = p.parse_args()
     if args.summarize:
@@ -157,8 +181,8 @@ def main() -> int:
         print(f"no real data at {REAL}", file=sys.stderr)
         return 2
     run(args.models.split(","), [int(s) for s in args.seeds.split(",")], args.losses.split(","),
-        args.cost_start.split(","), args.preset, results=args.results, deadline=time.time() + args.budget_s,
-        restart=args.restart)
+        args.cost_start.split(","), args.preset, results=args.results, work=args.work, ray=args.ray,
+        deadline=time.time() + args.budget_s)
     return 0
 
 
