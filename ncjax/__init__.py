@@ -7,6 +7,7 @@ from ncjax.classifier import Classifier  # noqa: E402
 from ncjax.auditing.api import AuditResult, audit  # noqa: E402
 from ncjax.auditing.config import AuditConfig  # noqa: E402
 from ncjax.auditing.items import AuditItem  # noqa: E402
+from ncjax.compile_cache import disable_compile_cache, enable_compile_cache  # noqa: E402
 from ncjax.config import ScanConfig  # noqa: E402
 from ncjax.data import load_images  # noqa: E402
 from ncjax.errors import (  # noqa: E402
@@ -115,6 +116,8 @@ __all__ = [
     "ratio_score",
     "restart_slots",
     "save_keras_h5",
+    "enable_compile_cache",
+    "disable_compile_cache",
     "save_model",
     "scan_all_labels",
     "scan_slots",

@@ -96,6 +96,11 @@ class CompiledSteps:
         return self._cache[self.cache_key(name, width, **static)]
 
     @property
+    def compile_count(self) -> int:
+        """Executables built so far (compiled, or loaded from the persistent compile cache)."""
+        return len(self._cache)
+
+    @property
     def widths(self) -> set[int]:
         """The slot-axis widths compiled so far."""
         return {key[1] for key in self._cache}

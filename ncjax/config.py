@@ -66,6 +66,9 @@ class ScanConfig:
                                                  "the backend's memory budget)")
     steps_per_dispatch: int | None = setting(None, help="optimizer steps per compiled call (default: 1 on CPUs, "
                                                         "a whole epoch on accelerators)")
+    min_lane_width: int | None = setting(None, help="as searches finish, the slot axis is compacted to powers of two "
+                                                    "but not below this many lanes: fewer widths to compile, finished "
+                                                    "lanes still computed (frozen) below it (default: down to one)")
 
     def __post_init__(self) -> None:
         check_literal_fields(self)
@@ -102,7 +105,7 @@ class ScanConfig:
                 "ScanConfig.preprocessing must be a Preprocessing, e.g. Preprocessing(mode='mnist'), got "
                 f"{self.preprocessing!r}."
             )
-        for name in ("early_stop_patience", "label_chunk", "steps_per_dispatch"):
+        for name in ("early_stop_patience", "label_chunk", "steps_per_dispatch", "min_lane_width"):
             value = getattr(self, name)
             if value is not None and (not isinstance(value, int) or isinstance(value, bool) or value < 1):
                 raise ConfigError(f"ScanConfig.{name} must be a positive int or None, got {value!r}.")

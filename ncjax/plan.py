@@ -51,6 +51,7 @@ class ScanPlan:
     chunk_width: int  # slots per chunk
     dispatch: tuple[int, ...]  # optimizer steps per compiled call, one entry per call of an epoch
     num_devices: int
+    min_width: int  # compaction stops at this many lanes
     sharded: NamedSharding  # the slot axis split over the devices
     replicated: NamedSharding  # images and model weights on every device
 
@@ -62,7 +63,7 @@ def plan_scan(model: Any, config: ScanConfig, num_slots: int, devices: Sequence[
     calls, rest = divmod(config.steps_per_epoch, per_call)
     mesh = Mesh(np.asarray(devices), ("labels",))
     return ScanPlan(chunk_width=width, dispatch=(per_call,) * calls + ((rest,) if rest else ()),
-                    num_devices=len(devices), sharded=NamedSharding(mesh, PartitionSpec("labels")),
+                    num_devices=len(devices), min_width=config.min_lane_width or 1, sharded=NamedSharding(mesh, PartitionSpec("labels")),
                     replicated=NamedSharding(mesh, PartitionSpec()))
 
 
@@ -72,8 +73,8 @@ def padded_lanes(positions: list[int], num_devices: int) -> list[int]:
     return positions + [PADDING] * (width - len(positions))
 
 
-def compacted_width(active: int, num_devices: int) -> int:
-    """The width after compaction: the next power of two, rounded up to a multiple of the device count, so the
-    number of compiled widths stays small."""
-    width = 1 << max(active - 1, 0).bit_length()
+def compacted_width(active: int, num_devices: int, floor: int = 1) -> int:
+    """The width after compaction: the next power of two (at least `floor`), rounded up to a multiple of the
+    device count, so the number of compiled widths stays small."""
+    width = max(1 << max(active - 1, 0).bit_length(), floor)
     return -(-width // num_devices) * num_devices

@@ -62,6 +62,8 @@ class ScanResult:
     label_steps: int  # optimizer steps summed over the scanned labels (work a plain loop would do)
     slot_steps: int  # steps computed, counting frozen and padding lanes of the vmapped slot axis
     slots: tuple[Slot, ...]  # the searches, in the order of the arrays
+    # Executables this scan compiled or loaded from the persistent compile cache (one per width and kind).
+    compile_count: int = 0
 
     @property
     def sources(self) -> np.ndarray:

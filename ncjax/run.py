@@ -34,6 +34,7 @@ from ncjax.cli_options import (
     run_command,
     seed,
 )
+from ncjax.compile_cache import disable_compile_cache, enable_compile_cache
 from ncjax.config import ScanConfig
 from ncjax.data import in_model_scale, load_images
 from ncjax.errors import PreflightError, UsageError
@@ -101,6 +102,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-progress", action="store_true", help="no progress bar on stderr")
     p.add_argument("--force", action="store_true", help="scan even when the pre-flight check finds that the model "
                                                         "does not see the clean images as set")
+    p.add_argument("--compile-cache", metavar="DIR", help="keep compiled steps here and reuse them in later scans of "
+                                                          "the same architecture (default: $NCJAX_COMPILE_CACHE, else "
+                                                          "~/.cache/ncjax/jax-compile)")
+    p.add_argument("--no-compile-cache", action="store_true", help="compile every step afresh, keeping nothing")
     group = p.add_argument_group("scan settings (ScanConfig)", "left out, a setting takes the preset's value; the "
                                  "defaults shown are the paper preset's")
     add_dataclass_flags(group, ScanConfig, skip=OWN_FLAG_FIELDS)
@@ -298,6 +303,10 @@ def _restarts_report(best: LabelTriggers) -> dict:
 
 def run(args: argparse.Namespace) -> int:
     config = config_from_args(args)
+    if args.no_compile_cache:
+        disable_compile_cache()
+    else:
+        enable_compile_cache(args.compile_cache)
     inputs = _inputs(args, config)
     out = Path(args.out)
     _prepare_out(out)  # before the scan, so a bad --out costs no scan

@@ -115,7 +115,7 @@ def scan_slots(
         first, chunk = first + scan.plan.chunk_width, None
     if states is not None:
         jax.block_until_ready(states)
-    return out.result(time.perf_counter() - start, scan.compiled.compile_time_s)
+    return out.result(time.perf_counter() - start, scan.compiled.compile_time_s, scan.compiled.compile_count)
 
 
 def scan_all_labels(
@@ -278,8 +278,8 @@ def _record(scan: _Scan, chunk: _Chunk, out: ScanOutputs, summary: EpochSummary)
 
 
 def _compact(scan: _Scan, chunk: _Chunk, active: list[int]) -> None:
-    """Drop finished lanes once the active ones fit a narrower power-of-two width."""
-    width = compacted_width(len(active), scan.plan.num_devices)
+    """Drop finished lanes once the active ones fit a narrower power-of-two width (not below the plan's floor)."""
+    width = compacted_width(len(active), scan.plan.num_devices, scan.plan.min_width)
     if width >= len(chunk.lanes):
         return
     index = active + [active[0]] * (width - len(active))

@@ -18,6 +18,20 @@ KERAS_FIXTURES = ROOT / "tests" / "fixtures" / "keras"
 REAL = Path(os.environ.get("NCJAX_REAL_DATA", ROOT.parent / "shared" / "real"))
 
 
+@pytest.fixture(scope="session", autouse=True)
+def compile_cache_folder(tmp_path_factory):
+    """`python -m ncjax.run` keeps compiled steps in the user's cache folder: the tests keep theirs in one
+    throwaway folder for the run (shared by its scans, as a user's are), never in the home folder."""
+    folder = tmp_path_factory.mktemp("compile-cache")
+    before = os.environ.get("NCJAX_COMPILE_CACHE")
+    os.environ["NCJAX_COMPILE_CACHE"] = str(folder)
+    yield folder
+    if before is None:
+        os.environ.pop("NCJAX_COMPILE_CACHE", None)
+    else:
+        os.environ["NCJAX_COMPILE_CACHE"] = before
+
+
 def pytest_collection_modifyitems(config, items):
     """Tests marked slow (whole-model scans beyond the default suite) run only with NCJAX_SLOW_TESTS=1."""
     if os.environ.get("NCJAX_SLOW_TESTS"):

@@ -76,6 +76,19 @@ def test_chunked_and_compacted_equal_one_label_at_a_time(tiny):
         np.testing.assert_allclose(together.masks[i], alone.masks[i], atol=1e-3)
 
 
+def test_a_width_floor_compiles_fewer_widths_and_changes_no_result(tiny):
+    """Compaction stops at min_lane_width: finished lanes below it are computed frozen, nothing else changes."""
+    compacted = _scan(tiny, label_chunk=4, **COMPACT)
+    floored = _scan(tiny, label_chunk=4, min_lane_width=4, **COMPACT)
+    assert floored.compile_count == 2 < compacted.compile_count  # one width: its steps and its epoch end
+    assert floored.slot_steps == 4 * int(floored.epochs.max()) * SMALL.steps_per_epoch > compacted.slot_steps
+    assert floored.label_steps == compacted.label_steps
+    for i in range(4):
+        _same_decisions(floored, compacted, i, i)
+        np.testing.assert_array_equal(floored.masks[i], compacted.masks[i])
+        np.testing.assert_array_equal(floored.patterns[i], compacted.patterns[i])
+
+
 def test_subset_of_labels_equals_same_labels_in_full_scan(tiny):
     full = _scan(tiny, label_chunk=4, **COMPACT)
     part = _scan(tiny, labels=[3, 1], label_chunk=4, **COMPACT)
