@@ -4,8 +4,9 @@ Measures, in one run on one device: (1) optimizer-step throughput of the scan's 
 all-labels vmap per call and of the sequential baseline (one label per call, the way the reference and its peers
 scan), interleaved, medians after warm-up; (2) the step's FLOPs from XLA's cost analysis beside a hand count, the
 achieved FLOP/s and its fraction of a large float32 matmul's; (3) a whole scan to a verdict and the work early
-stopping and compaction saved; (4) time per label-step and memory as the label count grows. Prints a table and
-writes bench.json.
+stopping and compaction saved; (4) time per label-step and memory as the label count grows; (5) at each width
+the compaction visits, one step per dispatch against a whole epoch per dispatch; (6) a whole scan in a new
+process twice, with the persistent compile cache empty and then filled. Prints a table and writes bench.json.
 """
 from __future__ import annotations
 
@@ -23,59 +24,21 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from ncjax.bench_compile import measure_compile_cache, measure_dispatch
 from ncjax.classifier import Classifier
-from ncjax.compiled import CompiledSteps, Pools
 from ncjax.config import ScanConfig
+from ncjax.errors import UsageError
 from ncjax.outlier import l1_norms
 from ncjax.plan import default_label_chunk, per_label_bytes
 from ncjax.scan import scan_all_labels
 from ncjax.sources import check_candidates
-from ncjax.step import init_slot
+from ncjax.step_timer import StepTimer
 from ncjax.verdict import decide
 
 # The real data lies beside the checkout (as CI lays it); NCJAX_REAL_DATA points elsewhere, as in the tests.
 REAL = Path(os.environ.get("NCJAX_REAL_DATA", Path(__file__).resolve().parent.parent.parent / "shared" / "real"))
 REAL_MODEL = REAL / "models" / "gtsrb_backdoor_33_logits.h5"
 REAL_DATA = REAL / "gtsrb" / "gtsrb_test_32x32_uint8.npz"
-
-
-def _states(width: int, labels: np.ndarray, config: ScanConfig, shape) -> Any:
-    keys = jax.random.split(jax.random.key(0), width)
-    pools = jnp.zeros(width, jnp.int32)  # every lane draws from all images
-    return jax.vmap(init_slot, in_axes=(0, 0, 0, None, None))(keys, jnp.asarray(labels[:width] % 1_000_000), pools,
-                                                             config, shape)
-
-
-class _StepTimer:
-    """One compiled step per width, each called on its own states; returns seconds per call."""
-
-    def __init__(self, model: Classifier, images: jax.Array, config: ScanConfig):
-        self.model, self.images, self.config = model, images, config
-        sharding = jax.sharding.NamedSharding(jax.sharding.Mesh(np.asarray(jax.devices()[:1]), ("labels",)),
-                                              jax.sharding.PartitionSpec("labels"))
-        self.compiled = CompiledSteps(model.apply, config, model.input_shape, len(images), sharding)
-        self.pools = Pools(table=jnp.arange(len(images), dtype=jnp.int32)[None], sizes=jnp.asarray([len(images)]))
-        self.states: dict[int, Any] = {}
-        self.key = jax.random.key(1)
-        self.step = 0
-
-    def compile(self, width: int) -> float:
-        start = self.compiled.compile_time_s
-        labels = np.arange(width) % self.model.num_classes
-        self.states[width] = _states(width, labels, self.config, self.model.input_shape)
-        self.call(width)
-        return self.compiled.compile_time_s - start
-
-    def call(self, width: int) -> float:
-        start = time.perf_counter()
-        self.states[width] = self.compiled.steps(self.states[width], self.images, self.model.params, self.key,
-                                                 self.pools, self.step, 1)
-        jax.block_until_ready(self.states[width])
-        self.step += 1
-        return time.perf_counter() - start
-
-    def executable(self, width: int):
-        return self.compiled.executable("steps", width, n=1)
 
 
 def _median(xs: Sequence[float]) -> float:
@@ -140,27 +103,39 @@ def _small_network(num_classes: int) -> Classifier:
                       output_activation="linear")
 
 
+PARTS = ("throughput", "precision", "flops", "scaling", "dispatch", "compile-cache", "end-to-end")
+
+
 def benchmark(*, model: Classifier, images: np.ndarray, model_name: str, preset: str = "auto", repeats: int = 5,
               quick: bool = False, end_to_end: bool = True, labels: np.ndarray | None = None,
-              log: Callable[[str], None] = print,
+              only: Sequence[str] | None = None, log: Callable[[str], None] = print,
               save: Callable[[dict[str, Any]], None] = lambda report: None) -> dict[str, Any]:
-    """Run the measurements; `save(report)` is called after each part, so a stopped run keeps what it measured."""
+    """Run the measurements (`only`: some of PARTS; flops brings throughput along); `save(report)` is called after
+    each part, so a stopped run keeps what it measured."""
+    unknown = sorted(set(only or ()) - set(PARTS))
+    if unknown:
+        raise UsageError(f"unknown benchmark part(s) {', '.join(unknown)}; the parts are {', '.join(PARTS)}.")
+    chosen = set(only or PARTS) | ({"throughput"} if "flops" in (only or ()) else set())
     platform_name = jax.default_backend()
     preset = preset if preset != "auto" else ("fast" if platform_name == "cpu" else "paper")
     config = getattr(ScanConfig, preset)()
     images_dev = jax.device_put(jnp.asarray(images, jnp.float32))
     report = _environment(model_name, model.num_classes, config, preset, repeats)
-    timer = _StepTimer(model, images_dev, config)
+    timer = StepTimer(model, images_dev, config)
     parts: list[tuple[str, Callable[[], dict[str, Any]]]] = [
         ("throughput", lambda: measure_throughput(timer, repeats)),
-        ("matmul precision", lambda: measure_precision(model, images_dev, config, repeats)),
-        ("FLOPs", lambda: measure_flops(timer, report["throughput"], repeats, quick)),
+        ("precision", lambda: measure_precision(model, images_dev, config, repeats)),
+        ("flops", lambda: measure_flops(timer, report["throughput"], repeats, quick)),
         ("scaling", lambda: measure_scaling(config, repeats, quick)),
+        ("dispatch", lambda: measure_dispatch(model, images_dev, config, repeats, quick)),
+        ("compile-cache", lambda: measure_compile_cache(model_name, images, preset, quick)),
     ]
     if end_to_end:
-        parts.append(("end-to-end scan", lambda: measure_end_to_end(model, images, config, preset, quick, log,
-                                                                    labels=labels)))
+        parts.append(("end-to-end", lambda: measure_end_to_end(model, images, config, preset, quick, log,
+                                                               labels=labels)))
     for name, measure in parts:
+        if name not in chosen:
+            continue
         report |= measure()
         log(f"{name} measured")
         save(report)
@@ -177,7 +152,7 @@ def _environment(model_name: str, labels: int, config: ScanConfig, preset: str, 
     }
 
 
-def measure_throughput(timer: _StepTimer, repeats: int) -> dict[str, Any]:
+def measure_throughput(timer: StepTimer, repeats: int) -> dict[str, Any]:
     """(a) the scan's default chunking, (b) one all-labels vmap per call, (c) one label per call; interleaved."""
     labels, config = timer.model.num_classes, timer.config
     chunk = default_label_chunk(jax.default_backend(), labels, per_label_bytes(timer.model, config.batch_size))
@@ -210,7 +185,7 @@ def measure_precision(model: Classifier, images: jax.Array, config: ScanConfig, 
     if jax.default_backend() == "cpu":
         return {}
     labels = model.num_classes
-    timers = {name: _StepTimer(model, images, config.replace(matmul_precision=name)) for name in ("default", "highest")}
+    timers = {name: StepTimer(model, images, config.replace(matmul_precision=name)) for name in ("default", "highest")}
     for t in timers.values():
         t.compile(labels)
         t.call(labels)
@@ -221,7 +196,7 @@ def measure_precision(model: Classifier, images: jax.Array, config: ScanConfig, 
     return {"precision": {name: {"label_steps_per_s": labels / _median(times)} for name, times in rounds.items()}}
 
 
-def measure_flops(timer: _StepTimer, throughput: dict[str, Any], repeats: int, quick: bool) -> dict[str, Any]:
+def measure_flops(timer: StepTimer, throughput: dict[str, Any], repeats: int, quick: bool) -> dict[str, Any]:
     """XLA's FLOPs for the all-labels step, a hand count, and a large matmul's rate at the step's precision."""
     model, config, labels = timer.model, timer.config, timer.model.num_classes
     xla = _flops(timer.executable(labels))
@@ -242,7 +217,7 @@ def measure_scaling(config: ScanConfig, repeats: int, quick: bool) -> dict[str, 
     for heads in (1, 8, 43) if quick else (1, 8, 43, 256, 1000):
         small = _small_network(max(heads, 2))
         small_images = jax.random.uniform(jax.random.key(2), (256, 16, 16, 3)) * 255
-        t = _StepTimer(small, small_images, config)
+        t = StepTimer(small, small_images, config)
         compile_time = t.compile(heads)
         times = [t.call(heads) for _ in range(max(repeats, 3))]
         memory = t.executable(heads).memory_analysis()
@@ -301,14 +276,24 @@ def _jaxlib_version() -> str | None:
 
 
 def format_table(report: dict[str, Any]) -> str:
-    t = report["throughput"]
     lines = [
         f"device: {report['device']} ({report['platform']}, {report['cpu_count']} CPU cores), jax {report['jax']}, "
         f"XLA_FLAGS={report['xla_flags']!r}",
         f"model: {report['model']} ({report['labels']} labels, batch {report['batch_size']})",
-        "",
-        f"{'step of all labels':38s} {'s/step':>9s} {'label-steps/s':>14s} {'images/s':>10s} {'vs (c)':>7s}",
     ]
+    if "throughput" in report:
+        lines += _throughput_lines(report)
+    if "precision" in report:
+        p = report["precision"]
+        lines.append(f"(b) with float32 matmuls ('highest' precision, not TF32): "
+                     f"{p['highest']['label_steps_per_s']:.1f} label-steps/s vs {p['default']['label_steps_per_s']:.1f}")
+    lines += _end_to_end_lines(report) + _compile_lines(report) + _scaling_lines(report)
+    return "\n".join(lines)
+
+
+def _throughput_lines(report: dict[str, Any]) -> list[str]:
+    t = report["throughput"]
+    lines = ["", f"{'step of all labels':38s} {'s/step':>9s} {'label-steps/s':>14s} {'images/s':>10s} {'vs (c)':>7s}"]
     base = t["c_sequential"]["label_steps_per_s"]
     names = {"a_default_chunking": f"(a) scan default (chunks of {report['default_label_chunk']})",
              "b_all_labels_vmap": f"(b) one {report['labels']}-wide vmap per call",
@@ -317,30 +302,53 @@ def format_table(report: dict[str, Any]) -> str:
         row = t[key]
         lines.append(f"{label:38s} {row['seconds_per_step_of_all_labels']:9.3f} {row['label_steps_per_s']:14.1f} "
                      f"{row['images_per_s']:10.0f} {row['label_steps_per_s'] / base:7.2f}")
-    f = report["flops"]
-    lines += ["", f"FLOPs per all-labels step: XLA {f['xla_per_all_labels_step'] or float('nan'):.3e}, hand count "
-                  f"{f['hand_count_per_all_labels_step'] or float('nan'):.3e}",
-              f"achieved {f['achieved_flops_per_s_all_labels_vmap'] / 1e9:.1f} GFLOP/s = "
-              f"{100 * f['fraction_of_matmul']:.0f}% of a float32 matmul's {f['matmul_flops_per_s'] / 1e9:.1f} GFLOP/s"]
-    if "precision" in report:
-        p = report["precision"]
-        lines.append(f"(b) with float32 matmuls ('highest' precision, not TF32): "
-                     f"{p['highest']['label_steps_per_s']:.1f} label-steps/s vs {p['default']['label_steps_per_s']:.1f}")
-    if "end_to_end" in report:
-        e = report["end_to_end"]
-        lines += ["", f"end to end ({e['preset']}): {e['wall_s']:.1f} s: first pass {e['first_pass_s']:.1f} s (the whole "
-                      f"scan before issue 14; {e['compile_s']:.1f} s compiling), source check of "
-                      f"{e['source_checked'] or 'no label'} {e['source_check_s']:.1f} s",
-                  f"verdict: {e['verdict_line']}", f"the gap rule's verdict: {e['gap_rule_verdict_line']}",
-                  f"the reference's rule flags {e['flagged']}, anomaly index {e['anomaly_index']:.2f}",
-                  f"label-steps run {e['label_steps_run']} (computed {e['slot_steps_computed']}) of "
-                  f"{e['label_steps_without_early_stop']} without early stopping: {100 * e['work_saved_fraction']:.0f}% saved"]
-    lines += ["", "labels  s/label-step  XLA temp MB  compile s  (small network)"]
+    if "flops" in report:
+        f = report["flops"]
+        lines += ["", f"FLOPs per all-labels step: XLA {f['xla_per_all_labels_step'] or float('nan'):.3e}, hand count "
+                      f"{f['hand_count_per_all_labels_step'] or float('nan'):.3e}",
+                  f"achieved {f['achieved_flops_per_s_all_labels_vmap'] / 1e9:.1f} GFLOP/s = "
+                  f"{100 * f['fraction_of_matmul']:.0f}% of a float32 matmul's {f['matmul_flops_per_s'] / 1e9:.1f} GFLOP/s"]
+    return lines
+
+
+def _end_to_end_lines(report: dict[str, Any]) -> list[str]:
+    if "end_to_end" not in report:
+        return []
+    e = report["end_to_end"]
+    return ["", f"end to end ({e['preset']}): {e['wall_s']:.1f} s: first pass {e['first_pass_s']:.1f} s (the whole "
+                f"scan before issue 14; {e['compile_s']:.1f} s compiling), source check of "
+                f"{e['source_checked'] or 'no label'} {e['source_check_s']:.1f} s",
+            f"verdict: {e['verdict_line']}", f"the gap rule's verdict: {e['gap_rule_verdict_line']}",
+            f"the reference's rule flags {e['flagged']}, anomaly index {e['anomaly_index']:.2f}",
+            f"label-steps run {e['label_steps_run']} (computed {e['slot_steps_computed']}) of "
+            f"{e['label_steps_without_early_stop']} without early stopping: {100 * e['work_saved_fraction']:.0f}% saved"]
+
+
+def _compile_lines(report: dict[str, Any]) -> list[str]:
+    lines = []
+    if report.get("dispatch"):
+        lines += ["", "width  s/step one per dispatch  s/step epoch per dispatch  compile s (one, epoch)"]
+        for row in report["dispatch"]:
+            lines.append(f"{row['width']:5d}  {row['seconds_per_step_one_per_dispatch']:24.4f}  "
+                         f"{row['seconds_per_step_epoch_per_dispatch']:25.4f}  {row['compile_s_one_per_dispatch']:.2f}, "
+                         f"{row['compile_s_epoch_per_dispatch']:.2f}")
+    cache = report.get("compile_cache") or {}
+    if "cold" in cache:
+        lines += [""] + [f"{name} run (persistent compile cache {'empty' if name == 'cold' else 'filled'}): process "
+                         f"{r['process_s']:.1f} s, scan {r['scan_s']:.1f} s, compiling {r['compile_s']:.2f} s for "
+                         f"{r['compile_count']} executables" for name, r in cache.items()]
+    return lines
+
+
+def _scaling_lines(report: dict[str, Any]) -> list[str]:
+    if "scaling_small_network" not in report:
+        return []
+    lines = ["", "labels  s/label-step  XLA temp MB  compile s  (small network)"]
     for row in report["scaling_small_network"]:
         temp = row["xla_temp_bytes"]
         lines.append(f"{row['labels']:6d}  {row['seconds_per_label_step']:12.5f}  "
                      f"{(temp or 0) / 2**20:11.1f}  {row['compile_s']:9.2f}")
-    return "\n".join(lines)
+    return lines
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -351,8 +359,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--preset", choices=["auto", "fast", "paper"], default="auto")
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--quick", action="store_true", help="about a minute: short end-to-end scan, small widths")
+    parser.add_argument("--only", help=f"comma-separated parts to measure, of {', '.join(PARTS)} (default: all)")
     parser.add_argument("--out", default="bench.json")
     args = parser.parse_args(argv)
+    unknown = sorted(set(args.only.split(",")) - set(PARTS)) if args.only else []
+    if unknown:
+        parser.error(f"unknown part(s) {', '.join(unknown)} for --only; the parts are {', '.join(PARTS)}")
     from ncjax import demo
     from ncjax.data import load_images
     from ncjax.loading import load_model
@@ -372,7 +384,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     out = Path(args.out)
     save = lambda report: out.write_text(json.dumps(report, indent=2, default=float) + "\n")  # noqa: E731
     report = benchmark(model=model, images=images, model_name=name, preset=args.preset,
-                       repeats=2 if args.quick else args.repeats, quick=args.quick, labels=labels, log=log, save=save)
+                       repeats=2 if args.quick else args.repeats, quick=args.quick, labels=labels, log=log, save=save,
+                       only=args.only.split(",") if args.only else None)
     print(format_table(report))
     print(f"\nwrote {args.out}")
     return 0

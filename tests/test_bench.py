@@ -4,6 +4,7 @@ from __future__ import annotations
 import json
 
 import numpy as np
+import pytest
 
 from conftest import KERAS_FIXTURES
 from ncjax.bench import main
@@ -29,8 +30,13 @@ def test_quick_bench_writes_every_figure(tmp_path, capsys):
     assert e2e["label_steps_run"] <= e2e["label_steps_without_early_stop"] and len(e2e["lines"]) == 3
     # The images carry no labels: no source check, and the first pass is the whole scan.
     assert e2e["source_checked"] == [] and 0 < e2e["first_pass_s"] <= e2e["wall_s"]
+    widths = [row["width"] for row in report["dispatch"]]
+    assert widths == sorted(widths, reverse=True) and widths[-1] == 1 and len(widths) == 2  # quick: widest, narrowest
+    assert all(row["seconds_per_step_epoch_per_dispatch"] > 0 for row in report["dispatch"])
+    cold, warm = report["compile_cache"]["cold"], report["compile_cache"]["warm"]
+    assert cold["compile_count"] == warm["compile_count"] > 0  # the same executables, built or loaded
     table = capsys.readouterr().out
-    assert "(c) one label per call" in table and "GFLOP/s" in table
+    assert "(c) one label per call" in table and "GFLOP/s" in table and "epoch per dispatch" in table
 
 
 def test_each_part_is_saved_as_it_ends():
@@ -46,3 +52,27 @@ def test_each_part_is_saved_as_it_ends():
     assert len(saved) >= 4
     assert "throughput" in saved[0] and "end_to_end" not in saved[0]
     assert saved == sorted(saved, key=len) and "end_to_end" in saved[-1]
+
+
+def test_the_dispatch_part_visits_the_widths_compaction_does():
+    from conftest import tiny_classifier
+    from ncjax.bench_compile import compaction_widths
+
+    model = tiny_classifier(num_classes=43)
+    config = ncjax_config()
+    assert compaction_widths(model, config) == [43, 32, 16, 8, 4, 2, 1]
+    assert compaction_widths(model, config.replace(min_lane_width=8)) == [43, 32, 16, 8]
+    assert compaction_widths(model, config.replace(min_lane_width=64)) == [43]  # never compacts
+    assert compaction_widths(model, config.replace(label_chunk=5)) == [5, 4, 2, 1]
+
+
+def ncjax_config():
+    import ncjax
+
+    return ncjax.ScanConfig.fast()
+
+
+def test_an_unknown_part_is_refused_before_measuring(capsys):
+    with pytest.raises(SystemExit) as stopped:
+        main(["--only", "dispatch,warp-speed"])
+    assert stopped.value.code == 2 and "warp-speed" in capsys.readouterr().err
