@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # One lease of a GPU machine (the device tool), prepared to fit its few minutes: the environment, `python -m
-# ncjax.bench`, then, side by side, the planted-backdoor sweep (5 shards sharing the GPU), the real models at
-# the paper preset (4 processes), and the test suite on CUDA JAX. Each part is time-boxed and writes to $OUT as it goes.
+# ncjax.bench` alone, then side by side issue 17's TF32 and width-floor experiments and the test suite on CUDA
+# JAX. Each part is time-boxed and writes to $OUT as it goes. (The real models' and wide recipes' remaining GPU
+# scans of issues 14-15 are left to a later lease: experiments/real_models.py --work DIR, wide_benchmark.py.)
 # The machine's own python3 (with CUDA JAX, flax, optax, chex, h5py, pytest-xdist) runs the checkout as is.
 # The real data comes as a copy made for the lease ($NCJAX_REAL_DATA), never committed.
 set -u
@@ -17,22 +18,16 @@ flax.__version__, 'optax', optax.__version__, 'numpy', numpy.__version__)" >> "$
 if XLA_FLAGS=--xla_cpu_experimental_ynn_fusion_type= python3 -c "import jax; jax.numpy.zeros(1).block_until_ready()" \
     >> "$OUT/log.txt" 2>&1; then say "jaxlib accepts the XLA:CPU flag"; else say "jaxlib REJECTS the flag"; export XLA_FLAGS=; fi
 say "bench"
-timeout "${BENCH_S:-200}" python3 -m ncjax.bench --out "$OUT/bench_gpu.json" > "$OUT/bench.txt" 2>&1
+# Alone on the GPU first: its timings (issue 17: dispatch per width, the compile cache cold and warm) are reported.
+timeout "${BENCH_S:-300}" python3 -m ncjax.bench --out "$OUT/bench_gpu.json" > "$OUT/bench.txt" 2>&1
 say "bench rc $?"
-# Issue 14: the wide benchmark's models not yet scanned on the CPU (finished ones in results/ are skipped), and
-# the real models' second restart at every seed.
-cp experiments/results/wide_benchmark.jsonl "$OUT/wide_gpu.jsonl" 2>/dev/null
-for k in 0 1 2 3; do
-  timeout "${SIDE_S:-330}" python3 experiments/wide_benchmark.py --shard $k/4 --results "$OUT/wide_gpu.jsonl" \
-    --budget-s "${SWEEP_BUDGET_S:-250}" >> "$OUT/wide.txt" 2>&1 &
-done
-# Each call is its own ncjax.audit (own --work folder); Ray is not on the lent machine, so processes share the GPU.
-real() { local work=$1; shift; timeout "${SIDE_S:-330}" python3 experiments/real_models.py --work "$OUT/$work" \
-  --results "$OUT/real_models_gpu_$work.jsonl" --budget-s "${SWEEP_BUDGET_S:-250}" "$@" >> "$OUT/real.txt" 2>&1; }
-real r1 --preset paper --cost-start zero --models backdoor,clean --losses reference --seeds 0,1 &
-real r2 --preset paper --cost-start zero --models clean,backdoor --losses crossentropy --seeds 0,1 &
-real r3 --preset paper --cost-start zero --models nabagata,abis47 --losses reference --seeds 0 &
+# Then side by side (their timings are not reported as speeds): TF32 against float32 on the real models (issue 17,
+# item 3), the width floors and the compile cache on the paper preset, and the test suite on CUDA JAX.
+timeout "${SIDE_S:-330}" python3 experiments/tf32_verdicts.py --models backdoor,clean,nabagata,abis47 \
+  --results "$OUT/tf32_verdicts.jsonl" >> "$OUT/tf32.txt" 2>&1 &
+timeout "${SIDE_S:-330}" python3 experiments/compile_widths.py paper >> "$OUT/widths.txt" 2>&1 &
 timeout "${SIDE_S:-330}" python3 -m pytest -q -n 3 -p no:cacheprovider > "$OUT/pytest.txt" 2>&1
 say "pytest rc $?"
 wait
+cp experiments/compile_widths.md experiments/results/compile_widths.jsonl "$OUT/" 2>/dev/null
 say "done"
