@@ -111,3 +111,17 @@ def demo_backdoor():
     images, labels = demo.demo_images(400, seed=3)
     square = ncjax.Backdoor.square(4, target=33)
     return demo.demo_model(), images, labels, ncjax.TriggerSet([33], square.mask[None], square.pattern[None])
+
+
+def model_zoo(tmp_path, *, broken: bool = False):
+    """Two copies of the Sequential fixture (a.h5, b.h5; 12x12x3, 5 classes), with `broken` a file that is no
+    model, and 40 clean images for them: (folder, images .npz path)."""
+    folder = tmp_path / "zoo"
+    folder.mkdir()
+    for name in ("a.h5", "b.h5"):
+        (folder / name).write_bytes((KERAS_FIXTURES / "tfkeras" / "sequential.h5").read_bytes())
+    if broken:
+        (folder / "broken.h5").write_bytes(b"not an HDF5 file")
+    data = tmp_path / "clean.npz"
+    np.savez(data, x=np.random.default_rng(0).uniform(0, 255, (40, 12, 12, 3)).astype(np.float32))
+    return folder, data

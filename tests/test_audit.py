@@ -12,14 +12,13 @@ from hypothesis import strategies as st
 from PIL import Image
 
 import ncjax
-from conftest import KERAS_FIXTURES
+from conftest import model_zoo
 from ncjax.auditing.cli import main
 from ncjax.auditing.items import expand
 from ncjax.auditing.roc import roc_curve
 from ncjax.auditing.rows import read_rows
 from ncjax.auditing.summary import auc
 
-MODEL = KERAS_FIXTURES / "tfkeras" / "sequential.h5"  # 12x12x3, 5 classes
 SCAN = ["--labels", "1,2,3", "--batch-size", "8", "--nb-sample", "16", "--max-epochs", "6", "--patience", "1",
         "--attack-success-threshold", "0.9", "--source-check", "0"]
 
@@ -27,14 +26,7 @@ SCAN = ["--labels", "1,2,3", "--batch-size", "8", "--nb-sample", "16", "--max-ep
 @pytest.fixture
 def zoo(tmp_path):
     """Two copies of the fixture model, a file that is no model, and clean images for them."""
-    folder = tmp_path / "zoo"
-    folder.mkdir()
-    for name in ("a.h5", "b.h5"):
-        (folder / name).write_bytes(MODEL.read_bytes())
-    (folder / "broken.h5").write_bytes(b"not an HDF5 file")
-    data = tmp_path / "clean.npz"
-    np.savez(data, x=np.random.default_rng(0).uniform(0, 255, (40, 12, 12, 3)).astype(np.float32))
-    return folder, data
+    return model_zoo(tmp_path, broken=True)
 
 
 def test_a_folder_is_audited_with_an_error_row_for_the_broken_file(zoo, tmp_path):

@@ -2,6 +2,7 @@
 to the result of an uninterrupted scan, and a task out of retries kept as an error row."""
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -14,7 +15,7 @@ import numpy as np
 import pytest
 
 import ncjax
-from conftest import KERAS_FIXTURES
+from conftest import model_zoo
 from ncjax.auditing.config import AuditConfig
 from ncjax.auditing.local import ATTEMPTS_FILE
 from ncjax.auditing.rows import read_rows
@@ -23,7 +24,6 @@ from ncjax.run import STATE_FILE
 
 ray = pytest.importorskip("ray", reason="the Ray tests need pip install 'ncjax[ray]'")
 
-MODEL = KERAS_FIXTURES / "tfkeras" / "sequential.h5"  # 12x12x3, 5 classes
 # 40 epochs without early stopping: about 3 s of steps after the compile, time to kill a worker mid-scan.
 SCAN = ["--labels", "1,2,3", "--batch-size", "8", "--nb-sample", "16", "--max-epochs", "40", "--patience", "40",
         "--attack-success-threshold", "0.9", "--source-check", "0"]
@@ -54,17 +54,15 @@ def cluster():
 
 @pytest.fixture
 def zoo(tmp_path):
-    folder = tmp_path / "zoo"
-    folder.mkdir()
-    for name in ("a.h5", "b.h5"):
-        (folder / name).write_bytes(MODEL.read_bytes())
-    data = tmp_path / "clean.npz"
-    np.savez(data, x=np.random.default_rng(0).uniform(0, 255, (40, 12, 12, 3)).astype(np.float32))
+    folder, data = model_zoo(tmp_path)
     return folder, str(data)
 
 
-def kill_mid_scan(model_folder, *, stop: threading.Event) -> threading.Thread:
-    """Kill (SIGKILL) the process running the model's first attempt once its scan has written a checkpoint."""
+@contextlib.contextmanager
+def worker_killed_mid_scan(model_folder):
+    """While the block runs, kill (SIGKILL) the process running the model's first attempt once its scan has
+    written a checkpoint."""
+    stop = threading.Event()
 
     def watch():
         attempts, state = model_folder / ATTEMPTS_FILE, model_folder / STATE_FILE
@@ -77,7 +75,11 @@ def kill_mid_scan(model_folder, *, stop: threading.Event) -> threading.Thread:
 
     thread = threading.Thread(target=watch, daemon=True)
     thread.start()
-    return thread
+    try:
+        yield
+    finally:
+        stop.set()
+        thread.join()
 
 
 def same_scan(folder_a, folder_b) -> None:
@@ -109,14 +111,9 @@ def test_a_ray_audit_gives_the_local_rows(cluster, zoo, tmp_path):
 def test_a_killed_worker_is_retried_and_resumes_to_the_uninterrupted_result(cluster, zoo, tmp_path):
     folder, data = zoo
     out = tmp_path / "audit"
-    stop = threading.Event()
-    watcher = kill_mid_scan(out / "b", stop=stop)
-    try:
+    with worker_killed_mid_scan(out / "b"):
         result = ncjax.audit([folder / "a.h5", folder / "b.h5"], out=out, data=data, scan_args=SCAN,
                              config=AuditConfig(ray=cluster, cpus_per_model=1, retries=2, progress=False))
-    finally:
-        stop.set()
-        watcher.join()
     a, b = result.rows
     assert a["status"] == b["status"] == "done" and result.failed == 0
     assert a["attempts"] == 1 and b["attempts"] == 2  # b's first worker was killed, Ray ran it again
@@ -128,14 +125,9 @@ def test_a_killed_worker_is_retried_and_resumes_to_the_uninterrupted_result(clus
 def test_a_task_out_of_retries_is_an_error_row_and_a_rerun_scans_it(cluster, zoo, tmp_path):
     folder, data = zoo
     out = tmp_path / "audit"
-    stop = threading.Event()
-    watcher = kill_mid_scan(out / "a", stop=stop)
-    try:
+    with worker_killed_mid_scan(out / "a"):
         first = ncjax.audit([folder / "a.h5"], out=out, data=data, scan_args=SCAN,
                             config=AuditConfig(ray=cluster, cpus_per_model=1, retries=0, progress=False))
-    finally:
-        stop.set()
-        watcher.join()
     assert first.failed == 1 and "Ray task failed 1 times" in first.rows[0]["error"]
     again = ncjax.audit([folder / "a.h5"], out=out, data=data, scan_args=SCAN,
                         config=AuditConfig(ray=cluster, cpus_per_model=1, progress=False))
