@@ -5,12 +5,10 @@ the next model of an audit) loads it instead of compiling again.
 `python -m ncjax.run` turns it on by default in a user cache folder (NCJAX_COMPILE_CACHE, else
 $XDG_CACHE_HOME/ncjax/jax-compile, else ~/.cache/ncjax/jax-compile); `--no-compile-cache` turns it off. The
 library leaves JAX's settings alone unless asked: call `enable_compile_cache()`. A folder the user already
-gave JAX (jax_compilation_cache_dir) is kept as it is. The folder is kept under MAX_CACHE_BYTES, least recently
-used entries removed first.
+gave JAX (jax_compilation_cache_dir) is kept as it is.
 """
 from __future__ import annotations
 
-import importlib.util
 import logging
 import os
 from pathlib import Path
@@ -20,9 +18,6 @@ from jax.experimental.compilation_cache import compilation_cache
 
 logger = logging.getLogger(__name__)
 CACHE_ENV = "NCJAX_COMPILE_CACHE"
-# The folder is trimmed, least recently used first, beyond this (JAX's own default is no limit; a GPU scan's
-# executables take megabytes, and a user who audits many architectures should not fill a disk).
-MAX_CACHE_BYTES = 2 << 30
 
 
 def default_compile_cache_dir() -> Path:
@@ -53,8 +48,6 @@ def enable_compile_cache(path: str | os.PathLike | None = None) -> Path | None:
         jax.config.update("jax_compilation_cache_dir", str(folder))
         jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)
         jax.config.update("jax_persistent_cache_min_entry_size_bytes", 0)
-        if importlib.util.find_spec("filelock") is not None:  # JAX trims only with it (a dependency of ncjax's)
-            jax.config.update("jax_compilation_cache_max_size", MAX_CACHE_BYTES)
         compilation_cache.reset_cache()  # JAX decides once per process whether to use a cache: decide again
     return folder
 
