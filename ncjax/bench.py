@@ -286,7 +286,8 @@ def format_table(report: dict[str, Any]) -> str:
     if "precision" in report:
         p = report["precision"]
         lines.append(f"(b) with float32 matmuls ('highest' precision, not TF32): "
-                     f"{p['highest']['label_steps_per_s']:.1f} label-steps/s vs {p['default']['label_steps_per_s']:.1f}")
+                     f"{p['highest']['label_steps_per_s']:.1f} label-steps/s vs "
+                     f"{p['default']['label_steps_per_s']:.1f}")
     lines += _end_to_end_lines(report) + _compile_lines(report) + _scaling_lines(report)
     return "\n".join(lines)
 
@@ -307,7 +308,8 @@ def _throughput_lines(report: dict[str, Any]) -> list[str]:
         lines += ["", f"FLOPs per all-labels step: XLA {f['xla_per_all_labels_step'] or float('nan'):.3e}, hand count "
                       f"{f['hand_count_per_all_labels_step'] or float('nan'):.3e}",
                   f"achieved {f['achieved_flops_per_s_all_labels_vmap'] / 1e9:.1f} GFLOP/s = "
-                  f"{100 * f['fraction_of_matmul']:.0f}% of a float32 matmul's {f['matmul_flops_per_s'] / 1e9:.1f} GFLOP/s"]
+                  f"{100 * f['fraction_of_matmul']:.0f}% of a float32 matmul's "
+                  f"{f['matmul_flops_per_s'] / 1e9:.1f} GFLOP/s"]
     return lines
 
 
@@ -321,7 +323,8 @@ def _end_to_end_lines(report: dict[str, Any]) -> list[str]:
             f"verdict: {e['verdict_line']}", f"the gap rule's verdict: {e['gap_rule_verdict_line']}",
             f"the reference's rule flags {e['flagged']}, anomaly index {e['anomaly_index']:.2f}",
             f"label-steps run {e['label_steps_run']} (computed {e['slot_steps_computed']}) of "
-            f"{e['label_steps_without_early_stop']} without early stopping: {100 * e['work_saved_fraction']:.0f}% saved"]
+            f"{e['label_steps_without_early_stop']} without early stopping: "
+            f"{100 * e['work_saved_fraction']:.0f}% saved"]
 
 
 def _compile_lines(report: dict[str, Any]) -> list[str]:
@@ -330,7 +333,8 @@ def _compile_lines(report: dict[str, Any]) -> list[str]:
         lines += ["", "width  s/step one per dispatch  s/step epoch per dispatch  compile s (one, epoch)"]
         for row in report["dispatch"]:
             lines.append(f"{row['width']:5d}  {row['seconds_per_step_one_per_dispatch']:24.4f}  "
-                         f"{row['seconds_per_step_epoch_per_dispatch']:25.4f}  {row['compile_s_one_per_dispatch']:.2f}, "
+                         f"{row['seconds_per_step_epoch_per_dispatch']:25.4f}  "
+                         f"{row['compile_s_one_per_dispatch']:.2f}, "
                          f"{row['compile_s_epoch_per_dispatch']:.2f}")
     cache = report.get("compile_cache") or {}
     if "cold" in cache:

@@ -63,7 +63,8 @@ def plan_scan(model: Any, config: ScanConfig, num_slots: int, devices: Sequence[
     calls, rest = divmod(config.steps_per_epoch, per_call)
     mesh = Mesh(np.asarray(devices), ("labels",))
     return ScanPlan(chunk_width=width, dispatch=(per_call,) * calls + ((rest,) if rest else ()),
-                    num_devices=len(devices), min_width=config.min_lane_width or 1, sharded=NamedSharding(mesh, PartitionSpec("labels")),
+                    num_devices=len(devices), min_width=config.min_lane_width or 1,
+                    sharded=NamedSharding(mesh, PartitionSpec("labels")),
                     replicated=NamedSharding(mesh, PartitionSpec()))
 
 

@@ -45,7 +45,8 @@ def audit(models: Sequence[str | os.PathLike | AuditItem], *, out: str | os.Path
     items = apply_truth(expand(models), truth)
     missing = [item.name for item in items if not (item.data or data)]
     if missing:
-        raise UsageError(f"no clean images for {', '.join(missing[:5])}: give --data, or a data column in the manifest.")
+        raise UsageError(f"no clean images for {', '.join(missing[:5])}: give --data, or a data column in the "
+                         "manifest.")
     if config.ray is not None:
         import_ray()  # before any work: a missing extra is a one-line error, not a failed row per model
     out = Path(out)

@@ -3,12 +3,14 @@
 MODELS are model files, folders of them (.h5/.keras/.onnx) or CSV/JSON manifests (path, data, data_key,
 preprocess, layout, truth, target). Flags this command does not know are passed to every `python -m ncjax.run`
 (e.g. --preset fast --restarts 2). A rerun skips models already done. With --ray each model is a task on a
-Ray cluster (pip install 'ncjax[ray]'; models, images and --out on a filesystem every node shares). Exit codes: 0 every model scanned, 1 some
-model failed (its row says why), 2 bad input, 130 interrupted (rerun the same command to go on).
+Ray cluster (pip install 'ncjax[ray]'; models, images and --out on a filesystem every node shares). Exit codes:
+0 every model scanned, 1 some model failed (its row says why), 2 bad input, 130 interrupted (rerun the same
+command to go on).
 """
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import sys
 from typing import Sequence
 
@@ -36,7 +38,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", required=True, help="the audit's folder: audit.jsonl, audit.csv, audit.md, one folder "
                                                 "per model")
     where = p.add_argument_group("where the scans run")
-    where.add_argument("--ray", metavar="auto|ADDRESS", help=AuditConfig.__dataclass_fields__["ray"].metadata["help"])
+    ray_help = next(f for f in dataclasses.fields(AuditConfig) if f.name == "ray").metadata["help"]
+    where.add_argument("--ray", metavar="auto|ADDRESS", help=ray_help)
     p.set_defaults(config_fields=add_dataclass_flags(where, AuditConfig, skip=("ray",)))
     return p
 

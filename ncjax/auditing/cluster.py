@@ -7,14 +7,13 @@ also what lets a retried task resume the scan checkpoint its dead worker left.
 """
 from __future__ import annotations
 
-import os
 import socket
 from pathlib import Path
 from typing import Callable, Sequence
 
 from ncjax.auditing.config import AuditConfig
 from ncjax.auditing.items import AuditItem
-from ncjax.auditing.local import scan_item
+from ncjax.auditing.local import item_row, scan_item
 from ncjax.errors import MissingDependencyError, UsageError
 
 
@@ -30,7 +29,7 @@ def import_ray():
 def scan_on_worker(item: AuditItem, out: str, data: str | None, scan_args: Sequence[str]) -> dict:
     """The task's body: one model scanned on whichever worker Ray chose."""
     if not Path(out).is_dir():
-        return {"name": item.name, "model": item.model, "status": "error", "host": socket.gethostname(),
+        return {**item_row(item, Path(out), data), "status": "error", "host": socket.gethostname(),
                 "error": f"the audit's folder {out!r} is not on the worker {socket.gethostname()!r}: the audit's "
                          "folder, models and images must be on a filesystem every Ray node shares."}
     return scan_item(item, Path(out), data=data, scan_args=scan_args)
@@ -44,10 +43,9 @@ def _connect(ray, address: str) -> bool:
         ray.init(address=None if address == "auto" else address, include_dashboard=False, log_to_driver=False,
                  configure_logging=False)
     except (ConnectionError, ValueError, RuntimeError) as e:
-        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-        raise UsageError(f"cannot reach the Ray cluster {address!r} ({first}); check that it runs (ray start --head) "
-                         "at that address and, if it uses token authentication, that its token is set (Ray's "
-                         "RAY_AUTH_TOKEN); or give --ray auto to start one on this machine.") from None
+        raise UsageError(f"cannot reach the Ray cluster {address!r} ({_first_line(e)}); check that it runs "
+                         "(ray start --head) at that address and, if it uses token authentication, that its token "
+                         "is set (Ray's RAY_AUTH_TOKEN); or give --ray auto to start one on this machine.") from None
     return True
 
 
@@ -76,7 +74,7 @@ def scan_on_ray(items: Sequence[AuditItem], out: Path, *, data: str | None, scan
             while pending:
                 ready, _ = ray.wait(list(pending), num_returns=1)
                 item = pending.pop(ready[0])
-                on_row(_result(ray, ready[0], item, out, config))
+                on_row(_result(ray, ready[0], item, out, data, config))
         except BaseException:
             for ref in pending:
                 ray.cancel(ref, force=True)
@@ -86,11 +84,16 @@ def scan_on_ray(items: Sequence[AuditItem], out: Path, *, data: str | None, scan
             ray.shutdown()
 
 
-def _result(ray, ref, item: AuditItem, out: Path, config: AuditConfig) -> dict:
+def _result(ray, ref, item: AuditItem, out: Path, data: str | None, config: AuditConfig) -> dict:
     try:
         return ray.get(ref)
     except ray.exceptions.RayError as e:  # the worker died more often than the retries allow
-        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-        return {"name": item.name, "model": item.model, "data": item.data, "truth": item.truth,
-                "target": item.target, "folder": os.fspath(out / item.name), "status": "error",
-                "error": f"its Ray task failed {config.retries + 1} times ({type(e).__name__}: {first})"[:500]}
+        return {**item_row(item, out, data), "status": "error",
+                "error": f"its Ray task failed {config.retries + 1} times ({type(e).__name__}: "
+                         f"{_first_line(e)})"[:500]}
+
+
+def _first_line(error: Exception) -> str:
+    """Ray's messages run to many lines of advice; the first says what happened."""
+    text = str(error).strip()
+    return text.splitlines()[0] if text else type(error).__name__

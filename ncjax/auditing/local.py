@@ -35,8 +35,7 @@ def scan_item(item: AuditItem, out: Path, *, data: str | None, scan_args: Sequen
             *(["--layout", item.layout] if item.layout else []),
             *(["--resume"] if resume else []), *scan_args]
     attempts = _record_attempt(folder, resume=resume)
-    row = {"name": item.name, "model": item.model, "data": item.data or data, "truth": item.truth,
-           "target": item.target, "folder": str(folder), "host": socket.gethostname(), "attempts": attempts}
+    row = {**item_row(item, out, data), "host": socket.gethostname(), "attempts": attempts}
     start = time.perf_counter()
     with open(folder / LOG_FILE, "a") as log, contextlib.redirect_stdout(log), contextlib.redirect_stderr(log):
         try:
@@ -47,13 +46,20 @@ def scan_item(item: AuditItem, out: Path, *, data: str | None, scan_args: Sequen
     if code in (EXIT_INTERRUPTED, EXIT_TERMINATED):
         raise KeyboardInterrupt("SIGTERM" if code == EXIT_TERMINATED else "")
     if code == EXIT_BAD_INPUT or not (folder / "report.json").exists():
-        return {**row, "status": "error", "error": _last_error(folder / LOG_FILE), "wall_s": time.perf_counter() - start}
+        return {**row, "status": "error", "error": _last_error(folder / LOG_FILE),
+                "wall_s": time.perf_counter() - start}
     return {**row, "status": "done", **_from_report(folder / "report.json"), "wall_s": time.perf_counter() - start}
 
 
+def item_row(item: AuditItem, out: Path, data: str | None) -> dict:
+    """What every row of `item` says, scanned or not: its name, files, truth and folder."""
+    return {"name": item.name, "model": item.model, "data": item.data or data, "truth": item.truth,
+            "target": item.target, "folder": os.fspath(out / item.name)}
+
+
 def _record_attempt(folder: Path, *, resume: bool) -> int:
-    """Append this start (host, process, whether it resumes a checkpoint) to the model's attempts file; returns how many starts it now lists.
-    A rerun of the audit or a Ray retry after a dead worker each count as one."""
+    """Append this start (host, process, whether it resumes a checkpoint) to the model's attempts file; returns
+    how many starts it now lists. A rerun of the audit or a Ray retry after a dead worker each count as one."""
     with open(folder / ATTEMPTS_FILE, "a") as f:
         f.write(json.dumps({"host": socket.gethostname(), "pid": os.getpid(), "started": time.time(),
                             "resumed": resume}) + "\n")

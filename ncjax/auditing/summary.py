@@ -34,12 +34,16 @@ def found(row: dict) -> bool | None:
     return row.get("verdict") == "infected" and row["target"] in row.get("labels", [])
 
 
+def _by_truth(rows: list[dict]) -> tuple[list[dict], list[dict]]:
+    """The scanned rows with a truth: (infected ones, clean ones)."""
+    done = [r for r in rows if r.get("status") == "done"]
+    return [r for r in done if r.get("truth") == "infected"], [r for r in done if r.get("truth") == "clean"]
+
+
 def rates(rows: list[dict]) -> Rates | None:
-    judged = [r for r in rows if r.get("status") == "done" and r.get("truth") in ("infected", "clean")]
-    if not judged:
+    infected, clean = _by_truth(rows)
+    if not infected and not clean:
         return None
-    infected = [r for r in judged if r["truth"] == "infected"]
-    clean = [r for r in judged if r["truth"] == "clean"]
     return Rates(len(infected), sum(r["verdict"] == "infected" for r in infected), len(clean),
                  sum(r["verdict"] == "infected" for r in clean), auc([_score(r) for r in infected],
                                                                       [_score(r) for r in clean]))
@@ -59,9 +63,8 @@ def auc(positives: list[float], negatives: list[float]) -> float | None:
 def write_roc(rows: list[dict], path: str | os.PathLike) -> bool:
     """The score's ROC figure, with the verdicts' own point; False (nothing written) without infected and clean
     models among the rows scanned."""
-    judged = [r for r in rows if r.get("status") == "done" and r.get("truth") in ("infected", "clean")]
-    curve = roc_curve([_score(r) for r in judged if r["truth"] == "infected"],
-                      [_score(r) for r in judged if r["truth"] == "clean"])
+    infected, clean = _by_truth(rows)
+    curve = roc_curve([_score(r) for r in infected], [_score(r) for r in clean])
     if curve is None:
         return False
     summary = rates(rows)
@@ -101,7 +104,8 @@ def write_markdown(rows: list[dict], path: str | os.PathLike, *, roc: str | None
     lines += ["| model | verdict | score | labels named | truth (target) | scan s | total s | error |",
               "|---|---|---|---|---|---|---|---|"]
     for r in rows:
-        truth = "" if r.get("truth") is None else f"{r['truth']}" + ("" if r.get("target") is None else f" ({r['target']})")
+        target = "" if r.get("target") is None else f" ({r['target']})"
+        truth = "" if r.get("truth") is None else f"{r['truth']}{target}"
         lines.append(f"| {_cell(r['name'])} | {_cell(r.get('verdict'))} | {_cell(r.get('score'))} | "
                      f"{_cell(' '.join(map(str, r.get('labels') or [])))} | {truth} | {_cell(r.get('scan_s'))} | "
                      f"{_cell(r.get('wall_s'))} | {_cell(r.get('error'))} |")
