@@ -4,7 +4,6 @@ dispatch against a whole epoch per dispatch (the steps inside one jitted loop)."
 from __future__ import annotations
 
 import json
-import os
 import statistics
 import subprocess
 import sys
@@ -68,10 +67,13 @@ def measure_compile_cache(model_path: str, images: np.ndarray, preset: str, quic
                        str(out), "--preset", preset, "--source-check", "0", "--no-progress", "--force",
                        "--compile-cache", str(Path(work) / "cache"), *(["--max-epochs", "2"] if quick else [])]
             start = time.perf_counter()
-            done = subprocess.run(command, capture_output=True, text=True, env={**os.environ})
+            done = subprocess.run(command, capture_output=True, text=True)
             if not (out / "report.json").exists():
                 return {"compile_cache": {"error": done.stderr.strip().splitlines()[-1:] or ["no report"]}}
-            timings = json.loads((out / "report.json").read_text())["timings"]
+            report = json.loads((out / "report.json").read_text())
+            timings = report["timings"]
             runs[name] = {"process_s": time.perf_counter() - start, "scan_s": timings["wall_s"],
-                          "compile_s": timings["compile_s"], "compile_count": timings["compile_count"]}
+                          "compile_s": timings["compile_s"], "compile_count": timings["compile_count"],
+                          "verdict_line": report["verdict_line"],
+                          "cache_files": len(list((Path(work) / "cache").iterdir()))}
     return {"compile_cache": runs}
