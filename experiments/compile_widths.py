@@ -1,22 +1,27 @@
-"""Issue 17, items 1-2 on the CPU: what compiling costs a whole scan, and what a width floor and the persistent
-compile cache save, on the real backdoored GTSRB model (fast preset, 43 labels, seed 0).
+"""Issue 17, item 1: what compiling costs a whole scan, and what a width floor, compiling ahead and the persistent
+compile cache save, on the real backdoored GTSRB model (43 labels, seed 0).
 
-    .venv/bin/python experiments/compile_widths.py [fast|paper]   # default: fast on CPUs (about 17 minutes on
-                                                                  # 2 cores), paper on accelerators
+    python3 experiments/compile_widths.py [fast|paper] [--no-cache-part] [--rows N]
+        # default: fast on CPUs (about 17 minutes on 2 cores), paper on accelerators
 
-1. In this process, cache off: min_lane_width 1 (today's compaction down to one lane), 8, and 64 (above the 43
-   lanes: never compacts, finished lanes masked inside one width): wall time, compile seconds and count, lanes
-   computed, and whether every norm is the same. The fast preset never compacts (every label runs its 30
-   epochs), so there only the first is run.
-2. `python -m ncjax.run` twice in fresh processes sharing a new cache folder: cold (compiles, fills the cache)
-   and warm (loads every step).
-Writes experiments/results/compile_widths.jsonl and experiments/compile_widths.md.
+1. Each row is `python -m ncjax.run` in a new process with the compile cache off, so every row compiles cold
+   (XLA:GPU keeps conv autotuning results per process: a second scan in one process would compile faster
+   whatever the settings): min_lane_width 1 without and with compiling ahead, 8, and 64 (above the 43 lanes:
+   never compacts, finished lanes masked inside one width). Wall time, seconds waited for the compiler,
+   seconds compiled ahead, executables, lanes computed, and whether every norm is the same. The fast preset
+   never compacts (every label runs its 30 epochs), so there only the first row is run.
+2. Unless --no-cache-part: the benchmark's own part, `python -m ncjax.run` twice sharing a new cache folder:
+   cold (compiles, fills the cache) and warm (loads every step).
+Appends to experiments/results/compile_widths.jsonl; writes experiments/compile_widths.md.
 """
 from __future__ import annotations
 
+import argparse
 import json
 import os
+import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -33,65 +38,88 @@ DATA = REAL / "gtsrb" / "gtsrb_test_32x32_uint8.npz"
 RESULTS = ROOT / "experiments" / "results" / "compile_widths.jsonl"
 DEVICE = (f"{os.cpu_count()}-core CPU" if jax.default_backend() == "cpu"
           else f"{jax.default_backend()}: {jax.devices()[0].device_kind}")
-FLOORS = (1, 8, 64)
+MARKDOWN = ROOT / "experiments" / ("compile_widths.md" if jax.default_backend() == "cpu" else "compile_widths_gpu.md")
+ROWS = ((1, False), (8, True), (64, True), (1, True))  # (min_lane_width, compile ahead)
 
 
-def in_process(floor: int, model, images, preset: str) -> dict:
-    ncjax.disable_compile_cache()
+def fresh_process(floor: int, ahead: bool, data: Path, work: Path, preset: str, extra: list[str]) -> dict:
+    out = work / f"floor{floor}_{'ahead' if ahead else 'inline'}"
+    command = [sys.executable, "-m", "ncjax.run", "--model", str(MODEL), "--data", str(data), "--out", str(out),
+               "--preset", preset, "--source-check", "0", "--no-progress", "--force", "--no-compile-cache",
+               "--min-lane-width", str(floor), "--precompile-widths" if ahead else "--no-precompile-widths", *extra]
     start = time.perf_counter()
-    result = ncjax.scan_all_labels(model, images, config=getattr(ncjax.ScanConfig, preset)(min_lane_width=floor),
-                                   key=jax.random.key(0))
-    return {"part": "floor", "min_lane_width": floor, "wall_s": time.perf_counter() - start,
-            "compile_s": result.compile_time_s, "compile_count": result.compile_count,
-            "slot_steps": result.slot_steps, "label_steps": result.label_steps,
-            "norms": [float(v) for v in result.l1_norms]}
+    done = subprocess.run(command, capture_output=True, text=True)
+    row = {"part": "floor", "min_lane_width": floor, "compile_ahead": ahead, "device": DEVICE,
+           "process_s": time.perf_counter() - start}
+    if not (out / "report.json").exists():
+        return row | {"error": done.stderr.strip().splitlines()[-3:]}
+    report = json.loads((out / "report.json").read_text())
+    t = report["timings"]
+    return row | {"wall_s": t["wall_s"], "compile_s": t["compile_s"], "compile_count": t["compile_count"],
+                  "compile_background_s": t.get("compile_background_s", 0.0), "slot_steps": t["slot_steps"],
+                  "label_steps": t["label_steps"], "verdict_line": report["verdict_line"],
+                  "norms": [entry["l1_norm"] for entry in report["labels"]]}
 
 
 def write_markdown(rows: list[dict], preset: str) -> None:
-    floors = [r for r in rows if r["part"] == "floor"]
+    floors = [r for r in rows if r["part"] == "floor" and "error" not in r]
     cache = [r for r in rows if r["part"] == "cache"]
     same = all(np.array_equal(r["norms"], floors[0]["norms"]) for r in floors)
-    lines = ["# Compiling a scan on the CPU (issue 17, items 1-2)", "",
-             f"Real backdoored GTSRB model, {preset} preset, 43 labels, seed 0, {DEVICE}, jax "
-             f"{jax.__version__}. Command: `.venv/bin/python experiments/compile_widths.py`.", "",
-             "## Width floor (`min_lane_width`), compile cache off", "",
-             "| min_lane_width | wall s | compile s | executables | lanes computed (slot-steps) | label-steps |",
-             "|---|---|---|---|---|---|"]
-    lines += [f"| {r['min_lane_width']} | {r['wall_s']:.1f} | {r['compile_s']:.2f} | {r['compile_count']} | "
-              f"{r['slot_steps']} | {r['label_steps']} |" for r in floors]
-    lines += ["", f"Every norm identical across the floors: {same}." if len(floors) > 1 else
+    spread = max((float(np.max(np.abs(np.subtract(r["norms"], floors[0]["norms"])) / np.asarray(floors[0]["norms"])))
+                  for r in floors), default=0.0)
+    lines = [f"# Compiling a scan (issue 17, item 1): {DEVICE}", "",
+             f"Real backdoored GTSRB model, {preset} preset, 43 labels, seed 0, {DEVICE}, jax {jax.__version__}. "
+             f"Command: `experiments/compile_widths.py {preset}`. Each row a new process, compile cache off.", "",
+             "| min_lane_width | compile ahead | scan s | waited for the compiler s | compiled ahead s | executables "
+             "| lanes computed (slot-steps) | label-steps |", "|---|---|---|---|---|---|---|---|"]
+    lines += [f"| {r['min_lane_width']} | {'yes' if r['compile_ahead'] else 'no'} | {r['wall_s']:.1f} | "
+              f"{r['compile_s']:.2f} | {r['compile_background_s']:.1f} | {r['compile_count']} | {r['slot_steps']} | "
+              f"{r['label_steps']} |" for r in floors]
+    lines += [f"| {r['min_lane_width']} | {'yes' if r['compile_ahead'] else 'no'} | failed: {r['error']} |"
+              for r in rows if r["part"] == "floor" and "error" in r]
+    verdicts = sorted({r["verdict_line"] for r in floors})
+    lines += ["", f"Every norm identical across the rows: {same} (largest relative difference from the first row "
+                  f"{100 * spread:.2f} %); verdicts: {verdicts}." if len(floors) > 1 else
               "The fast preset runs every label its 30 epochs (no early stop), so it never compacts: one width, two "
-              "executables (the steps and the epoch's end), nothing for a floor to save.", "",
-              "## Persistent compile cache: `python -m ncjax.run` twice, new processes, one new cache folder", "",
-              "| run | process s | scan s | compile s | executables | files in the cache |", "|---|---|---|---|---|---|"]
-    lines += [f"| {name} | {r['process_s']:.1f} | {r['scan_s']:.1f} | {r['compile_s']:.2f} | {r['compile_count']} | "
-              f"{r['cache_files']} |" for name, r in zip(("cold", "warm"), cache)]
-    if len(cache) == 2:
-        lines += ["", f"Same verdict both times: {cache[0]['verdict_line'] == cache[1]['verdict_line']}."]
-    (ROOT / "experiments" / "compile_widths.md").write_text("\n".join(lines) + "\n")
+              "executables (the steps and the epoch's end), nothing for a floor to save."]
+    if cache:
+        lines += ["", "## Persistent compile cache: `python -m ncjax.run` twice, new processes, one new cache folder",
+                  "", "| run | process s | scan s | compile s | executables | files in the cache |",
+                  "|---|---|---|---|---|---|"]
+        lines += [f"| {r['run']} | {r['process_s']:.1f} | {r['scan_s']:.1f} | {r['compile_s']:.2f} | "
+                  f"{r['compile_count']} | {r['cache_files']} |" for r in cache if "error" not in r]
+    MARKDOWN.write_text("\n".join(lines) + "\n")
 
 
 def main() -> int:
-    preset = sys.argv[1] if len(sys.argv) > 1 else ("fast" if jax.default_backend() == "cpu" else "paper")
-    model = ncjax.load_model(MODEL)
-    images = np.load(DATA)["x_roi"].astype(np.float32)
-    rows = []
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("preset", nargs="?", choices=["fast", "paper"],
+                   default="fast" if jax.default_backend() == "cpu" else "paper")
+    p.add_argument("--no-cache-part", action="store_true", help="leave the cold/warm cache runs to the benchmark")
+    p.add_argument("--rows", type=int, default=len(ROWS), help="run only the first N rows")
+    p.add_argument("--max-epochs", type=int, help="shorter scans (smoke runs)")
+    args = p.parse_args()
+    images = ncjax.load_images(str(DATA), (32, 32, 3), key="x_roi")[0]
+    rows: list[dict] = []
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    RESULTS.write_text("")
-    # The fast preset runs every label its 30 epochs (no early stop, so no compaction): one width, nothing to
-    # floor. The floors matter for the paper preset, where labels stop from epoch 1 to 1000.
-    for floor in FLOORS if preset == "paper" else (1,):
-        rows.append(in_process(floor, model, images, preset))
-        print({k: v for k, v in rows[-1].items() if k != "norms"}, flush=True)
-    # The benchmark's own part: python -m ncjax.run twice in new processes sharing one new cache folder.
-    runs = measure_compile_cache(str(MODEL), images, preset, quick=False)["compile_cache"]
-    for name in ("cold", "warm"):
-        rows.append({"part": "cache", **runs[name]})
-        print(name, rows[-1], flush=True)
-    with open(RESULTS, "a") as f:
-        for row in rows:
-            f.write(json.dumps(row) + "\n")
-    write_markdown(rows, preset)
+    with tempfile.TemporaryDirectory() as work:
+        data = Path(work) / "clean.npz"
+        np.savez(data, x=np.asarray(images, np.float32))
+        # The fast preset never compacts: one width, nothing to floor or compile ahead.
+        for floor, ahead in ROWS[:args.rows] if args.preset == "paper" else ROWS[:1]:
+            extra = ["--max-epochs", str(args.max_epochs)] if args.max_epochs else []
+            rows.append(fresh_process(floor, ahead, data, Path(work), args.preset, extra))
+            print({k: v for k, v in rows[-1].items() if k != "norms"}, flush=True)
+            with open(RESULTS, "a") as f:
+                f.write(json.dumps(rows[-1]) + "\n")
+            write_markdown(rows, args.preset)
+    if not args.no_cache_part:
+        for name, run in measure_compile_cache(str(MODEL), images, args.preset, quick=False)["compile_cache"].items():
+            rows.append({"part": "cache", "run": name, "device": DEVICE, **run})
+            print(rows[-1], flush=True)
+            with open(RESULTS, "a") as f:
+                f.write(json.dumps(rows[-1]) + "\n")
+    write_markdown(rows, args.preset)
     return 0
 
 

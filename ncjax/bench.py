@@ -337,10 +337,14 @@ def _compile_lines(report: dict[str, Any]) -> list[str]:
                          f"{row['compile_s_one_per_dispatch']:.2f}, "
                          f"{row['compile_s_epoch_per_dispatch']:.2f}")
     cache = report.get("compile_cache") or {}
-    if "cold" in cache:
-        lines += [""] + [f"{name} run (persistent compile cache {'empty' if name == 'cold' else 'filled'}): process "
-                         f"{r['process_s']:.1f} s, scan {r['scan_s']:.1f} s, compiling {r['compile_s']:.2f} s for "
-                         f"{r['compile_count']} executables" for name, r in cache.items()]
+    for name, r in cache.items():
+        if "error" in r:
+            lines.append(f"{name} run failed: {r['error']}")
+            continue
+        lines.append(f"{name} run ({r.get('matmul_precision', 'highest')} precision; persistent compile cache "
+                     f"{'empty' if name.startswith('cold') else 'filled'}): process {r['process_s']:.1f} s, scan "
+                     f"{r['scan_s']:.1f} s, waiting for the compiler {r['compile_s']:.2f} s, "
+                     f"{r['compile_count']} executables, {r.get('compile_background_s', 0):.1f} s compiled ahead")
     return lines
 
 

@@ -17,7 +17,7 @@ import numpy as np
 
 from ncjax.classifier import Classifier
 from ncjax.config import ScanConfig
-from ncjax.plan import compacted_width, default_label_chunk, per_label_bytes
+from ncjax.plan import default_label_chunk, narrower_widths, per_label_bytes
 from ncjax.step_timer import StepTimer
 
 
@@ -25,9 +25,7 @@ def compaction_widths(model: Classifier, config: ScanConfig) -> list[int]:
     """The widths a scan of every label visits, widest first: the chunk, then powers of two down to the floor."""
     chunk = config.label_chunk or default_label_chunk(jax.default_backend(), model.num_classes,
                                                       per_label_bytes(model, config.batch_size))
-    floor = config.min_lane_width or 1
-    return sorted({chunk} | {w for w in (compacted_width(k, 1, floor) for k in range(1, chunk)) if w < chunk},
-                  reverse=True)
+    return [chunk] + narrower_widths(chunk, 1, config.min_lane_width or 1)
 
 
 def measure_dispatch(model: Classifier, images: jax.Array, config: ScanConfig, repeats: int,
@@ -54,26 +52,33 @@ def measure_dispatch(model: Classifier, images: jax.Array, config: ScanConfig, r
 
 def measure_compile_cache(model_path: str, images: np.ndarray, preset: str, quick: bool) -> dict[str, Any]:
     """`python -m ncjax.run` twice in new processes on one new cache folder: cold (compiles and fills it), warm
-    (loads). No source check: the scan alone. --quick: 2 epochs."""
+    (loads). No source check: the scan alone. On accelerators the same again at the backend's default matmul
+    precision (TF32 on NVIDIA GPUs), in a folder of its own. --quick: 2 epochs."""
     if not Path(model_path).is_file():
         return {}
+    precisions = {"": "highest"} if jax.default_backend() == "cpu" else {"": "highest", "_tf32": "default"}
     with tempfile.TemporaryDirectory() as work:
         data = Path(work) / "clean.npz"
         np.savez(data, x=np.asarray(images, np.float32))
         runs = {}
-        for name in ("cold", "warm"):
-            out = Path(work) / name
-            command = [sys.executable, "-m", "ncjax.run", "--model", model_path, "--data", str(data), "--out",
-                       str(out), "--preset", preset, "--source-check", "0", "--no-progress", "--force",
-                       "--compile-cache", str(Path(work) / "cache"), *(["--max-epochs", "2"] if quick else [])]
-            start = time.perf_counter()
-            done = subprocess.run(command, capture_output=True, text=True)
-            if not (out / "report.json").exists():
-                return {"compile_cache": {"error": done.stderr.strip().splitlines()[-1:] or ["no report"]}}
-            report = json.loads((out / "report.json").read_text())
-            timings = report["timings"]
-            runs[name] = {"process_s": time.perf_counter() - start, "scan_s": timings["wall_s"],
-                          "compile_s": timings["compile_s"], "compile_count": timings["compile_count"],
-                          "verdict_line": report["verdict_line"],
-                          "cache_files": len(list((Path(work) / "cache").iterdir()))}
+        for suffix, precision in precisions.items():
+            cache = Path(work) / f"cache{suffix}"
+            for name in ("cold", "warm"):
+                out = Path(work) / f"{name}{suffix}"
+                command = [sys.executable, "-m", "ncjax.run", "--model", model_path, "--data", str(data), "--out",
+                           str(out), "--preset", preset, "--source-check", "0", "--no-progress", "--force",
+                           "--compile-cache", str(cache), "--matmul-precision", precision,
+                           *(["--max-epochs", "2"] if quick else [])]
+                start = time.perf_counter()
+                done = subprocess.run(command, capture_output=True, text=True)
+                if not (out / "report.json").exists():
+                    runs[name + suffix] = {"error": done.stderr.strip().splitlines()[-1:] or ["no report"]}
+                    continue
+                report = json.loads((out / "report.json").read_text())
+                timings = report["timings"]
+                runs[name + suffix] = {
+                    "process_s": time.perf_counter() - start, "scan_s": timings["wall_s"], "matmul_precision": precision,
+                    "compile_s": timings["compile_s"], "compile_count": timings["compile_count"],
+                    "compile_background_s": timings.get("compile_background_s", 0.0),
+                    "verdict_line": report["verdict_line"], "cache_files": len(list(cache.iterdir()))}
     return {"compile_cache": runs}

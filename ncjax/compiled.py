@@ -8,12 +8,14 @@ from the padded pool table instead; a pool of all images draws the same batches 
 from __future__ import annotations
 
 import time
-from typing import Any, Callable, NamedTuple
+import warnings
+from typing import Any, Callable, NamedTuple, Sequence
 
 import jax
 import jax.numpy as jnp
 from jax.sharding import NamedSharding
 
+from ncjax.ahead import Ahead, abstract
 from ncjax.config import ScanConfig
 from ncjax.step import EpochSummary, SlotState, draw_batch, draw_pool_batch, epoch_summary, slot_end_epoch, slot_step
 
@@ -31,8 +33,11 @@ class CompiledSteps:
     def __init__(self, apply: Callable, config: ScanConfig, image_shape: tuple[int, int, int], num_images: int,
                  sharding: NamedSharding, *, per_slot_batches: bool = False):
         self.traces: dict[str, int] = {"steps": 0, "end": 0}  # Python runs the bodies only while tracing
-        self.compile_time_s = 0.0
+        self.compile_time_s = 0.0  # seconds the caller waited for the compiler
         self._cache: dict[tuple, Any] = {}
+        self._ahead = Ahead()
+        self._unchecked: set[tuple] = set()  # built ahead, not yet called
+        self.built_in_place = 0  # executables the caller waited to compile (not built ahead)
         self._precision = config.matmul_precision
         batch = config.batch_size
 
@@ -73,10 +78,70 @@ class CompiledSteps:
         key = self.cache_key(name, args[0].target.shape[0], **static)
         if key not in self._cache:
             start = time.perf_counter()
-            with jax.default_matmul_precision(self._precision):  # fixed when traced
-                self._cache[key] = fn.lower(*args, **static).compile()
+            self._cache[key] = self._built_ahead(key) or self._build_in_place(fn, args, static)
             self.compile_time_s += time.perf_counter() - start
         return self._cache[key]
+
+    def _build_in_place(self, fn, args, static: dict) -> Any:
+        self.built_in_place += 1
+        return self._build(fn, args, static)
+
+    def _build(self, fn, args, static: dict) -> Any:
+        with jax.default_matmul_precision(self._precision):  # fixed when traced; thread-local, so set here
+            return fn.lower(*args, **static).compile()
+
+    def _built_ahead(self, key: tuple) -> Any:
+        if not self._ahead.pending(key):
+            return None
+        try:
+            executable = self._ahead.take(key)
+        except Exception as e:  # the scan goes on: it compiles this width itself, as without compiling ahead
+            warnings.warn(f"compiling {key[0]} at width {key[1]} ahead failed ({type(e).__name__}: {e}); "
+                          "compiling it now", RuntimeWarning, stacklevel=4)
+            return None
+        self._unchecked.add(key)
+        return executable
+
+    def _call(self, name: str, fn, args, static: dict) -> Any:
+        executable = self._get(name, fn, args, static)
+        key = self.cache_key(name, args[0].target.shape[0], **static)
+        if key not in self._unchecked:
+            return executable(*args)
+        self._unchecked.discard(key)
+        try:  # the arguments are checked against the executable before anything runs or is donated
+            return executable(*args)
+        except (TypeError, ValueError) as e:
+            warnings.warn(f"{name} compiled ahead at width {key[1]} does not take this scan's arguments ({e}); "
+                          "compiling it now", RuntimeWarning, stacklevel=3)
+            start = time.perf_counter()
+            self._cache[key] = self._build_in_place(fn, args, static)
+            self.compile_time_s += time.perf_counter() - start
+            return self._cache[key](*args)
+
+    def precompile(self, states: SlotState, images, params, data_key, pools: Pools, widths: Sequence[int],
+                   steps_per_call: Sequence[int]) -> None:
+        """Start building the steps (each count in `steps_per_call`) and the epoch end at each of `widths` in
+        background threads; `steps` and `end` at those widths then wait for these builds instead of compiling."""
+        shared = abstract((images, params, data_key, pools, jnp.asarray(0, jnp.int32)))
+        for width in widths:
+            lanes = abstract(states, width=width)
+            for n in sorted(set(steps_per_call)):
+                self._ahead_build("steps", width, self._steps, (lanes, *shared), {"n": n})
+            self._ahead_build("end", width, self._end, (lanes,), {})
+
+    def _ahead_build(self, name: str, width: int, fn, args, static: dict) -> None:
+        key = self.cache_key(name, width, **static)
+        if key not in self._cache:
+            self._ahead.submit(key, lambda: self._build(fn, args, static))
+
+    @property
+    def background_compile_s(self) -> float:
+        """Compile seconds spent in background threads (compiling ahead), beside the scan."""
+        return self._ahead.seconds
+
+    def close(self) -> None:
+        """Stop compiling ahead: builds not started are dropped."""
+        self._ahead.close()
 
     @staticmethod
     def cache_key(name: str, width: int, **static) -> tuple:
@@ -85,11 +150,11 @@ class CompiledSteps:
     def steps(self, states: SlotState, images, params, data_key, pools: Pools, first_step: int, n: int) -> SlotState:
         """`n` optimizer steps of every lane, starting at global step `first_step`."""
         args = (states, images, params, data_key, pools, jnp.asarray(first_step, jnp.int32))
-        return self._get("steps", self._steps, args, {"n": n})(*args)
+        return self._call("steps", self._steps, args, {"n": n})
 
     def end(self, states: SlotState) -> tuple[SlotState, EpochSummary]:
         """Close the epoch of every lane."""
-        return self._get("end", self._end, (states,), {})(states)
+        return self._call("end", self._end, (states,), {})
 
     def executable(self, name: str, width: int, **static) -> Any:
         """The compiled executable of `name` ("steps" or "end") at `width` lanes, for cost and memory analysis."""

@@ -69,6 +69,10 @@ class ScanConfig:
     min_lane_width: int | None = setting(None, help="as searches finish, the slot axis is compacted to powers of two "
                                                     "but not below this many lanes: fewer widths to compile, finished "
                                                     "lanes still computed (frozen) below it (default: down to one)")
+    precompile_widths: bool | None = setting(
+        None, help="compile the narrower widths the compaction may visit in background threads while the first "
+                   "runs, so the scan does not wait for them (default: on accelerators; off on CPUs, where "
+                   "compiling takes the cores the steps run on)")
 
     def __post_init__(self) -> None:
         check_literal_fields(self)
@@ -97,9 +101,10 @@ class ScanConfig:
             )
         if not _is_number(self.early_stop_threshold) or not self.early_stop_threshold > 0:
             raise ConfigError(f"ScanConfig.early_stop_threshold must be > 0, got {self.early_stop_threshold!r}.")
-        for name in ("cost_starts_at_zero", "early_stop"):
-            if not isinstance(getattr(self, name), bool):
-                raise ConfigError(f"ScanConfig.{name} must be True or False, got {getattr(self, name)!r}.")
+        for name in ("cost_starts_at_zero", "early_stop", "precompile_widths"):
+            value = getattr(self, name)
+            if not isinstance(value, bool) and not (name == "precompile_widths" and value is None):
+                raise ConfigError(f"ScanConfig.{name} must be True or False, got {value!r}.")
         if not isinstance(self.preprocessing, Preprocessing):
             raise ConfigError(
                 "ScanConfig.preprocessing must be a Preprocessing, e.g. Preprocessing(mode='mnist'), got "

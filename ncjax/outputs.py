@@ -84,14 +84,15 @@ class ScanOutputs:
             self.final_cost[p] = float(schedule.cost[j])
             self.finished[p] = True
 
-    def result(self, wall: float, compile_time: float, compile_count: int = 0) -> ScanResult:
+    def result(self, wall: float, compile_time: float, compile_count: int = 0,
+               compile_background: float = 0.0) -> ScanResult:
         return ScanResult(
             labels=np.asarray([s.target for s in self.slots], np.int64), masks=self.masks, patterns=self.patterns,
             l1_norms=np.abs(self.masks).sum(axis=(1, 2)), attack_success=self.asr, reached_threshold=self.reached,
             epochs=self.epochs, early_stopped=self.early_stopped, final_cost=self.final_cost,
             logs=EpochLogs(**self.logs), config=self.config, loss=self.config.loss, wall_time_s=wall,
             compile_time_s=compile_time, label_steps=self.label_steps, slot_steps=self.slot_steps, slots=self.slots,
-            compile_count=compile_count,
+            compile_count=compile_count, compile_background_s=compile_background,
         )
 
 

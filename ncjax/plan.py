@@ -46,12 +46,19 @@ def default_steps_per_dispatch(platform: str, config: ScanConfig) -> int:
     return CPU_STEPS_PER_DISPATCH if platform == "cpu" else config.steps_per_epoch
 
 
+def precompiles(platform: str, config: ScanConfig) -> bool:
+    """Compile narrower widths ahead: on accelerators (the host's cores are free while the device runs), not on
+    CPUs, where the compiler would take the cores the steps run on and the fast preset never compacts."""
+    return config.precompile_widths if config.precompile_widths is not None else platform != "cpu"
+
+
 @dataclass(frozen=True)
 class ScanPlan:
     chunk_width: int  # slots per chunk
     dispatch: tuple[int, ...]  # optimizer steps per compiled call, one entry per call of an epoch
     num_devices: int
     min_width: int  # compaction stops at this many lanes
+    precompile: bool  # compile the narrower widths in background threads
     sharded: NamedSharding  # the slot axis split over the devices
     replicated: NamedSharding  # images and model weights on every device
 
@@ -64,6 +71,7 @@ def plan_scan(model: Any, config: ScanConfig, num_slots: int, devices: Sequence[
     mesh = Mesh(np.asarray(devices), ("labels",))
     return ScanPlan(chunk_width=width, dispatch=(per_call,) * calls + ((rest,) if rest else ()),
                     num_devices=len(devices), min_width=config.min_lane_width or 1,
+                    precompile=precompiles(platform, config),
                     sharded=NamedSharding(mesh, PartitionSpec("labels")),
                     replicated=NamedSharding(mesh, PartitionSpec()))
 
@@ -72,6 +80,12 @@ def padded_lanes(positions: list[int], num_devices: int) -> list[int]:
     """A chunk's lanes: slot positions, then padding up to a multiple of the device count."""
     width = -(-len(positions) // num_devices) * num_devices
     return positions + [PADDING] * (width - len(positions))
+
+
+def narrower_widths(width: int, num_devices: int, floor: int = 1) -> list[int]:
+    """The widths below `width` that compacting a chunk of `width` lanes may visit, widest first."""
+    widths = {compacted_width(active, num_devices, floor) for active in range(1, width)}
+    return sorted((w for w in widths if w < width), reverse=True)
 
 
 def compacted_width(active: int, num_devices: int, floor: int = 1) -> int:

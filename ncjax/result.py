@@ -64,6 +64,9 @@ class ScanResult:
     slots: tuple[Slot, ...]  # the searches, in the order of the arrays
     # Executables this scan compiled or loaded from the persistent compile cache (one per width and kind).
     compile_count: int = 0
+    # Compile seconds spent in background threads, ahead of need (ScanConfig.precompile_widths); compile_time_s
+    # counts only the time the scan waited for the compiler.
+    compile_background_s: float = 0.0
 
     @property
     def sources(self) -> np.ndarray:

@@ -34,7 +34,7 @@ from ncjax.config import ScanConfig
 from ncjax.errors import ScanInputError
 from ncjax.inputs import check_config_fits, check_images, check_key, check_labels, check_model
 from ncjax.outputs import ScanOutputs
-from ncjax.plan import PADDING, ScanPlan, compacted_width, padded_lanes, plan_scan
+from ncjax.plan import PADDING, ScanPlan, compacted_width, narrower_widths, padded_lanes, plan_scan
 from ncjax.result import ScanProgress, ScanResult
 from ncjax.slots import Slot, SlotTable, build_slot_table, check_image_labels, restart_slots, slot_keys
 from ncjax.step import EpochSummary, SlotState, init_slot
@@ -109,13 +109,17 @@ def scan_slots(
         else None
     first = chunk.first if chunk is not None else _resume_position(out)
     states = None
-    while first < len(slots):
-        chunk = chunk if chunk is not None else _start_chunk(scan, first)
-        states = _run_chunk(scan, chunk, out, checkpoint, stamp, callback, start)
-        first, chunk = first + scan.plan.chunk_width, None
-    if states is not None:
-        jax.block_until_ready(states)
-    return out.result(time.perf_counter() - start, scan.compiled.compile_time_s, scan.compiled.compile_count)
+    try:
+        while first < len(slots):
+            chunk = chunk if chunk is not None else _start_chunk(scan, first)
+            states = _run_chunk(scan, chunk, out, checkpoint, stamp, callback, start)
+            first, chunk = first + scan.plan.chunk_width, None
+        if states is not None:
+            jax.block_until_ready(states)
+    finally:
+        scan.compiled.close()
+    return out.result(time.perf_counter() - start, scan.compiled.compile_time_s, scan.compiled.compile_count,
+                      scan.compiled.background_compile_s)
 
 
 def scan_all_labels(
@@ -240,8 +244,12 @@ def _resume_position(out: ScanOutputs) -> int:
 def _run_chunk(scan: _Scan, chunk: _Chunk, out: ScanOutputs, checkpoint, stamp, callback: Callback | None,
                start: float) -> SlotState:
     """Epochs of one chunk until every slot in it has finished; returns the last states."""
+    first_epoch = True
     while True:
         summary = _run_epoch(scan, chunk)
+        if first_epoch and scan.plan.precompile:  # the first width is built; the device runs while these compile
+            _precompile_narrower(scan, chunk)
+        first_epoch = False
         active = _record(scan, chunk, out, summary)
         chunk.epoch += 1
         progress = ScanProgress(chunk.epoch, int(out.finished.sum()), len(out.finished),
@@ -266,6 +274,12 @@ def _run_epoch(scan: _Scan, chunk: _Chunk) -> EpochSummary:
         step += n
     chunk.states, summary = scan.compiled.end(states)
     return jax.device_get(summary)
+
+
+def _precompile_narrower(scan: _Scan, chunk: _Chunk) -> None:
+    widths = narrower_widths(len(chunk.lanes), scan.plan.num_devices, scan.plan.min_width)
+    scan.compiled.precompile(chunk.states, scan.raw_images, scan.params, scan.data_key, scan.pools, widths,
+                             scan.plan.dispatch)
 
 
 def _record(scan: _Scan, chunk: _Chunk, out: ScanOutputs, summary: EpochSummary) -> list[int]:

@@ -19,6 +19,9 @@ NUMBERS = {"batch_size": "16", "nb_sample": "64", "max_epochs": "7", "learning_r
            "upsample": "2", "restarts": "3", "label_chunk": "3", "steps_per_dispatch": "2", "min_lane_width": "8"}
 
 
+BOOLEANS = ("bool", bool, "bool | None")
+
+
 def _flag(name: str) -> str:
     return "--" + name.replace("_", "-")
 
@@ -28,7 +31,7 @@ def _valid_and_invalid(f: dataclasses.Field):
     if choices is not None:
         value = next(c for c in choices if c != f.default)
         return [_flag(f.name), value], value, [_flag(f.name), "bogus"]
-    if f.type in ("bool", bool):
+    if f.type in BOOLEANS:
         return ["--no-" + f.name.replace("_", "-")], False, [_flag(f.name) + "=yes"]
     parse = int if f.type.startswith("int") else float
     return [_flag(f.name), NUMBERS[f.name]], parse(NUMBERS[f.name]), [_flag(f.name), "many"]
@@ -36,7 +39,7 @@ def _valid_and_invalid(f: dataclasses.Field):
 
 def test_every_numeric_field_has_a_test_value():
     numeric = {f.name for f in FIELDS if literal_choices(field_types(ScanConfig)[f.name]) is None
-               and f.type not in ("bool", bool)}
+               and f.type not in BOOLEANS}
     assert numeric == set(NUMBERS)
 
 

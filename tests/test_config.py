@@ -96,6 +96,9 @@ def test_unknown_choice_lists_the_choices(field, bad, choices):
 def test_booleans_and_numbers_are_not_confused():
     with pytest.raises(ncjax.ConfigError, match="early_stop must be True or False"):
         ScanConfig(early_stop=1)  # type: ignore[arg-type]
+    with pytest.raises(ncjax.ConfigError, match="precompile_widths must be True or False"):
+        ScanConfig(precompile_widths=1)  # type: ignore[arg-type]
+    assert ScanConfig(precompile_widths=None).precompile_widths is None  # None: the backend decides
     with pytest.raises(ncjax.ConfigError, match="beta_1"):
         ScanConfig(beta_1=True)  # type: ignore[arg-type]
 

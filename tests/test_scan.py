@@ -124,6 +124,37 @@ def test_compiles_once_per_width(tiny, monkeypatch):
     assert result.compile_time_s > 0
 
 
+def test_compiling_ahead_builds_the_narrower_widths_and_changes_no_result(tiny, monkeypatch):
+    """precompile_widths: every width after the first comes from a background build (the scan never compiles
+    it itself), and the result is bit-identical to compiling each width when the compaction reaches it."""
+    made = []
+    original = scan_module.CompiledSteps
+    monkeypatch.setattr(scan_module, "CompiledSteps", lambda *a, **k: made.append(original(*a, **k)) or made[-1])
+    inline = _scan(tiny, label_chunk=4, precompile_widths=False, **COMPACT)
+    ahead = _scan(tiny, label_chunk=4, precompile_widths=True, **COMPACT)
+    assert inline.compile_background_s == 0 < ahead.compile_background_s
+    assert len(made[1].widths) >= 2 and made[1].widths == made[0].widths  # it compacted, through the same widths
+    assert made[0].built_in_place == inline.compile_count == ahead.compile_count
+    assert made[1].built_in_place == 2  # the first width's steps and epoch end; every other one was built ahead
+    np.testing.assert_array_equal(ahead.masks, inline.masks)
+    np.testing.assert_array_equal(ahead.patterns, inline.patterns)
+    np.testing.assert_array_equal(ahead.logs.reg, inline.logs.reg)
+    np.testing.assert_array_equal(ahead.epochs, inline.epochs)
+
+
+def test_a_failed_build_ahead_is_compiled_in_place_with_a_warning(tiny, monkeypatch):
+    import ncjax.compiled as compiled_module
+
+    monkeypatch.setattr(compiled_module, "abstract", lambda tree, *, width=None: tree if width is None else
+                        jax.tree_util.tree_map(lambda a: jax.ShapeDtypeStruct((width + 1,) + a.shape[1:], a.dtype),
+                                               tree))
+    inline = _scan(tiny, label_chunk=4, precompile_widths=False, **COMPACT)
+    with pytest.warns(RuntimeWarning, match="compiling it now"):  # built for one lane too many: refused
+        ahead = _scan(tiny, label_chunk=4, precompile_widths=True, **COMPACT)
+    np.testing.assert_array_equal(ahead.masks, inline.masks)
+    np.testing.assert_array_equal(ahead.epochs, inline.epochs)
+
+
 @pytest.mark.parametrize("precision", ["highest", "default"])
 def test_matmul_precision_is_compiled_in(tiny, monkeypatch, precision):
     # "highest" (the default) pins float32 arithmetic even where the backend would pick TF32 or bfloat16.
