@@ -6,7 +6,6 @@ import warnings
 from typing import Any, Sequence
 
 import jax
-import jax.numpy as jnp
 import numpy as np
 
 from ncjax.classifier import Classifier
@@ -96,7 +95,7 @@ def _load(path, *, architecture, input_shape, layout) -> Classifier:
 
     return Classifier(
         apply=apply,
-        params=jax.tree_util.tree_map(jnp.asarray, graph.params),
+        params=jax.device_put(graph.params),  # not jnp.asarray: that compiles a copy per weight shape
         input_shape=shape,
         num_classes=int(graph.output_shapes[0][1]),
         output_activation=graph.output_activation,

@@ -5,7 +5,6 @@ import os
 from typing import Sequence
 
 import jax
-import jax.numpy as jnp
 import numpy as np
 
 from ncjax.checkpoint import check_arrays, invalid
@@ -66,8 +65,10 @@ class ScanOutputs:
 
     def harvest(self, states: SlotState, positions: list[int], lanes: list[int], last_asr: np.ndarray) -> None:
         """Copy the results of the finished `lanes` to the host."""
-        index = jnp.asarray(lanes)
-        schedule, trigger = jax.device_get(jax.tree_util.tree_map(lambda a: a[index], (states.schedule, states.trigger)))
+        # The whole slot axis in one read, picked apart on the host: indexing on the device would compile a gather
+        # per leaf for every (width, count) that finishes (on a GPU, over a hundred small compiles per scan).
+        schedule, trigger = jax.tree_util.tree_map(lambda a: np.asarray(a)[lanes],
+                                                   jax.device_get((states.schedule, states.trigger)))
         for j, lane in enumerate(lanes):
             p = positions[lane]
             reached = bool(np.isfinite(schedule.reg_best[j]))

@@ -190,7 +190,8 @@ def _fresh_states(scan: _Scan, lanes: list[int]) -> SlotState:
     index = np.asarray([max(p, 0) for p in lanes])
     targets, pools = jnp.asarray(scan.table.targets[index]), jnp.asarray(scan.table.pools[index])
     keys = slot_keys(scan.init_key, targets, jnp.asarray(scan.table.restarts[index]))
-    return jax.vmap(init_slot, in_axes=(0, 0, 0, None, None))(keys, targets, pools, scan.config, scan.image_shape)
+    init = jax.vmap(init_slot, in_axes=(0, 0, 0, None, None))
+    return jax.jit(init, static_argnums=(3, 4))(keys, targets, pools, scan.config, scan.image_shape)
 
 
 def _start_chunk(scan: _Scan, first: int) -> _Chunk:
@@ -213,7 +214,7 @@ def _resume(scan: _Scan, out: ScanOutputs, checkpoint, stamp: str) -> _Chunk | N
     template = _fresh_states(scan, lanes)
     states = restore_states(template, saved.states, checkpoint)
     return _Chunk(first=position.first, epoch=position.epoch, lanes=lanes,
-                  states=_place(scan, jax.tree_util.tree_map(jnp.asarray, states), lanes))
+                  states=_place(scan, jax.device_put(states), lanes))
 
 
 def _check_position(scan: _Scan, out: ScanOutputs, position: CheckpointPosition, *, has_states: bool, path) -> None:
@@ -297,9 +298,8 @@ def _compact(scan: _Scan, chunk: _Chunk, active: list[int]) -> None:
     if width >= len(chunk.lanes):
         return
     index = active + [active[0]] * (width - len(active))
-    states = jax.tree_util.tree_map(lambda a: a[jnp.asarray(index)], chunk.states)
     chunk.lanes = [chunk.lanes[i] for i in active] + [PADDING] * (width - len(active))
-    chunk.states = _place(scan, states, chunk.lanes)
+    chunk.states = _place(scan, chunk.states, chunk.lanes, index)
 
 
 def _save(scan: _Scan, chunk: _Chunk, out: ScanOutputs, checkpoint, stamp: str, *, done: bool) -> None:
@@ -311,8 +311,18 @@ def _save(scan: _Scan, chunk: _Chunk, out: ScanOutputs, checkpoint, stamp: str, 
     save_checkpoint(checkpoint, fingerprint=stamp, position=position, states=states, outputs=out.state())
 
 
-def _place(scan: _Scan, states: SlotState, lanes: list[int]) -> SlotState:
-    """Padding lanes frozen as finished (they change nothing and are never read back), sharded."""
-    padding = jnp.asarray([p == PADDING for p in lanes])
-    states = states._replace(schedule=states.schedule._replace(done=states.schedule.done | padding))
-    return jax.device_put(states, scan.plan.sharded)
+def _place(scan: _Scan, states: SlotState, lanes: list[int], index: list[int] | None = None) -> SlotState:
+    """The lanes `index` of `states` (all of them by default), padding lanes frozen as finished (they change
+    nothing and are never read back), sharded."""
+    # Host arrays go straight in: jnp.asarray of a host array compiles a copy per shape in this JAX.
+    index = np.arange(len(lanes), dtype=np.int32) if index is None else np.asarray(index, np.int32)
+    padding = np.asarray([p == PADDING for p in lanes])
+    return jax.device_put(_take_lanes(states, index, padding), scan.plan.sharded)
+
+
+@jax.jit
+def _take_lanes(states: SlotState, index: jax.Array, padding: jax.Array) -> SlotState:
+    # One compiled call per (width, new width): leaf by leaf, this was a gather per leaf and width, compiled on
+    # the fly (on a GPU over a hundred small compiles per scan).
+    states = jax.tree_util.tree_map(lambda a: a[index], states)
+    return states._replace(schedule=states.schedule._replace(done=states.schedule.done | padding))
