@@ -329,3 +329,19 @@ def test_default_chunk_keeps_large_heads_within_memory():
     assert default_label_chunk("cpu", 43, per_label) == 43
     assert default_label_chunk("cpu", 10**6, per_label) * per_label <= 4 << 30
     assert default_label_chunk("gpu", 10**6, None) == 64
+
+
+def test_the_epoch_loop_compiles_nothing_beyond_its_steps(tiny, caplog):
+    """Every XLA compile of a scan is its steps, epoch ends and lane selections (one per width or width pair) or
+    a one-time setup op: harvesting and compacting lanes compiled a gather per state leaf and width before, which
+    on a GPU cost seconds per scan."""
+    import logging
+
+    _scan(tiny, label_chunk=4, **COMPACT)  # one-time ops of this process (key handling, setup) compile here
+    with jax.log_compiles(True), caplog.at_level(logging.WARNING, logger="jax"):
+        result = _scan(tiny, label_chunk=4, seed=1, **COMPACT)
+    compiled = [r.getMessage() for r in caplog.records if "Finished XLA compilation" in r.getMessage()]
+    per_scan = [m for m in compiled if "jit(steps)" in m or "jit(end)" in m]
+    widths = result.compile_count // 2
+    assert widths >= 2 and len(per_scan) == result.compile_count  # it compacted; its steps compiled anew
+    assert len(compiled) - len(per_scan) <= 2 * widths, compiled  # lane selection per width pair, init, a few
