@@ -56,7 +56,8 @@ def fresh_process(floor: int, ahead: bool, data: Path, work: Path, preset: str, 
     report = json.loads((out / "report.json").read_text())
     t = report["timings"]
     return row | {"wall_s": t["wall_s"], "compile_s": t["compile_s"], "compile_count": t["compile_count"],
-                  "compile_background_s": t.get("compile_background_s", 0.0), "slot_steps": t["slot_steps"],
+                  "compile_background_s": t.get("compile_background_s", 0.0), "host_s": t.get("host_s"),
+                  "slot_steps": t["slot_steps"],
                   "label_steps": t["label_steps"], "verdict_line": report["verdict_line"],
                   "norms": [entry["l1_norm"] for entry in report["labels"]]}
 

@@ -79,6 +79,6 @@ def measure_compile_cache(model_path: str, images: np.ndarray, preset: str, quic
                 runs[name + suffix] = {
                     "process_s": time.perf_counter() - start, "scan_s": timings["wall_s"], "matmul_precision": precision,
                     "compile_s": timings["compile_s"], "compile_count": timings["compile_count"],
-                    "compile_background_s": timings.get("compile_background_s", 0.0),
+                    "compile_background_s": timings.get("compile_background_s", 0.0), "host_s": timings.get("host_s"),
                     "verdict_line": report["verdict_line"], "cache_files": len(list(cache.iterdir()))}
     return {"compile_cache": runs}

@@ -35,6 +35,7 @@ class ScanOutputs:
         self.logs = {name: np.full((n, e), np.nan, np.float32) for name in LOGGED}
         self.label_steps = 0  # steps of slots still searching: the work a plain loop would do
         self.slot_steps = 0  # steps computed, frozen and padding lanes included
+        self.host_time_s = 0.0  # the host's own work between epochs, this process (not checkpointed)
 
     def state(self) -> dict[str, np.ndarray]:
         """Everything this object holds, as arrays, for a checkpoint."""
@@ -85,15 +86,15 @@ class ScanOutputs:
             self.final_cost[p] = float(schedule.cost[j])
             self.finished[p] = True
 
-    def result(self, wall: float, compile_time: float, compile_count: int = 0,
-               compile_background: float = 0.0) -> ScanResult:
+    def result(self, *, wall: float, compile_time: float, compile_count: int, compile_background: float,
+               host_time: float) -> ScanResult:
         return ScanResult(
             labels=np.asarray([s.target for s in self.slots], np.int64), masks=self.masks, patterns=self.patterns,
             l1_norms=np.abs(self.masks).sum(axis=(1, 2)), attack_success=self.asr, reached_threshold=self.reached,
             epochs=self.epochs, early_stopped=self.early_stopped, final_cost=self.final_cost,
             logs=EpochLogs(**self.logs), config=self.config, loss=self.config.loss, wall_time_s=wall,
             compile_time_s=compile_time, label_steps=self.label_steps, slot_steps=self.slot_steps, slots=self.slots,
-            compile_count=compile_count, compile_background_s=compile_background,
+            compile_count=compile_count, compile_background_s=compile_background, host_time_s=host_time,
         )
 
 

@@ -67,6 +67,9 @@ class ScanResult:
     # Compile seconds spent in background threads, ahead of need (ScanConfig.precompile_widths); compile_time_s
     # counts only the time the scan waited for the compiler.
     compile_background_s: float = 0.0
+    # Seconds of the host's own work between epochs (recording, harvesting, compacting, checkpointing, the
+    # callback), while the device waits for the next epoch's steps.
+    host_time_s: float = 0.0
 
     @property
     def sources(self) -> np.ndarray:

@@ -118,8 +118,10 @@ def scan_slots(
             jax.block_until_ready(states)
     finally:
         scan.compiled.close()
-    return out.result(time.perf_counter() - start, scan.compiled.compile_time_s, scan.compiled.compile_count,
-                      scan.compiled.background_compile_s)
+    compiled = scan.compiled
+    return out.result(wall=time.perf_counter() - start, compile_time=compiled.compile_time_s,
+                      compile_count=compiled.compile_count, compile_background=compiled.background_compile_s,
+                      host_time=out.host_time_s)
 
 
 def scan_all_labels(
@@ -251,6 +253,7 @@ def _run_chunk(scan: _Scan, chunk: _Chunk, out: ScanOutputs, checkpoint, stamp, 
         if first_epoch and scan.plan.precompile:  # the first width is built; the device runs while these compile
             _precompile_narrower(scan, chunk)
         first_epoch = False
+        host_start = time.perf_counter()
         active = _record(scan, chunk, out, summary)
         chunk.epoch += 1
         progress = ScanProgress(chunk.epoch, int(out.finished.sum()), len(out.finished),
@@ -263,6 +266,7 @@ def _run_chunk(scan: _Scan, chunk: _Chunk, out: ScanOutputs, checkpoint, stamp, 
             _save(scan, chunk, out, checkpoint, stamp, done=not active)
         if callback is not None:  # after the checkpoint: an interrupt raised here loses nothing
             callback(progress)
+        out.host_time_s += time.perf_counter() - host_start
         if not active:
             return chunk.states
 

@@ -35,6 +35,7 @@ def test_quick_bench_writes_every_figure(tmp_path, capsys):
     assert all(row["seconds_per_step_epoch_per_dispatch"] > 0 for row in report["dispatch"])
     cold, warm = report["compile_cache"]["cold"], report["compile_cache"]["warm"]
     assert cold["compile_count"] == warm["compile_count"] > 0  # the same executables, built or loaded
+    assert 0 < cold["host_s"] < cold["scan_s"] and 0 < warm["host_s"] < warm["scan_s"]
     table = capsys.readouterr().out
     assert "(c) one label per call" in table and "GFLOP/s" in table and "epoch per dispatch" in table
 

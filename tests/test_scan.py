@@ -122,6 +122,7 @@ def test_compiles_once_per_width(tiny, monkeypatch):
     assert compiled.traces["steps"] == len(widths)
     assert compiled.traces["end"] == len(widths)
     assert result.compile_time_s > 0
+    assert 0 < result.host_time_s < result.wall_time_s - result.compile_time_s  # the host's share, apart
 
 
 def test_compiling_ahead_builds_the_narrower_widths_and_changes_no_result(tiny, monkeypatch):
