@@ -4,20 +4,26 @@
 # 2026-11-26 H100 lease measured (bench_gpu_h100.json, paper_scan_h100.jsonl) is not repeated; this runs what it
 # left open, most wanted first:
 #   1. alone: the paper preset through `python -m ncjax.run`, cold then warm on one new compile cache (float32),
-#      then TF32 cold then warm (each with a generous box: the H100's TF32 cold run did not end within 75 s);
-#   2. alone: experiments/compile_widths.py paper: each row a cold process, cache off: floor 1 without compiling
-#      ahead (the baseline the lease could not finish within 99 s), then with it: floor 8, floor 64, floor 1;
+#      and warm again without compiling ahead;
+#   2. alone: experiments/compile_widths.py paper, each row a cold process, cache off: floor 1 without compiling
+#      ahead (the baseline the lease could not finish within 99 s), floor 8 with it; then TF32 cold and warm
+#      (the H100's TF32 cold run did not end within 75 s);
 #   3. side by side (no timings reported): TF32 against float32 verdicts on the clean real models (fast preset)
 #      and the test suite on CUDA JAX.
 # The machine's own python3 (CUDA JAX, flax, optax, chex, h5py, pytest-xdist) runs the checkout as is. The real
 # data comes as a copy made for the lease ($NCJAX_REAL_DATA, carried as .devdata: the models, the GTSRB npz files
 # and ppm_sample, about 55 MB), never committed.
 set -u
-OUT=${OUT:-gpu_out}; mkdir -p "$OUT"
+# The device tool brings back at most 8 files from $OUT: everything is written to a work folder and packed into
+# $OUT/session.tgz (with log.txt beside it) at every step, so a run stopped at its limit still returns it all.
+FINAL=${OUT:-gpu_out}; OUT=$(mktemp -d /tmp/ncjax_session.XXXX); mkdir -p "$FINAL"
 export PYTHONPATH=$PWD PYTHONUNBUFFERED=1 XLA_PYTHON_CLIENT_PREALLOCATE=false
 export NCJAX_REAL_DATA=${NCJAX_REAL_DATA:-$PWD/.devdata/real}
 t0=$(date +%s); END=$((t0 + ${TOTAL_S:-570}))
-say() { echo "[$(($(date +%s) - t0)) s] $*" | tee -a "$OUT/log.txt"; }
+say() {
+  echo "[$(($(date +%s) - t0)) s] $*" | tee -a "$OUT/log.txt"
+  cp "$OUT/log.txt" "$FINAL/" && tar czf "$FINAL/session.tgz" -C "$OUT" .
+}
 left() { local s=$((END - $(date +%s) - ${1:-0})); [ "$s" -gt 5 ] && echo "$s" || echo 5; }
 box() { local s; s=$(left "$2"); [ "$s" -lt "$1" ] && echo "$s" || echo "$1"; }  # min(want, what is left)
 nvidia-smi --query-gpu=name,memory.total,driver_version,clocks.sm,clocks.max.sm --format=csv >> "$OUT/log.txt" 2>&1
@@ -30,23 +36,29 @@ if XLA_FLAGS=--xla_cpu_experimental_ynn_fusion_type= python3 -c "import jax; jax
 say "1. paper preset, cold and warm (alone)"
 python3 -c "import numpy as np; d = np.load('$NCJAX_REAL_DATA/gtsrb/gtsrb_test_32x32_uint8.npz')
 np.savez('/tmp/clean.npz', x=d['x_roi'].astype(np.float32))"
-for precision in highest default; do
-  for run in cold warm; do
-    rm -rf "/tmp/$run"  # a report left by an earlier run must not be read as this one's
-    start=$(date +%s%N)
-    timeout "$(box 150 200)" python3 -m ncjax.run --model "$NCJAX_REAL_DATA/models/gtsrb_backdoor_33_logits.h5" \
-      --data /tmp/clean.npz --out "/tmp/$run" --preset paper --source-check 0 --no-progress --force \
-      --compile-cache "/tmp/cache_$precision" --matmul-precision "$precision" > "$OUT/${run}_$precision.txt" 2>&1
-    say "$run $precision rc $? process_ms $((($(date +%s%N) - start) / 1000000))"
-    cp "/tmp/$run/report.json" "$OUT/report_${run}_$precision.json" 2>/dev/null
-  done
-done
+scan() {  # NAME CACHE PRECISION [FLAGS...]: one python -m ncjax.run of the paper preset, boxed
+  local name=$1 cache=$2 precision=$3 start; shift 3
+  rm -rf "/tmp/$name"  # a report left by an earlier run must not be read as this one's
+  start=$(date +%s%N)
+  timeout "$(box 150 150)" python3 -m ncjax.run --model "$NCJAX_REAL_DATA/models/gtsrb_backdoor_33_logits.h5" \
+    --data /tmp/clean.npz --out "/tmp/$name" --preset paper --source-check 0 --no-progress --force \
+    --compile-cache "/tmp/$cache" --matmul-precision "$precision" "$@" > "$OUT/$name.txt" 2>&1
+  say "$name rc $? process_ms $((($(date +%s%N) - start) / 1000000))"
+  cp "/tmp/$name/report.json" "$OUT/report_$name.json" 2>/dev/null
+}
+scan cold cache32 highest
+scan warm cache32 highest
+# Compiling ahead loaded 12 executables in the background of the warm run (10.9 s in its threads): does that
+# loading stall the scan's own launches? The same warm run with it off.
+scan warm_inline cache32 highest --no-precompile-widths
 
-say "2. compile widths (alone)"
-timeout "$(left 120)" python3 experiments/compile_widths.py paper --no-cache-part --rows 4 > "$OUT/widths.txt" 2>&1
+say "2. compile widths (alone): floor 1 inline (the baseline), floor 8 ahead"
+timeout "$(left 220)" python3 experiments/compile_widths.py paper --no-cache-part --rows 2 > "$OUT/widths.txt" 2>&1
 say "widths rc $?"
+scan cold_tf32 cache_tf32 default
+scan warm_tf32 cache_tf32 default
 cp experiments/compile_widths_gpu.md "$OUT/" 2>/dev/null
-tail -n 4 experiments/results/compile_widths.jsonl > "$OUT/compile_widths_rows.jsonl" 2>/dev/null
+tail -n 2 experiments/results/compile_widths.jsonl > "$OUT/compile_widths_rows.jsonl" 2>/dev/null
 
 say "3. side by side: TF32 verdicts and the tests"
 timeout "$(left 10)" python3 experiments/tf32_verdicts.py --preset fast --models clean,nabagata,abis47 \
