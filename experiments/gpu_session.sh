@@ -6,8 +6,8 @@
 #   1. alone: the paper preset through `python -m ncjax.run`, cold then warm on one new compile cache (float32),
 #      and warm again without compiling ahead;
 #   2. alone: experiments/compile_widths.py paper, each row a cold process, cache off: floor 1 without compiling
-#      ahead (the baseline the lease could not finish within 99 s), floor 8 with it; then TF32 cold and warm
-#      (the H100's TF32 cold run did not end within 75 s);
+#      ahead (the baseline the lease could not finish within 99 s), floor 8 with it; then --deterministic twice
+#      (bit-equal? its cost), TF32 cold and warm (the H100's TF32 cold run did not end within 75 s);
 #   3. side by side (no timings reported): TF32 against float32 verdicts on the clean real models (fast preset)
 #      and the test suite on CUDA JAX.
 # The machine's own python3 (CUDA JAX, flax, optax, chex, h5py, pytest-xdist) runs the checkout as is. The real
@@ -55,6 +55,10 @@ scan warm_inline cache32 highest --no-precompile-widths
 say "2. compile widths (alone): floor 1 inline (the baseline), floor 8 ahead"
 timeout "$(left 220)" python3 experiments/compile_widths.py paper --no-cache-part --rows 2 > "$OUT/widths.txt" 2>&1
 say "widths rc $?"
+# --deterministic: do two runs with the same key now agree to the bit (the lease's two float32 runs did not), and
+# at what cost against the warm run above?
+scan det_cold cache_det highest --deterministic
+scan det_warm cache_det highest --deterministic
 scan cold_tf32 cache_tf32 default
 scan warm_tf32 cache_tf32 default
 cp experiments/compile_widths_gpu.md "$OUT/" 2>/dev/null

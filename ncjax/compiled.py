@@ -39,6 +39,8 @@ class CompiledSteps:
         self._unchecked: set[tuple] = set()  # built ahead, not yet called
         self.built_in_place = 0  # executables the caller waited to compile (not built ahead)
         self._precision = config.matmul_precision
+        # XLA's debug option, per executable (it also keys the persistent compile cache); XLA:CPU ignores it.
+        self._options = {"xla_gpu_deterministic_ops": True} if config.deterministic else None
         batch = config.batch_size
 
         def shared_batch(states: SlotState, images, data_key, pools: Pools, step):  # (B, H, W, C)
@@ -88,7 +90,7 @@ class CompiledSteps:
 
     def _build(self, fn, args, static: dict) -> Any:
         with jax.default_matmul_precision(self._precision):  # fixed when traced; thread-local, so set here
-            return fn.lower(*args, **static).compile()
+            return fn.lower(*args, **static).compile(self._options)
 
     def _built_ahead(self, key: tuple) -> Any:
         if not self._ahead.pending(key):

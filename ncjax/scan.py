@@ -144,7 +144,8 @@ def scan_all_labels(
       images: clean images (N, H, W, C) in the model's input scale (see ScanConfig.preprocessing).
       labels: the labels to scan; all by default.
       config: the settings; `ScanConfig()` is the reference's, `ScanConfig.fast()` a CPU budget.
-      key: a JAX PRNG key; the same key and config give the same result on the same machine.
+      key: a JAX PRNG key; the same key and config give the same result on the same machine (on a GPU only with
+        `config.deterministic`: XLA:GPU's float32 sums are not reproducible run to run otherwise).
       callback: called with a ScanProgress after every epoch.
       devices: devices to shard the slot axis over; all devices of the default backend by default.
       checkpoint: a file written atomically after every epoch with everything needed to continue.
@@ -183,6 +184,7 @@ def _prepare(model, clean: np.ndarray, table: SlotTable, config: ScanConfig, key
 
 def _fingerprint(model, clean, slots, image_labels, config, key) -> str:
     labels = None if image_labels is None else np.asarray(image_labels)
+    config = config.replace(precompile_widths=None)  # when executables are built changes no result
     return fingerprint(clean, tuple(slots), labels, config, jax.random.key_data(key), model.num_classes,
                        *jax.tree_util.tree_leaves(jax.device_get(model.params)))
 

@@ -67,6 +67,17 @@ def test_the_interrupted_scan_resumes(interrupted, tmp_path):
     np.testing.assert_array_equal(_resume(tmp_path / "same.npz").masks, whole.masks)
 
 
+def test_a_scan_resumes_with_compiling_ahead_switched(interrupted, tmp_path):
+    np.savez(tmp_path / "same.npz", **interrupted)
+    whole = ncjax.scan_all_labels(tiny_classifier(), tiny_images(), config=SMALL, key=jax.random.key(0))
+    resumed = ncjax.scan_all_labels(tiny_classifier(), tiny_images(), config=SMALL.replace(precompile_widths=True),
+                                    key=jax.random.key(0), checkpoint=tmp_path / "same.npz", resume=True)
+    np.testing.assert_array_equal(resumed.masks, whole.masks)
+    with pytest.raises(ncjax.CheckpointError):  # a setting that can change results is still checked
+        ncjax.scan_all_labels(tiny_classifier(), tiny_images(), config=SMALL.replace(deterministic=True),
+                              key=jax.random.key(0), checkpoint=tmp_path / "same.npz", resume=True)
+
+
 def _forged(interrupted, tmp_path, **changes):
     arrays = dict(interrupted)
     for name, change in changes.items():

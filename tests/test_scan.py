@@ -346,3 +346,21 @@ def test_the_epoch_loop_compiles_nothing_beyond_its_steps(tiny, caplog):
     widths = result.compile_count // 2
     assert widths >= 2 and len(per_scan) == result.compile_count  # it compacted; its steps compiled anew
     assert len(compiled) - len(per_scan) <= 2 * widths, compiled  # lane selection per width pair, init, a few
+
+
+def test_deterministic_compiles_with_xla_deterministic_ops_and_changes_nothing_on_a_cpu(tiny, monkeypatch):
+    options = []
+    original = jax.stages.Lowered.compile
+
+    def spy(self, compiler_options=None, **kwargs):
+        options.append(compiler_options)
+        return original(self, compiler_options, **kwargs)
+
+    monkeypatch.setattr(jax.stages.Lowered, "compile", spy)
+    plain = _scan(tiny, labels=[0, 1], max_epochs=3)
+    assert options and all(o is None for o in options)
+    options.clear()
+    deterministic = _scan(tiny, labels=[0, 1], max_epochs=3, deterministic=True)
+    assert options and all(o == {"xla_gpu_deterministic_ops": True} for o in options)  # every step and epoch end
+    np.testing.assert_array_equal(plain.masks, deterministic.masks)  # XLA:CPU is deterministic either way
+    np.testing.assert_array_equal(plain.logs.reg, deterministic.logs.reg)
