@@ -38,7 +38,6 @@ class Ahead:
         self._pending: dict[Hashable, Future] = {}
         self._lock = threading.Lock()
         self.seconds = 0.0  # compile seconds spent in the background threads
-        self.built = 0
 
     def submit(self, key: Hashable, build: Callable[[], Any]) -> None:
         if key in self._pending:
@@ -52,7 +51,6 @@ class Ahead:
         executable = build()
         with self._lock:
             self.seconds += time.perf_counter() - start
-            self.built += 1
         return executable
 
     def pending(self, key: Hashable) -> bool:

@@ -76,8 +76,7 @@ class CompiledSteps:
         self._steps = jax.jit(steps, static_argnames="n", donate_argnums=0)
         self._end = jax.jit(end, donate_argnums=0)
 
-    def _get(self, name: str, fn, args, static: dict) -> Any:
-        key = self.cache_key(name, args[0].target.shape[0], **static)
+    def _get(self, key: tuple, fn, args, static: dict) -> Any:
         if key not in self._cache:
             start = time.perf_counter()
             self._cache[key] = self._built_ahead(key) or self._build_in_place(fn, args, static)
@@ -105,8 +104,8 @@ class CompiledSteps:
         return executable
 
     def _call(self, name: str, fn, args, static: dict) -> Any:
-        executable = self._get(name, fn, args, static)
         key = self.cache_key(name, args[0].target.shape[0], **static)
+        executable = self._get(key, fn, args, static)
         if key not in self._unchecked:
             return executable(*args)
         self._unchecked.discard(key)
