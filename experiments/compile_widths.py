@@ -19,17 +19,15 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 import jax
 import numpy as np
 
 import ncjax
-from ncjax.bench_compile import measure_compile_cache
+from ncjax.bench_compile import cli_scan, measure_compile_cache
 
 ROOT = Path(__file__).resolve().parent.parent
 REAL = Path(os.environ.get("NCJAX_REAL_DATA", ROOT.parent / "shared" / "real"))
@@ -43,23 +41,10 @@ ROWS = ((1, False), (8, True), (64, True), (1, True))  # (min_lane_width, compil
 
 
 def fresh_process(floor: int, ahead: bool, data: Path, work: Path, preset: str, extra: list[str]) -> dict:
-    out = work / f"floor{floor}_{'ahead' if ahead else 'inline'}"
-    command = [sys.executable, "-m", "ncjax.run", "--model", str(MODEL), "--data", str(data), "--out", str(out),
-               "--preset", preset, "--source-check", "0", "--no-progress", "--force", "--no-compile-cache",
-               "--min-lane-width", str(floor), "--precompile-widths" if ahead else "--no-precompile-widths", *extra]
-    start = time.perf_counter()
-    done = subprocess.run(command, capture_output=True, text=True)
-    row = {"part": "floor", "min_lane_width": floor, "compile_ahead": ahead, "device": DEVICE,
-           "process_s": time.perf_counter() - start}
-    if not (out / "report.json").exists():
-        return row | {"error": done.stderr.strip().splitlines()[-3:]}
-    report = json.loads((out / "report.json").read_text())
-    t = report["timings"]
-    return row | {"wall_s": t["wall_s"], "compile_s": t["compile_s"], "compile_count": t["compile_count"],
-                  "compile_background_s": t.get("compile_background_s", 0.0), "host_s": t.get("host_s"),
-                  "slot_steps": t["slot_steps"],
-                  "label_steps": t["label_steps"], "verdict_line": report["verdict_line"],
-                  "norms": [entry["l1_norm"] for entry in report["labels"]]}
+    flags = ["--no-compile-cache", "--min-lane-width", str(floor),
+             "--precompile-widths" if ahead else "--no-precompile-widths", *extra]
+    run = cli_scan(str(MODEL), data, work / f"floor{floor}_{'ahead' if ahead else 'inline'}", preset, flags)
+    return {"part": "floor", "min_lane_width": floor, "compile_ahead": ahead, "device": DEVICE, **run}
 
 
 def write_markdown(rows: list[dict], preset: str) -> None:
@@ -73,7 +58,7 @@ def write_markdown(rows: list[dict], preset: str) -> None:
              f"Command: `experiments/compile_widths.py {preset}`. Each row a new process, compile cache off.", "",
              "| min_lane_width | compile ahead | scan s | waited for the compiler s | compiled ahead s | executables "
              "| lanes computed (slot-steps) | label-steps |", "|---|---|---|---|---|---|---|---|"]
-    lines += [f"| {r['min_lane_width']} | {'yes' if r['compile_ahead'] else 'no'} | {r['wall_s']:.1f} | "
+    lines += [f"| {r['min_lane_width']} | {'yes' if r['compile_ahead'] else 'no'} | {r['scan_s']:.1f} | "
               f"{r['compile_s']:.2f} | {r['compile_background_s']:.1f} | {r['compile_count']} | {r['slot_steps']} | "
               f"{r['label_steps']} |" for r in floors]
     lines += [f"| {r['min_lane_width']} | {'yes' if r['compile_ahead'] else 'no'} | failed: {r['error']} |"

@@ -50,6 +50,24 @@ def measure_dispatch(model: Classifier, images: jax.Array, config: ScanConfig, r
     return {"dispatch": rows}
 
 
+def cli_scan(model_path: str, data: Path, out: Path, preset: str, flags: list[str]) -> dict[str, Any]:
+    """One `python -m ncjax.run` of `model_path` on `data` in a new process (no source check, no progress bar),
+    read back from its report.json: process and scan seconds, the compile timings, the work, the verdict and the
+    norms; {"error": [the last lines of stderr]} when it wrote no report."""
+    command = [sys.executable, "-m", "ncjax.run", "--model", model_path, "--data", str(data), "--out", str(out),
+               "--preset", preset, "--source-check", "0", "--no-progress", "--force", *flags]
+    start = time.perf_counter()
+    done = subprocess.run(command, capture_output=True, text=True)
+    if not (out / "report.json").exists():
+        return {"error": done.stderr.strip().splitlines()[-3:] or ["no report"]}
+    report = json.loads((out / "report.json").read_text())
+    t = report["timings"]
+    return {"process_s": time.perf_counter() - start, "scan_s": t["wall_s"], "compile_s": t["compile_s"],
+            "compile_count": t["compile_count"], "compile_background_s": t.get("compile_background_s", 0.0),
+            "host_s": t.get("host_s"), "slot_steps": t["slot_steps"], "label_steps": t["label_steps"],
+            "verdict_line": report["verdict_line"], "norms": [entry["l1_norm"] for entry in report["labels"]]}
+
+
 def measure_compile_cache(model_path: str, images: np.ndarray, preset: str, quick: bool) -> dict[str, Any]:
     """`python -m ncjax.run` twice in new processes on one new cache folder: cold (compiles and fills it), warm
     (loads). No source check: the scan alone. On accelerators the same again at the backend's default matmul
@@ -63,22 +81,11 @@ def measure_compile_cache(model_path: str, images: np.ndarray, preset: str, quic
         runs = {}
         for suffix, precision in precisions.items():
             cache = Path(work) / f"cache{suffix}"
+            flags = ["--compile-cache", str(cache), "--matmul-precision", precision,
+                     *(["--max-epochs", "2"] if quick else [])]
             for name in ("cold", "warm"):
-                out = Path(work) / f"{name}{suffix}"
-                command = [sys.executable, "-m", "ncjax.run", "--model", model_path, "--data", str(data), "--out",
-                           str(out), "--preset", preset, "--source-check", "0", "--no-progress", "--force",
-                           "--compile-cache", str(cache), "--matmul-precision", precision,
-                           *(["--max-epochs", "2"] if quick else [])]
-                start = time.perf_counter()
-                done = subprocess.run(command, capture_output=True, text=True)
-                if not (out / "report.json").exists():
-                    runs[name + suffix] = {"error": done.stderr.strip().splitlines()[-1:] or ["no report"]}
-                    continue
-                report = json.loads((out / "report.json").read_text())
-                timings = report["timings"]
-                runs[name + suffix] = {
-                    "process_s": time.perf_counter() - start, "scan_s": timings["wall_s"], "matmul_precision": precision,
-                    "compile_s": timings["compile_s"], "compile_count": timings["compile_count"],
-                    "compile_background_s": timings.get("compile_background_s", 0.0), "host_s": timings.get("host_s"),
-                    "verdict_line": report["verdict_line"], "cache_files": len(list(cache.iterdir()))}
+                run = cli_scan(model_path, data, Path(work) / f"{name}{suffix}", preset, flags)
+                if "error" not in run:
+                    run |= {"matmul_precision": precision, "cache_files": len(list(cache.iterdir()))}
+                runs[name + suffix] = run
     return {"compile_cache": runs}
