@@ -7,6 +7,8 @@ from typing import Any, Callable
 import jax
 import numpy as np
 
+from ncjax.printable import printable
+
 Params = Any  # a pytree of arrays: {layer name: {weight name: array}}, nested models nested
 
 
@@ -61,8 +63,9 @@ class Classifier:
 
     def summary(self) -> str:
         """A layer table as text, like Keras' model.summary()."""
-        rows = [(("  " * layer.depth) + layer.path, layer.class_name, str(layer.output_shape), f"{layer.param_count:,}")
-                for layer in self.layers]
+        # Layer and class names come from the file: shown escaped and cut, one row per layer whatever they hold.
+        rows = [(("  " * layer.depth) + printable(layer.path), printable(layer.class_name, limit=40),
+                 str(layer.output_shape), f"{layer.param_count:,}") for layer in self.layers]
         header = ("layer", "class", "output shape", "params")
         widths = [max(len(r[i]) for r in [header, *rows]) for i in range(4)]
         line = lambda r: "  ".join(c.ljust(w) if i < 3 else c.rjust(w) for i, (c, w) in enumerate(zip(r, widths)))

@@ -14,6 +14,7 @@ from typing import Any, Callable, Iterable, Sequence
 
 from ncjax.choices import field_types, literal_choices
 from ncjax.errors import NCJaxError, UsageError
+from ncjax.printable import one_line
 from ncjax.preprocess import Preprocessing
 
 
@@ -156,5 +157,10 @@ def run_command(parser: argparse.ArgumentParser, run: Callable[[argparse.Namespa
     try:
         return run(args)
     except NCJaxError as e:
-        print(f"error: {e}", file=sys.stderr)
+        print(error_line(e), file=sys.stderr)
         return EXIT_BAD_INPUT
+
+
+def error_line(error: Exception) -> str:
+    """What a command prints for an error: one line, whatever names from files the message holds."""
+    return f"error: {one_line(error)}"

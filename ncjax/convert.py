@@ -20,6 +20,7 @@ from typing import Sequence
 
 import numpy as np
 
+from ncjax.cli_options import error_line
 from ncjax.errors import MissingDependencyError, ModelFileError, ModelNotFoundError, NCJaxError
 
 
@@ -122,7 +123,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         result = convert_to_onnx(args.source, args.output, opset=args.opset)
     except NCJaxError as e:
-        print(f"error: {e}", file=sys.stderr)
+        print(error_line(e), file=sys.stderr)
         return 2
     print(f"wrote {result.output} (opset {result.opset}) from a {result.source_kind}; ncjax reads it: input "
           f"{result.input_shape}, {result.num_classes} classes")

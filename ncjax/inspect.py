@@ -4,9 +4,10 @@ from __future__ import annotations
 import sys
 from typing import Sequence
 
-from ncjax.cli_options import OneLineParser
+from ncjax.cli_options import OneLineParser, error_line
 from ncjax.errors import NCJaxError
 from ncjax.loading import load_model, parse_input_shape
+from ncjax.printable import printable
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -21,10 +22,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         model = load_model(args.model, architecture=args.architecture,
                            input_shape=parse_input_shape(args.input_shape), layout=args.layout)
     except NCJaxError as e:
-        print(f"error: {e}", file=sys.stderr)
+        print(error_line(e), file=sys.stderr)
         return 2
-    origin = f"Keras {model.keras_version or 'unknown'}" if model.format != "onnx" else f"input layout {model.input_layout}"
-    print(f"model: {model.source} ({model.format}, {origin})")
+    version = printable(model.keras_version or "unknown", limit=40)
+    origin = f"Keras {version}" if model.format != "onnx" else f"input layout {model.input_layout}"
+    print(f"model: {printable(model.source, limit=200)} ({model.format}, {origin})")
     print(model.summary())
     return 0
 

@@ -12,6 +12,7 @@ from ncjax.classifier import Classifier
 from ncjax.errors import ModelFileError, NCJaxError, UnsupportedModelError, UsageError
 from ncjax.keras.files import read_model_file
 from ncjax.keras.graph import MODEL_CLASSES, build_graph, declared_input_shapes
+from ncjax.printable import printable
 
 
 def load_model(
@@ -41,8 +42,9 @@ def load_model(
         raise
     except _MALFORMED as e:
         # A config or weight of an unexpected type or value that reached a builder: refused, never a traceback.
-        raise ModelFileError(f"{os.fspath(path)!r}: the model is malformed and cannot be built "
-                             f"({type(e).__name__}: {str(e)[:300]}).") from None
+        # An ONNX file's values are tensors, which a message must never show; a Keras config's are settings.
+        detail = type(e).__name__ if _is_onnx(path) else f"{type(e).__name__}: {printable(e, limit=300)}"
+        raise ModelFileError(f"{os.fspath(path)!r}: the model is malformed and cannot be built ({detail}).") from None
     except MemoryError:
         raise ModelFileError(f"{os.fspath(path)!r}: building the model needs more memory than this machine has; "
                              "its declared sizes are implausible.") from None
@@ -53,8 +55,12 @@ _MALFORMED = (KeyError, TypeError, ValueError, IndexError, AttributeError, Overf
               RecursionError)
 
 
+def _is_onnx(path: str | os.PathLike) -> bool:
+    return os.fspath(path).lower().endswith(".onnx")
+
+
 def _load(path, *, architecture, input_shape, layout) -> Classifier:
-    if os.fspath(path).lower().endswith(".onnx"):
+    if _is_onnx(path):
         if architecture is not None:
             raise UnsupportedModelError("architecture= is for Keras weights-only files; an .onnx file holds its graph.")
         from ncjax.onnx import load_onnx

@@ -44,6 +44,7 @@ from ncjax.outlier import l1_norms
 from ncjax.pictures import save_trigger_pictures
 from ncjax.preflight import Preflight, run_preflight
 from ncjax.preprocess import Preprocessing
+from ncjax.printable import printable
 from ncjax.report import build_report, write_json_atomic
 from ncjax.restarts import LabelTriggers, best_over_restarts
 from ncjax.scan import scan_all_labels
@@ -266,7 +267,7 @@ def _write_outputs(args, inputs: _Inputs, result, best: LabelTriggers, verdict, 
     try:
         save_trigger_pictures(result, out, args.prefix)
         save_summary(out / "summary.png", result.masks, result.patterns, verdict,
-                     title=f"{Path(inputs.model_name).name}: {verdict.headline()}")
+                     title=f"{printable(Path(inputs.model_name).name)}: {verdict.headline()}")
         report = build_report(result, verdict, model=inputs.model_name, data=inputs.data_name,
                               extra={"quantized_norms": not args.no_quantize, "preflight": check.as_dict(),
                                      "restarts": _restarts_report(best)})
@@ -313,8 +314,8 @@ def run(args: argparse.Namespace) -> int:
     if config.preprocessing.mode == "raw" and inputs.images.size and float(inputs.images.max()) <= 1.0:
         warnings.warn("the images lie in [0, 1] but --preprocess is raw (0..255 pixels): if the model takes "
                       "x / 255, pass --preprocess mnist.", stacklevel=1)
-    print(f"model: {inputs.model_name} ({inputs.model.num_classes} classes, input {inputs.model.input_shape}); "
-          f"data: {inputs.data_name} ({len(inputs.images)} images); preset: {_preset(args)}; loss: {config.loss}")
+    print(f"model: {printable(inputs.model_name, limit=200)} ({inputs.model.num_classes} classes, input "
+          f"{inputs.model.input_shape}); data: {printable(inputs.data_name, limit=200)} ({len(inputs.images)} images); preset: {_preset(args)}; loss: {config.loss}")
     check = _preflight(args, inputs, config)
     state = out / STATE_FILE
     if state.exists() and not args.resume:

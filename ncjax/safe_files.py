@@ -21,6 +21,7 @@ import h5py
 import numpy as np
 
 from ncjax.errors import ModelFileError, NCJaxError
+from ncjax.printable import quoted
 
 # No classifier ncjax scans comes near this; a file declaring more is refused before it is read.
 MAX_HDF5_BYTES = 4 << 30
@@ -37,6 +38,25 @@ def check_regular_file(path: str, *, error: type[NCJaxError] = ModelFileError, w
             "a device" if stat.S_ISCHR(mode) or stat.S_ISBLK(mode) else "a socket" if stat.S_ISSOCK(mode) else \
             "not a regular file"
         raise error(f"the {what} {path!r} is {kind}; give a regular file.")
+
+
+def read_regular_file(path: str, *, max_bytes: int, error: type[NCJaxError] = ModelFileError,
+                      what: str = "model file") -> bytes:
+    """The bytes of a regular file of at most `max_bytes`. Opened without blocking and checked on the open
+    descriptor, so a FIFO or device swapped in after a check is still refused, never read."""
+    try:
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
+    except OSError as e:
+        raise error(f"cannot read the {what} {path!r}: {e.strerror}.") from None
+    with os.fdopen(fd, "rb") as file:
+        info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode):
+            raise error(f"the {what} {path!r} is not a regular file; give a regular file.")
+        data = file.read(max_bytes + 1) if info.st_size <= max_bytes else b""
+        if info.st_size > max_bytes or len(data) > max_bytes:
+            raise error(f"the {what} {path!r} is larger than the {max_bytes >> 30} GiB allowed; refused before it is "
+                        "read.")
+        return data
 
 
 def file_formats(path: str) -> set[str]:
@@ -69,27 +89,27 @@ def check_hdf5_contained(f: h5py.File, where: str, *, error: type[NCJaxError] = 
             child = f"{name.rstrip('/')}/{key}"
             link = group.get(key, getlink=True)
             if isinstance(link, h5py.ExternalLink):
-                raise error(f"{where}: {child} is an external link to {link.filename!r}; a model file must not read "
-                            "other files.")
+                raise error(f"{where}: {quoted(child)} is an external link to {quoted(link.filename)}; a model file "
+                            "must not read other files.")
             if isinstance(link, h5py.SoftLink):
-                raise error(f"{where}: {child} is a soft link to {link.path!r}; Keras files hold none.")
+                raise error(f"{where}: {quoted(child)} is a soft link to {quoted(link.path)}; Keras files hold none.")
             item = group.get(key)
             if isinstance(item, h5py.Group):
                 stack.append((child, item))
             elif isinstance(item, h5py.Dataset):
                 total += _dataset_bytes(item, child, where, error)
                 if total > max_bytes:
-                    raise error(f"{where}: the datasets declare more than {max_bytes >> 30} GiB (at {child}); "
+                    raise error(f"{where}: the datasets declare more than {max_bytes >> 30} GiB (at {quoted(child)}); "
                                 "no model ncjax scans is that large, so the file is refused before it is read.")
 
 
 def _dataset_bytes(dataset: h5py.Dataset, name: str, where: str, error: type[NCJaxError]) -> int:
     if dataset.is_virtual:
-        raise error(f"{where}: {name} is a virtual dataset (it maps other datasets or files); refused.")
+        raise error(f"{where}: {quoted(name)} is a virtual dataset (it maps other datasets or files); refused.")
     if dataset.external:
-        files = sorted({str(entry[0]) for entry in dataset.external})
-        raise error(f"{where}: {name} keeps its data in other files {files}; a model file must not read other "
-                    "files.")
+        files = ", ".join(sorted({quoted(entry[0]) for entry in dataset.external})[:5])
+        raise error(f"{where}: {quoted(name)} keeps its data in other files ({files}); a model file must not read "
+                    "other files.")
     return int(np.prod(dataset.shape or (), dtype=np.float64)) * dataset.dtype.itemsize
 
 

@@ -10,6 +10,7 @@ import math
 from typing import Any
 
 from ncjax.errors import ModelFileError
+from ncjax.printable import one_line
 
 LIMIT = 1 << 16  # no window, unit count or padding of an image classifier comes near this
 POSITIVE_INTS = ("units", "filters", "groups", "depth_multiplier")
@@ -43,7 +44,8 @@ def check_config_values(class_name: str, config: dict[str, Any], where: str) -> 
         raise ModelFileError(f"{where}: the layer config is a {type(config).__name__}, not a JSON object.")
 
     def refuse(key: str, expected: str) -> ModelFileError:
-        return ModelFileError(f"{where}: {key}={config[key]!r} is not {expected}; the file is malformed.")
+        return ModelFileError(f"{where}: {key}={one_line(repr(config[key]), limit=80)} is not {expected}; the file is "
+                              "malformed.")
 
     for key in POSITIVE_INTS:
         if key in config and not (_is_int(config[key]) and 1 <= config[key] <= LIMIT):

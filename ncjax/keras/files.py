@@ -23,6 +23,7 @@ import h5py
 import numpy as np
 
 from ncjax.errors import ModelFileError, ModelNotFoundError
+from ncjax.printable import quoted
 from ncjax.safe_files import check_hdf5_contained, check_one_format, check_regular_file, file_formats
 
 # Layer path: the names from the top-level model down to the layer, e.g. ("inner_seq", "conv2d_11").
@@ -180,7 +181,7 @@ def _group(parent: h5py.Group, name: str, where: str) -> h5py.Group:
     """A member that Keras writes as a group; a dataset in its place (even a 10**9-row one) is refused unread."""
     member = parent[name]
     if not isinstance(member, h5py.Group):
-        raise ModelFileError(f"{where}: {member.name} is a {type(member).__name__}, where Keras writes a group of "
+        raise ModelFileError(f"{where}: {quoted(member.name)} is a {type(member).__name__}, where Keras writes a group of "
                              "weights; the file is malformed.")
     return member
 
@@ -195,12 +196,12 @@ def _read_legacy_weights(group: h5py.Group, path: str) -> WeightSource:
     layer_names = _text_list(group, "layer_names")
     for layer_name in layer_names:
         if layer_name not in group:
-            raise ModelFileError(f"{path!r} lists layer {layer_name!r} but stores no weights group for it.")
+            raise ModelFileError(f"{path!r} lists layer {quoted(layer_name)} but stores no weights group for it.")
         layer_group = _group(group, layer_name, path)
         for weight_name in _text_list(layer_group, "weight_names"):
             if weight_name not in layer_group:
                 raise ModelFileError(
-                    f"{path!r}: weight {weight_name!r} of layer {layer_name!r} is listed but missing."
+                    f"{path!r}: weight {quoted(weight_name)} of layer {quoted(layer_name)} is listed but missing."
                 )
             array = np.asarray(layer_group[weight_name])
             parts = weight_name.split("/")

@@ -26,6 +26,7 @@ from ncjax.keras.layers import (
     Shape,
     is_standalone_keras2,
 )
+from ncjax.printable import one_line, printable, quoted
 
 MODEL_CLASSES = frozenset({"Sequential", "Functional", "Model"})
 TensorRef = tuple[str, int, int]  # (layer name, call index, output index), as Keras' configs reference tensors
@@ -98,7 +99,7 @@ def layer_list(model_config: dict[str, Any]) -> list[dict[str, Any]]:
     config = model_config["config"]
     layers = config if isinstance(config, list) else config.get("layers")  # Keras <= 2.2.2: a bare list
     if not isinstance(layers, list):
-        raise ModelFileError(f"model {model_config.get('class_name')!r} has no layer list in its config.")
+        raise ModelFileError(f"model {quoted(model_config.get('class_name'))} has no layer list in its config.")
     return layers
 
 
@@ -204,13 +205,13 @@ def _parse(model_config: dict[str, Any], keras_version: str | None = None) -> _P
     entries = layer_list(model_config)
     for entry in entries:
         if not isinstance(entry, dict) or "class_name" not in entry or not isinstance(entry.get("config"), dict):
-            raise ModelFileError(f"model {name!r}: a layer entry in the config has no class_name/config.")
+            raise ModelFileError(f"model {quoted(name)}: a layer entry in the config has no class_name/config.")
     layers = {entry_name(e): (i, e) for i, e in enumerate(entries)}
     if model_config["class_name"] == "Sequential":
         input_entry = next((e for e in entries if e["class_name"] == "InputLayer"), None)
         body = [e for e in entries if e["class_name"] != "InputLayer"]
         if not body:
-            raise ModelFileError(f"Sequential model {name!r} has no layers.")
+            raise ModelFileError(f"Sequential model {quoted(name)} has no layers.")
         config = model_config["config"] if isinstance(model_config["config"], dict) else {}
         shape = (_batch_shape(input_entry["config"]) if input_entry else None) or _batch_shape(body[0]["config"])
         if shape is None and config.get("build_input_shape"):
@@ -236,11 +237,11 @@ def _parse(model_config: dict[str, Any], keras_version: str | None = None) -> _P
         for index, node_refs in enumerate(refs):
             calls[(layer_name, index + offset)] = node_refs
     if not inputs or not outputs:
-        raise ModelFileError(f"Functional model {name!r} names no input or output layers in its config.")
+        raise ModelFileError(f"Functional model {quoted(name)} names no input or output layers in its config.")
     shapes = []
     for ref in inputs:
         if ref[0] not in layers:
-            raise ModelFileError(f"model {name!r}: input layer {ref[0]!r} is not among its layers.")
+            raise ModelFileError(f"model {quoted(name)}: input layer {quoted(ref[0])} is not among its layers.")
         shapes.append(_batch_shape(layers[ref[0]][1]["config"]))
     return _Parsed(name, layers, calls, inputs, outputs, shapes, _class_keys(entries))
 
@@ -255,10 +256,10 @@ def _topological(parsed: _Parsed) -> list[tuple[str, int]]:
         if key in inputs or state.get(key) == 2:
             return
         if state.get(key) == 1:
-            raise ModelFileError(f"model {parsed.name!r}: the layer graph has a cycle through {key[0]!r}.")
+            raise ModelFileError(f"model {quoted(parsed.name)}: the layer graph has a cycle through {quoted(key[0])}.")
         if key not in parsed.calls:
             raise ModelFileError(
-                f"model {parsed.name!r}: a layer reads the output of {key[0]!r} (call {key[1]}), "
+                f"model {quoted(parsed.name)}: a layer reads the output of {quoted(key[0])} (call {key[1]}), "
                 "which the config does not define."
             )
         state[key] = 1
@@ -322,7 +323,7 @@ def build_graph(
         input_shapes = parsed.input_shapes
     if any(s is None for s in input_shapes) or len(input_shapes) != len(parsed.inputs):
         raise UnsupportedModelError(
-            f"model {parsed.name!r} does not record its input shape; pass input_shape=(H, W, C) to load_model."
+            f"model {quoted(parsed.name)} does not record its input shape; pass input_shape=(H, W, C) to load_model."
         )
     order = _topological(parsed)
     final = _final_call(parsed, order) if strip_softmax else None
@@ -341,7 +342,7 @@ def build_graph(
         in_shapes = [shapes[ref] for ref in parsed.calls[key]]
         for ref in parsed.calls[key]:
             if ref not in shapes:
-                raise ModelFileError(f"{where}: it reads output {ref[2]} of {ref[0]!r}, which has no such output.")
+                raise ModelFileError(f"{where}: it reads output {ref[2]} of {quoted(ref[0])}, which has no such output.")
         layer_path = path + (layer_name,)
         layer_class_path = class_path + (parsed.class_keys.get(layer_name, layer_name),)
         call = None
@@ -380,7 +381,7 @@ def build_graph(
         try:
             out = jax.eval_shape(call, built[layer_name][0], [_struct(s) for s in in_shapes])
         except (TypeError, ValueError) as e:
-            raise ModelFileError(f"{where}: its inputs of shapes {in_shapes} do not fit its config ({e}).") from e
+            raise ModelFileError(f"{where}: its inputs of shapes {in_shapes} do not fit its config ({one_line(e, limit=300)}).") from e
         for k, struct in enumerate(out):
             shapes[(layer_name, index, k)] = (None,) + tuple(struct.shape[1:])
         if class_name not in MODEL_CLASSES and index == 0:
@@ -394,7 +395,8 @@ def build_graph(
 
 
 def _where(layer_name: str, class_name: str, position: int, model_name: str) -> str:
-    return f"layer {layer_name!r} (class {class_name}, position {position} in model {model_name!r})"
+    return (f"layer {quoted(layer_name)} (class {printable(class_name, limit=40)}, position {position} in model "
+            f"{quoted(model_name)})")
 
 
 def _single(layer: BuiltLayer) -> Callable:
@@ -409,7 +411,7 @@ def _struct(shape: Shape) -> jax.ShapeDtypeStruct:
 def _check_unused_weights(weights: WeightSource, known: set[str]) -> None:
     unused = [p for p in weights.paths() if len(p) == 1 and p[0] not in known]
     if unused:
-        names = ", ".join(repr(p[0]) for p in unused[:5])
+        names = ", ".join(quoted(p[0]) for p in unused[:5])
         raise ModelFileError(
             f"the file stores weights for layer(s) {names} that the architecture does not have: the weights "
             "and the architecture do not belong together."

@@ -10,6 +10,7 @@ import numpy as np
 from ncjax.classifier import Classifier
 from ncjax.errors import MissingDependencyError, SaveError
 from ncjax.keras.save import save_keras_h5
+from ncjax.onnx import read_proto
 
 
 def model_suffix(model: Classifier) -> str:
@@ -39,7 +40,7 @@ def save_onnx(model: Classifier, path: str | os.PathLike) -> None:
     if model.format != "onnx" or not model.source or not os.path.exists(model.source):
         raise SaveError("an ONNX model is written by editing its source file, which is not at hand "
                         f"({model.source!r}); load the model from its .onnx file.")
-    proto = onnx.load(model.source, load_external_data=False)
+    proto = read_proto(model.source)
     for k, tensor in enumerate(proto.graph.initializer):
         if tensor.name in model.params:
             dtype = numpy_helper.to_array(tensor).dtype

@@ -10,8 +10,9 @@ from typing import Any, Callable
 
 import numpy as np
 
-from ncjax.errors import OnnxOpError, UnsupportedLayerError, UnsupportedModelError
+from ncjax.errors import ModelFileError, OnnxOpError, UnsupportedLayerError, UnsupportedModelError
 from ncjax.onnx.ops import OPS, supported_ops
+from ncjax.printable import printable, quoted
 
 FINAL_ACTIVATIONS = {"Softmax": "softmax", "LogSoftmax": "log_softmax"}
 
@@ -40,11 +41,12 @@ class OnnxGraph:
         """The graph's output for the input tensor `x`, in the file's own layout (or node `until`'s first)."""
         values: dict[str, Any] = {**self.constants, **params, self.input_name: x}
         for node in self.nodes:
+            missing = [name for name in node.inputs if name and name not in values]
+            if missing:
+                raise UnsupportedModelError(f"ONNX node {quoted(node.name)} ({node.op_type}) reads {quoted(missing[0])}, "
+                                            "which no earlier node, initializer or input gives.")
             inputs = [values[name] if name else None for name in node.inputs]
-            try:
-                outputs = OPS[node.op_type](inputs, node.attrs, self.opset)
-            except OnnxOpError as e:
-                raise UnsupportedModelError(f"ONNX node {node.name!r} ({node.op_type}): {e}") from None
+            outputs = _run_op(node, inputs, self.opset)
             for name, value in zip(node.outputs, outputs):
                 if name:
                     values[name] = value
@@ -57,8 +59,38 @@ class OnnxGraph:
         return values[self.output_name]
 
 
+def _run_op(node: Node, inputs: list, opset: int) -> list:
+    """The node's outputs. A failure names the node and its inputs' shapes, never a value: values come from
+    the file (a Reshape target, a Pad amount, a Constant), and numpy's and JAX's own messages quote them."""
+    try:
+        return OPS[node.op_type](inputs, node.attrs, opset)
+    except OnnxOpError as e:  # ncjax's own messages, which show no values
+        raise UnsupportedModelError(f"ONNX node {quoted(node.name)} ({node.op_type}): {e}") from None
+    except Exception as e:
+        shapes = ", ".join("none" if v is None else str(tuple(np.shape(v))) for v in inputs)
+        raise UnsupportedModelError(
+            f"ONNX node {quoted(node.name)} ({node.op_type}) cannot run on inputs of shapes [{shapes}] with its "
+            f"attributes and constants ({type(e).__name__}); the graph is malformed or uses the operator in a way "
+            "ncjax does not implement.") from None
+
+
+def tensor_array(tensor) -> np.ndarray:
+    """A TensorProto's values, from the model file only: a tensor that points at external data is refused
+    here too, so no path through this module makes onnx read another file."""
+    from onnx import TensorProto, numpy_helper
+
+    if tensor.data_location == TensorProto.EXTERNAL or len(tensor.external_data):
+        raise ModelFileError(f"tensor {quoted(tensor.name)} keeps its data in an external file; ncjax reads nothing "
+                             "but the model file itself.")
+    try:
+        return numpy_helper.to_array(tensor)
+    except Exception as e:  # an undefined element type, data that does not fill the dims, ...: no values shown
+        raise ModelFileError(f"tensor {quoted(tensor.name)} cannot be read ({type(e).__name__}); the file is "
+                             "malformed.") from None
+
+
 def _attributes(proto) -> dict[str, Any]:
-    from onnx import helper, numpy_helper
+    from onnx import helper
 
     attrs = {}
     for attribute in proto.attribute:
@@ -66,7 +98,7 @@ def _attributes(proto) -> dict[str, Any]:
         if isinstance(value, bytes):
             value = value.decode()
         elif hasattr(value, "data_type") and hasattr(value, "dims"):  # a TensorProto
-            value = numpy_helper.to_array(value)
+            value = tensor_array(value)
         elif isinstance(value, list) and value and isinstance(value[0], bytes):
             value = [v.decode() for v in value]
         attrs[attribute.name] = value
@@ -75,11 +107,9 @@ def _attributes(proto) -> dict[str, Any]:
 
 def parse(model, where: str) -> OnnxGraph:
     """Check a loaded onnx.ModelProto against what ncjax implements and turn it into an OnnxGraph."""
-    from onnx import numpy_helper
-
     opset = max((o.version for o in model.opset_import if o.domain in ("", "ai.onnx")), default=0)
     g = model.graph
-    initializers = {init.name: numpy_helper.to_array(init) for init in g.initializer}
+    initializers = {init.name: tensor_array(init) for init in g.initializer}
     params = {k: v for k, v in initializers.items() if np.issubdtype(v.dtype, np.floating)}
     constants = {k: v for k, v in initializers.items() if k not in params}
     inputs = [i for i in g.input if i.name not in initializers]
@@ -96,12 +126,12 @@ def parse(model, where: str) -> OnnxGraph:
         name = proto.name or f"{proto.op_type}_{position}"
         if proto.domain not in ("", "ai.onnx"):
             raise UnsupportedLayerError(
-                f"{where}: node {name!r} is the custom operator {proto.domain}::{proto.op_type}; ncjax runs only "
-                "standard ONNX operators and never custom code.")
+                f"{where}: node {quoted(name)} is the custom operator {printable(proto.domain)}::{printable(proto.op_type)}; "
+                "ncjax runs only standard ONNX operators and never custom code.")
         if proto.op_type not in OPS:
             raise UnsupportedLayerError(
-                f"{where}: node {name!r} (position {position}) is an ONNX {proto.op_type}, which ncjax does not "
-                f"implement. Supported: {supported}.")
+                f"{where}: node {quoted(name)} (position {position}) is an ONNX {printable(proto.op_type)}, which ncjax "
+                f"does not implement. Supported: {supported}.")
         nodes.append(Node(name, proto.op_type, tuple(proto.input), tuple(proto.output), _attributes(proto)))
 
     used = {name for node in nodes for name in node.inputs} | {g.output[0].name}
@@ -109,7 +139,8 @@ def parse(model, where: str) -> OnnxGraph:
         extra = [o for o in node.outputs[1:] if o and o in used]
         if extra:
             raise UnsupportedModelError(
-                f"{where}: node {node.name!r} ({node.op_type}) has its output(s) {extra} used; ncjax computes only "
+                f"{where}: node {quoted(node.name)} ({node.op_type}) has its output(s) "
+                f"{', '.join(quoted(o) for o in extra[:5])} used; ncjax computes only "
                 "an operator's first output (inference).")
 
     output, activation = g.output[0].name, "linear"

@@ -10,11 +10,14 @@ import numpy as np
 
 from ncjax.classifier import Classifier, LayerSummary, param_count
 from ncjax.errors import MissingDependencyError, ModelFileError, ModelNotFoundError, NCJaxError, UnsupportedModelError
+from ncjax.onnx.contained import check_contained
 from ncjax.onnx.graph import OnnxGraph, parse
-from ncjax.safe_files import check_regular_file, file_formats
+from ncjax.printable import quoted
+from ncjax.safe_files import check_regular_file, file_formats, read_regular_file
 
 Layout = Literal["NCHW", "NHWC"]
 _CHANNELS = (1, 3, 4)
+MAX_ONNX_BYTES = 2 << 30  # protobuf's own limit for one message
 
 
 def load_onnx(path: str | os.PathLike, *, input_shape: Sequence[int] | None = None,
@@ -26,14 +29,10 @@ def load_onnx(path: str | os.PathLike, *, input_shape: Sequence[int] | None = No
       input_shape: (H, W, C), for files that leave the image size symbolic.
       layout: "NCHW" (PyTorch) or "NHWC" (TensorFlow); inferred from the input's channel axis when not given.
     """
-    try:
-        import onnx
-    except ImportError:
-        raise MissingDependencyError("reading .onnx files needs the onnx package: pip install 'ncjax[onnx]'.") from None
-    where = repr(os.fspath(path))
+    where = quoted(os.fspath(path), limit=200)
     if not os.path.exists(path):
         raise ModelNotFoundError(f"model file not found: {where}")
-    model = _read_proto(onnx, os.fspath(path), where)
+    model = read_proto(path)
     graph = parse(model, where)
     layout = _layout(graph.input_dims, layout, where)
     shape = _image_shape(graph.input_dims, layout, input_shape, where)
@@ -58,10 +57,10 @@ def load_onnx(path: str | os.PathLike, *, input_shape: Sequence[int] | None = No
     params = {k: jnp.asarray(v) for k, v in graph.params.items()}
     try:
         out = jax.eval_shape(apply, params, jax.ShapeDtypeStruct((2, *shape), jnp.float32))
-    except (TypeError, ValueError) as e:
-        if isinstance(e, NCJaxError):
-            raise
-        raise UnsupportedModelError(f"{where} does not run on images of shape {shape} ({e}).") from None
+    except NCJaxError:
+        raise
+    except Exception as e:  # JAX's message can quote values from the file: only its type is shown
+        raise UnsupportedModelError(f"{where} does not run on images of shape {shape} ({type(e).__name__}).") from None
     if len(out.shape) != 2:
         raise UnsupportedModelError(f"{where}: the output has shape {out.shape} for 2 images; a classifier's is "
                                     "(batch, classes).")
@@ -71,39 +70,47 @@ def load_onnx(path: str | os.PathLike, *, input_shape: Sequence[int] | None = No
                       graph=graph)
 
 
-def _read_proto(onnx, path: str, where: str):
-    """The ModelProto of a regular protobuf file, with every tensor inside it."""
+def read_proto(path: str | os.PathLike):
+    """The onnx.ModelProto of a regular protobuf file, refused if any tensor in it keeps its data in another
+    file: what every reader of .onnx files in ncjax goes through."""
+    try:
+        import onnx
+    except ImportError:
+        raise MissingDependencyError("reading .onnx files needs the onnx package: pip install 'ncjax[onnx]'.") from None
+    path = os.fspath(path)
+    where = quoted(path, limit=200)
     check_regular_file(path)
     formats = file_formats(path)
     if formats:
         raise ModelFileError(f"{where} is named .onnx but is a {' and '.join(sorted(formats))} file; an ONNX model "
                              "is a protobuf file.")
-    try:
-        # External tensor data would make onnx read other files by the names the model gives: never loaded.
-        model = onnx.load(path, load_external_data=False)
+    data = read_regular_file(path, max_bytes=MAX_ONNX_BYTES)
+    try:  # parsing reads these bytes only; onnx.load could follow a tensor's external data to other files
+        model = onnx.ModelProto.FromString(data)
     except Exception as e:  # protobuf's DecodeError and friends: the file is not an ONNX model
-        raise ModelFileError(f"{where} could not be read as an ONNX model ({type(e).__name__}: {e}).") from None
-    external = [t.name for t in model.graph.initializer if t.data_location == onnx.TensorProto.EXTERNAL]
-    if external:
-        raise ModelFileError(f"{where} keeps tensors {external[:5]} in external files; ncjax reads only the model "
-                             "file itself. Save the model with its weights inside (onnx.save(model, path, "
-                             "save_as_external_data=False)).")
+        raise ModelFileError(f"{where} could not be read as an ONNX model ({type(e).__name__}).") from None
+    check_contained(model, where)
     return model
 
 
 def _layout(dims, given: Layout | None, where: str) -> Layout:
     if len(dims) != 4:
-        raise UnsupportedModelError(f"{where}: the input has {len(dims)} dimensions {dims}; ncjax scans image "
+        raise UnsupportedModelError(f"{where}: the input has {len(dims)} dimensions {dims_text(dims)}; ncjax scans image "
                                     "classifiers with 4-D inputs (N, C, H, W) or (N, H, W, C).")
     if given is not None:
         if given not in ("NCHW", "NHWC"):
-            raise UnsupportedModelError(f"layout must be 'NCHW' or 'NHWC', got {given!r}.")
+            raise UnsupportedModelError(f"layout must be 'NCHW' or 'NHWC', got {quoted(given)}.")
         return given
     first, last = dims[1] in _CHANNELS, dims[3] in _CHANNELS
     if first != last:
         return "NCHW" if first else "NHWC"
-    raise UnsupportedModelError(f"{where}: cannot tell the channel axis of the input {dims}; pass "
+    raise UnsupportedModelError(f"{where}: cannot tell the channel axis of the input {dims_text(dims)}; pass "
                                 "layout='NCHW' or layout='NHWC' (--layout on the command line).")
+
+
+def dims_text(dims) -> str:
+    """Declared dimensions as text; symbolic ones are names from the file, shown quoted and cut."""
+    return "(" + ", ".join(str(d) if d is None or isinstance(d, int) else quoted(d, limit=20) for d in dims) + ")"
 
 
 def _image_shape(dims, layout: Layout, given: Sequence[int] | None, where: str) -> tuple[int, int, int]:

@@ -15,6 +15,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from ncjax.errors import OnnxOpError
+from ncjax.printable import quoted
 
 Value = Any  # np.ndarray (static) or jax.Array (traced)
 Op = Callable[[list, dict, int], list]
@@ -131,7 +132,8 @@ def constant(inputs, attrs, opset):
             elif key in ("value_int", "value_ints"):
                 value = value.astype(np.int64)
             return [value]
-    raise OnnxOpError(f"Constant with attributes {sorted(attrs)} is not supported (value, value_float(s), value_int(s)).")
+    names = ", ".join(quoted(name) for name in sorted(attrs)[:5])
+    raise OnnxOpError(f"Constant with attributes {names} is not supported (value, value_float(s), value_int(s)).")
 
 
 @op("ConstantOfShape")
@@ -277,7 +279,7 @@ def _spatial_pads(attrs, in_sizes, kernel, strides, dilations) -> list[tuple[int
     if auto_pad == "VALID":
         return [(0, 0)] * n
     if auto_pad != "NOTSET":
-        raise OnnxOpError(f"auto_pad {auto_pad!r} is not one of NOTSET, SAME_UPPER, SAME_LOWER, VALID.")
+        raise OnnxOpError(f"auto_pad {quoted(auto_pad)} is not one of NOTSET, SAME_UPPER, SAME_LOWER, VALID.")
     flat = attrs.get("pads", [0] * (2 * n))
     return [(flat[i], flat[i + n]) for i in range(n)]
 
@@ -407,7 +409,7 @@ def pad(inputs, attrs, opset):
         return [jnp.pad(jnp.asarray(x), widths, mode="constant", constant_values=jnp.reshape(value, (-1,))[0])]
     if mode in ("reflect", "edge", "wrap"):
         return [m.pad(x, widths, mode=mode)]
-    raise OnnxOpError(f"Pad mode {mode!r} is not one of constant, reflect, edge, wrap.")
+    raise OnnxOpError(f"Pad mode {quoted(mode)} is not one of constant, reflect, edge, wrap.")
 
 
 def _softmax_like(fn):

@@ -148,7 +148,7 @@ def model_cases(folder: Path) -> list[Case]:
     cases.append(Case("an encrypted .keras member", _encrypted_keras(folder), "encrypted"))
     onnx_external = _onnx_with_external_data(folder)
     if onnx_external is not None:
-        cases.append(Case("ONNX tensor in an external file", onnx_external, "external files"))
+        cases.append(Case("ONNX tensor in an external file", onnx_external, "external file"))
     cases.append(Case("model_config an array", _copy_h5(folder, "config_array.h5", lambda f: f.attrs.__setitem__(
         "model_config", np.arange(3))), "config"))
     return cases
