@@ -16,6 +16,7 @@ import jax
 import numpy as np
 
 from ncjax.errors import CheckpointError
+from ncjax.printable import quoted
 from ncjax.safe_files import open_npz, write_npz_atomic
 
 FORMAT = 2  # 2: slots (states keyed by leaf path); 1: labels (states keyed by leaf index)
@@ -62,8 +63,9 @@ def restore_states(template: Any, leaves: dict[str, np.ndarray], path: str | os.
     if set(expected) != set(leaves):
         missing, unexpected = sorted(set(expected) - set(leaves)), sorted(set(leaves) - set(expected))
         raise CheckpointError(
-            f"the checkpoint {str(path)!r} holds a scan state of another layout (missing {missing}, unexpected "
-            f"{unexpected}): it was written by another version of ncjax. Delete it to start afresh."
+            f"the checkpoint {str(path)!r} holds a scan state of another layout (missing {_names(missing)}, "
+            f"unexpected {_names(unexpected)}): it was written by another version of ncjax. Delete it to start "
+            "afresh."
         )
     check_arrays(leaves, {name: np.asarray(leaf) for name, (_, leaf) in zip(expected, flat)}, path, "scan state")
     return jax.tree_util.tree_unflatten(structure, [leaves[name] for name in expected])
@@ -72,13 +74,18 @@ def restore_states(template: Any, leaves: dict[str, np.ndarray], path: str | os.
 def check_arrays(saved: dict[str, np.ndarray], expected: dict[str, np.ndarray], path: str | os.PathLike,
                  what: str) -> None:
     """The saved arrays are exactly those expected: the same names, shapes and dtypes, nothing more."""
-    problems = [f"{name} missing" for name in expected if name not in saved]
-    problems += [f"{name} unexpected" for name in saved if name not in expected]
-    problems += [f"{name} is {saved[name].dtype}{list(saved[name].shape)}, not {a.dtype}{list(a.shape)}"
+    problems = [f"{quoted(name)} missing" for name in expected if name not in saved]
+    problems += [f"{quoted(name)} unexpected" for name in saved if name not in expected]
+    problems += [f"{quoted(name)} is {saved[name].dtype}{list(saved[name].shape)}, not {a.dtype}{list(a.shape)}"
                  for name, a in expected.items() if name in saved
                  and (saved[name].shape != a.shape or saved[name].dtype != a.dtype)]
     if problems:
         raise invalid(path, f"its {what} does not fit this scan: {'; '.join(problems[:4])}")
+
+
+def _names(names: list[str]) -> str:
+    """Array names read from a file, shown escaped: at most five."""
+    return "[" + ", ".join(quoted(name) for name in names[:5]) + (", ..." if len(names) > 5 else "") + "]"
 
 
 def invalid(path: str | os.PathLike, why: str) -> CheckpointError:

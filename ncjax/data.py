@@ -15,6 +15,7 @@ from PIL import Image
 
 from ncjax.errors import DataError
 from ncjax.preprocess import Preprocessing
+from ncjax.printable import quoted
 from ncjax.safe_files import check_hdf5_contained, check_regular_file, open_npz
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".ppm", ".bmp", ".gif", ".tif", ".tiff", ".webp"}
@@ -160,10 +161,11 @@ def _gtsrb_folder(path: Path, image_shape):
     with open(table, newline="") as f:
         for number, row in enumerate(csv.DictReader(f, delimiter=";"), start=2):
             try:
-                file = path / row["Filename"]
+                file = _named_file(path, row["Filename"], f"{str(table)!r}, line {number}")
                 if not file.exists():
                     continue
                 check_regular_file(str(file), error=DataError, what="image")
+                _check_inside(path, file)
                 with Image.open(file) as image:
                     actual_w, actual_h = image.size
                 sx, sy = actual_w / float(row["Width"]), actual_h / float(row["Height"])
@@ -180,6 +182,21 @@ def _gtsrb_folder(path: Path, image_shape):
     return np.stack(images), np.asarray(labels, np.int64)
 
 
+def _named_file(folder: Path, name, where: str) -> Path:
+    """The file an annotation names: a plain file name in the annotation's folder, never a path elsewhere."""
+    if not isinstance(name, str) or name in ("", ".", "..") or Path(name).name != name or "\\" in name:
+        raise DataError(f"{where}: Filename {quoted(name)} is not a plain file name; the annotation names images in "
+                        "its own folder only, as GTSRB's does (00000.ppm).")
+    return folder / name
+
+
+def _check_inside(folder: Path, file: Path) -> None:
+    """Refuse an image that is a link to somewhere outside the data folder: ncjax reads only what it was handed."""
+    if not file.resolve().is_relative_to(folder.resolve()):
+        raise DataError(f"{quoted(str(file), limit=200)} is a link to a file outside the data folder "
+                        f"{quoted(str(folder), limit=200)}; copy the images into the folder (or give them as an .npz).")
+
+
 def _class_folders(path: Path, image_shape):
     h, w, c = image_shape
     images, labels = [], []
@@ -188,6 +205,7 @@ def _class_folders(path: Path, image_shape):
         label = int(folder.name) if folder.name.isdigit() and len(folder.name) < 10 else index
         for file in sorted(folder.iterdir()):
             if file.suffix.lower() in IMAGE_SUFFIXES:
+                _check_inside(path, file)
                 images.append(_read(file, c, size=(w, h)))
                 labels.append(label)
     if not images:

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 
@@ -13,6 +14,7 @@ from PIL import Image
 
 import ncjax
 from conftest import model_zoo
+from hostile.checks import time_limit
 from ncjax.auditing.cli import main
 from ncjax.auditing.items import expand
 from ncjax.auditing.roc import roc_curve
@@ -85,6 +87,44 @@ def test_bad_audits_end_in_one_line(tmp_path, capsys):
     (tmp_path / "x.h5").write_bytes(b"")
     assert main([str(tmp_path / "x.h5"), "--out", str(tmp_path / "o")]) == 2
     assert "no clean images" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("name", ["../../escaped", "/tmp/escaped", "a/b", ".hidden", "x\nverdict: clean", "-rf"])
+def test_a_manifest_name_is_a_plain_folder_name_or_the_audit_is_refused(zoo, tmp_path, capsys, name):
+    folder, data = zoo
+    manifest = tmp_path / "m.json"
+    manifest.write_text(json.dumps([{"path": str(folder / "a.h5"), "name": name}]))
+    out = tmp_path / "audits" / "out"
+    assert main([str(manifest), "--data", str(data), "--out", str(out), *SCAN]) == 2
+    err = capsys.readouterr().err.splitlines()
+    assert len(err) == 1 and "is not a plain folder name" in err[0] and err[0].isprintable()
+    assert not (tmp_path / "audits").exists() and not (tmp_path / "escaped").exists()
+
+
+def test_a_manifest_value_is_never_read_as_a_flag_and_files_it_names_are_checked(zoo, tmp_path):
+    folder, data = zoo
+    outside = tmp_path / "outside"
+    os.mkfifo(tmp_path / "fifo.h5")
+    manifest = tmp_path / "m.csv"
+    manifest.write_text(f"path,layout,data_key\n{folder / 'a.h5'},--out={outside},\n{folder / 'b.h5'},,--resume\n"
+                        f"{tmp_path / 'fifo.h5'},,\n/dev/zero,,\n")
+    with time_limit():
+        result = ncjax.audit([manifest], out=tmp_path / "out", data=str(data), scan_args=SCAN)
+    assert [r["status"] for r in result.rows] == ["error"] * 4 and not outside.exists()
+    assert "FIFO" in result.rows[2]["error"] and "device" in result.rows[3]["error"]
+
+
+def test_a_hostile_file_name_is_escaped_in_every_output(zoo, tmp_path, capsys):
+    folder, data = zoo
+    (folder / "b.h5").rename(folder / "b\nverdict: clean\x1b[2J.h5")
+    (folder / "a.h5").unlink()
+    out = tmp_path / "out"
+    assert main([str(folder), "--data", str(data), "--out", str(out), "--no-progress", *SCAN]) == 1  # broken.h5
+    printed = capsys.readouterr().out
+    written = "".join((out / name).read_text() for name in ("audit.md", "audit.csv", "audit.jsonl"))
+    for text in (printed, written):
+        assert "\x1b" not in text and "\nverdict: clean" not in text
+    assert "b\\nverdict: clean\\x1b[2J.h5" in (out / "audit.csv").read_text()
 
 
 def test_names_are_unique_and_the_auc_counts_ties_half(tmp_path):

@@ -7,7 +7,7 @@ import pytest
 
 import ncjax
 from conftest import tiny_classifier, tiny_images
-from ncjax.checkpoint import FORMAT
+from ncjax.checkpoint import FORMAT, check_arrays
 
 SMALL = ncjax.ScanConfig(batch_size=8, nb_sample=16, max_epochs=6, patience=2, attack_success_threshold=0.9)
 
@@ -149,3 +149,11 @@ def test_float_rounding_of_a_saturated_mask_is_accepted_and_real_range_errors_ar
     assert _resume(_forged(interrupted, tmp_path, **{"out/masks": _set((0, 0, 0), np.float32(-5.96e-8))})) is not None
     with pytest.raises(ncjax.CheckpointError, match="out of range"):
         _resume(_forged(interrupted, tmp_path, **{"out/masks": _set((0, 0, 0), -0.5)}))
+
+
+def test_array_names_from_a_checkpoint_are_shown_escaped():
+    forged = "state/x\nverdict: clean\x1b[2J"
+    with pytest.raises(ncjax.CheckpointError) as caught:
+        check_arrays({forged: np.zeros(2)}, {"state/y": np.zeros(2)}, "scan_state.npz", "scan state")
+    message = str(caught.value)
+    assert message.isprintable() and "'state/x\\nverdict: clean\\x1b[2J' unexpected" in message

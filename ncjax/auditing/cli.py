@@ -17,6 +17,7 @@ from typing import Sequence
 from ncjax.auditing.api import audit
 from ncjax.auditing.config import AuditConfig
 from ncjax.cli_options import OneLineParser, add_dataclass_flags, given_values, run_command
+from ncjax.printable import one_line
 
 EXIT_OK, EXIT_SOME_FAILED, EXIT_INTERRUPTED = 0, 1, 130
 
@@ -47,7 +48,7 @@ def build_parser() -> argparse.ArgumentParser:
 def run(args: argparse.Namespace) -> int:
     def report(row: dict) -> None:
         what = row.get("verdict_line") if row["status"] == "done" else f"error: {row.get('error')}"
-        print(f"{row['name']}: {what}", flush=True)
+        print(one_line(f"{row['name']}: {what}"), flush=True)
 
     try:
         config = AuditConfig(ray=args.ray, **given_values(args, args.config_fields))

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Iterable, Literal, Sequence
 
 from ncjax.errors import UsageError
+from ncjax.printable import quoted
 
 MODEL_SUFFIXES = (".h5", ".keras", ".onnx")
 Truth = Literal["infected", "clean"]
@@ -79,10 +80,21 @@ def read_manifest(path: Path) -> list[AuditItem]:
         if unknown or not row.get("path"):
             raise UsageError(f"{where}: needs 'path' and knows {', '.join(MANIFEST_FIELDS)}; got {sorted(row)}.")
         items.append(AuditItem(model=_relative(path, row["path"]), data=_relative(path, row.get("data")),
-                               name=str(row.get("name") or ""), data_key=row.get("data_key") or None,
+                               name=_folder_name(row.get("name"), where), data_key=row.get("data_key") or None,
                                preprocess=row.get("preprocess") or None, layout=row.get("layout") or None,
                                truth=_truth(row.get("truth"), where), target=_target(row.get("target"), where)))
     return items
+
+
+def _folder_name(value, where: str) -> str:
+    """A row's name: it names the model's folder inside the audit's, so it is a plain name and nothing more."""
+    if value in (None, ""):
+        return ""
+    text = str(value)
+    if not re.fullmatch(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,99}", text):
+        raise UsageError(f"{where}: name {quoted(text)} is not a plain folder name (up to 100 letters, digits, '_', "
+                         "'.' and '-', not starting with '.' or '-'); each model's outputs go in a folder of that name.")
+    return text
 
 
 def _relative(manifest: Path, value) -> str | None:

@@ -29,10 +29,11 @@ def scan_item(item: AuditItem, out: Path, *, data: str | None, scan_args: Sequen
     folder = out / item.name
     folder.mkdir(parents=True, exist_ok=True)
     resume = (folder / STATE_FILE).exists()
-    args = ["--model", item.model, "--data", item.data or data or "", "--out", str(folder), "--no-progress",
-            *(["--data-key", item.data_key] if item.data_key else []),
-            *(["--preprocess", item.preprocess] if item.preprocess else []),
-            *(["--layout", item.layout] if item.layout else []),
+    # Values from a manifest go with "=": one that starts with "-" is then a value, never read as another flag.
+    args = [f"--model={item.model}", f"--data={item.data or data or ''}", f"--out={folder}", "--no-progress",
+            *([f"--data-key={item.data_key}"] if item.data_key else []),
+            *([f"--preprocess={item.preprocess}"] if item.preprocess else []),
+            *([f"--layout={item.layout}"] if item.layout else []),
             *(["--resume"] if resume else []), *scan_args]
     attempts = _record_attempt(folder, resume=resume)
     row = {**item_row(item, out, data), "host": socket.gethostname(), "attempts": attempts}
@@ -40,6 +41,8 @@ def scan_item(item: AuditItem, out: Path, *, data: str | None, scan_args: Sequen
     with open(folder / LOG_FILE, "a") as log, contextlib.redirect_stdout(log), contextlib.redirect_stderr(log):
         try:
             code = scan_main(args)
+        except SystemExit as e:  # the scan's argument parser refused a manifest's value; its line is in the log
+            code = e.code if isinstance(e.code, int) else EXIT_BAD_INPUT
         except Exception as e:  # a crash inside one model's scan must not end the audit
             return {**row, "status": "error", "error": f"{type(e).__name__}: {e}"[:500],
                     "wall_s": time.perf_counter() - start}

@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ncjax.auditing.roc import roc_curve, save_roc
+from ncjax.printable import one_line
 
 ROC_FILE = "audit_roc.png"
 
@@ -78,8 +79,9 @@ def write_csv(rows: list[dict], path: str | os.PathLike) -> None:
     with open(path, "w", newline="") as f:
         writer = csv.DictWriter(f, fieldnames=CSV_FIELDS, extrasaction="ignore")
         writer.writeheader()
-        for row in rows:
-            writer.writerow({**row, "labels": " ".join(map(str, row.get("labels") or [])), "found": found(row)})
+        for row in rows:  # file names and messages escaped: a CSV is read in terminals as often as by programs
+            text = {key: one_line(value) if isinstance(value, str) else value for key, value in row.items()}
+            writer.writerow({**text, "labels": " ".join(map(str, row.get("labels") or [])), "found": found(row)})
 
 
 def _cell(value) -> str:
@@ -87,7 +89,7 @@ def _cell(value) -> str:
         return ""
     if isinstance(value, float):
         return f"{value:.2f}"
-    return str(value).replace("|", "/")
+    return one_line(value, limit=300).replace("|", "/")
 
 
 def write_markdown(rows: list[dict], path: str | os.PathLike, *, roc: str | None = None) -> None:

@@ -34,6 +34,7 @@ from ncjax.mitigation.progress import MitigationProgress
 from ncjax.mitigation.triggers import load_triggers
 from ncjax.mitigation.write import model_suffix, save_model
 from ncjax.preprocess import Preprocessing
+from ncjax.printable import printable
 from ncjax.report import write_json_atomic
 
 EXIT_OK, EXIT_INTERRUPTED = 0, 130
@@ -96,8 +97,8 @@ def run(args: argparse.Namespace) -> int:
     images, labels = load_images(args.data, model.input_shape, key=args.data_key)
     images = in_model_scale(args.data, images, preprocessing)
     true_trigger = read_true_trigger(args.true_trigger, args.true_target, triggers, model.input_shape)
-    print(f"{config.method}: model {args.model}, triggers of label(s) {', '.join(map(str, triggers.labels))} from "
-          f"{args.scan}; {len(images)} clean images")
+    print(f"{config.method}: model {printable(args.model, limit=200)}, triggers of label(s) "
+          f"{', '.join(map(str, triggers.labels))} from {printable(args.scan, limit=200)}; {len(images)} clean images")
     bar = None if args.no_progress else _ProgressBar()
     try:
         result = mitigate(model, images, labels, triggers, key=jax.random.key(args.seed), config=config,
@@ -169,7 +170,7 @@ def summary_lines(result: MitigationResult) -> list[str]:
                      f"{_percent(after.true_attack_success[label])}")
     if result.prune is not None:
         curve = result.prune
-        lines.append(f"pruned {curve.pruned[curve.chosen]} of {curve.units} neurons of {curve.layer} "
+        lines.append(f"pruned {curve.pruned[curve.chosen]} of {curve.units} neurons of {printable(curve.layer)} "
                      f"({curve.stop})")
     if result.filter_rates is not None:
         rates = result.filter_rates

@@ -17,6 +17,7 @@ import numpy as np
 
 from ncjax.errors import MitigationError
 from ncjax.preprocess import Preprocessing
+from ncjax.printable import printable
 from ncjax.safe_files import open_npz, write_npz_atomic
 from ncjax.trigger import stamp
 
@@ -121,7 +122,8 @@ def load_triggers(path: str | os.PathLike) -> LoadedTriggers:
         settings = meta.get("preprocessing")
         preprocessing = None if settings is None else Preprocessing(**settings)
     except (ValueError, TypeError, AttributeError) as e:
-        raise MitigationError(f"{str(path)!r}: its metadata is not an ncjax triggers file's ({e}).") from None
+        raise MitigationError(f"{str(path)!r}: its metadata is not an ncjax triggers file's "
+                              f"({type(e).__name__}: {printable(e)}).") from None
     triggers = TriggerSet(arrays["labels"], arrays["masks"], arrays["patterns"], tuple(meta.get("named", ())))
     verdict = meta.get("verdict")
     return LoadedTriggers(triggers, preprocessing, verdict if isinstance(verdict, str) else None)

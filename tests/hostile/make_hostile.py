@@ -237,7 +237,13 @@ def data_cases(folder: Path, image_shape=(12, 12, 3)) -> list[Case]:
         Image.fromarray(np.zeros((h, w, 3), np.uint8)).save(images / "a.png")
         write(images / "b.png")
         cases.append(Case(name, folder / name, says))
+    header = "Filename;Width;Height;Roi.X1;Roi.Y1;Roi.X2;Roi.Y2;ClassId\n"
+    outside = folder / "outside.ppm"  # an image beside the data folders, which an annotation or a link reaches for
+    Image.fromarray(np.zeros((35, 35, 3), np.uint8)).save(outside)
     for name, rows, says in (
+        ("gt_absolute_filename", f"{header}{outside};35;35;1;1;30;30;3\n", "not a plain file name"),
+        ("gt_parent_filename", f"{header}../outside.ppm;35;35;1;1;30;30;3\n", "not a plain file name"),
+        ("gt_linked_image", f"{header}linked.ppm;35;35;1;1;30;30;3\n", "outside the data folder"),
         ("gt_missing_columns", "Filename;Width\na.ppm;35\n", "line 2"),
         ("gt_width_zero", "Filename;Width;Height;Roi.X1;Roi.Y1;Roi.X2;Roi.Y2;ClassId\na.ppm;0;35;1;1;30;30;3\n", "line 2"),
         ("gt_text_roi", "Filename;Width;Height;Roi.X1;Roi.Y1;Roi.X2;Roi.Y2;ClassId\na.ppm;35;35;x;1;30;30;3\n", "line 2"),
@@ -245,8 +251,17 @@ def data_cases(folder: Path, image_shape=(12, 12, 3)) -> list[Case]:
         gtsrb = folder / name
         gtsrb.mkdir()
         Image.fromarray(np.zeros((35, 35, 3), np.uint8)).save(gtsrb / "a.ppm")
+        os.symlink(outside, gtsrb / "linked.ppm")
         (gtsrb / "GT-final_test.csv").write_text(rows)
         cases.append(Case(name, gtsrb, says))
+    linked = folder / "linked_class" / "0"
+    linked.mkdir(parents=True)
+    Image.fromarray(np.zeros((h, w, 3), np.uint8)).save(linked / "a.png")
+    os.symlink(outside, linked / "b.ppm")
+    cases.append(Case("a class folder's image linked from outside", folder / "linked_class", "outside the data folder"))
+    (folder / "folder_of_links").mkdir()
+    os.symlink(linked, folder / "folder_of_links" / "0")
+    cases.append(Case("a class folder linked from outside", folder / "folder_of_links", "outside the data folder"))
     return cases
 
 
