@@ -15,7 +15,7 @@ from PIL import Image
 
 from ncjax.errors import DataError
 from ncjax.preprocess import Preprocessing
-from ncjax.printable import quoted
+from ncjax.printable import printable, quoted
 from ncjax.safe_files import check_hdf5_contained, check_regular_file, open_npz
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".ppm", ".bmp", ".gif", ".tif", ".tiff", ".webp"}
@@ -44,7 +44,7 @@ def load_images(path: str | os.PathLike, image_shape: tuple[int, int, int], *,
     except DataError:
         raise
     except _READ_ERRORS as e:
-        raise DataError(f"cannot read the data {str(path)!r}: {type(e).__name__}: {e}") from None
+        raise DataError(f"cannot read the data {str(path)!r}: {type(e).__name__}: {printable(e, limit=200)}") from None
     images = _fit(_checked_images(images, path), image_shape, path)
     return images, _checked_labels(labels, len(images), path)
 
@@ -97,7 +97,7 @@ def _npz(path: Path, key: str | None):
         names = data.files
         name = key or next((k for k in ("x_roi", "x", "X_test", "images") if k in names), None)
         if name is None or name not in names:
-            raise DataError(f"{str(path)!r} has arrays {names}; name the images with --data-key.")
+            raise DataError(f"{str(path)!r} has arrays {_listed(names)}; name the images with --data-key.")
         label_name = next((k for k in ("y", "Y_test", "labels") if k in names), None)
         labels = data[label_name] if label_name is not None else None
         return data[name], _int_labels(labels)
@@ -109,11 +109,16 @@ def _h5(path: Path, key: str | None):
             check_hdf5_contained(f, repr(str(path)), error=DataError, max_bytes=MAX_DATA_BYTES)
             name = key or ("X_test" if "X_test" in f else None)
             if name is None or name not in f or not isinstance(f[name], h5py.Dataset):
-                raise DataError(f"{str(path)!r} has datasets {list(f)}; name the images with --data-key.")
+                raise DataError(f"{str(path)!r} has datasets {_listed(list(f))}; name the images with --data-key.")
             labels = np.asarray(f["Y_test"]) if "Y_test" in f else None
             return np.asarray(f[name]), _int_labels(labels)
     except OSError as e:
         raise DataError(f"cannot read {str(path)!r} as HDF5: {e}") from e
+
+
+def _listed(names: list[str]) -> str:
+    """Names read from a data file, shown escaped: at most ten."""
+    return "[" + ", ".join(quoted(name) for name in names[:10]) + (", ..." if len(names) > 10 else "") + "]"
 
 
 def _int_labels(labels):
@@ -172,8 +177,10 @@ def _gtsrb_folder(path: Path, image_shape):
                 box = (float(row["Roi.X1"]) * sx, float(row["Roi.Y1"]) * sy,
                        (float(row["Roi.X2"]) + 1) * sx, (float(row["Roi.Y2"]) + 1) * sy)
                 label = int(row["ClassId"])
+            except DataError:
+                raise
             except (KeyError, TypeError, ValueError, ZeroDivisionError) as e:
-                raise DataError(f"{str(table)!r}, line {number}: {type(e).__name__}: {e}. The official layout has "
+                raise DataError(f"{str(table)!r}, line {number}: {type(e).__name__}: {printable(e)}. The official layout has "
                                 "Filename;Width;Height;Roi.X1;Roi.Y1;Roi.X2;Roi.Y2;ClassId with numbers.") from None
             images.append(_read(file, c, box, (w, h)))
             labels.append(label)
