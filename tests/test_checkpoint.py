@@ -109,7 +109,7 @@ def test_a_checkpoint_is_checked_whole_before_anything_is_taken(interrupted, tmp
 
 def test_extra_arrays_are_refused(interrupted, tmp_path):
     np.savez(tmp_path / "extra.npz", **interrupted, **{"out/injected": np.ones(3)})
-    with pytest.raises(ncjax.CheckpointError, match="out/injected|injected unexpected"):
+    with pytest.raises(ncjax.CheckpointError, match="'injected' unexpected"):
         _resume(tmp_path / "extra.npz")
 
 
