@@ -171,9 +171,10 @@ def run(models: list[Planted], losses: list[str], preset: str, *, results: Path,
     by_name = {m.name: m for m in trained}
     results.parent.mkdir(parents=True, exist_ok=True)
     for loss in losses:
-        scan_args = ["--preset", preset, "--loss", loss, "--seed", str(SCAN_SEED), "--restarts", "1",
-                     "--source-check", "0", *(["--max-epochs", str(max_epochs)] if max_epochs else [])]
-        audit = ncjax.audit([manifest], out=work / f"audit-{loss}-{preset}", scan_args=scan_args,
+        config = getattr(ncjax.ScanConfig, preset)(loss=loss, restarts=1,
+                                                   **({"max_epochs": max_epochs} if max_epochs else {}))
+        scan = ncjax.ScanSettings(config=config, seed=SCAN_SEED, decision=ncjax.DecisionConfig(source_check=0))
+        audit = ncjax.audit([manifest], out=work / f"audit-{loss}-{preset}", scan=scan,
                             config=ncjax.AuditConfig(ray=ray),
                             callback=lambda row: print(f"{row['name']} ({loss}): {row.get('verdict_line') or row.get('error')}",
                                                        flush=True))

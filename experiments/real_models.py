@@ -108,9 +108,9 @@ def run(models, seeds, losses, cost_starts, preset, *, results: Path = RESULTS, 
             return
         combo = f"{preset}-{loss}-{cost_start}-seed{seed}"
         (work / combo).mkdir(parents=True, exist_ok=True)
-        scan_args = ["--preset", preset, "--loss", loss, "--seed", str(seed), "--restarts", "1", "--source-check", "0",
-                     "--cost-starts-at-zero" if cost_start == "zero" else "--no-cost-starts-at-zero"]
-        audit = ncjax.audit([write_manifest(todo, work / combo)], out=work / combo / "audit", scan_args=scan_args,
+        config = getattr(ncjax.ScanConfig, preset)(loss=loss, restarts=1, cost_starts_at_zero=cost_start == "zero")
+        scan = ncjax.ScanSettings(config=config, seed=seed, decision=ncjax.DecisionConfig(source_check=0))
+        audit = ncjax.audit([write_manifest(todo, work / combo)], out=work / combo / "audit", scan=scan,
                             config=ncjax.AuditConfig(ray=ray),
                             callback=lambda row: print(f"{combo} {row['name']}: "
                                                        f"{row.get('verdict_line') or row.get('error')}", flush=True))

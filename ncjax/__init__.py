@@ -5,7 +5,7 @@ configure_xla_flags()  # must run before JAX initializes a backend
 
 from ncjax.classifier import Classifier  # noqa: E402
 from ncjax.auditing.api import AuditResult, audit  # noqa: E402
-from ncjax.auditing.config import AuditConfig  # noqa: E402
+from ncjax.auditing.config import AuditConfig, ScanSettings  # noqa: E402
 from ncjax.auditing.items import AuditItem  # noqa: E402
 from ncjax.compile_cache import disable_compile_cache, enable_compile_cache  # noqa: E402
 from ncjax.config import ScanConfig  # noqa: E402
@@ -47,6 +47,7 @@ from ncjax.preprocess import Preprocessing  # noqa: E402
 from ncjax.result import EpochLogs, ScanProgress, ScanResult  # noqa: E402
 from ncjax.restarts import LabelTriggers, best_over_restarts  # noqa: E402
 from ncjax.scan import scan_all_labels, scan_slots  # noqa: E402
+from ncjax.pipeline import DecisionConfig, PipelineEvent, ScanOutcome, scan_model  # noqa: E402
 from ncjax.score import ScoreResult, ratio_score  # noqa: E402
 from ncjax.sources import SourceCheck, check_candidates, check_sources  # noqa: E402
 from ncjax.slots import Slot, label_slots, restart_slots, source_slots  # noqa: E402
@@ -63,6 +64,7 @@ __all__ = [
     "Classifier",
     "ConfigError",
     "DataError",
+    "DecisionConfig",
     "EpochLogs",
     "FilterRates",
     "GapResult",
@@ -81,14 +83,17 @@ __all__ = [
     "NCJaxError",
     "OnnxOpError",
     "OutlierResult",
+    "PipelineEvent",
     "PreflightError",
     "Preprocessing",
     "PruneCurve",
     "SaveError",
     "ScanConfig",
     "ScanInputError",
+    "ScanOutcome",
     "ScanProgress",
     "ScanResult",
+    "ScanSettings",
     "ScoreResult",
     "Slot",
     "SourceCheck",
@@ -120,6 +125,7 @@ __all__ = [
     "disable_compile_cache",
     "save_model",
     "scan_all_labels",
+    "scan_model",
     "scan_slots",
     "source_slots",
     "supported_layers",

@@ -13,9 +13,9 @@ import typing
 from typing import Any, Callable, Iterable, Sequence
 
 from ncjax.choices import field_types, literal_choices
-from ncjax.errors import NCJaxError, UsageError
+from ncjax.errors import ConfigError, NCJaxError, UsageError
+from ncjax.preprocess import Preprocessing, parse_preprocessing
 from ncjax.printable import one_line
-from ncjax.preprocess import Preprocessing
 
 
 def _base_type(annotation: Any) -> Any:
@@ -135,15 +135,10 @@ def file_prefix(text: str) -> str:
 
 def preprocessing_flag(text: str, bgr: bool) -> Preprocessing:
     """--preprocess (a mode or OFFSET,SCALE) and --bgr as a Preprocessing."""
-    if text in ("raw", "mnist", "inception", "imagenet", "torch"):
-        if bgr:
-            raise UsageError(f"--bgr goes with --preprocess OFFSET,SCALE; '{text}' fixes the channel order.")
-        return Preprocessing(mode=text)  # type: ignore[arg-type]
     try:
-        offset, scale = (float(v) for v in text.split(","))
-    except ValueError:
-        raise UsageError(f"--preprocess must be raw, mnist, inception, imagenet, torch or OFFSET,SCALE; got {text!r}.") from None
-    return Preprocessing(mode="custom", offset=offset, scale=scale, channel_order="bgr" if bgr else "rgb")
+        return parse_preprocessing(text, bgr=bgr)
+    except ConfigError as e:
+        raise UsageError(f"--preprocess/--bgr: {e}") from None
 
 
 EXIT_BAD_INPUT = 2

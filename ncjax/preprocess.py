@@ -73,3 +73,19 @@ _AFFINE = {
     "torch": _torch,
     "custom": lambda p, c: (jnp.full(c, p.scale), jnp.full(c, p.offset), p.channel_order == "bgr"),
 }
+
+
+NAMED_MODES = ("raw", "mnist", "inception", "imagenet", "torch")
+
+
+def parse_preprocessing(text: str, *, bgr: bool = False) -> Preprocessing:
+    """A Preprocessing from its short form: a mode name, or OFFSET,SCALE (channels BGR with `bgr`)."""
+    if text in NAMED_MODES:
+        if bgr:
+            raise ConfigError(f"BGR channels go with OFFSET,SCALE; '{text}' fixes the channel order.")
+        return Preprocessing(mode=text)  # type: ignore[arg-type]
+    try:
+        offset, scale = (float(v) for v in str(text).split(","))
+    except ValueError:
+        raise ConfigError(f"preprocessing must be {', '.join(NAMED_MODES)} or OFFSET,SCALE; got {text!r}.") from None
+    return Preprocessing(mode="custom", offset=offset, scale=scale, channel_order="bgr" if bgr else "rgb")

@@ -37,25 +37,15 @@ from ncjax.cli_options import (
 from ncjax.compile_cache import disable_compile_cache, enable_compile_cache
 from ncjax.config import ScanConfig
 from ncjax.data import in_model_scale, load_images
-from ncjax.errors import PreflightError, UsageError
+from ncjax.errors import UsageError
 from ncjax.loading import load_model, parse_input_shape
-from ncjax.mitigation.triggers import TRIGGERS_FILE, TriggerSet
-from ncjax.outlier import l1_norms
-from ncjax.pictures import save_trigger_pictures
-from ncjax.preflight import Preflight, run_preflight
-from ncjax.preprocess import Preprocessing
+from ncjax.mitigation.triggers import TRIGGERS_FILE
+from ncjax.pipeline import SOURCE_STATE_FILE, STATE_FILE, DecisionConfig, PipelineEvent, prepare_out, scan_model
 from ncjax.printable import printable
-from ncjax.report import build_report, write_json_atomic
-from ncjax.restarts import LabelTriggers, best_over_restarts
-from ncjax.scan import scan_all_labels
-from ncjax.sources import CHECKED_CANDIDATES, DEFAULT_MAX_SPREAD, SourceCheck, check_candidates
+from ncjax.sources import CHECKED_CANDIDATES, DEFAULT_MAX_SPREAD
 from ncjax.score import DEFAULT_MIN_RATIO
-from ncjax.summary import save_summary
-from ncjax.verdict import decide
 
 EXIT_OK, EXIT_BAD_INPUT, EXIT_INFECTED, EXIT_INCONCLUSIVE, EXIT_INTERRUPTED, EXIT_TERMINATED = 0, 2, 3, 4, 130, 143
-STATE_FILE = "scan_state.npz"
-SOURCE_STATE_FILE = "source_check_state.npz"
 # ScanConfig fields with a flag of their own (--preprocess, --bgr) rather than a generated one.
 OWN_FLAG_FIELDS = {"preprocessing"}
 
@@ -124,20 +114,30 @@ def config_from_args(args: argparse.Namespace) -> ScanConfig:
     return getattr(ScanConfig, preset)(**changes)
 
 
-def _progress(total_labels: int, max_epochs: int, enabled: bool):
-    if not enabled:
-        return None, None
-    from tqdm import tqdm
+class _Progress:
+    """One tqdm bar on stderr per stage (the scan, the source check), opened at the stage's first epoch."""
 
-    bar = tqdm(total=total_labels * max_epochs, unit="label-epoch", file=sys.stderr, dynamic_ncols=True)
+    def __init__(self, max_epochs: int, enabled: bool):
+        self.max_epochs, self.enabled, self.bar = max_epochs, enabled, None
 
-    def update(progress) -> None:
-        done_units = progress.labels_done * max_epochs + len(progress.active_labels) * progress.epoch
-        bar.n = min(max(done_units, bar.n), bar.total)
-        bar.set_description(f"labels done {progress.labels_done}/{progress.labels_total}, epoch {progress.epoch}")
-        bar.refresh()
+    def update(self, progress) -> None:
+        if not self.enabled:
+            return
+        total = progress.labels_total * self.max_epochs
+        if self.bar is None or self.bar.total != total:
+            self.close()
+            from tqdm import tqdm
 
-    return bar, update
+            self.bar = tqdm(total=total, unit="label-epoch", file=sys.stderr, dynamic_ncols=True)
+        done_units = progress.labels_done * self.max_epochs + len(progress.active_labels) * progress.epoch
+        self.bar.n = min(max(done_units, self.bar.n), self.bar.total)
+        self.bar.set_description(f"labels done {progress.labels_done}/{progress.labels_total}, epoch {progress.epoch}")
+        self.bar.refresh()
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+            self.bar = None
 
 
 @dataclass(frozen=True)
@@ -168,86 +168,49 @@ def _inputs(args: argparse.Namespace, config: ScanConfig) -> _Inputs:
     return _Inputs(model, images, labels, Path(args.data).is_dir(), args.model, args.data)
 
 
-def _preflight(args: argparse.Namespace, inputs: _Inputs, config: ScanConfig) -> Preflight:
-    check = run_preflight(inputs.model, inputs.images, inputs.labels, preprocessing=config.preprocessing,
-                          from_files=inputs.from_files)
-    if check.given is not None:
-        print(f"pre-flight: the model classifies {check.given.accuracy:.1%} of {check.images} labelled clean images "
-              f"correctly (chance {check.chance:.1%})")
-    problem = check.problem()
-    if problem and not args.force:
-        raise PreflightError(f"pre-flight: {problem}. (--force scans anyway.)")
-    if problem:
-        print(f"note: pre-flight: {problem}; scanning anyway (--force).")
-    return check
+def decision_from_args(args: argparse.Namespace) -> DecisionConfig:
+    return DecisionConfig(rule=args.verdict, threshold=args.threshold, min_ratio=args.min_ratio, min_gap=args.min_gap,
+                          source_check=args.source_check, max_spread=args.max_spread, quantize=not args.no_quantize)
 
 
-def _prepare_out(out: Path) -> None:
-    """The output folder exists and takes files, checked before any scanning."""
-    if out.exists() and not out.is_dir():
-        raise UsageError(f"--out {str(out)!r} is a file; give a folder (it is created if missing).")
-    try:
-        out.mkdir(parents=True, exist_ok=True)
-        probe = out / ".ncjax_write_test"
-        probe.write_bytes(b"")
-        probe.unlink()
-    except OSError as e:
-        raise UsageError(f"cannot write to --out {str(out)!r}: {e.strerror or e}.") from None
-
-
-def _scan(args: argparse.Namespace, inputs: _Inputs, config: ScanConfig, state: Path):
-    labels = len(args.labels) if args.labels else inputs.model.num_classes
-    return _interruptible(args, labels * config.restarts, config, lambda callback: scan_all_labels(
-        inputs.model, inputs.images, labels=args.labels, config=config, key=jax.random.key(args.seed),
-        callback=callback, checkpoint=state, resume=args.resume))
-
-
-def _interruptible(args: argparse.Namespace, slots: int, config: ScanConfig, scan):
-    """Run `scan(callback)` with a progress bar and SIGTERM (what schedulers send) ending it like Ctrl-C once
-    the epoch in flight is saved.
-
-    The handler only records the signal: raising from it could land inside a C call (numpy, XLA) and surface
-    as a SystemError instead of an interrupt. The progress callback, which runs after each epoch's checkpoint,
-    raises it.
-    """
-    bar, update = _progress(slots, config.max_epochs, not args.no_progress)
-    requested: list[str] = []
-
-    def callback(progress) -> None:
-        if update is not None:
-            update(progress)
+def _printer(args: argparse.Namespace, config: ScanConfig, progress: _Progress, requested: list[str]):
+    """The pipeline's callback: the lines the command prints on the way, the progress bars, and SIGTERM."""
+    def on_event(event: PipelineEvent) -> None:
+        if event.progress is not None:
+            progress.update(event.progress)
+        elif event.preflight is not None:
+            check = event.preflight
+            if check.given is not None:
+                print(f"pre-flight: the model classifies {check.given.accuracy:.1%} of {check.images} labelled clean "
+                      f"images correctly (chance {check.chance:.1%})")
+            if check.problem() and args.force:
+                print(f"note: pre-flight: {check.problem()}; scanning anyway (--force).")
+        elif event.skipped is not None:
+            print(f"note: {event.skipped}, so the source-specific check of the candidates was skipped.")
+        elif event.candidates:
+            labels = ", ".join(map(str, event.candidates))
+            print(f"source check: label{'s' if len(event.candidates) > 1 else ''} {labels}, one trigger from each of "
+                  f"up to {event.sources_per_label} other classes")
         if requested:
             raise KeyboardInterrupt(requested[0])
 
-    # Only the main thread may set handlers: called from another (ncjax.audit in a server's thread), SIGTERM is
-    # left to whoever owns the process.
+    return on_event
+
+
+def _interruptible(scan):
+    """Run `scan(requested)` with SIGTERM (what schedulers send) ending it like Ctrl-C once the epoch in flight
+    is saved. The handler only records the signal: raising from it could land inside a C call (numpy, XLA) and
+    surface as a SystemError; the pipeline's callback, which runs after each epoch's checkpoint, raises it.
+    Only the main thread may set handlers: elsewhere SIGTERM is left to whoever owns the process."""
+    requested: list[str] = []
     main_thread = threading.current_thread() is threading.main_thread()
     previous = signal.signal(signal.SIGTERM, lambda signum, frame: requested.append(signal.Signals(signum).name)) \
         if main_thread else None
     try:
-        return scan(callback)
+        return scan(requested)
     finally:
         if main_thread:
             signal.signal(signal.SIGTERM, previous)
-        if bar is not None:
-            bar.close()
-
-
-def _check_sources(args: argparse.Namespace, inputs: _Inputs, config: ScanConfig, verdict,
-                   out: Path) -> tuple[SourceCheck, ...]:
-    """The source-specific check of the score's largest candidates, when it can run and is asked for."""
-    if verdict.score is None or not verdict.score.candidates or args.source_check == 0:
-        return ()
-    if inputs.labels is None:
-        print("note: the clean images carry no labels, so the source-specific check of the candidates was skipped.")
-        return ()
-    candidates = verdict.score.candidates[:CHECKED_CANDIDATES]
-    print(f"source check: label{'s' if len(candidates) > 1 else ''} {', '.join(map(str, candidates))}, one trigger "
-          f"from each of up to {args.source_check} other classes")
-    return _interruptible(args, len(candidates) * args.source_check, config, lambda callback: check_candidates(
-        inputs.model, inputs.images, inputs.labels, verdict.score, config=config, key=jax.random.key(args.seed),
-        sources_per_label=args.source_check, quantize=not args.no_quantize, callback=callback,
-        checkpoint=out / SOURCE_STATE_FILE, resume=args.resume))
 
 
 def _print_verdict(verdict) -> None:
@@ -262,77 +225,43 @@ def _print_verdict(verdict) -> None:
         print(f"note: {outliers.note}")
 
 
-def _write_outputs(args, inputs: _Inputs, result, best: LabelTriggers, verdict, out: Path, state: Path,
-                   check: Preflight, inputs_preprocessing: Preprocessing) -> None:
-    try:
-        save_trigger_pictures(result, out, args.prefix)
-        save_summary(out / "summary.png", result.masks, result.patterns, verdict,
-                     title=f"{printable(Path(inputs.model_name).name)}: {verdict.headline()}")
-        report = build_report(result, verdict, model=inputs.model_name, data=inputs.data_name,
-                              extra={"quantized_norms": not args.no_quantize, "preflight": check.as_dict(),
-                                     "restarts": _restarts_report(best)})
-        write_json_atomic(report, out / "report.json")
-        named = verdict.labels if verdict.status in ("infected", "suspicious") else ()
-        TriggerSet(result.labels, result.masks, result.patterns, named=named).save(
-            out / TRIGGERS_FILE, preprocessing=inputs_preprocessing, verdict=verdict.status)
-    except OSError as e:
-        raise UsageError(f"cannot write the outputs to {str(out)!r} ({e.strerror or e}); the finished scan is kept in "
-                         f"{state}: rerun the same command with --resume to write them without scanning again.") from None
-
-
-def _verdict(args: argparse.Namespace, inputs: _Inputs, config: ScanConfig, result, out: Path):
-    """Each label's best restart, the verdict on their norms, and again after the source check of its
-    candidates where one ran. Returns (the per-label result, the restarts' reduction, the verdict)."""
-    best = best_over_restarts(result)
-    result = result.select(best.chosen_slot)  # one trigger per label: its smallest over the restarts
-    norms = l1_norms(result.masks, quantize=not args.no_quantize)
-    settings = dict(reached=result.reached_threshold, rule=args.verdict, threshold=args.threshold,
-                    min_gap=args.min_gap, min_ratio=args.min_ratio, max_spread=args.max_spread)
-    verdict = decide(norms, result.labels, **settings)
-    sources = _check_sources(args, inputs, config, verdict, out)
-    if sources:
-        verdict = decide(norms, result.labels, sources=sources, **settings)
-    return result, best, verdict
-
-
-def _restarts_report(best: LabelTriggers) -> dict:
-    """Every restart's norm per label (None where it never reached the threshold) and the spread."""
-    return {"restarts": best.restarts, "chosen": best.chosen_restart.tolist(),
-            "norms": [[None if np.isnan(v) else float(v) for v in row] for row in best.restart_norms],
-            "spread": [None if np.isnan(v) else float(v) for v in best.spread]}
-
-
 def run(args: argparse.Namespace) -> int:
     config = config_from_args(args)
+    decision = decision_from_args(args)
     if args.no_compile_cache:
         disable_compile_cache()
     else:
         enable_compile_cache(args.compile_cache)
     inputs = _inputs(args, config)
-    out = Path(args.out)
-    _prepare_out(out)  # before the scan, so a bad --out costs no scan
+    out = prepare_out(args.out, what="--out")  # before the scan, so a bad --out costs no scan
     if config.preprocessing.mode == "raw" and inputs.images.size and float(inputs.images.max()) <= 1.0:
         warnings.warn("the images lie in [0, 1] but --preprocess is raw (0..255 pixels): if the model takes "
                       "x / 255, pass --preprocess mnist.", stacklevel=1)
     print(f"model: {printable(inputs.model_name, limit=200)} ({inputs.model.num_classes} classes, input "
           f"{inputs.model.input_shape}); data: {printable(inputs.data_name, limit=200)} ({len(inputs.images)} images); preset: {_preset(args)}; loss: {config.loss}")
-    check = _preflight(args, inputs, config)
     state = out / STATE_FILE
     if state.exists() and not args.resume:
         print(f"note: {state} exists from an earlier scan; starting afresh (pass --resume to continue it).")
+    progress = _Progress(config.max_epochs, not args.no_progress)
     try:
-        result = _scan(args, inputs, config, state)
-        result, best, verdict = _verdict(args, inputs, config, result, out)
+        outcome = _interruptible(lambda requested: scan_model(
+            inputs.model, inputs.images, inputs.labels, key=jax.random.key(args.seed), config=config,
+            decision=decision, scan_labels=args.labels, from_files=inputs.from_files, force=args.force, out=out,
+            resume=args.resume, prefix=args.prefix, model_name=inputs.model_name, data_name=inputs.data_name,
+            callback=_printer(args, config, progress, requested)))
     except KeyboardInterrupt as e:
+        progress.close()
         checked = out / SOURCE_STATE_FILE
         print(f"\ninterrupted{f' ({e})' if str(e) else ''}: the scan's state after its last finished epoch is in "
               f"{state}{f' and the source check in {checked}' if checked.exists() else ''}; rerun the same command "
               "with --resume to continue.", file=sys.stderr)
         return EXIT_TERMINATED if str(e) == "SIGTERM" else EXIT_INTERRUPTED
+    finally:
+        progress.close()
+    verdict = outcome.verdict
     _print_verdict(verdict)
-    _write_outputs(args, inputs, result, best, verdict, out, state, check, config.preprocessing)
-    print(f"wrote {len(result.labels) * 3} trigger pictures, summary.png, report.json and {TRIGGERS_FILE} to {out}/ "
-          f"(scan {result.wall_time_s:.0f} s)")
+    print(f"wrote {len(outcome.result.labels) * 3} trigger pictures, summary.png, report.json and {TRIGGERS_FILE} to "
+          f"{out}/ (scan {outcome.result.wall_time_s:.0f} s)")
     if verdict.status == "inconclusive":
         return EXIT_INCONCLUSIVE
     return EXIT_INFECTED if verdict.infected and args.fail_on_detect else EXIT_OK

@@ -23,6 +23,9 @@ from ncjax.auditing.summary import auc
 
 SCAN = ["--labels", "1,2,3", "--batch-size", "8", "--nb-sample", "16", "--max-epochs", "6", "--patience", "1",
         "--attack-success-threshold", "0.9", "--source-check", "0"]
+SETTINGS = ncjax.ScanSettings(labels=(1, 2, 3), decision=ncjax.DecisionConfig(source_check=0),
+                              config=ncjax.ScanConfig.fast(batch_size=8, nb_sample=16, max_epochs=6, patience=1,
+                                                           attack_success_threshold=0.9))  # what SCAN's flags say
 
 
 @pytest.fixture
@@ -34,7 +37,7 @@ def zoo(tmp_path):
 def test_a_folder_is_audited_with_an_error_row_for_the_broken_file(zoo, tmp_path):
     folder, data = zoo
     out = tmp_path / "audit"
-    result = ncjax.audit([folder], out=out, data=str(data), scan_args=SCAN)
+    result = ncjax.audit([folder], out=out, data=str(data), scan=SETTINGS)
     names = [r["name"] for r in result.rows]
     assert names == ["a", "b", "broken"] and result.failed == 1 and result.skipped == 0
     a, b, broken = result.rows
@@ -51,9 +54,9 @@ def test_a_folder_is_audited_with_an_error_row_for_the_broken_file(zoo, tmp_path
 def test_a_rerun_skips_what_is_done_and_retries_what_failed(zoo, tmp_path):
     folder, data = zoo
     out = tmp_path / "audit"
-    ncjax.audit([folder], out=out, data=str(data), scan_args=SCAN)
+    ncjax.audit([folder], out=out, data=str(data), scan=SETTINGS)
     report = (out / "a" / "report.json").read_text()
-    again = ncjax.audit([folder], out=out, data=str(data), scan_args=SCAN)
+    again = ncjax.audit([folder], out=out, data=str(data), scan=SETTINGS)
     assert again.skipped == 2 and again.failed == 1
     assert (out / "a" / "report.json").read_text() == report
     assert [r["name"] for r in read_rows(out)] == ["a", "b", "broken", "broken"]  # only the failure ran again
@@ -109,7 +112,7 @@ def test_a_manifest_value_is_never_read_as_a_flag_and_files_it_names_are_checked
     manifest.write_text(f"path,layout,data_key\n{folder / 'a.h5'},--out={outside},\n{folder / 'b.h5'},,--resume\n"
                         f"{tmp_path / 'fifo.h5'},,\n/dev/zero,,\n")
     with time_limit():
-        result = ncjax.audit([manifest], out=tmp_path / "out", data=str(data), scan_args=SCAN)
+        result = ncjax.audit([manifest], out=tmp_path / "out", data=str(data), scan=SETTINGS)
     assert [r["status"] for r in result.rows] == ["error"] * 4 and not outside.exists()
     assert "FIFO" in result.rows[2]["error"] and "device" in result.rows[3]["error"]
 
@@ -160,10 +163,10 @@ def test_an_interrupted_audit_keeps_its_rows_and_reruns_to_the_same_result(zoo, 
 
     monkeypatch.setattr(api, "scan_item", interrupted_second)
     with pytest.raises(KeyboardInterrupt):
-        ncjax.audit([folder / "a.h5", folder / "b.h5"], out=out, data=str(data), scan_args=SCAN)
+        ncjax.audit([folder / "a.h5", folder / "b.h5"], out=out, data=str(data), scan=SETTINGS)
     assert [r["name"] for r in read_rows(out)] == ["a"]
     monkeypatch.setattr(api, "scan_item", real)
-    result = ncjax.audit([folder / "a.h5", folder / "b.h5"], out=out, data=str(data), scan_args=SCAN)
+    result = ncjax.audit([folder / "a.h5", folder / "b.h5"], out=out, data=str(data), scan=SETTINGS)
     assert result.skipped == 1 and [r["status"] for r in result.rows] == ["done", "done"]
     assert json.loads((out / "b" / "report.json").read_text())["verdict"] == result.rows[0]["verdict"]
 
@@ -191,7 +194,41 @@ def test_an_audit_run_from_another_thread_scans(zoo, tmp_path):
     folder, data = zoo
     results = []
     worker = threading.Thread(target=lambda: results.append(
-        ncjax.audit([folder / "a.h5"], out=tmp_path / "audit", data=str(data), scan_args=SCAN)))
+        ncjax.audit([folder / "a.h5"], out=tmp_path / "audit", data=str(data), scan=SETTINGS)))
     worker.start()
     worker.join()
     assert results and results[0].rows[0]["status"] == "done", results and results[0].rows[0].get("error")
+
+
+def test_the_scan_flags_are_checked_once_before_any_model(zoo, tmp_path, capsys):
+    folder, data = zoo
+    out = tmp_path / "out"
+    with pytest.raises(SystemExit) as exit_info:  # the scan flags' parser refuses with one line, exit 2
+        main([str(folder), "--data", str(data), "--out", str(out), "--max-epohcs", "1"])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert exit_info.value.code == 2 and len(err) == 1 and "--max-epohcs" in err[0]
+    assert not out.exists()
+    assert main([str(folder), "--data", str(data), "--out", str(out), "--resume"]) == 2
+    assert "--resume: the audit sets these per model" in capsys.readouterr().err and not out.exists()
+
+
+def test_the_command_lines_scan_flags_are_the_settings_the_library_takes():
+    from ncjax.auditing.cli import scan_settings
+
+    assert scan_settings(SCAN) == SETTINGS
+    assert scan_settings([]) == ncjax.ScanSettings()  # each model gets its own device's preset
+    assert scan_settings(["--preset", "paper", "--no-compile-cache", "--seed", "3"]) == ncjax.ScanSettings(
+        config=ncjax.ScanConfig.paper(), seed=3, compile_cache=False)
+
+
+def test_a_model_scanned_by_the_audit_is_scanned_as_the_command_line_scans_it(zoo, tmp_path, capsys):
+    folder, data = zoo
+    result = ncjax.audit([folder / "a.h5"], out=tmp_path / "audit", data=str(data), scan=SETTINGS)
+    from ncjax.run import main as run_main
+
+    run_main(["--model", str(folder / "a.h5"), "--data", str(data), "--out", str(tmp_path / "run"), "--no-progress",
+              *SCAN])
+    by_audit = json.loads((tmp_path / "audit" / "a" / "report.json").read_text())
+    by_run = json.loads((tmp_path / "run" / "report.json").read_text())
+    assert [r["l1_norm"] for r in by_audit["labels"]] == [r["l1_norm"] for r in by_run["labels"]]
+    assert result.rows[0]["verdict_line"] == by_run["verdict_line"]

@@ -27,6 +27,9 @@ ray = pytest.importorskip("ray", reason="the Ray tests need pip install 'ncjax[r
 # 40 epochs without early stopping: about 3 s of steps after the compile, time to kill a worker mid-scan.
 SCAN = ["--labels", "1,2,3", "--batch-size", "8", "--nb-sample", "16", "--max-epochs", "40", "--patience", "40",
         "--attack-success-threshold", "0.9", "--source-check", "0"]
+SETTINGS = ncjax.ScanSettings(labels=(1, 2, 3), decision=ncjax.DecisionConfig(source_check=0),
+                              config=ncjax.ScanConfig.fast(batch_size=8, nb_sample=16, max_epochs=40, patience=40,
+                                                           attack_success_threshold=0.9))  # what SCAN's flags say
 
 
 HOLD_CLUSTER = """
@@ -93,9 +96,9 @@ def same_scan(folder_a, folder_b) -> None:
 def test_a_ray_audit_gives_the_local_rows(cluster, zoo, tmp_path):
     folder, data = zoo
     (folder / "broken.h5").write_bytes(b"not an HDF5 file")
-    local = ncjax.audit([folder / "a.h5"], out=tmp_path / "local", data=data, scan_args=SCAN,
+    local = ncjax.audit([folder / "a.h5"], out=tmp_path / "local", data=data, scan=SETTINGS,
                         config=AuditConfig(progress=False))
-    on_ray = ncjax.audit([folder], out=tmp_path / "ray", data=data, scan_args=SCAN,
+    on_ray = ncjax.audit([folder], out=tmp_path / "ray", data=data, scan=SETTINGS,
                          config=AuditConfig(ray=cluster, cpus_per_model=1, progress=False))
     by_name = {row["name"]: row for row in on_ray.rows}
     assert [r["name"] for r in on_ray.rows] == ["a", "b", "broken"] and on_ray.failed == 1
@@ -112,7 +115,7 @@ def test_a_killed_worker_is_retried_and_resumes_to_the_uninterrupted_result(clus
     folder, data = zoo
     out = tmp_path / "audit"
     with worker_killed_mid_scan(out / "b"):
-        result = ncjax.audit([folder / "a.h5", folder / "b.h5"], out=out, data=data, scan_args=SCAN,
+        result = ncjax.audit([folder / "a.h5", folder / "b.h5"], out=out, data=data, scan=SETTINGS,
                              config=AuditConfig(ray=cluster, cpus_per_model=1, retries=2, progress=False))
     a, b = result.rows
     assert a["status"] == b["status"] == "done" and result.failed == 0
@@ -126,10 +129,10 @@ def test_a_task_out_of_retries_is_an_error_row_and_a_rerun_scans_it(cluster, zoo
     folder, data = zoo
     out = tmp_path / "audit"
     with worker_killed_mid_scan(out / "a"):
-        first = ncjax.audit([folder / "a.h5"], out=out, data=data, scan_args=SCAN,
+        first = ncjax.audit([folder / "a.h5"], out=out, data=data, scan=SETTINGS,
                             config=AuditConfig(ray=cluster, cpus_per_model=1, retries=0, progress=False))
     assert first.failed == 1 and "Ray task failed 1 times" in first.rows[0]["error"]
-    again = ncjax.audit([folder / "a.h5"], out=out, data=data, scan_args=SCAN,
+    again = ncjax.audit([folder / "a.h5"], out=out, data=data, scan=SETTINGS,
                         config=AuditConfig(ray=cluster, cpus_per_model=1, progress=False))
     assert again.failed == 0 and again.rows[0]["status"] == "done" and again.rows[0]["attempts"] == 2
 

@@ -9,6 +9,7 @@ import pytest
 
 import ncjax
 import ncjax.run as run_module
+import ncjax.pipeline as pipeline_module
 from conftest import KERAS_FIXTURES
 from ncjax.run import main
 
@@ -85,13 +86,13 @@ def test_exit_codes(tmp_path, data, monkeypatch, capsys):
         main(["--preset", "slow"])
     assert info.value.code == 2
 
-    monkeypatch.setattr(run_module, "l1_norms", lambda masks, quantize: np.array([1.0, 50, 52]))
+    monkeypatch.setattr(pipeline_module, "l1_norms", lambda masks, quantize: np.array([1.0, 50, 52]))
     args = ["--model", str(MODEL), "--data", str(data), "--out", str(tmp_path / "o"), *REACHABLE, *SMALL]
     assert main(args) == 0
     assert main([*args, "--fail-on-detect"]) == 3
     assert "verdict: INFECTED" in capsys.readouterr().out
     # Flagged by the reference's rule without a gap: suspicious, which --fail-on-detect does not fail on.
-    monkeypatch.setattr(run_module, "l1_norms", lambda masks, quantize: np.array([40.0, 50, 52]))
+    monkeypatch.setattr(pipeline_module, "l1_norms", lambda masks, quantize: np.array([40.0, 50, 52]))
     assert main([*args, "--fail-on-detect"]) == 0
     assert "verdict: SUSPICIOUS" in capsys.readouterr().out
     assert main([*args, "--fail-on-detect", "--verdict", "reference"]) == 3
@@ -125,7 +126,7 @@ def test_zero_to_one_images_for_a_raw_model_warn(tmp_path):
 def test_interrupt_then_resume_gives_the_uninterrupted_report(tmp_path, data, monkeypatch, capsys):
     args = ["--model", str(MODEL), "--data", str(data), *REACHABLE, *SMALL]
     assert main([*args, "--out", str(tmp_path / "whole")]) == 0
-    original = run_module.scan_all_labels
+    original = pipeline_module.scan_all_labels
 
     def interrupted(*a, callback=None, **kw):
         def stop(progress):
@@ -133,11 +134,11 @@ def test_interrupt_then_resume_gives_the_uninterrupted_report(tmp_path, data, mo
                 raise KeyboardInterrupt
         return original(*a, callback=stop, **kw)
 
-    monkeypatch.setattr(run_module, "scan_all_labels", interrupted)
+    monkeypatch.setattr(pipeline_module, "scan_all_labels", interrupted)
     out = tmp_path / "cut"
     assert main([*args, "--out", str(out)]) == 130
     assert "--resume" in capsys.readouterr().err and (out / "scan_state.npz").exists()
-    monkeypatch.setattr(run_module, "scan_all_labels", original)
+    monkeypatch.setattr(pipeline_module, "scan_all_labels", original)
     assert main([*args, "--out", str(out), "--resume"]) == 0
     whole = json.loads((tmp_path / "whole" / "report.json").read_text())
     resumed = json.loads((out / "report.json").read_text())
@@ -281,7 +282,7 @@ def test_image_files_are_raw_pixels_and_get_the_models_preprocessing(tmp_path, m
         seen.append(np.asarray(images))
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(run_module, "scan_all_labels", record)
+    monkeypatch.setattr(pipeline_module, "scan_all_labels", record)
     base = ["--model", str(MODEL), "--data", str(tmp_path / "clean"), *SMALL]
     assert main([*base, "--out", str(tmp_path / "a"), "--preprocess", "mnist"]) == 130
     assert main([*base, "--out", str(tmp_path / "b")]) == 130
@@ -334,17 +335,17 @@ def test_an_interrupted_source_check_resumes(tmp_path, monkeypatch, capsys):
              y=np.arange(40) % 5)
     args = ["--model", str(MODEL), "--data", str(data), "--out", str(tmp_path / "out"), *REACHABLE, *SMALL,
             "--min-ratio", "1.0001", "--source-check", "2", "--force"]
-    real_check = run_module.check_candidates
+    real_check = pipeline_module.check_candidates
 
     def interrupted(*a, callback=None, **k):
         def stop(progress):
             raise KeyboardInterrupt
         return real_check(*a, callback=stop, **k)
 
-    monkeypatch.setattr(run_module, "check_candidates", interrupted)
+    monkeypatch.setattr(pipeline_module, "check_candidates", interrupted)
     assert main(args) == 130
     err = capsys.readouterr().err
     assert "source check in" in err and "--resume" in err
-    monkeypatch.setattr(run_module, "check_candidates", real_check)
+    monkeypatch.setattr(pipeline_module, "check_candidates", real_check)
     assert main([*args, "--resume"]) == 0
     assert json.loads((tmp_path / "out" / "report.json").read_text())["source_check"]

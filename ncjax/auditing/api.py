@@ -10,7 +10,7 @@ from typing import Callable, Sequence
 from tqdm import tqdm
 
 from ncjax.auditing.cluster import import_ray, scan_on_ray
-from ncjax.auditing.config import AuditConfig
+from ncjax.auditing.config import AuditConfig, ScanSettings
 from ncjax.auditing.items import AuditItem, apply_truth, expand
 from ncjax.auditing.local import scan_item
 from ncjax.auditing.rows import append_row, latest_rows
@@ -29,7 +29,7 @@ class AuditResult:
 
 
 def audit(models: Sequence[str | os.PathLike | AuditItem], *, out: str | os.PathLike, data: str | None = None,
-          truth: str | os.PathLike | None = None, scan_args: Sequence[str] = (),
+          truth: str | os.PathLike | None = None, scan: ScanSettings = ScanSettings(),
           config: AuditConfig = AuditConfig(), callback: Callable[[dict], None] | None = None) -> AuditResult:
     """Scan every model (files, folders of models, CSV/JSON manifests) into out/<name>/, appending each row to
     out/audit.jsonl as it finishes; a rerun skips models whose row is written and resumes a model whose scan
@@ -38,7 +38,7 @@ def audit(models: Sequence[str | os.PathLike | AuditItem], *, out: str | os.Path
     Args:
       data: the clean images for models whose manifest row names none.
       truth: a CSV/JSON (path or name, truth infected|clean, target) for rates, ROC-AUC and the ROC figure.
-      scan_args: flags of `python -m ncjax.run` applied to every scan (e.g. ["--preset", "fast"]).
+      scan: how every model is scanned (the scan's settings, the verdict's, the labels, the seed).
       config: where the scans run (here, one after another, or as Ray tasks) and the progress bar.
       callback: called with each new row.
     """
@@ -63,9 +63,9 @@ def audit(models: Sequence[str | os.PathLike | AuditItem], *, out: str | os.Path
 
         if config.ray is None:
             for item in todo:
-                on_row(scan_item(item, out, data=data, scan_args=scan_args))
+                on_row(scan_item(item, out, data=data, settings=scan))
         else:
-            scan_on_ray(todo, out, data=data, scan_args=scan_args, config=config, on_row=on_row)
+            scan_on_ray(todo, out, data=data, settings=scan, config=config, on_row=on_row)
     every = latest_rows(out)
     rows = tuple(every[item.name] for item in items if item.name in every)
     write_csv(list(rows), out / "audit.csv")

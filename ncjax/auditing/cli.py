@@ -1,8 +1,8 @@
 """`python -m ncjax.audit MODELS... --data D --out DIR`: scan many models, one row each in DIR/audit.jsonl.
 
 MODELS are model files, folders of them (.h5/.keras/.onnx) or CSV/JSON manifests (path, data, data_key,
-preprocess, layout, truth, target). Flags this command does not know are passed to every `python -m ncjax.run`
-(e.g. --preset fast --restarts 2). A rerun skips models already done. With --ray each model is a task on a
+preprocess, layout, truth, target). Flags this command does not know are `python -m ncjax.run`'s scan flags, checked
+before any model and applied to every scan (e.g. --preset fast --restarts 2). A rerun skips models already done. With --ray each model is a task on a
 Ray cluster (pip install 'ncjax[ray]'; models, images and --out on a filesystem every node shares). Exit codes:
 0 every model scanned, 1 some model failed (its row says why), 2 bad input, 130 interrupted (rerun the same
 command to go on).
@@ -15,8 +15,10 @@ import sys
 from typing import Sequence
 
 from ncjax.auditing.api import audit
-from ncjax.auditing.config import AuditConfig
+from ncjax.auditing.config import AuditConfig, ScanSettings
 from ncjax.cli_options import OneLineParser, add_dataclass_flags, given_values, run_command
+from ncjax.config import ScanConfig
+from ncjax.errors import UsageError
 from ncjax.printable import one_line
 
 EXIT_OK, EXIT_SOME_FAILED, EXIT_INTERRUPTED = 0, 1, 130
@@ -27,7 +29,7 @@ class _AuditParser(OneLineParser):
 
     def parse_args(self, args=None, namespace=None):  # type: ignore[override]
         known, rest = self.parse_known_args(args, namespace)
-        known.scan_args = rest
+        known.scan_flags = rest
         return known
 
 
@@ -45,6 +47,32 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+# python -m ncjax.run's flags that the audit sets per model (from its arguments or a manifest row).
+_PER_MODEL = {"model": "--model", "data": "--data", "out": "--out", "resume": "--resume", "demo_clean": "--demo-clean",
+              "data_key": "--data-key", "layout": "--layout", "input_shape": "--input-shape",
+              "fail_on_detect": "--fail-on-detect"}
+
+
+def scan_settings(flags: Sequence[str]) -> ScanSettings:
+    """The flags of `python -m ncjax.run` given to the audit, checked once before any model and turned into
+    ScanSettings. Without --preset and without scan settings, each model gets its device's preset (fast on CPUs,
+    paper on accelerators); with scan settings but no --preset, the preset of this machine's device."""
+    from ncjax.run import build_parser, config_from_args, decision_from_args
+
+    parser = build_parser()
+    args = parser.parse_args(list(flags))
+    per_model = [flag for name, flag in _PER_MODEL.items() if getattr(args, name) != parser.get_default(name)]
+    if per_model:
+        raise UsageError(f"{', '.join(per_model)}: the audit sets these per model (its arguments and the manifest's "
+                         "columns path, data, data_key, layout); leave them out of the scan flags.")
+    fields = [f.name for f in dataclasses.fields(ScanConfig) if f.name != "preprocessing"]
+    configured = args.preset or given_values(args, fields) or args.preprocess != "raw" or args.bgr
+    return ScanSettings(config=config_from_args(args) if configured else None, decision=decision_from_args(args),
+                        labels=tuple(args.labels) if args.labels else None, seed=args.seed, force=args.force,
+                        prefix=args.prefix, compile_cache=not args.no_compile_cache,
+                        compile_cache_dir=args.compile_cache)
+
+
 def run(args: argparse.Namespace) -> int:
     def report(row: dict) -> None:
         what = row.get("verdict_line") if row["status"] == "done" else f"error: {row.get('error')}"
@@ -52,8 +80,8 @@ def run(args: argparse.Namespace) -> int:
 
     try:
         config = AuditConfig(ray=args.ray, **given_values(args, args.config_fields))
-        result = audit(args.models, out=args.out, data=args.data, truth=args.truth, scan_args=args.scan_args,
-                       config=config, callback=report)
+        result = audit(args.models, out=args.out, data=args.data, truth=args.truth,
+                       scan=scan_settings(args.scan_flags), config=config, callback=report)
     except KeyboardInterrupt:
         print("\ninterrupted: the rows written are kept, and a model's scan state; rerun the same command to go on.",
               file=sys.stderr)

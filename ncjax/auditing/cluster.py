@@ -11,7 +11,7 @@ import socket
 from pathlib import Path
 from typing import Callable, Sequence
 
-from ncjax.auditing.config import AuditConfig
+from ncjax.auditing.config import AuditConfig, ScanSettings
 from ncjax.auditing.items import AuditItem
 from ncjax.auditing.local import item_row, scan_item
 from ncjax.errors import MissingDependencyError, UsageError
@@ -26,13 +26,13 @@ def import_ray():
     return ray
 
 
-def scan_on_worker(item: AuditItem, out: str, data: str | None, scan_args: Sequence[str]) -> dict:
+def scan_on_worker(item: AuditItem, out: str, data: str | None, settings: ScanSettings) -> dict:
     """The task's body: one model scanned on whichever worker Ray chose."""
     if not Path(out).is_dir():
         return {**item_row(item, Path(out), data), "status": "error", "host": socket.gethostname(),
                 "error": f"the audit's folder {out!r} is not on the worker {socket.gethostname()!r}: the audit's "
                          "folder, models and images must be on a filesystem every Ray node shares."}
-    return scan_item(item, Path(out), data=data, scan_args=scan_args)
+    return scan_item(item, Path(out), data=data, settings=settings)
 
 
 def _connect(ray, address: str) -> bool:
@@ -59,7 +59,7 @@ def task_resources(ray, config: AuditConfig) -> dict:
     return {"num_cpus": min(c for c in counts if c > 0) if any(counts) else 1}
 
 
-def scan_on_ray(items: Sequence[AuditItem], out: Path, *, data: str | None, scan_args: Sequence[str],
+def scan_on_ray(items: Sequence[AuditItem], out: Path, *, data: str | None, settings: ScanSettings,
                 config: AuditConfig, on_row: Callable[[dict], None]) -> None:
     """Submit one task per item and pass each row to `on_row` as its task finishes (in finishing order). A
     task that failed every retry gets an error row. On an interrupt the tasks still running are cancelled
@@ -69,7 +69,7 @@ def scan_on_ray(items: Sequence[AuditItem], out: Path, *, data: str | None, scan
     try:
         task = ray.remote(scan_on_worker).options(max_retries=config.retries, retry_exceptions=False,
                                                   **task_resources(ray, config))
-        pending = {task.remote(item, str(out.resolve()), data, list(scan_args)): item for item in items}
+        pending = {task.remote(item, str(out.resolve()), data, settings): item for item in items}
         try:
             while pending:
                 ready, _ = ray.wait(list(pending), num_returns=1)

@@ -12,8 +12,9 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from ncjax.config import setting
+from ncjax.config import ScanConfig, setting
 from ncjax.errors import ConfigError
+from ncjax.pipeline import DecisionConfig
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -51,3 +52,38 @@ def _positive(config: AuditConfig, name: str) -> None:
     value = getattr(config, name)
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value <= 0:
         raise ConfigError(f"AuditConfig.{name} must be a finite number > 0, got {value!r}.")
+
+
+@dataclass(frozen=True, kw_only=True)
+class ScanSettings:
+    """How an audit scans each model: the settings `python -m ncjax.run`'s flags give, as data (a manifest row's
+    preprocess, layout and data key override them for its model)."""
+
+    config: ScanConfig | None = setting(None, help="the scan's settings (None: ScanConfig.fast() on CPUs, "
+                                                   "ScanConfig.paper() on accelerators)")
+    decision: DecisionConfig = setting(DecisionConfig(), help="how the norms become a verdict")
+    labels: tuple[int, ...] | None = setting(None, help="the labels to scan (None: all)")
+    seed: int = setting(0, help="the PRNG seed of every model's scan")
+    force: bool = setting(False, help="scan even when the pre-flight check finds the model does not see the "
+                                      "images as set")
+    prefix: str = setting("gtsrb", help="the trigger pictures' file-name prefix")
+    compile_cache: bool = setting(True, help="keep compiled steps in compile_cache_dir and reuse them")
+    compile_cache_dir: str | None = setting(None, help="the compile cache's folder (None: $NCJAX_COMPILE_CACHE, "
+                                                       "else ~/.cache/ncjax/jax-compile)")
+
+    def __post_init__(self) -> None:
+        if self.config is not None and not isinstance(self.config, ScanConfig):
+            raise ConfigError(f"ScanSettings.config must be a ScanConfig or None, got {type(self.config).__name__}.")
+        if not isinstance(self.decision, DecisionConfig):
+            raise ConfigError(f"ScanSettings.decision must be a DecisionConfig, got {type(self.decision).__name__}.")
+        if self.labels is not None and (not isinstance(self.labels, tuple) or not all(
+                isinstance(v, int) and not isinstance(v, bool) and v >= 0 for v in self.labels)):
+            raise ConfigError(f"ScanSettings.labels must be a tuple of label numbers or None, got {self.labels!r}.")
+        if isinstance(self.seed, bool) or not isinstance(self.seed, int) or not 0 <= self.seed < 2**32:
+            raise ConfigError(f"ScanSettings.seed must be a whole number in [0, 2**32), got {self.seed!r}.")
+        if not isinstance(self.prefix, str) or not self.prefix or any(c in self.prefix for c in "/\\\0") or \
+                self.prefix in (".", ".."):
+            raise ConfigError(f"ScanSettings.prefix must be a file-name prefix (no path), got {self.prefix!r}.")
+        for name in ("force", "compile_cache"):
+            if not isinstance(getattr(self, name), bool):
+                raise ConfigError(f"ScanSettings.{name} must be True or False, got {getattr(self, name)!r}.")

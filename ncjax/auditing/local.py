@@ -1,57 +1,64 @@
-"""One model of an audit, scanned in this process by the command line's own code into its folder."""
+"""One model of an audit, scanned in this process by the scan pipeline into its folder."""
 from __future__ import annotations
 
-import contextlib
+import dataclasses
 import json
 import os
 import socket
 import time
 from pathlib import Path
-from typing import Sequence
 
+import jax
+
+from ncjax.auditing.config import ScanSettings
 from ncjax.auditing.items import AuditItem
+from ncjax.compile_cache import enable_compile_cache
+from ncjax.config import ScanConfig
+from ncjax.data import in_model_scale, load_images
+from ncjax.errors import NCJaxError
+from ncjax.loading import load_model
+from ncjax.pipeline import STATE_FILE, scan_model
+from ncjax.preprocess import parse_preprocessing
+from ncjax.printable import one_line
 
-LOG_FILE = "scan.log"
 ATTEMPTS_FILE = "attempts.jsonl"  # one line per start of this model's scan: which host and process ran it
 
 
-def scan_item(item: AuditItem, out: Path, *, data: str | None, scan_args: Sequence[str] = ()) -> dict:
+def scan_item(item: AuditItem, out: Path, *, data: str | None, settings: ScanSettings = ScanSettings()) -> dict:
     """Scan `item` into out/<name>/ (resuming its checkpoint if one is there) and return its row.
 
-    The scan's printed lines go to out/<name>/scan.log. A model that cannot be read or whose scan fails gets a
-    row with status "error" and the message; an interrupt propagates, leaving the checkpoint for a rerun.
+    A model that cannot be read or whose scan fails gets a row with status "error" and the message, one line;
+    an interrupt propagates, leaving the checkpoint for a rerun.
     """
-    # Imported here: `import ncjax` (which exports audit) must not import ncjax.run, or `python -m ncjax.run`
-    # warns that the module was imported before it ran.
-    from ncjax.run import EXIT_BAD_INPUT, EXIT_INTERRUPTED, EXIT_TERMINATED, STATE_FILE
-    from ncjax.run import main as scan_main
-
     folder = out / item.name
     folder.mkdir(parents=True, exist_ok=True)
     resume = (folder / STATE_FILE).exists()
-    # Values from a manifest go with "=": one that starts with "-" is then a value, never read as another flag.
-    args = [f"--model={item.model}", f"--data={item.data or data or ''}", f"--out={folder}", "--no-progress",
-            *([f"--data-key={item.data_key}"] if item.data_key else []),
-            *([f"--preprocess={item.preprocess}"] if item.preprocess else []),
-            *([f"--layout={item.layout}"] if item.layout else []),
-            *(["--resume"] if resume else []), *scan_args]
     attempts = _record_attempt(folder, resume=resume)
     row = {**item_row(item, out, data), "host": socket.gethostname(), "attempts": attempts}
     start = time.perf_counter()
-    with open(folder / LOG_FILE, "a") as log, contextlib.redirect_stdout(log), contextlib.redirect_stderr(log):
-        try:
-            code = scan_main(args)
-        except SystemExit as e:  # the scan's argument parser refused a manifest's value; its line is in the log
-            code = e.code if isinstance(e.code, int) else EXIT_BAD_INPUT
-        except Exception as e:  # a crash inside one model's scan must not end the audit
-            return {**row, "status": "error", "error": f"{type(e).__name__}: {e}"[:500],
-                    "wall_s": time.perf_counter() - start}
-    if code in (EXIT_INTERRUPTED, EXIT_TERMINATED):
-        raise KeyboardInterrupt("SIGTERM" if code == EXIT_TERMINATED else "")
-    if code == EXIT_BAD_INPUT or not (folder / "report.json").exists():
-        return {**row, "status": "error", "error": _last_error(folder / LOG_FILE),
+    try:
+        outcome = _scan(item, folder, item.data or data or "", settings, resume=resume)
+    except NCJaxError as e:
+        return {**row, "status": "error", "error": one_line(e, limit=500), "wall_s": time.perf_counter() - start}
+    except Exception as e:  # a crash inside one model's scan must not end the audit
+        return {**row, "status": "error", "error": one_line(f"{type(e).__name__}: {e}", limit=500),
                 "wall_s": time.perf_counter() - start}
-    return {**row, "status": "done", **_from_report(folder / "report.json"), "wall_s": time.perf_counter() - start}
+    return {**row, "status": "done", **_from_report(outcome.report), "wall_s": time.perf_counter() - start}
+
+
+def _scan(item: AuditItem, folder: Path, data: str, settings: ScanSettings, *, resume: bool):
+    if settings.compile_cache:
+        enable_compile_cache(settings.compile_cache_dir)
+    config = settings.config or (ScanConfig.fast() if jax.default_backend() == "cpu" else ScanConfig.paper())
+    if item.preprocess:
+        config = dataclasses.replace(config, preprocessing=parse_preprocessing(item.preprocess))
+    model = load_model(item.model, layout=item.layout)
+    images, labels = load_images(data, model.input_shape, key=item.data_key)
+    images = in_model_scale(data, images, config.preprocessing)
+    return scan_model(model, images, labels, key=jax.random.key(settings.seed), config=config,
+                      decision=settings.decision, scan_labels=settings.labels, from_files=Path(data).is_dir(),
+                      force=settings.force, out=folder, resume=resume, prefix=settings.prefix,
+                      model_name=item.model, data_name=data)
 
 
 def item_row(item: AuditItem, out: Path, data: str | None) -> dict:
@@ -69,13 +76,7 @@ def _record_attempt(folder: Path, *, resume: bool) -> int:
     return sum(1 for line in (folder / ATTEMPTS_FILE).read_text().splitlines() if line.strip())
 
 
-def _last_error(log: Path) -> str:
-    lines = [line for line in log.read_text(errors="replace").splitlines() if line.startswith("error: ")]
-    return lines[-1][len("error: "):] if lines else "the scan wrote no report"
-
-
-def _from_report(path: Path) -> dict:
-    report = json.loads(path.read_text())
+def _from_report(report: dict) -> dict:
     score = report.get("score") or {}
     return {"verdict": report["verdict"], "labels": report["verdict_labels"], "score": score.get("score"),
             "anomaly_index": report["mad"]["anomaly_index"], "scan_s": report["timings"]["wall_s"],

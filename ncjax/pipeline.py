@@ -1,0 +1,199 @@
+"""`scan_model`: one model scanned from clean images to a verdict, the way `python -m ncjax.run` does it.
+
+The steps: the pre-flight check (does the model see the images as set?), every label's trigger search (with its
+restarts), each label's best restart, the verdict on their norms, the source-specific check of the verdict's
+candidates and the verdict again, and, given an output folder, the files (trigger pictures, summary.png,
+report.json, triggers.npz) with checkpoints there so an interrupted scan resumes. The command line and the audit
+both call it; what it finds comes back as data, and what happens on the way goes to a callback.
+"""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable, Literal, Sequence
+
+import jax
+import numpy as np
+
+from ncjax.config import ScanConfig, setting
+from ncjax.errors import ConfigError, PreflightError, UsageError
+from ncjax.mitigation.triggers import TRIGGERS_FILE, TriggerSet
+from ncjax.outlier import l1_norms
+from ncjax.pictures import save_trigger_pictures
+from ncjax.preflight import Preflight, run_preflight
+from ncjax.printable import printable, quoted
+from ncjax.report import build_report, write_json_atomic
+from ncjax.restarts import LabelTriggers, best_over_restarts
+from ncjax.result import ScanProgress, ScanResult
+from ncjax.scan import scan_all_labels
+from ncjax.sources import CHECKED_CANDIDATES, DEFAULT_MAX_SPREAD, SourceCheck, check_candidates
+from ncjax.score import DEFAULT_MIN_RATIO
+from ncjax.summary import save_summary
+from ncjax.verdict import Verdict, decide
+
+STATE_FILE = "scan_state.npz"
+SOURCE_STATE_FILE = "source_check_state.npz"
+Rule = Literal["score", "gap", "reference"]
+Stage = Literal["preflight", "scan", "source-check"]
+
+
+@dataclass(frozen=True, kw_only=True)
+class DecisionConfig:
+    """How the norms become a verdict: the rule, its thresholds, and the source-specific check."""
+
+    rule: Rule = setting("score", help="score: labels whose trigger is min_ratio times smaller than the median "
+                                       "label's (measured in experiments/score.md); gap: MAD-flagged labels standing "
+                                       "apart from the next label's norm by min_gap; reference: the MAD rule alone")
+    threshold: float = setting(2.0, help="anomaly-index threshold of the reference's MAD rule, finite and > 0")
+    min_ratio: float = setting(DEFAULT_MIN_RATIO, help="median norm over a label's norm for the score rule, > 1")
+    min_gap: float = setting(1.5, help="norm ratio for the gap rule, >= 1")
+    source_check: int = setting(8, help=f"for the score's candidates (up to {CHECKED_CANDIDATES}), invert one trigger "
+                                        "from each of this many other classes and set aside a candidate those "
+                                        "triggers do not share (0: off)")
+    max_spread: float = setting(DEFAULT_MAX_SPREAD, help="the source spread above which a candidate is set aside")
+    quantize: bool = setting(True, help="compare the norms of the 8-bit mask PNGs, as the reference's MAD script "
+                                        "reads them (False: exact norms)")
+
+    def __post_init__(self) -> None:
+        if self.rule not in ("score", "gap", "reference"):
+            raise ConfigError(f"DecisionConfig.rule must be 'score', 'gap' or 'reference', got {self.rule!r}.")
+        for name, low, strict in (("threshold", 0.0, True), ("min_ratio", 1.0, True), ("min_gap", 1.0, False),
+                                  ("max_spread", 1.0, False)):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or not np.isfinite(value) or \
+                    value < low or (strict and value == low):
+                raise ConfigError(f"DecisionConfig.{name} must be a finite number {'>' if strict else '>='} {low:g}, "
+                                  f"got {value!r}.")
+        if isinstance(self.source_check, bool) or not isinstance(self.source_check, int) or self.source_check < 0:
+            raise ConfigError(f"DecisionConfig.source_check must be a whole number >= 0, got {self.source_check!r}.")
+        if not isinstance(self.quantize, bool):
+            raise ConfigError(f"DecisionConfig.quantize must be True or False, got {self.quantize!r}.")
+
+
+@dataclass(frozen=True)
+class PipelineEvent:
+    """What `scan_model` tells its callback: a finished pre-flight check, a stage starting (`progress` None), an
+    epoch of a stage done, or the source check skipped (`skipped` says why)."""
+
+    stage: Stage
+    preflight: Preflight | None = None
+    progress: ScanProgress | None = None
+    candidates: tuple[int, ...] = ()  # the labels the source check examines
+    sources_per_label: int = 0
+    skipped: str | None = None
+
+
+@dataclass(frozen=True)
+class ScanOutcome:
+    """What `scan_model` found: the pre-flight check, one trigger per label (its best restart), the verdict, and
+    the report (report.json's content, written too when an output folder was given)."""
+
+    preflight: Preflight
+    result: ScanResult
+    restarts: LabelTriggers
+    verdict: Verdict
+    report: dict[str, Any]
+
+
+def prepare_out(out: str | os.PathLike, *, what: str = "the output folder") -> Path:
+    """The output folder, created if missing and checked to take files before any scanning; `what` names it in
+    errors (the command line says --out)."""
+    out = Path(out)
+    if out.exists() and not out.is_dir():
+        raise UsageError(f"{what} {quoted(str(out), limit=200)} is a file; give a folder (it is created if missing).")
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        probe = out / ".ncjax_write_test"
+        probe.write_bytes(b"")
+        probe.unlink()
+    except OSError as e:
+        raise UsageError(f"cannot write to {what} {quoted(str(out), limit=200)}: {e.strerror or e}.") from None
+    return out
+
+
+def scan_model(model, images: np.ndarray, labels: np.ndarray | None = None, *, key: jax.Array, config: ScanConfig,
+               decision: DecisionConfig = DecisionConfig(), scan_labels: Sequence[int] | None = None,
+               from_files: bool = False, force: bool = False, out: str | os.PathLike | None = None,
+               resume: bool = False, prefix: str = "gtsrb", model_name: str = "", data_name: str = "",
+               callback: Callable[[PipelineEvent], None] | None = None) -> ScanOutcome:
+    """Scan `model` on clean `images` (in its input scale; `labels` where known) and decide.
+
+    Args:
+      scan_labels: the labels to search (default: all).
+      from_files: the images were read from image files (raw pixels put through config.preprocessing), which
+        the pre-flight check takes into account.
+      force: scan even when the pre-flight check finds the model does not see the images as set (else a
+        PreflightError says which setting to use).
+      out: a folder for the outputs and the checkpoints; with `resume`, an interrupted scan's checkpoints there
+        are continued. None: nothing is written.
+      callback: called with a PipelineEvent after the pre-flight check, at each stage's start and after each
+        epoch; raising from it (KeyboardInterrupt) stops the scan after its checkpoint.
+    """
+    notify = callback or (lambda event: None)
+    folder = None if out is None else prepare_out(out)
+    check = run_preflight(model, images, labels, preprocessing=config.preprocessing, from_files=from_files)
+    notify(PipelineEvent("preflight", preflight=check))
+    problem = check.problem()
+    if problem and not force:
+        raise PreflightError(f"pre-flight: {problem}. (--force scans anyway.)")
+    notify(PipelineEvent("scan"))
+    raw = scan_all_labels(model, images, labels=None if scan_labels is None else list(scan_labels), config=config,
+                          key=key, callback=lambda progress: notify(PipelineEvent("scan", progress=progress)),
+                          checkpoint=None if folder is None else folder / STATE_FILE, resume=resume)
+    best = best_over_restarts(raw)
+    result = raw.select(best.chosen_slot)  # one trigger per label: its smallest over the restarts
+    norms = l1_norms(result.masks, quantize=decision.quantize)
+    settings = dict(reached=result.reached_threshold, rule=decision.rule, threshold=decision.threshold,
+                    min_gap=decision.min_gap, min_ratio=decision.min_ratio, max_spread=decision.max_spread)
+    verdict = decide(norms, result.labels, **settings)
+    sources = _check_sources(model, images, labels, verdict, key=key, config=config, decision=decision,
+                             folder=folder, resume=resume, notify=notify)
+    if sources:
+        verdict = decide(norms, result.labels, sources=sources, **settings)
+    report = build_report(result, verdict, model=model_name, data=data_name,
+                          extra={"quantized_norms": decision.quantize, "preflight": check.as_dict(),
+                                 "restarts": _restarts_report(best)})
+    if folder is not None:
+        _write_outputs(folder, result, verdict, report, prefix=prefix, model_name=model_name,
+                       preprocessing=config.preprocessing)
+    return ScanOutcome(check, result, best, verdict, report)
+
+
+def _check_sources(model, images, labels, verdict: Verdict, *, key, config: ScanConfig, decision: DecisionConfig,
+                   folder: Path | None, resume: bool, notify) -> tuple[SourceCheck, ...]:
+    """The source-specific check of the score's largest candidates, when it can run and is asked for."""
+    if verdict.score is None or not verdict.score.candidates or decision.source_check == 0:
+        return ()
+    if labels is None:
+        notify(PipelineEvent("source-check", skipped="the clean images carry no labels"))
+        return ()
+    candidates = tuple(verdict.score.candidates[:CHECKED_CANDIDATES])
+    notify(PipelineEvent("source-check", candidates=candidates, sources_per_label=decision.source_check))
+    return check_candidates(model, images, labels, verdict.score, config=config, key=key,
+                            sources_per_label=decision.source_check, quantize=decision.quantize,
+                            callback=lambda progress: notify(PipelineEvent("source-check", progress=progress)),
+                            checkpoint=None if folder is None else folder / SOURCE_STATE_FILE, resume=resume)
+
+
+def _write_outputs(folder: Path, result: ScanResult, verdict: Verdict, report: dict, *, prefix: str,
+                   model_name: str, preprocessing) -> None:
+    try:
+        save_trigger_pictures(result, folder, prefix)
+        save_summary(folder / "summary.png", result.masks, result.patterns, verdict,
+                     title=f"{printable(Path(model_name).name)}: {verdict.headline()}")
+        write_json_atomic(report, folder / "report.json")
+        named = verdict.labels if verdict.status in ("infected", "suspicious") else ()
+        TriggerSet(result.labels, result.masks, result.patterns, named=named).save(
+            folder / TRIGGERS_FILE, preprocessing=preprocessing, verdict=verdict.status)
+    except OSError as e:
+        raise UsageError(f"cannot write the outputs to {quoted(str(folder), limit=200)} ({e.strerror or e}); the "
+                         f"finished scan is kept in {folder / STATE_FILE}: resume it (--resume) to write them without "
+                         "scanning again.") from None
+
+
+def _restarts_report(best: LabelTriggers) -> dict:
+    """Every restart's norm per label (None where it never reached the threshold) and the spread."""
+    return {"restarts": best.restarts, "chosen": best.chosen_restart.tolist(),
+            "norms": [[None if np.isnan(v) else float(v) for v in row] for row in best.restart_norms],
+            "spread": [None if np.isnan(v) else float(v) for v in best.spread]}
