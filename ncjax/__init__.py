@@ -53,7 +53,7 @@ from ncjax.sources import SourceCheck, check_candidates, check_sources  # noqa: 
 from ncjax.slots import Slot, label_slots, restart_slots, source_slots  # noqa: E402
 from ncjax.verdict import Verdict, decide  # noqa: E402
 
-__version__ = "0.1.0"
+from ncjax.version import __version__  # noqa: E402
 
 __all__ = [
     "AuditConfig",

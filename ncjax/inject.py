@@ -10,7 +10,6 @@ import time
 from dataclasses import dataclass, field
 from typing import Literal, Sequence
 
-import flax.linen as nn
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -92,34 +91,8 @@ REFERENCE_LAYERS = (("conv", 32, "same"), ("conv", 32, "valid"), ("pool",), ("dr
                     ("flatten",), ("dense", 512), ("dropout", 0.5), ("dense", None))
 
 
-class ReferenceNet(nn.Module):
-    """The reference's GTSRB network; Dropout is active when `train` is True."""
-
-    num_classes: int
-
-    @nn.compact
-    def __call__(self, x: jax.Array, train: bool = False) -> jax.Array:
-        convs = denses = 0
-        for layer in REFERENCE_LAYERS:
-            kind = layer[0]
-            if kind == "conv":
-                x = nn.relu(nn.Conv(layer[1], (3, 3), padding=layer[2].upper(), name=_keras_name("conv2d", convs))(x))
-                convs += 1
-            elif kind == "pool":
-                x = nn.max_pool(x, (2, 2), (2, 2))
-            elif kind == "dropout":
-                x = nn.Dropout(layer[1], deterministic=not train)(x)
-            elif kind == "flatten":
-                x = x.reshape(x.shape[0], -1)
-            else:
-                units = layer[1] or self.num_classes
-                x = nn.Dense(units, name=_keras_name("dense", denses))(x)
-                denses += 1
-                x = nn.relu(x) if layer[1] else x  # logits out; the Keras file says softmax
-        return x
-
-
-def _keras_name(base: str, index: int) -> str:
+def keras_name(base: str, index: int) -> str:
+    """The name tf.keras gives the index-th layer of a kind: conv2d, conv2d_1, ..."""
     return base if index == 0 else f"{base}_{index}"
 
 
@@ -130,7 +103,7 @@ def reference_keras_config(num_classes: int, input_shape=(32, 32, 3), name: str 
     counts = {"conv2d": 0, "max_pooling2d": 0, "dropout": 0, "flatten": 0, "dense": 0}
 
     def named(base):
-        n = _keras_name(base, counts[base])
+        n = keras_name(base, counts[base])
         counts[base] += 1
         return n
 
@@ -267,6 +240,8 @@ def train_classifier(
             raise InjectionError(f"a trigger of shape {backdoor.mask.shape} does not fit images {images.shape[1:3]}.")
         if backdoor.target is not None and not 0 <= backdoor.target < num_classes:
             raise InjectionError(f"backdoor target {backdoor.target} is not a label of {num_classes} classes.")
+    from ncjax.reference_net import ReferenceNet  # flax, imported only to train
+
     net = ReferenceNet(num_classes)
     init_key, dropout_key, data_key = jax.random.split(key, 3)
     params = net.init(init_key, jnp.zeros((1, *images.shape[1:])))["params"]
@@ -306,3 +281,11 @@ def train_classifier(
         eval_images, eval_labels = images, labels
     accuracy, success = evaluate(model, eval_images, eval_labels, backdoors)
     return model, TrainReport(accuracy, success, seconds, config.epochs, tuple(history))
+
+
+def __getattr__(name: str):
+    if name == "ReferenceNet":  # defined with flax, which `import ncjax` does not import
+        from ncjax.reference_net import ReferenceNet
+
+        return ReferenceNet
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -13,6 +13,7 @@ import numpy as np
 
 from ncjax.verdict import Verdict
 from ncjax.result import ScanResult
+from ncjax.version import __version__
 
 SCHEMA = "ncjax.report/1"
 
@@ -33,8 +34,6 @@ def _plain(value: Any) -> Any:
 
 def build_report(result: ScanResult, verdict: Verdict, *, model: str, data: str,
                  extra: dict[str, Any] | None = None) -> dict[str, Any]:
-    from ncjax import __version__
-
     outliers = verdict.mad
     gap = verdict.gap
     labels = []

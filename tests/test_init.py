@@ -1,4 +1,5 @@
-"""The public API: everything in __all__ exists, and every error is an NCJaxError and a builtin."""
+"""The public API: everything in __all__ exists, every error is an NCJaxError and a builtin, and importing it
+stays light."""
 from __future__ import annotations
 
 import ncjax
@@ -15,3 +16,16 @@ def test_errors_subclass_ncjax_error_and_a_builtin():
     for error in errors:
         assert issubclass(error, ncjax.NCJaxError)
         assert issubclass(error, (ValueError, FileNotFoundError, ImportError)), error
+
+
+def test_import_ncjax_leaves_flax_unimported_and_reads_its_version_from_the_metadata():
+    import subprocess
+    import sys
+    from importlib.metadata import version
+
+    code = "import sys, ncjax; print('flax' in sys.modules, ncjax.__version__)"
+    printed = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.split()
+    assert printed == ["False", version("ncjax")]
+    from ncjax.inject import ReferenceNet  # still reachable where it was, flax imported then
+
+    assert ReferenceNet(num_classes=3).num_classes == 3
