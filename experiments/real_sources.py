@@ -19,7 +19,8 @@ import numpy as np
 
 import ncjax
 from ncjax.score import ratio_score
-from ncjax.sources import CHECKED_CANDIDATES, check_candidates
+from ncjax.source_check import CHECKED_CANDIDATES
+from ncjax.sources import check_candidates
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from real_models import MODELS, REAL, RESULTS, _rows  # noqa: E402

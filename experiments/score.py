@@ -24,7 +24,7 @@ import wide_benchmark  # noqa: E402
 
 from ncjax.outlier import mad_outliers  # noqa: E402
 from ncjax.score import ratio_score  # noqa: E402
-from ncjax.sources import SourceCheck  # noqa: E402
+from ncjax.source_check import SourceCheck  # noqa: E402
 from ncjax.verdict import decide  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -49,7 +49,8 @@ from ncjax.restarts import LabelTriggers, best_over_restarts  # noqa: E402
 from ncjax.scan import scan_all_labels, scan_slots  # noqa: E402
 from ncjax.pipeline import DecisionConfig, PipelineEvent, ScanOutcome, scan_model  # noqa: E402
 from ncjax.score import ScoreResult, ratio_score  # noqa: E402
-from ncjax.sources import SourceCheck, check_candidates, check_sources  # noqa: E402
+from ncjax.source_check import SourceCheck  # noqa: E402
+from ncjax.sources import check_candidates, check_sources  # noqa: E402
 from ncjax.slots import Slot, label_slots, restart_slots, source_slots  # noqa: E402
 from ncjax.verdict import Verdict, decide  # noqa: E402
 

@@ -27,7 +27,8 @@ from ncjax.report import build_report, write_json_atomic
 from ncjax.restarts import LabelTriggers, best_over_restarts
 from ncjax.result import ScanProgress, ScanResult
 from ncjax.scan import scan_all_labels
-from ncjax.sources import CHECKED_CANDIDATES, DEFAULT_MAX_SPREAD, SourceCheck, check_candidates
+from ncjax.source_check import CHECKED_CANDIDATES, DEFAULT_MAX_SPREAD, SourceCheck
+from ncjax.sources import check_candidates
 from ncjax.score import DEFAULT_MIN_RATIO
 from ncjax.summary import save_summary
 from ncjax.verdict import Verdict, decide

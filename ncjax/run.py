@@ -42,7 +42,7 @@ from ncjax.loading import load_model, parse_input_shape
 from ncjax.mitigation.triggers import TRIGGERS_FILE
 from ncjax.pipeline import SOURCE_STATE_FILE, STATE_FILE, DecisionConfig, PipelineEvent, prepare_out, scan_model
 from ncjax.printable import printable
-from ncjax.sources import CHECKED_CANDIDATES, DEFAULT_MAX_SPREAD
+from ncjax.source_check import CHECKED_CANDIDATES, DEFAULT_MAX_SPREAD
 from ncjax.score import DEFAULT_MIN_RATIO
 
 EXIT_OK, EXIT_BAD_INPUT, EXIT_INFECTED, EXIT_INCONCLUSIVE, EXIT_INTERRUPTED, EXIT_TERMINATED = 0, 2, 3, 4, 130, 143

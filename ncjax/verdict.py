@@ -16,7 +16,7 @@ import numpy as np
 
 from ncjax.outlier import GapResult, OutlierResult, gap_outliers, mad_outliers
 from ncjax.score import DEFAULT_MIN_RATIO, ScoreResult, ratio_score
-from ncjax.sources import DEFAULT_MAX_SPREAD, SourceCheck
+from ncjax.source_check import DEFAULT_MAX_SPREAD, SourceCheck
 from ncjax.choices import check_choice
 from ncjax.errors import ConfigError
 

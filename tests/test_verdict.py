@@ -100,7 +100,7 @@ def test_summary_of_an_inconclusive_scan():
 
 
 def test_the_source_check_prunes_the_labels_named_but_never_the_best_agreeing_candidate():
-    from ncjax.sources import SourceCheck
+    from ncjax.source_check import SourceCheck
 
     norms = [100.0 + i for i in range(10)] + [20.0, 22.0]  # labels 10 and 11: candidates (ratio > 4)
 

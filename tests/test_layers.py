@@ -1,0 +1,79 @@
+"""The package's layers, read from its source: the verdict stays numpy, only commands parse arguments and print,
+and no library module imports a command.
+
+Layers, from the bottom: models and data (keras/, onnx/, loading, data, preprocess, safe_files), the search
+(trigger, losses, adam, schedule, step), the scan (slots, plan, compiled, ahead, checkpoint, scan, sources,
+restarts), the verdict (outlier, score, source_check, verdict: numpy only), the pipeline, then mitigation/,
+auditing/ and the commands on top.
+"""
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import pytest
+
+PACKAGE = Path(__file__).resolve().parent.parent / "ncjax"
+# Modules that parse arguments and print: the `python -m ncjax.X` commands and their helpers.
+COMMANDS = {"ncjax.run", "ncjax.inspect", "ncjax.mitigate", "ncjax.audit", "ncjax.bench", "ncjax.bench_compile",
+            "ncjax.convert", "ncjax.cli_options", "ncjax.entry_module", "ncjax.mitigation.cli", "ncjax.auditing.cli"}
+NUMPY_ONLY = {"ncjax.outlier", "ncjax.score", "ncjax.source_check", "ncjax.verdict"}
+
+
+def _name(path: Path) -> str:
+    parts = path.relative_to(PACKAGE.parent).with_suffix("").parts
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+MODULES = {_name(p): ast.parse(p.read_text()) for p in PACKAGE.rglob("*.py")}
+
+
+def _imports(tree: ast.Module) -> set[str]:
+    found = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            found |= {alias.name for alias in node.names}
+        elif isinstance(node, ast.ImportFrom) and node.module and not node.level:
+            found.add(node.module)
+            found |= {f"{node.module}.{alias.name}" for alias in node.names if f"{node.module}.{alias.name}" in MODULES}
+    return found
+
+
+def _reachable(module: str) -> set[str]:
+    """Every module `module` imports, directly or through ncjax modules (names outside ncjax are not followed)."""
+    seen, stack = set(), [module]
+    while stack:
+        for name in _imports(MODULES[stack.pop()]):
+            if name not in seen:
+                seen.add(name)
+                if name in MODULES and name != "ncjax":
+                    stack.append(name)
+    return seen
+
+
+@pytest.mark.parametrize("module", sorted(NUMPY_ONLY))
+def test_the_verdict_never_imports_jax(module):
+    jax = sorted(name for name in _reachable(module) if name.split(".")[0] in ("jax", "jaxlib", "flax", "optax"))
+    assert not jax, f"{module} reaches {jax}"
+
+
+def test_no_library_module_imports_a_command():
+    wrong = sorted(f"{name} imports {imported}" for name, tree in MODULES.items()
+                   if name not in COMMANDS and name != "ncjax" for imported in _imports(tree) if imported in COMMANDS)
+    assert not wrong, wrong
+
+
+def test_only_commands_parse_arguments_and_print():
+    wrong = []
+    for name, tree in MODULES.items():
+        if name in COMMANDS:
+            continue
+        if "argparse" in _imports(tree):
+            wrong.append(f"{name} imports argparse")
+        wrong += [f"{name}:{node.lineno} prints" for node in ast.walk(tree) if isinstance(node, ast.Call)
+                  and isinstance(node.func, ast.Name) and node.func.id == "print"]
+    assert not wrong, wrong
+
+
+def test_the_layer_lists_name_real_modules():
+    assert COMMANDS | NUMPY_ONLY <= set(MODULES)
