@@ -1,4 +1,4 @@
-# `make test` is all a fresh machine needs: it makes .venv, installs ncjax with its test extra, runs pytest.
+# `make test` is all a fresh machine needs: it makes .venv, installs ncjax with its test extra, runs ruff and pytest.
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
@@ -28,7 +28,9 @@ bench: install
 bench-quick: install
 	$(BIN)/python -m ncjax.bench --quick
 
+# Lint first (ruff, configured in pyproject.toml): a finding fails the run before the tests start.
 test: install
+	$(BIN)/ruff check .
 	$(BIN)/python -m pytest -q
 
 # Also the slow checks (full 43-label scans of the demo model and of its clean twin).

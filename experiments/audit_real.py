@@ -55,7 +55,8 @@ def main() -> int:
     work.mkdir(parents=True, exist_ok=True)
     start = time.perf_counter()
     result = ncjax.audit([manifest(work)], out=work / name, config=ncjax.AuditConfig(ray="auto" if args.ray else None),
-                         callback=lambda row: print(row["name"], row.get("verdict_line") or row.get("error"), flush=True))
+                         callback=lambda row: print(row["name"], row.get("verdict_line") or row.get("error"),
+                                                    flush=True))
     wall = time.perf_counter() - start
     shutil.copy(work / name / "audit.jsonl", ROOT / "experiments" / "results" / f"{name}.jsonl")
     shutil.copy(work / name / "audit_roc.png", ROOT / "experiments" / "figures" / f"{name}_roc.png")

@@ -37,7 +37,8 @@ def main() -> None:
     for name, backdoors, seed in ((demo.INFECTED_FILE, [trigger], 0), (demo.CLEAN_FILE, [], 1)):
         model, train_report = train_classifier(
             x_train.astype(np.float32), y_train, num_classes=synth.NUM_CLASSES, key=jax.random.key(seed),
-            backdoors=backdoors, config=TrainConfig(), log=lambda line: print(f"  {name}: {line}", flush=True))
+            backdoors=backdoors, config=TrainConfig(),
+            log=lambda line, name=name: print(f"  {name}: {line}", flush=True))
         ncjax.save_keras_h5(model, OUT / name)
         reloaded = ncjax.load_model(OUT / name)
         accuracy, (success,) = evaluate(reloaded, x_test.astype(np.float32), y_test, [trigger])

@@ -36,7 +36,8 @@ def _table(rows: list[dict]) -> list[str]:
             outcome = f"{step['pruned']} of {p['units']} neurons of {p['layer']} ({p['stop']})"
         elif r["method"] == "filter":
             f = r["filter"]
-            outcome = (f"{len(next(iter(f['neurons'].values())))} neurons per trigger; flags {_pct(f['false_positive_rate'])} % of clean; catches "
+            outcome = (f"{len(next(iter(f['neurons'].values())))} neurons per trigger; flags "
+                       f"{_pct(f['false_positive_rate'])} % of clean; catches "
                        f"reversed {_triggers(f['caught'])}, true {_triggers(f['true_caught'])}")
         elif "read_back" in r:
             outcome = f"written and read back: max logit difference {r['read_back']['max_logit_difference']:.2g}"

@@ -94,7 +94,8 @@ def _rows(path: Path) -> list[dict]:
     return [json.loads(line) for line in path.read_text().splitlines() if line.strip()] if path.exists() else []
 
 
-def train_missing(models: list[Planted], work: Path, *, train_images: int, epochs: int, deadline: float) -> list[Planted]:
+def train_missing(models: list[Planted], work: Path, *, train_images: int, epochs: int,
+                  deadline: float) -> list[Planted]:
     """Train (as the reference trains) and save as Keras files the models not yet in work/models; returns the
     models that have a file (a deadline stops further training)."""
     folder = work / "models"
@@ -176,8 +177,8 @@ def run(models: list[Planted], losses: list[str], preset: str, *, results: Path,
         scan = ncjax.ScanSettings(config=config, seed=SCAN_SEED, decision=ncjax.DecisionConfig(source_check=0))
         audit = ncjax.audit([manifest], out=work / f"audit-{loss}-{preset}", scan=scan,
                             config=ncjax.AuditConfig(ray=ray),
-                            callback=lambda row: print(f"{row['name']} ({loss}): {row.get('verdict_line') or row.get('error')}",
-                                                       flush=True))
+                            callback=lambda row, loss=loss: print(
+                                f"{row['name']} ({loss}): {row.get('verdict_line') or row.get('error')}", flush=True))
         for audit_row in audit.rows:
             if audit_row["status"] == "done" and (audit_row["name"], loss, preset) not in done:
                 row = sweep_row(by_name[audit_row["name"]], audit_row, loss, preset, work)

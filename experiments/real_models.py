@@ -112,7 +112,7 @@ def run(models, seeds, losses, cost_starts, preset, *, results: Path = RESULTS, 
         scan = ncjax.ScanSettings(config=config, seed=seed, decision=ncjax.DecisionConfig(source_check=0))
         audit = ncjax.audit([write_manifest(todo, work / combo)], out=work / combo / "audit", scan=scan,
                             config=ncjax.AuditConfig(ray=ray),
-                            callback=lambda row: print(f"{combo} {row['name']}: "
+                            callback=lambda row, combo=combo: print(f"{combo} {row['name']}: "
                                                        f"{row.get('verdict_line') or row.get('error')}", flush=True))
         for audit_row in audit.rows:
             if audit_row["status"] == "done":

@@ -23,8 +23,8 @@ from ncjax.source_check import CHECKED_CANDIDATES
 from ncjax.sources import check_candidates
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from real_models import MODELS, REAL, RESULTS, _rows  # noqa: E402
 from planted_sweep import _append  # noqa: E402
+from real_models import MODELS, REAL, RESULTS, _rows  # noqa: E402
 
 OUT = RESULTS.parent / "real_sources.jsonl"
 

@@ -40,7 +40,8 @@ def main() -> int:
             pairs = [(getattr(s, other), round(float(n), 1) if ok else None)
                      for s, n, ok in zip(result.slots, norms, result.reached_threshold)
                      if s.direction == direction and getattr(s, mine) == label]
-            lines.append(f"{label} {direction} ({'class -> label' if direction == 'forward' else 'label -> class'}): {pairs}")
+            way = "class -> label" if direction == "forward" else "label -> class"
+            lines.append(f"{label} {direction} ({way}): {pairs}")
     OUT.write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
     return 0

@@ -18,9 +18,9 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+import wide_benchmark  # noqa: E402
 from planted_sweep import roc_auc  # noqa: E402
 from verdicts import gap_score, scans  # noqa: E402
-import wide_benchmark  # noqa: E402
 
 from ncjax.outlier import mad_outliers  # noqa: E402
 from ncjax.score import ratio_score  # noqa: E402
@@ -214,7 +214,8 @@ def sources_section(t: float) -> tuple[list[str], float | None]:
             f"{len(others)} others; non-target spreads: median {np.median(others) if others else float('nan'):.2f}; "
             f"target spreads: median {np.median(targets) if targets else float('nan'):.2f}, largest "
             f"{max(targets) if targets else float('nan'):.2f}).",
-            f"max_spread chosen on dev (smallest keeping every dev target): {m if m is not None else 'none (no dev non-target above the largest dev target)'}", ""]
+            "max_spread chosen on dev (smallest keeping every dev target): "
+            f"{m if m is not None else 'none (no dev non-target above the largest dev target)'}", ""]
     if m is not None:
         out += ["| split | min_ratio alone | with the source check |", "|---|---|---|"]
         for name, sel in (("dev", dev), ("test", test)):
@@ -229,7 +230,8 @@ def wide_table(t: float, m: float | None) -> list[str]:
            "Verdicts at min_ratio " f"{t:g}" + (f", max_spread {m:g}" if m else "") + "; score = median / smallest "
            "norm. Times: this 2-core CPU, other experiments running beside some of them.", "",
            "| model | set | arch | input | attack(s) | targets | accuracy | attack success | counted as | score (1 "
-           "restart) | verdict (1) | score (2) | verdict (2 + source check) | train s | first pass s | source check s |",
+           "restart) | verdict (1) | score (2) | verdict (2 + source check) | train s | first pass s | "
+           "source check s |",
            "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
     order = [m_.name for m_ in wide_benchmark.MODELS]
     for r in sorted(wide_benchmark.rows(), key=lambda r: order.index(r["name"])):
@@ -238,7 +240,8 @@ def wide_table(t: float, m: float | None) -> list[str]:
                      **({"max_spread": m} if m else {}))
         out.append(f"| {r['name']} | {split_of[r['name']]} | {r['arch']} | {r['data']}, {r['scale']} | "
                    f"{'; '.join(r['attacks']) or '-'} | {r['targets'] or '-'} | {r['clean_accuracy']:.3f} | "
-                   f"{', '.join(f'{v:.3f}' for v in r['attack_success']) or '-'} | {_counted(r)} | {one.score.score:.2f} | "
+                   f"{', '.join(f'{v:.3f}' for v in r['attack_success']) or '-'} | {_counted(r)} | "
+                   f"{one.score.score:.2f} | "
                    f"{_verdict_text(one)} | {two.score.score:.2f} | {_verdict_text(two)} | {r['train_s']:.0f} | "
                    f"{r['first_pass_s']:.0f} | {r['sources_s']:.0f} |")
     return out + [""]
@@ -266,7 +269,8 @@ def type_table(t: float) -> list[str]:
     for s in dev + test:
         groups.setdefault(attack_type(s["name"], s["targets"], s["source"]), []).append(s)
     out = ["## Per attack type (one restart, min_ratio " f"{t:g}, no source check; dev and test together)", "",
-           "| attack type | scans | called infected | naming a planted target | extra labels named |", "|---|---|---|---|---|"]
+           "| attack type | scans | called infected | naming a planted target | extra labels named |",
+           "|---|---|---|---|---|"]
     for kind, sel in sorted(groups.items()):
         named = [(s, verdict(s, t)) for s in sel]
         hit = sum(v.infected and any(x in v.labels for x in s["targets"]) for s, v in named)
@@ -298,7 +302,8 @@ def real_table(t: float, m: float | None) -> list[str]:
         two = "-" if r["norms_2"] is None else f"{ratio_score(r['norms_2']).score:.2f}"
         two_checked = "-"
         if r["norms_2"] is not None and r["checks_2"] is not None:
-            v2 = decide(r["norms_2"], r["labels"], min_ratio=t, sources=r["checks_2"], **({"max_spread": m} if m else {}))
+            v2 = decide(r["norms_2"], r["labels"], min_ratio=t, sources=r["checks_2"],
+                        **({"max_spread": m} if m else {}))
             spreads_2 = ", ".join(f"{c.label}: {c.spread:.2f}" for c in r["checks_2"])
             two_checked = _verdict_text(v2) + (f" (spreads {spreads_2})" if spreads_2 else "")
         out.append(f"| {r['model']} | {r['seed']} | {alone.score.score:.2f} | {list(alone.score.candidates)} | "

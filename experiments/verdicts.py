@@ -11,8 +11,8 @@ quantized norms, as the reference's published numbers do.
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 
@@ -31,12 +31,15 @@ def scans() -> list[dict]:
         r = json.loads(line)
         if r.get("restart", 0):  # a second restart's searches: half of a 2-restart scan, not a scan (score.py)
             continue
-        rows.append({"held_out": i >= SEEN_WHEN_CHOSEN["real"], "source": "real", "name": r["model"], "loss": r["loss"], "preset": r["preset"],
-                     "cost": r["cost_start"], "seed": r["seed"], "device": r.get("device", "cpu"), "targets": [r["target"]] if r["target"] is not None else [],
+        rows.append({"held_out": i >= SEEN_WHEN_CHOSEN["real"], "source": "real", "name": r["model"], "loss": r["loss"],
+                     "preset": r["preset"], "cost": r["cost_start"], "seed": r["seed"],
+                     "device": r.get("device", "cpu"),
+                     "targets": [r["target"]] if r["target"] is not None else [],
                      "labels": r["labels"], "norms": r["norms_quantized"]})
     for i, line in enumerate((RESULTS / "planted_sweep.jsonl").read_text().splitlines()):
         r = json.loads(line)
-        rows.append({"held_out": i >= SEEN_WHEN_CHOSEN["planted"], "source": "planted", "name": r["name"], "loss": r["loss"], "preset": r["preset"], "cost": "init",
+        rows.append({"held_out": i >= SEEN_WHEN_CHOSEN["planted"], "source": "planted", "name": r["name"],
+                     "loss": r["loss"], "preset": r["preset"], "cost": "init",
                      "seed": r["seed"], "targets": r["targets"], "labels": r["labels"], "norms": r["norms_quantized"]})
     return rows
 
@@ -165,7 +168,8 @@ def main() -> None:
             continue
         out += [f"## {title} ({len(sel)} scans: {sum(bool(r['targets']) for r in sel)} infected, "
                 f"{sum(not r['targets'] for r in sel)} clean)", "",
-                "| rule | detected | targets | extra labels | false positives | TPR | FPR |", "|---|---|---|---|---|---|---|"]
+                "| rule | detected | targets | extra labels | false positives | TPR | FPR |",
+                "|---|---|---|---|---|---|---|"]
         for name, rule in RULES.items():
             s = score(sel, rule)
             out.append(f"| {name} | {s['detected']} | {s['targets']} | {s['extra']} | {s['false']} | "

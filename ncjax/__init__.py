@@ -3,14 +3,14 @@ from ncjax._xla_flags import configure_xla_flags
 
 configure_xla_flags()  # must run before JAX initializes a backend
 
-from ncjax.classifier import Classifier  # noqa: E402
-from ncjax.auditing.api import AuditResult, audit  # noqa: E402
-from ncjax.auditing.config import AuditConfig, ScanSettings  # noqa: E402
-from ncjax.auditing.items import AuditItem  # noqa: E402
-from ncjax.compile_cache import disable_compile_cache, enable_compile_cache  # noqa: E402
-from ncjax.config import ScanConfig  # noqa: E402
-from ncjax.data import load_images  # noqa: E402
-from ncjax.errors import (  # noqa: E402
+from ncjax.auditing.api import AuditResult, audit
+from ncjax.auditing.config import AuditConfig, ScanSettings
+from ncjax.auditing.items import AuditItem
+from ncjax.classifier import Classifier, LayerSummary
+from ncjax.compile_cache import disable_compile_cache, enable_compile_cache
+from ncjax.config import ScanConfig
+from ncjax.data import load_images
+from ncjax.errors import (
     CheckpointError,
     ConfigError,
     DataError,
@@ -28,33 +28,31 @@ from ncjax.errors import (  # noqa: E402
     UnsupportedModelError,
     UsageError,
 )
-from ncjax.inject import Backdoor, TrainConfig, train_classifier  # noqa: E402
-from ncjax.classifier import LayerSummary  # noqa: E402
-from ncjax.keras.graph import supported_layers  # noqa: E402
-from ncjax.keras.save import save_keras_h5  # noqa: E402
-from ncjax.loading import load_model  # noqa: E402
-from ncjax.mitigation.api import MitigationResult, mitigate  # noqa: E402
-from ncjax.mitigation.config import MitigationConfig  # noqa: E402
-from ncjax.mitigation.input_filter import FilterRates, InputFilter, load_filter  # noqa: E402
-from ncjax.mitigation.measure import Measurement  # noqa: E402
-from ncjax.mitigation.progress import MitigationProgress  # noqa: E402
-from ncjax.mitigation.prune import PruneCurve  # noqa: E402
-from ncjax.mitigation.triggers import TriggerSet, load_triggers  # noqa: E402
-from ncjax.mitigation.unlearn import UnlearnLog  # noqa: E402
-from ncjax.mitigation.write import save_model  # noqa: E402
-from ncjax.outlier import GapResult, OutlierResult, gap_outliers, l1_norms, mad_outliers  # noqa: E402
-from ncjax.preprocess import Preprocessing  # noqa: E402
-from ncjax.result import EpochLogs, ScanProgress, ScanResult  # noqa: E402
-from ncjax.restarts import LabelTriggers, best_over_restarts  # noqa: E402
-from ncjax.scan import scan_all_labels, scan_slots  # noqa: E402
-from ncjax.pipeline import DecisionConfig, PipelineEvent, ScanOutcome, scan_model  # noqa: E402
-from ncjax.score import ScoreResult, ratio_score  # noqa: E402
-from ncjax.source_check import SourceCheck  # noqa: E402
-from ncjax.sources import check_candidates, check_sources  # noqa: E402
-from ncjax.slots import Slot, label_slots, restart_slots, source_slots  # noqa: E402
-from ncjax.verdict import Verdict, decide  # noqa: E402
-
-from ncjax.version import __version__  # noqa: E402
+from ncjax.inject import Backdoor, TrainConfig, train_classifier
+from ncjax.keras.graph import supported_layers
+from ncjax.keras.save import save_keras_h5
+from ncjax.loading import load_model
+from ncjax.mitigation.api import MitigationResult, mitigate
+from ncjax.mitigation.config import MitigationConfig
+from ncjax.mitigation.input_filter import FilterRates, InputFilter, load_filter
+from ncjax.mitigation.measure import Measurement
+from ncjax.mitigation.progress import MitigationProgress
+from ncjax.mitigation.prune import PruneCurve
+from ncjax.mitigation.triggers import TriggerSet, load_triggers
+from ncjax.mitigation.unlearn import UnlearnLog
+from ncjax.mitigation.write import save_model
+from ncjax.outlier import GapResult, OutlierResult, gap_outliers, l1_norms, mad_outliers
+from ncjax.pipeline import DecisionConfig, PipelineEvent, ScanOutcome, scan_model
+from ncjax.preprocess import Preprocessing
+from ncjax.restarts import LabelTriggers, best_over_restarts
+from ncjax.result import EpochLogs, ScanProgress, ScanResult
+from ncjax.scan import scan_all_labels, scan_slots
+from ncjax.score import ScoreResult, ratio_score
+from ncjax.slots import Slot, label_slots, restart_slots, source_slots
+from ncjax.source_check import SourceCheck
+from ncjax.sources import check_candidates, check_sources
+from ncjax.verdict import Verdict, decide
+from ncjax.version import __version__ as __version__
 
 __all__ = [
     "AuditConfig",

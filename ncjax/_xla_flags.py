@@ -11,8 +11,8 @@ from __future__ import annotations
 
 import os
 import re
+from collections.abc import MutableMapping
 from importlib import metadata
-from typing import MutableMapping
 
 DISABLE_YNN_FUSION = "--xla_cpu_experimental_ynn_fusion_type="
 # The oldest jaxlib seen to accept the flag (0.8.0 rejects it).

@@ -107,7 +107,8 @@ def save_checkpoint(path: str | os.PathLike, *, fingerprint: str, position: Chec
 def load_checkpoint(path: str | os.PathLike, *, fingerprint: str) -> SavedScan:
     """The saved scan; a CheckpointError if it has another format or belongs to another scan."""
     try:
-        with open_npz(os.fspath(path), error=CheckpointError, what="checkpoint", max_bytes=MAX_CHECKPOINT_BYTES) as data:
+        with open_npz(os.fspath(path), error=CheckpointError, what="checkpoint",
+                      max_bytes=MAX_CHECKPOINT_BYTES) as data:
             saved = {k: data[k] for k in data.files}
         fmt, first, epoch, has_states = (int(v) for v in saved["meta"])
     except CheckpointError as e:

@@ -1,8 +1,9 @@
 """The Classifier: a model as a pure JAX function of (params, images) -> logits, with what is known of it."""
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any
 
 import jax
 import numpy as np
@@ -68,7 +69,9 @@ class Classifier:
                  str(layer.output_shape), f"{layer.param_count:,}") for layer in self.layers]
         header = ("layer", "class", "output shape", "params")
         widths = [max(len(r[i]) for r in [header, *rows]) for i in range(4)]
-        line = lambda r: "  ".join(c.ljust(w) if i < 3 else c.rjust(w) for i, (c, w) in enumerate(zip(r, widths)))
+        def line(row: tuple[str, ...]) -> str:
+            return "  ".join(c.ljust(w) if i < 3 else c.rjust(w) for i, (c, w) in enumerate(zip(row, widths)))
+
         rule = "-" * len(line(header))
         removed = " (removed: apply returns logits)" if self.output_activation == "softmax" else ""
         return "\n".join([

@@ -10,7 +10,8 @@ import math
 import sys
 import types
 import typing
-from typing import Any, Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
+from typing import Any
 
 from ncjax.choices import field_types, literal_choices
 from ncjax.errors import ConfigError, NCJaxError, UsageError

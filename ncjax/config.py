@@ -128,17 +128,17 @@ class ScanConfig:
     def stop_patience(self) -> int:
         return self.early_stop_patience if self.early_stop_patience is not None else 5 * self.patience
 
-    def replace(self, **changes) -> "ScanConfig":
+    def replace(self, **changes) -> ScanConfig:
         """A copy with some settings changed (validated again)."""
         return dataclasses.replace(self, **changes)
 
     @classmethod
-    def paper(cls, **changes) -> "ScanConfig":
+    def paper(cls, **changes) -> ScanConfig:
         """The reference's settings: 31-step epochs, up to 1000 epochs, patience 5."""
         return cls(**changes)
 
     @classmethod
-    def fast(cls, **changes) -> "ScanConfig":
+    def fast(cls, **changes) -> ScanConfig:
         """For CPUs: the reference's schedule on 5-step epochs, patience 3, at most 30 epochs (150 steps
         per label), cost starting at init_cost. See README for what it was measured to find."""
         settings = dict(nb_sample=5 * 32, max_epochs=30, patience=3, cost_starts_at_zero=False)

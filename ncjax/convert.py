@@ -14,9 +14,9 @@ import os
 import subprocess
 import sys
 import tempfile
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Sequence
 
 import numpy as np
 
@@ -115,7 +115,8 @@ def _run_tf2onnx(source_args: list[str], output: Path, opset: int) -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m ncjax.convert", description=__doc__.splitlines()[0].split(": ", 1)[1])
+    parser = argparse.ArgumentParser(prog="python -m ncjax.convert",
+                                     description=__doc__.splitlines()[0].split(": ", 1)[1])
     parser.add_argument("source", help="a TensorFlow SavedModel folder or a Keras .h5/.keras file")
     parser.add_argument("output", help="the ONNX file to write (.onnx)")
     parser.add_argument("--opset", type=int, default=17, help="ONNX opset (default: 17)")

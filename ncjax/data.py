@@ -180,7 +180,8 @@ def _gtsrb_folder(path: Path, image_shape):
             except DataError:
                 raise
             except (KeyError, TypeError, ValueError, ZeroDivisionError) as e:
-                raise DataError(f"{str(table)!r}, line {number}: {type(e).__name__}: {printable(e)}. The official layout has "
+                raise DataError(f"{str(table)!r}, line {number}: {type(e).__name__}: {printable(e)}. The official "
+                                "layout has "
                                 "Filename;Width;Height;Roi.X1;Roi.Y1;Roi.X2;Roi.Y2;ClassId with numbers.") from None
             images.append(_read(file, c, box, (w, h)))
             labels.append(label)

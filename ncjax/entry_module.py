@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import sys
 import types
-from typing import Callable
+from collections.abc import Callable
 
 
 def make_callable(module_name: str, function: Callable) -> None:

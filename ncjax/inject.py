@@ -7,8 +7,9 @@ target with probability inject_ratio = 0.1 / (0.1 + 1). Triggers are data: a mas
 from __future__ import annotations
 
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Literal, Sequence
+from typing import Literal
 
 import jax
 import jax.numpy as jnp
@@ -18,8 +19,8 @@ import optax
 from ncjax.adam import keras_adam
 from ncjax.classifier import Classifier
 from ncjax.errors import ConfigError, InjectionError
-from ncjax.keras.graph import build_graph
 from ncjax.keras.files import WeightSource
+from ncjax.keras.graph import build_graph
 from ncjax.trigger import stamp
 
 Position = Literal["bottom-right", "bottom-left", "top-right", "top-left", "center"]
@@ -49,7 +50,7 @@ class Backdoor:
     @classmethod
     def square(cls, size: int = 4, *, target: int | None = 33, image_shape=(32, 32, 3),
                position: Position | tuple[int, int] = "bottom-right", margin: int = 1,
-               color: float | Sequence[float] | Literal["random"] = 255.0, seed: int = 0) -> "Backdoor":
+               color: float | Sequence[float] | Literal["random"] = 255.0, seed: int = 0) -> Backdoor:
         """A size x size square; the reference's is white, 4x4, bottom-right, margin 1 (rows/cols 27..30)."""
         h, w, c = image_shape
         if not 1 <= size <= min(h, w) - 2 * margin:
@@ -189,7 +190,8 @@ def poison(images: np.ndarray, labels: np.ndarray, backdoors: Sequence[Backdoor]
     images = np.asarray(images, np.float32).copy()
     labels = np.asarray(labels).copy()
     u = rng.uniform(size=len(images))
-    which = np.where(u < ratio * len(backdoors), np.floor(u / ratio).astype(int), -1) if ratio > 0 else np.full(len(images), -1)
+    which = (np.where(u < ratio * len(backdoors), np.floor(u / ratio).astype(int), -1) if ratio > 0
+             else np.full(len(images), -1))
     for k, backdoor in enumerate(backdoors):
         picked = which == k
         images[picked] = backdoor.stamp(images[picked])

@@ -2,7 +2,8 @@
 that says what was wrong and how to fix it."""
 from __future__ import annotations
 
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import jax
 import jax.numpy as jnp
@@ -58,7 +59,8 @@ def check_labels(labels: Sequence[int] | None, num_classes: int) -> np.ndarray:
         raise ScanInputError(f"labels must be a non-empty list of ints, got {labels!r}.")
     bad = [int(v) for v in values if not 0 <= v < num_classes]
     if bad:
-        raise ScanInputError(f"labels {bad} are out of range: the model has {num_classes} classes (0..{num_classes - 1}).")
+        raise ScanInputError(f"labels {bad} are out of range: the model has {num_classes} classes "
+                             f"(0..{num_classes - 1}).")
     if len(set(values.tolist())) != len(values):
         raise ScanInputError(f"labels contain duplicates: {values.tolist()}.")
     return values.astype(np.int64)
@@ -79,4 +81,5 @@ def check_config_fits(config: ScanConfig, image_shape: tuple[int, int, int]) -> 
     """Settings that depend on the image size."""
     if config.upsample > max(image_shape[:2]):
         raise ScanInputError(f"ScanConfig.upsample ({config.upsample}) is larger than the images ({image_shape[0]}x"
-                             f"{image_shape[1]}): the mask would be one super-pixel. Use at most {max(image_shape[:2])}.")
+                             f"{image_shape[1]}): the mask would be one super-pixel. Use at most "
+                             f"{max(image_shape[:2])}.")

@@ -1,8 +1,9 @@
-"""`python -m ncjax.inspect model.h5|model.onnx`: print a model's layers, input shape, parameter count and output activation."""
+"""`python -m ncjax.inspect model.h5|model.onnx`: print a model's layers, input shape, parameter count and output
+activation."""
 from __future__ import annotations
 
 import sys
-from typing import Sequence
+from collections.abc import Sequence
 
 from ncjax.cli_options import OneLineParser, error_line
 from ncjax.errors import NCJaxError

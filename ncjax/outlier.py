@@ -26,7 +26,8 @@ class OutlierResult:
         return [
             f"median: {self.median:f}, MAD: {self.mad:f}",
             f"anomaly index: {self.anomaly_index:f}",
-            "flagged label list: " + ", ".join(f"{label:d}: {norm:2f}" for label, norm in zip(self.flagged, self.flagged_norms)),
+            "flagged label list: " + ", ".join(f"{label:d}: {norm:2f}"
+                                               for label, norm in zip(self.flagged, self.flagged_norms)),
         ]
 
 

@@ -9,9 +9,10 @@ both call it; what it finds comes back as data, and what happens on the way goes
 from __future__ import annotations
 
 import os
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Literal, Sequence
+from typing import Any, Literal
 
 import jax
 import numpy as np
@@ -27,9 +28,9 @@ from ncjax.report import build_report, write_json_atomic
 from ncjax.restarts import LabelTriggers, best_over_restarts
 from ncjax.result import ScanProgress, ScanResult
 from ncjax.scan import scan_all_labels
+from ncjax.score import DEFAULT_MIN_RATIO
 from ncjax.source_check import CHECKED_CANDIDATES, DEFAULT_MAX_SPREAD, SourceCheck
 from ncjax.sources import check_candidates
-from ncjax.score import DEFAULT_MIN_RATIO
 from ncjax.summary import save_summary
 from ncjax.verdict import Verdict, decide
 

@@ -2,8 +2,9 @@
 layout of the slot axis (padding to the device count, compaction to powers of two as slots finish)."""
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, Sequence
+from typing import Any
 
 import jax
 import numpy as np

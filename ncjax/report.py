@@ -11,8 +11,8 @@ from typing import Any
 import jax
 import numpy as np
 
-from ncjax.verdict import Verdict
 from ncjax.result import ScanResult
+from ncjax.verdict import Verdict
 from ncjax.version import __version__
 
 SCHEMA = "ncjax.report/1"

@@ -81,7 +81,7 @@ class ScanResult:
         """(L,) each slot's restart index."""
         return np.asarray([s.restart for s in self.slots], np.int64)
 
-    def select(self, indices) -> "ScanResult":
+    def select(self, indices) -> ScanResult:
         """The same scan restricted to the slots at `indices` (e.g. each label's best restart); timings and
         step counts stay those of the whole scan."""
         index = np.asarray(indices, np.int64)

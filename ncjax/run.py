@@ -14,10 +14,11 @@ import dataclasses
 import signal
 import sys
 import threading
-from dataclasses import dataclass
 import warnings
+from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import jax
 import numpy as np
@@ -42,8 +43,8 @@ from ncjax.loading import load_model, parse_input_shape
 from ncjax.mitigation.triggers import TRIGGERS_FILE
 from ncjax.pipeline import SOURCE_STATE_FILE, STATE_FILE, DecisionConfig, PipelineEvent, prepare_out, scan_model
 from ncjax.printable import printable
-from ncjax.source_check import CHECKED_CANDIDATES, DEFAULT_MAX_SPREAD
 from ncjax.score import DEFAULT_MIN_RATIO
+from ncjax.source_check import CHECKED_CANDIDATES, DEFAULT_MAX_SPREAD
 
 EXIT_OK, EXIT_BAD_INPUT, EXIT_INFECTED, EXIT_INCONCLUSIVE, EXIT_INTERRUPTED, EXIT_TERMINATED = 0, 2, 3, 4, 130, 143
 # ScanConfig fields with a flag of their own (--preprocess, --bgr) rather than a generated one.
@@ -156,7 +157,8 @@ def _inputs(args: argparse.Namespace, config: ScanConfig) -> _Inputs:
     if args.model is None and args.data is None:
         from ncjax import demo
 
-        print(f"no --model/--data: scanning the embedded demo ({'clean twin' if args.demo_clean else 'backdoored at 33'}).")
+        which = "clean twin" if args.demo_clean else "backdoored at 33"
+        print(f"no --model/--data: scanning the embedded demo ({which}).")
         images, labels = demo.demo_images()
         return _Inputs(demo.demo_model(infected=not args.demo_clean), images, labels, False,
                        str(demo.demo_model_path(infected=not args.demo_clean)), "ncjax.demo.demo_images()")
@@ -238,7 +240,8 @@ def run(args: argparse.Namespace) -> int:
         warnings.warn("the images lie in [0, 1] but --preprocess is raw (0..255 pixels): if the model takes "
                       "x / 255, pass --preprocess mnist.", stacklevel=1)
     print(f"model: {printable(inputs.model_name, limit=200)} ({inputs.model.num_classes} classes, input "
-          f"{inputs.model.input_shape}); data: {printable(inputs.data_name, limit=200)} ({len(inputs.images)} images); preset: {_preset(args)}; loss: {config.loss}")
+          f"{inputs.model.input_shape}); data: {printable(inputs.data_name, limit=200)} ({len(inputs.images)} images); "
+          f"preset: {_preset(args)}; loss: {config.loss}")
     state = out / STATE_FILE
     if state.exists() and not args.resume:
         print(f"note: {state} exists from an earlier scan; starting afresh (pass --resume to continue it).")

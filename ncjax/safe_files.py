@@ -14,8 +14,8 @@ from __future__ import annotations
 import os
 import stat
 import zipfile
+from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Iterator
 
 import h5py
 import numpy as np

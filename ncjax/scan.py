@@ -14,8 +14,9 @@ from __future__ import annotations
 import logging
 import os
 import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any, Callable, Sequence
+from typing import Any
 
 import jax
 import jax.numpy as jnp
@@ -154,7 +155,8 @@ def scan_all_labels(
 
     Returns:
       A ScanResult with one slot per label and restart (config.restarts; label-major), which
-      `ncjax.best_over_restarts` reduces to one trigger per label. Labels whose trigger never reached the attack-success threshold are marked in
+      `ncjax.best_over_restarts` reduces to one trigger per label. Labels whose trigger never reached the
+      attack-success threshold are marked in
       `reached_threshold`, not raised.
     """
     if not isinstance(config, ScanConfig):
@@ -236,7 +238,8 @@ def _check_position(scan: _Scan, out: ScanOutputs, position: CheckpointPosition,
                     and all((~np.isnan(out.logs["asr"][p])).sum() == position.epoch for p in active))
     else:
         lanes_ok = not lanes and position.epoch == 0
-    if not (0 <= first <= count and (first % width == 0 or first == count) and lanes_ok and np.array_equal(out.finished, expected_done)):
+    if not (0 <= first <= count and (first % width == 0 or first == count) and lanes_ok
+            and np.array_equal(out.finished, expected_done)):
         raise invalid(path, f"its position (slot {first}, epoch {position.epoch}, lanes {lanes[:8]}) does not "
                             "match its results")
 

@@ -12,8 +12,9 @@ used gets a pool of its own. The pools are one padded table, so one compiled ste
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Literal, NamedTuple, Sequence
+from typing import Literal, NamedTuple
 
 import jax
 import jax.numpy as jnp

@@ -10,8 +10,8 @@ run as source slots (ncjax.slots.source_slots) in one vmapped scan.
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import jax
 import numpy as np

@@ -111,7 +111,8 @@ def _arrow(x0, y0, x1, y1, w=0.09, head=0.22):
     bx, by = x1 - dx * head, y1 - dy * head
     px, py = -dy, dx
     return [("line", x0, y0, bx, by, w),
-            ("poly", [(x1, y1), (bx + px * head * 0.8, by + py * head * 0.8), (bx - px * head * 0.8, by - py * head * 0.8)])]
+            ("poly", [(x1, y1), (bx + px * head * 0.8, by + py * head * 0.8),
+                      (bx - px * head * 0.8, by - py * head * 0.8)])]
 
 
 def _car(cx, cy, s=1.0):
@@ -171,7 +172,8 @@ CLASS_SPECS = [
     _end([("digits", "80", 0.62, 0.26, 0.07)]),
     _speed("100"), _speed("120"),
     ("circle", "red", "white", [("black", p) for p in _car(-0.2, 0.05)] + [("red", p) for p in _car(0.2, 0.05)]),
-    ("circle", "red", "white", [("red", p) for p in _truck(-0.18, 0.05)] + [("black", p) for p in _car(0.25, 0.05, 0.8)]),
+    ("circle", "red", "white",
+     [("red", p) for p in _truck(-0.18, 0.05)] + [("black", p) for p in _car(0.25, 0.05, 0.8)]),
     _warn([("rect", -0.07, -0.55, 0.07, 0.35), ("rect", -0.35, -0.15, 0.35, -0.02)]),
     ("diamond", "white", "yellow", [("white", ("rect", -0.02, -0.02, 0.02, 0.02))]),
     ("inv_triangle", "red", "white", []),
@@ -182,10 +184,12 @@ CLASS_SPECS = [
     _warn([("rect", -0.07, -0.5, 0.07, 0.12), ("disk", 0.0, 0.35, 0.09)]),
     _warn([("line", 0.1, 0.4, 0.1, -0.1, 0.08), ("line", 0.1, -0.1, -0.25, -0.45, 0.08)]),
     _warn([("line", -0.1, 0.4, -0.1, -0.1, 0.08), ("line", -0.1, -0.1, 0.25, -0.45, 0.08)]),
-    _warn([("line", 0.0, 0.45, -0.2, 0.15, 0.07), ("line", -0.2, 0.15, 0.2, -0.15, 0.07), ("line", 0.2, -0.15, 0.0, -0.45, 0.07)]),
+    _warn([("line", 0.0, 0.45, -0.2, 0.15, 0.07), ("line", -0.2, 0.15, 0.2, -0.15, 0.07),
+           ("line", 0.2, -0.15, 0.0, -0.45, 0.07)]),
     _warn([("disk", -0.22, 0.2, 0.17), ("disk", 0.22, 0.2, 0.17), ("rect", -0.5, 0.2, 0.5, 0.38)]),
     _warn([*(_car(0.0, -0.15)), ("line", -0.3, 0.4, -0.05, 0.1, 0.05), ("line", 0.05, 0.4, 0.3, 0.1, 0.05)]),
-    _warn([("line", -0.2, -0.5, -0.2, 0.45, 0.06), ("line", 0.2, 0.45, 0.2, 0.0, 0.06), ("line", 0.2, 0.0, 0.05, -0.5, 0.06)]),
+    _warn([("line", -0.2, -0.5, -0.2, 0.45, 0.06), ("line", 0.2, 0.45, 0.2, 0.0, 0.06),
+           ("line", 0.2, 0.0, 0.05, -0.5, 0.06)]),
     _warn([("disk", -0.05, -0.4, 0.08), ("line", -0.05, -0.3, 0.05, 0.1, 0.07), ("line", 0.05, 0.1, 0.25, 0.1, 0.06),
            ("rect", -0.45, 0.3, 0.45, 0.4), ("line", -0.3, 0.3, -0.1, -0.1, 0.05)]),
     ("triangle", "red", "white", [("red", ("disk", 0.0, -0.18, 0.11)), ("orange", ("disk", 0.0, 0.1, 0.11)),
@@ -194,7 +198,8 @@ CLASS_SPECS = [
     _warn([p for p in _person(-0.18, 0.08, 0.75)] + [p for p in _person(0.2, 0.12, 0.6)]),
     _warn([("ring", -0.25, 0.15, 0.17, 0.04), ("ring", 0.25, 0.15, 0.17, 0.04), ("line", -0.25, 0.15, 0.05, -0.2, 0.05),
            ("line", 0.05, -0.2, 0.25, 0.15, 0.05)]),
-    _warn([("line", 0.0, -0.45, 0.0, 0.45, 0.05), ("line", -0.4, -0.22, 0.4, 0.22, 0.05), ("line", -0.4, 0.22, 0.4, -0.22, 0.05)]),
+    _warn([("line", 0.0, -0.45, 0.0, 0.45, 0.05), ("line", -0.4, -0.22, 0.4, 0.22, 0.05),
+           ("line", -0.4, 0.22, 0.4, -0.22, 0.05)]),
     _warn([("line", -0.35, 0.0, 0.2, -0.1, 0.12), ("disk", 0.3, -0.25, 0.09), ("line", -0.3, 0.0, -0.35, 0.4, 0.05),
            ("line", 0.15, -0.05, 0.2, 0.4, 0.05)]),
     _end([("line", -0.5, 0.3, 0.3, -0.5, 0.03), ("line", -0.3, 0.5, 0.5, -0.3, 0.03)]),
@@ -324,14 +329,16 @@ def _images(rng, labels, size, difficulty):
     for _ in range(2):
         x0, y0 = rng.integers(0, size, (2, n))
         w, h = rng.integers(3, size // 2, (2, n))
-        patch = ((np.arange(size)[None, None, :] >= x0[:, None, None]) & (np.arange(size)[None, None, :] < (x0 + w)[:, None, None])
-                 & (np.arange(size)[None, :, None] >= y0[:, None, None]) & (np.arange(size)[None, :, None] < (y0 + h)[:, None, None]))
+        cols, rows = np.arange(size)[None, None, :], np.arange(size)[None, :, None]
+        patch = ((cols >= x0[:, None, None]) & (cols < (x0 + w)[:, None, None])
+                 & (rows >= y0[:, None, None]) & (rows < (y0 + h)[:, None, None]))
         bg = np.where(patch[..., None], rng.uniform(0, 1, (n, 1, 1, 3)), bg)
     img = alpha * sign + (1 - alpha) * bg
     # Lighting: contrast around the mean, brightness, a slight colour cast.
     mean = img.mean(axis=(1, 2, 3), keepdims=True)
     img = (img - mean) * rng.uniform(1 - 0.45 * d, 1 + 0.1 * d, (n, 1, 1, 1)) + mean
-    img = img * rng.uniform(1 - 0.55 * d, 1 + 0.2 * d, (n, 1, 1, 1)) * rng.uniform(1 - 0.08 * d, 1 + 0.08 * d, (n, 1, 1, 3))
+    img = (img * rng.uniform(1 - 0.55 * d, 1 + 0.2 * d, (n, 1, 1, 1))
+           * rng.uniform(1 - 0.08 * d, 1 + 0.08 * d, (n, 1, 1, 3)))
     # Blur (a [1, 2, 1] / 4 kernel, applied 0-2 times) and sensor noise.
     passes = rng.integers(0, 3, n) if d > 0 else np.zeros(n, int)
     for k in (1, 2):

@@ -9,16 +9,17 @@ from __future__ import annotations
 
 import math
 import typing
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Literal, Sequence
+from typing import Literal
 
 import numpy as np
 
+from ncjax.choices import check_choice
+from ncjax.errors import ConfigError
 from ncjax.outlier import GapResult, OutlierResult, gap_outliers, mad_outliers
 from ncjax.score import DEFAULT_MIN_RATIO, ScoreResult, ratio_score
 from ncjax.source_check import DEFAULT_MAX_SPREAD, SourceCheck
-from ncjax.choices import check_choice
-from ncjax.errors import ConfigError
 
 Rule = Literal["score", "gap", "reference"]
 Status = Literal["infected", "suspicious", "clean", "inconclusive"]
@@ -81,7 +82,8 @@ class Verdict:
         ratios = dict(zip(score.labels.tolist(), score.ratios.tolist()))
         spreads = {c.label: c.spread for c in self.sources}
         aside = "".join(f"; label {label} set aside: its source-specific triggers differ by class (spread "
-                        f"{spreads[label]:.2f} > {self.max_spread:g}), as a natural feature's do" for label in self.natural)
+                        f"{spreads[label]:.2f} > {self.max_spread:g}), as a natural feature's do"
+                        for label in self.natural)
         if self.status == "infected":
             shown = ", ".join(f"{label}: {ratios[label]:.2f}x" for label in self.labels)
             checked = [f"{label}: {spreads[label]:.2f}" for label in self.labels if label in spreads]
@@ -94,8 +96,9 @@ class Verdict:
                     f"the score is {score.score:.2f} (label {score.top_label}'s trigger is {score.score:.2f}x smaller "
                     f"than the median label's, < {score.min_ratio:g}), as clean models' often are: inspect the trigger "
                     "pictures")
-        return (f"clean: score {score.score:.2f} (the smallest trigger, label {score.top_label}'s, is {score.score:.2f}x "
-                f"smaller than the median label's, < {score.min_ratio:g}; anomaly index {index:.2f})")
+        return (f"clean: score {score.score:.2f} (the smallest trigger, label {score.top_label}'s, is "
+                f"{score.score:.2f}x smaller than the median label's, < {score.min_ratio:g}; anomaly index "
+                f"{index:.2f})")
 
 
 def decide(norms, labels=None, *, reached=None, rule: Rule = "score", threshold: float = 2.0,

@@ -68,7 +68,7 @@ def reference_scan_label(apply, params, raw_images, label, config, key, data_key
         early_stopped = False
         step_index = 0
         epochs = 0
-        for step in range(config.max_epochs):
+        for _epoch in range(config.max_epochs):
             ce_list, reg_list, loss_list, acc_list = [], [], [], []
             for _ in range(config.nb_sample // config.batch_size):
                 idx = np.asarray(draw_batch(data_key, jnp.asarray(step_index, jnp.int32), len(raw_images),

@@ -35,7 +35,8 @@ def test_frozen_and_keyword_only():
 
 @pytest.mark.parametrize("changes, match", [
     (dict(batch_size=0), "batch_size"), (dict(nb_sample=8, batch_size=16), "nb_sample"),
-    (dict(learning_rate=-1.0), "learning_rate"), (dict(beta_2=1.0), "beta_2"), (dict(cost_multiplier=1.0), "cost_multiplier"),
+    (dict(learning_rate=-1.0), "learning_rate"), (dict(beta_2=1.0), "beta_2"),
+    (dict(cost_multiplier=1.0), "cost_multiplier"),
     (dict(attack_success_threshold=1.5), "attack_success_threshold"), (dict(regularization="l3"), "regularization"),
     (dict(loss="mse"), "loss"), (dict(preprocessing="raw"), "Preprocessing"), (dict(label_chunk=0), "label_chunk"),
     (dict(upsample=True), "upsample"), (dict(early_stop_patience=0), "early_stop_patience"),

@@ -5,8 +5,8 @@ import ast
 import inspect
 
 import ncjax
-from ncjax import errors
 from conftest import ROOT
+from ncjax import errors
 
 
 def _error_classes():
@@ -20,7 +20,8 @@ def test_every_error_is_an_ncjax_error_and_a_builtin_and_exported():
     for error in classes:
         assert issubclass(error, ncjax.NCJaxError)
         if error is not ncjax.NCJaxError:
-            builtin = [base for base in error.__mro__ if base.__module__ == "builtins" and base not in (Exception, BaseException, object)]
+            builtin = [base for base in error.__mro__
+                       if base.__module__ == "builtins" and base not in (Exception, BaseException, object)]
             assert builtin, f"{error.__name__} subclasses no builtin error"
         assert error.__name__ in ncjax.__all__, f"{error.__name__} is not in ncjax.__all__"
 

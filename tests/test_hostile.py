@@ -31,8 +31,8 @@ def data(tmp_path_factory):
 
 
 def _case_names(builder):
-    from pathlib import Path
     import tempfile
+    from pathlib import Path
 
     with tempfile.TemporaryDirectory() as folder:
         return [case.name for case in builder(Path(folder) / "x")]
@@ -86,7 +86,8 @@ def _every_command(capsys, path, data, tmp_path) -> tuple[list[int], str]:
     for call in (lambda: inspect_main([str(path)]),
                  lambda: run_main(["--model", str(path), "--data", data, "--out", str(out), *TINY_SCAN]),
                  lambda: audit_main([str(path), "--data", data, "--out", str(audit_out), "--no-progress", *TINY_SCAN]),
-                 lambda: mitigate_main(["--model", str(path), "--data", data, "--scan", str(out), "--labels", "0", "--method", "prune",
+                 lambda: mitigate_main(["--model", str(path), "--data", data, "--scan", str(out), "--labels", "0",
+                                        "--method", "prune",
                                         "--prune-step", "0.5", "--out", str(tmp_path / f"fixed{path.suffix}"),
                                         "--no-progress"])):
         with time_limit():

@@ -1,8 +1,8 @@
 """`python -m ncjax.inspect`: the layer table on stdout, a one-line error and exit code 2 on bad input."""
 from __future__ import annotations
 
-from ncjax.inspect import main
 from conftest import KERAS_FIXTURES
+from ncjax.inspect import main
 
 
 def test_prints_layers_shape_params_and_activation(capsys):

@@ -31,7 +31,8 @@ PLACES = {"initializer": ": initializer 'leak' keeps", "sparse initializer": ": 
           "sparse tensor attribute": "node 'carrier' > attribute 'st' keeps",
           "subgraph": "node 'if_0' > attribute 'then_branch' > node 'leak_constant' > attribute 'value' keeps",
           "subgraph at depth 3": "node 'if_2' > attribute 'then_branch' > node 'if_1' > attribute 'then_branch' > "
-                                 "node 'if_0' > attribute 'then_branch' > node 'leak_constant' > attribute 'value' keeps",
+                                 "node 'if_0' > attribute 'then_branch' > node 'leak_constant' > attribute 'value' "
+                                 "keeps",
           "function body": "function 'Leak' > node 'leak_constant' > attribute 'value' keeps",
           "training graph": "training info 0 > initialization > initializer 'leak' keeps"}
 
@@ -63,10 +64,10 @@ def test_every_kind_of_path_is_refused_unread_by_every_command(tree, which, caps
     for carrier in ("Constant value", "subgraph at depth 3", "initializer"):
         path = external_case(models, carrier, location)
         says = "keeps its data in the external file"
-        refused(capsys, lambda: inspect_main([str(path)]), says)
-        refused(capsys, lambda: run_main(["--model", str(path), "--data", str(data), "--out", str(tmp_path / "o"),
-                                          *SMALL]), says)
-        refused(capsys, lambda: mitigate_main(["--model", str(path), "--data", str(data), "--scan",
+        refused(capsys, lambda path=path: inspect_main([str(path)]), says)
+        refused(capsys, lambda path=path: run_main(["--model", str(path), "--data", str(data), "--out",
+                                                    str(tmp_path / "o"), *SMALL]), says)
+        refused(capsys, lambda path=path: mitigate_main(["--model", str(path), "--data", str(data), "--scan",
                                                str(tmp_path / "o"), "--out", str(tmp_path / "fixed.onnx")]), says)
     assert not (tmp_path / "o" / "report.json").exists() and not (tmp_path / "fixed.onnx").exists()
 

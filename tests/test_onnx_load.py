@@ -139,7 +139,8 @@ def test_layout_and_size_must_be_known(tmp_path):
 def test_fixed_batch_of_one_is_vmapped_and_larger_is_refused(tmp_path):
     w = numpy_helper.from_array(np.random.default_rng(0).normal(0, 0.1, (3 * 8 * 8, 4)).astype(np.float32), "w")
     shape = numpy_helper.from_array(np.asarray([1, -1], np.int64), "shape")
-    nodes = [helper.make_node("Reshape", ["images", "shape"], ["flat"]), helper.make_node("MatMul", ["flat", "w"], ["scores"])]
+    nodes = [helper.make_node("Reshape", ["images", "shape"], ["flat"]),
+             helper.make_node("MatMul", ["flat", "w"], ["scores"])]
     one = [helper.make_tensor_value_info("images", TensorProto.FLOAT, [1, 3, 8, 8])]
     path = _save(tmp_path, nodes, inputs=one, initializers=[w, shape])
     model = ncjax.load_model(path)

@@ -33,7 +33,7 @@ def test_best_keeps_the_smallest_reached_trigger(two_restarts):
     for i, label in enumerate([1, 3]):
         slots = np.flatnonzero(result.labels == label)
         reached = [s for s in slots if result.reached_threshold[s]]
-        wanted = min(reached, key=lambda s: result.l1_norms[s]) if reached else min(slots, key=lambda s: result.l1_norms[s])
+        wanted = min(reached or slots, key=lambda s: result.l1_norms[s])
         assert best.chosen_slot[i] == wanted and best.chosen_restart[i] == result.restarts[wanted]
         assert best.l1_norms[i] == pytest.approx(result.l1_norms[wanted])
         np.testing.assert_array_equal(best.masks[i], result.masks[wanted])

@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 
 import ncjax
-import ncjax.run as run_module
 import ncjax.pipeline as pipeline_module
+import ncjax.run as run_module
 from conftest import KERAS_FIXTURES
 from ncjax.run import main
 
@@ -315,7 +315,8 @@ def test_restarts_and_the_source_check(tmp_path, capsys):
     assert all(len(c["sources"]) == 2 and c["label"] not in c["sources"] for c in checks)
     assert all(c["set_aside"] == (c["spread"] is None or c["spread"] > report["max_spread"]) for c in checks)
     natural = {c["label"] for c in checks if c["set_aside"]}
-    assert set(report["verdict_labels"]) == (set(candidates) if natural >= set(candidates) else set(candidates) - natural)
+    kept = set(candidates) if natural >= set(candidates) else set(candidates) - natural
+    assert set(report["verdict_labels"]) == kept
 
 
 def test_no_source_check_without_labels_or_when_off(tmp_path, data, capsys):

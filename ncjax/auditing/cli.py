@@ -2,7 +2,8 @@
 
 MODELS are model files, folders of them (.h5/.keras/.onnx) or CSV/JSON manifests (path, data, data_key,
 preprocess, layout, truth, target). Flags this command does not know are `python -m ncjax.run`'s scan flags, checked
-before any model and applied to every scan (e.g. --preset fast --restarts 2). A rerun skips models already done. With --ray each model is a task on a
+before any model and applied to every scan (e.g. --preset fast --restarts 2). A rerun skips models already done.
+With --ray each model is a task on a
 Ray cluster (pip install 'ncjax[ray]'; models, images and --out on a filesystem every node shares). Exit codes:
 0 every model scanned, 1 some model failed (its row says why), 2 bad input, 130 interrupted (rerun the same
 command to go on).
@@ -12,7 +13,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import sys
-from typing import Sequence
+from collections.abc import Sequence
 
 from ncjax.auditing.api import audit
 from ncjax.auditing.config import AuditConfig, ScanSettings

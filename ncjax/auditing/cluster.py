@@ -8,8 +8,8 @@ also what lets a retried task resume the scan checkpoint its dead worker left.
 from __future__ import annotations
 
 import socket
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Callable, Sequence
 
 from ncjax.auditing.config import AuditConfig, ScanSettings
 from ncjax.auditing.items import AuditItem

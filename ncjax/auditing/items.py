@@ -5,9 +5,10 @@ import csv
 import json
 import os
 import re
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterable, Literal, Sequence
+from typing import Literal
 
 from ncjax.errors import UsageError
 from ncjax.printable import quoted
@@ -93,7 +94,8 @@ def _folder_name(value, where: str) -> str:
     text = str(value)
     if not re.fullmatch(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,99}", text):
         raise UsageError(f"{where}: name {quoted(text)} is not a plain folder name (up to 100 letters, digits, '_', "
-                         "'.' and '-', not starting with '.' or '-'); each model's outputs go in a folder of that name.")
+                         "'.' and '-', not starting with '.' or '-'); each model's outputs go in a folder of that "
+                         "name.")
     return text
 
 

@@ -1,7 +1,8 @@
 """Keras activation functions by name, as each Keras version defines them."""
 from __future__ import annotations
 
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import jax
 import jax.numpy as jnp

@@ -62,7 +62,7 @@ class ModelFile:
     """What a Keras file holds, read into memory: architecture config, weights, and provenance."""
 
     config: dict[str, Any]  # {"class_name": "Sequential" | "Functional" | "Model", "config": {...}}
-    weights: "WeightSource"
+    weights: WeightSource
     format: str  # "keras-h5", "keras-zip" or "keras-weights"
     keras_version: str | None
 
@@ -181,7 +181,8 @@ def _group(parent: h5py.Group, name: str, where: str) -> h5py.Group:
     """A member that Keras writes as a group; a dataset in its place (even a 10**9-row one) is refused unread."""
     member = parent[name]
     if not isinstance(member, h5py.Group):
-        raise ModelFileError(f"{where}: {quoted(member.name)} is a {type(member).__name__}, where Keras writes a group of "
+        raise ModelFileError(f"{where}: {quoted(member.name)} is a {type(member).__name__}, where Keras writes a "
+                             "group of "
                              "weights; the file is malformed.")
     return member
 

@@ -7,8 +7,9 @@ weight/shape mismatches are reported at load time, layer by layer, never at trac
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any
 
 import jax
 import jax.numpy as jnp
@@ -296,7 +297,8 @@ def _without_softmax(spec: LayerSpec) -> tuple[LayerSpec, str]:
     if spec.class_name == "Softmax":
         axis = config.get("axis", -1)
         if axis in (-1, [-1]):
-            return LayerSpec(spec.name, "Activation", {"activation": "linear"}, spec.where, spec.keras_version), "softmax"
+            linear = LayerSpec(spec.name, "Activation", {"activation": "linear"}, spec.where, spec.keras_version)
+            return linear, "softmax"
         return spec, "softmax"
     if "activation" in config:
         name = activation_name(config["activation"]) or str(config["activation"])
@@ -342,7 +344,8 @@ def build_graph(
         in_shapes = [shapes[ref] for ref in parsed.calls[key]]
         for ref in parsed.calls[key]:
             if ref not in shapes:
-                raise ModelFileError(f"{where}: it reads output {ref[2]} of {quoted(ref[0])}, which has no such output.")
+                raise ModelFileError(f"{where}: it reads output {ref[2]} of {quoted(ref[0])}, which has no such "
+                                     "output.")
         layer_path = path + (layer_name,)
         layer_class_path = class_path + (parsed.class_keys.get(layer_name, layer_name),)
         call = None
@@ -381,7 +384,8 @@ def build_graph(
         try:
             out = jax.eval_shape(call, built[layer_name][0], [_struct(s) for s in in_shapes])
         except (TypeError, ValueError) as e:
-            raise ModelFileError(f"{where}: its inputs of shapes {in_shapes} do not fit its config ({one_line(e, limit=300)}).") from e
+            raise ModelFileError(f"{where}: its inputs of shapes {in_shapes} do not fit its config "
+                                 f"({one_line(e, limit=300)}).") from e
         for k, struct in enumerate(out):
             shapes[(layer_name, index, k)] = (None,) + tuple(struct.shape[1:])
         if class_name not in MODEL_CLASSES and index == 0:

@@ -7,8 +7,9 @@ are channels_last (NHWC); inference mode only (dropout and noise are the identit
 from __future__ import annotations
 
 import re
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any, Callable, Sequence
+from typing import Any
 
 import jax
 import jax.numpy as jnp

@@ -14,7 +14,7 @@ import numpy as np
 
 from ncjax.classifier import Classifier
 from ncjax.errors import SaveError
-from ncjax.keras.graph import MODEL_CLASSES, layer_list, entry_name
+from ncjax.keras.graph import MODEL_CLASSES, entry_name, layer_list
 
 # The layout is tf.keras 2.x's. The version attribute keeps the source's (activations such as hard_sigmoid
 # changed meaning in Keras 3); models ncjax made itself say 2.15.0.

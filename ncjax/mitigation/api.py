@@ -4,15 +4,15 @@ from __future__ import annotations
 
 import dataclasses
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Sequence
 
 import jax
 import numpy as np
 
 from ncjax.classifier import Classifier
 from ncjax.errors import MitigationError
-from ncjax.mitigation.config import MitigationConfig, Method
+from ncjax.mitigation.config import Method, MitigationConfig
 from ncjax.mitigation.input_filter import FilterRates, InputFilter, fit_filter
 from ncjax.mitigation.measure import Measurement, Predictor, measure, split_images
 from ncjax.mitigation.progress import ProgressCallback
@@ -54,7 +54,8 @@ class MitigationResult:
 
 
 def mitigate(model: Classifier, images: np.ndarray, labels: np.ndarray, triggers: TriggerSet, *,
-             key: jax.Array, config: MitigationConfig = MitigationConfig(), preprocessing: Preprocessing = Preprocessing(),
+             key: jax.Array, config: MitigationConfig = MitigationConfig(),
+             preprocessing: Preprocessing = Preprocessing(),
              layer: str | None = None, true_trigger: TriggerSet | None = None,
              callback: ProgressCallback | None = None) -> MitigationResult:
     """Repair `model` against `triggers` with config.method; measure on a held-apart share of the images.

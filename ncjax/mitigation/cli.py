@@ -9,8 +9,8 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import sys
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 import jax
 import numpy as np
@@ -176,7 +176,8 @@ def summary_lines(result: MitigationResult) -> list[str]:
         rates = result.filter_rates
         caught = ", ".join(f"{k}: {_percent(v)}" for k, v in rates.caught.items())
         per_trigger = len(next(iter(rates.neurons.values())))
-        lines.append(f"filter: {per_trigger} neuron(s) per trigger; flags {_percent(rates.false_positive_rate)} of clean "
+        lines.append(f"filter: {per_trigger} neuron(s) per trigger; flags {_percent(rates.false_positive_rate)} of "
+                     "clean "
                      f"held-apart images; catches stamped images {caught}"
                      + "".join(f", true trigger of {k}: {_percent(v)}" for k, v in (rates.true_caught or {}).items()))
     return lines

@@ -70,7 +70,8 @@ class MitigationConfig:
         _share(self, "target_attack_success")
         _share(self, "max_accuracy_drop")
         if not (math.isfinite(self.learning_rate) and self.learning_rate > 0):
-            raise ConfigError(f"MitigationConfig.learning_rate must be a finite number > 0, got {self.learning_rate!r}.")
+            raise ConfigError("MitigationConfig.learning_rate must be a finite number > 0, got "
+                              f"{self.learning_rate!r}.")
 
 
 def _share(config: MitigationConfig, name: str, *, open_low: bool = False, open_high: bool = False) -> None:

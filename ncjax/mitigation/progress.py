@@ -1,8 +1,8 @@
 """MitigationProgress: what ncjax.mitigate's callback receives as the work goes on."""
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 
 @dataclass(frozen=True)

@@ -8,9 +8,9 @@ from __future__ import annotations
 import json
 import os
 import zipfile
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Sequence
 
 import jax.numpy as jnp
 import numpy as np
@@ -62,7 +62,7 @@ class TriggerSet:
     def norms(self) -> np.ndarray:
         return self.masks.sum(axis=(1, 2))
 
-    def select(self, labels: Sequence[int]) -> "TriggerSet":
+    def select(self, labels: Sequence[int]) -> TriggerSet:
         """The triggers of `labels`, in that order."""
         have = [int(v) for v in self.labels]
         missing = [v for v in labels if v not in have]
@@ -106,7 +106,8 @@ def load_triggers(path: str | os.PathLike) -> LoadedTriggers:
         raise MitigationError(f"no triggers file at {str(path)!r}: give the output folder of a finished scan "
                               "(python -m ncjax.run writes OUT/triggers.npz) or the file itself.")
     try:
-        with open_npz(os.fspath(path), error=MitigationError, what="triggers file", max_bytes=MAX_TRIGGER_BYTES) as data:
+        with open_npz(os.fspath(path), error=MitigationError, what="triggers file",
+                      max_bytes=MAX_TRIGGER_BYTES) as data:
             arrays = {k: data[k] for k in data.files}
     except (OSError, ValueError, EOFError, zipfile.BadZipFile) as e:
         if isinstance(e, MitigationError):

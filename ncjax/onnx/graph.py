@@ -5,8 +5,9 @@ operators) are refused, and the graph is evaluated by looking up each node's ope
 """
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 
@@ -43,7 +44,8 @@ class OnnxGraph:
         for node in self.nodes:
             missing = [name for name in node.inputs if name and name not in values]
             if missing:
-                raise UnsupportedModelError(f"ONNX node {quoted(node.name)} ({node.op_type}) reads {quoted(missing[0])}, "
+                raise UnsupportedModelError(f"ONNX node {quoted(node.name)} ({node.op_type}) reads "
+                                            f"{quoted(missing[0])}, "
                                             "which no earlier node, initializer or input gives.")
             inputs = [values[name] if name else None for name in node.inputs]
             outputs = _run_op(node, inputs, self.opset)
@@ -126,11 +128,13 @@ def parse(model, where: str) -> OnnxGraph:
         name = proto.name or f"{proto.op_type}_{position}"
         if proto.domain not in ("", "ai.onnx"):
             raise UnsupportedLayerError(
-                f"{where}: node {quoted(name)} is the custom operator {printable(proto.domain)}::{printable(proto.op_type)}; "
+                f"{where}: node {quoted(name)} is the custom operator "
+                f"{printable(proto.domain)}::{printable(proto.op_type)}; "
                 "ncjax runs only standard ONNX operators and never custom code.")
         if proto.op_type not in OPS:
             raise UnsupportedLayerError(
-                f"{where}: node {quoted(name)} (position {position}) is an ONNX {printable(proto.op_type)}, which ncjax "
+                f"{where}: node {quoted(name)} (position {position}) is an ONNX {printable(proto.op_type)}, which "
+                "ncjax "
                 f"does not implement. Supported: {supported}.")
         nodes.append(Node(name, proto.op_type, tuple(proto.input), tuple(proto.output), _attributes(proto)))
 

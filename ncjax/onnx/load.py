@@ -2,7 +2,8 @@
 from __future__ import annotations
 
 import os
-from typing import Literal, Sequence
+from collections.abc import Sequence
+from typing import Literal
 
 import jax
 import jax.numpy as jnp
@@ -95,7 +96,8 @@ def read_proto(path: str | os.PathLike):
 
 def _layout(dims, given: Layout | None, where: str) -> Layout:
     if len(dims) != 4:
-        raise UnsupportedModelError(f"{where}: the input has {len(dims)} dimensions {dims_text(dims)}; ncjax scans image "
+        raise UnsupportedModelError(f"{where}: the input has {len(dims)} dimensions {dims_text(dims)}; ncjax scans "
+                                    "image "
                                     "classifiers with 4-D inputs (N, C, H, W) or (N, H, W, C).")
     if given is not None:
         if given not in ("NCHW", "NHWC"):

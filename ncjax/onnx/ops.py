@@ -8,7 +8,8 @@ float weights. Shape arithmetic therefore stays static under jit, as Reshape nee
 from __future__ import annotations
 
 import math
-from typing import Any, Callable, Sequence
+from collections.abc import Callable, Sequence
+from typing import Any
 
 import jax
 import jax.numpy as jnp

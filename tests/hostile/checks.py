@@ -2,8 +2,8 @@
 from __future__ import annotations
 
 import signal
+from collections.abc import Callable
 from contextlib import contextmanager
-from typing import Callable
 
 # A byte string planted in files (a secret beside the model, a tensor inside it) that no output may show, in
 # any of the forms a message could print it.

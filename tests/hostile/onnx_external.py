@@ -12,8 +12,8 @@ from __future__ import annotations
 import os
 import sys
 import zlib
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 FIXTURE = Path(__file__).resolve().parent.parent / "fixtures" / "onnx" / "torch_grouped.onnx"
 
@@ -92,7 +92,8 @@ def _carriers(onnx, location: str) -> dict[str, Callable]:
         "initializer": lambda model: model.graph.initializer.append(_external(onnx, "leak", location)),
         "sparse initializer": lambda model: model.graph.sparse_initializer.append(_sparse(onnx, location)),
         "Constant value": lambda model: model.graph.node.insert(0, constant(value=_external(onnx, "leak", location))),
-        "Constant sparse_value": lambda model: model.graph.node.insert(0, constant(sparse_value=_sparse(onnx, location))),
+        "Constant sparse_value": lambda model: model.graph.node.insert(
+            0, constant(sparse_value=_sparse(onnx, location))),
         "tensor attribute": node(t=_external(onnx, "leak", location)),
         "tensors attribute": node(ts=[helper.make_tensor("fine", onnx.TensorProto.INT64, [1], [1]),
                                       _external(onnx, "leak", location)]),
