@@ -52,7 +52,10 @@ class Classifier:
     # `layer_output(params, x, layer)`: what the layer (a LayerSummary path) outputs for images x, in the
     # file's own layout (ONNX feature maps are NCHW). Pruning and input filters read hidden neurons with it.
     layer_output: Callable[[Params, jax.Array, str], jax.Array] | None = None
-    graph: Any = None  # the parsed file (a Keras Graph or an OnnxGraph), for tools that edit weights by role
+    graph: Any = None  # the parsed file (a Keras Graph or an OnnxGraph)
+    # The importer's answers about the weights (ncjax.layer_roles.WeightRoles): which train, which make a hidden
+    # layer's units, how the model is written back. None for a classifier built by hand.
+    roles: Any = None
 
     def __call__(self, x: jax.Array) -> jax.Array:
         """Logits for the images `x` (N, H, W, C)."""

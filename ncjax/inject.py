@@ -21,6 +21,7 @@ from ncjax.classifier import Classifier
 from ncjax.errors import ConfigError, InjectionError
 from ncjax.keras.files import WeightSource
 from ncjax.keras.graph import build_graph
+from ncjax.keras.roles import KerasRoles
 from ncjax.trigger import stamp
 
 Position = Literal["bottom-right", "bottom-left", "top-right", "top-left", "center"]
@@ -143,7 +144,7 @@ def classifier_from_flax(params, num_classes: int, input_shape=(32, 32, 3)) -> C
         apply=lambda p, x: graph(p, [x])[0], params=jax.tree_util.tree_map(jnp.asarray, graph.params),
         input_shape=tuple(input_shape), num_classes=num_classes, output_activation=graph.output_activation,
         layers=tuple(graph.summary), format="ncjax", keras_config=config, layer_output=graph.layer_output,
-        graph=graph,
+        graph=graph, roles=KerasRoles(),
     )
 
 

@@ -13,6 +13,7 @@ from ncjax.classifier import Classifier
 from ncjax.errors import ModelFileError, NCJaxError, UnsupportedModelError, UsageError
 from ncjax.keras.files import read_model_file
 from ncjax.keras.graph import MODEL_CLASSES, build_graph, declared_input_shapes
+from ncjax.keras.roles import KerasRoles
 from ncjax.printable import printable
 
 
@@ -113,6 +114,7 @@ def _load(path, *, architecture, input_shape, layout) -> Classifier:
         keras_config=config,
         layer_output=graph.layer_output,
         graph=graph,
+        roles=KerasRoles(),
     )
 
 

@@ -77,3 +77,15 @@ def test_only_commands_parse_arguments_and_print():
 
 def test_the_layer_lists_name_real_modules():
     assert COMMANDS | NUMPY_ONLY <= set(MODULES)
+
+
+def test_mitigation_knows_no_file_format():
+    """Mitigation asks the importer (Classifier.roles) what weights do; it never reads a format's internals."""
+    wrong = []
+    for name, tree in MODULES.items():
+        if not name.startswith("ncjax.mitigation"):
+            continue
+        wrong += [f"{name} imports {i}" for i in _imports(tree) if i.startswith(("ncjax.keras", "ncjax.onnx"))]
+        wrong += [f"{name}:{node.lineno} reads .{node.attr}" for node in ast.walk(tree)
+                  if isinstance(node, ast.Attribute) and node.attr in ("format", "graph", "keras_config")]
+    assert not wrong, wrong

@@ -49,7 +49,7 @@ def test_the_file_name_must_say_the_models_format(demo_backdoor, tmp_path):
         ncjax.save_model(demo_backdoor[0], tmp_path / "repaired.onnx")
     from conftest import tiny_classifier
 
-    with pytest.raises(ncjax.SaveError, match="no Keras architecture"):
+    with pytest.raises(ncjax.SaveError, match="not read from a model file"):  # built by hand: no importer
         ncjax.save_model(tiny_classifier(), tmp_path / "tiny.h5")
 
 

@@ -32,7 +32,7 @@ from ncjax.mitigation.config import MitigationConfig
 from ncjax.mitigation.known_trigger import read_true_trigger
 from ncjax.mitigation.progress import MitigationProgress
 from ncjax.mitigation.triggers import load_triggers
-from ncjax.mitigation.write import model_suffix, save_model
+from ncjax.mitigation.write import model_suffix, reload_model, save_model
 from ncjax.preprocess import Preprocessing
 from ncjax.printable import printable
 from ncjax.report import write_json_atomic
@@ -79,7 +79,7 @@ def _outputs(args: argparse.Namespace, method: str, model) -> tuple[Path, Path]:
     out = Path(args.out)
     wanted = ".npz" if method == "filter" else model_suffix(model)
     if out.suffix.lower() != wanted:
-        what = "the filter" if method == "filter" else f"a {'ONNX' if wanted == '.onnx' else 'Keras'} model"
+        what = "the filter" if method == "filter" else f"a {model.roles.kind} model"
         raise UsageError(f"--out {args.out!r}: {what} is written as a {wanted} file; name it ...{wanted}.")
     if out.is_dir() or not out.parent.is_dir():
         raise UsageError(f"--out {args.out!r} must be a file in an existing folder.")
@@ -144,8 +144,7 @@ def _write(result: MitigationResult, out: Path) -> dict:
         result.input_filter.save(out)
         return {"written": str(out)}
     save_model(result.model, out)
-    layout = result.model.input_layout if result.model.format == "onnx" else None
-    again = load_model(out, input_shape=result.model.input_shape, layout=layout)
+    again = reload_model(result.model, out)
     probe = jax.random.uniform(jax.random.key(0), (8, *result.model.input_shape), maxval=255.0)
     difference = float(np.max(np.abs(np.asarray(again(probe)) - np.asarray(result.model(probe)))))
     print(f"read back {out}: the largest logit difference from the repaired model is {difference:.2g}")

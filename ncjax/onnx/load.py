@@ -13,6 +13,7 @@ from ncjax.classifier import Classifier, LayerSummary, param_count
 from ncjax.errors import MissingDependencyError, ModelFileError, ModelNotFoundError, NCJaxError, UnsupportedModelError
 from ncjax.onnx.contained import check_contained
 from ncjax.onnx.graph import OnnxGraph, parse
+from ncjax.onnx.roles import OnnxRoles
 from ncjax.printable import quoted
 from ncjax.safe_files import check_regular_file, file_formats, read_regular_file
 
@@ -68,7 +69,7 @@ def load_onnx(path: str | os.PathLike, *, input_shape: Sequence[int] | None = No
     return Classifier(apply=apply, params=params, input_shape=shape, num_classes=int(out.shape[1]),
                       output_activation=graph.output_activation, layers=_summary(graph, run_batch, params, shape),
                       source=os.fspath(path), format="onnx", input_layout=layout, layer_output=layer_output,
-                      graph=graph)
+                      graph=graph, roles=OnnxRoles(graph))
 
 
 def read_proto(path: str | os.PathLike):
