@@ -1,7 +1,7 @@
 """Compiling ahead: executables the scan will need later, built in background threads while the device runs.
 
 On a GPU a scan of the paper's schedule compiles its step at every power-of-two width the compaction visits,
-several seconds each (34 of 68 s on an H200), and until now it waited for each when it got there. The widths are
+several seconds each (34 of 68 s on an H200) that a scan would wait for when it got there. The widths are
 known once the first one runs, and the compiler mostly runs outside Python's lock, so they can be built while
 the device is busy with the first width's epochs.
 """

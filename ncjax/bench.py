@@ -234,7 +234,7 @@ def measure_scaling(config: ScanConfig, repeats: int, quick: bool) -> dict[str, 
 
 def measure_end_to_end(model: Classifier, images: np.ndarray, config: ScanConfig, preset: str, quick: bool,
                        log: Callable[[str], None], *, labels: np.ndarray | None = None) -> dict[str, Any]:
-    """A whole scan to the verdict users get: the first pass (the whole of the verdict before issue 14) and the
+    """A whole scan to the verdict users get: the first pass (the MAD test's inputs, before any source check) and the
     source-specific check of the score's candidates (when the images carry labels), and the work early stopping
     and compaction saved."""
     config = config if not quick else config.replace(max_epochs=2)
@@ -318,8 +318,8 @@ def _end_to_end_lines(report: dict[str, Any]) -> list[str]:
     if "end_to_end" not in report:
         return []
     e = report["end_to_end"]
-    return ["", f"end to end ({e['preset']}): {e['wall_s']:.1f} s: first pass {e['first_pass_s']:.1f} s (the whole "
-                f"scan before issue 14; {e['compile_s']:.1f} s compiling), source check of "
+    return ["", f"end to end ({e['preset']}): {e['wall_s']:.1f} s: first pass {e['first_pass_s']:.1f} s (every "
+                f"label's search; {e['compile_s']:.1f} s compiling), source check of "
                 f"{e['source_checked'] or 'no label'} {e['source_check_s']:.1f} s",
             f"verdict: {e['verdict_line']}", f"the gap rule's verdict: {e['gap_rule_verdict_line']}",
             f"the reference's rule flags {e['flagged']}, anomaly index {e['anomaly_index']:.2f}",

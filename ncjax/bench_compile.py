@@ -1,4 +1,4 @@
-"""The benchmark's compile and dispatch parts (issue 17): a whole scan cold and warm (the persistent compile cache
+"""The benchmark's compile and dispatch parts: a whole scan cold and warm (the persistent compile cache
 empty, then filled by the first run), and at every width the compaction visits, one optimizer step per
 dispatch against a whole epoch per dispatch (the steps inside one jitted loop)."""
 from __future__ import annotations

@@ -196,8 +196,8 @@ def _fresh_states(scan: _Scan, lanes: list[int]) -> SlotState:
     index = np.asarray([max(p, 0) for p in lanes])
     targets, pools = jnp.asarray(scan.table.targets[index]), jnp.asarray(scan.table.pools[index])
     keys = slot_keys(scan.init_key, targets, jnp.asarray(scan.table.restarts[index]))
-    # Op by op, not jitted: XLA's fusion rounds the initial pattern differently (by up to 3e-4 in tanh space),
-    # which Adam amplifies into other results for the same key than every earlier version gave.
+    # Op by op, not jitted: XLA's fusion would round the initial pattern differently (by up to 3e-4 in tanh
+    # space), and Adam amplifies that into other results for the same key (a key's results are kept stable).
     return jax.vmap(init_slot, in_axes=(0, 0, 0, None, None))(keys, targets, pools, scan.config, scan.image_shape)
 
 

@@ -3,7 +3,7 @@
 ratio(label) = median of all labels' norms / the label's norm; the scan's score is the largest ratio. Unlike
 the reference's anomaly index, it does not divide by the spread of the norms: with few labels (10 on MNIST),
 two small triggers, or a long search that shrinks every trigger, the MAD grows or shrinks with the bulk and
-the index stops meaning "abnormally small" (issue 14). It separates infected from clean scans with ROC-AUC 0.965
+the index stops meaning "abnormally small". It separates infected from clean scans with ROC-AUC 0.965
 on the development scans and 0.944 on the held-out ones (the anomaly index: 0.806 and 0.935; experiments/score.md).
 """
 from __future__ import annotations

@@ -2,7 +2,7 @@
 
 rule="score": labels whose trigger is at least `min_ratio` times smaller than the median label's are infected
 (ncjax.score; chosen and checked in experiments/score.md). rule="gap": the reference's MAD-flagged labels whose
-norms stand apart from the next label's by `min_gap` (the default of issue 7, experiments/verdicts.md).
+norms stand apart from the next label's by `min_gap` (chosen in experiments/verdicts.md).
 rule="reference": the MAD test alone (anomaly index > threshold), as the reference decides.
 """
 from __future__ import annotations

@@ -18,7 +18,7 @@ def test_ratios_and_candidates():
 
 
 def test_two_small_triggers_are_both_named_largest_ratio_first():
-    """The MNIST case of issue 14: two small triggers among 10 labels. The MAD of the bulk swallows them; the
+    """The MNIST case: two small triggers among 10 labels. The MAD of the bulk swallows them; the
     ratio to the median does not."""
     norms = [4.8, 5.9, 41.2, 53.2, 66.1, 86.0, 90.0, 95.0, 110.0, 120.0]
     assert decide(norms, rule="reference").status == "clean"
