@@ -225,23 +225,37 @@ def _resume(scan: _Scan, out: ScanOutputs, checkpoint, stamp: str) -> _Chunk | N
 
 
 def _check_position(scan: _Scan, out: ScanOutputs, position: CheckpointPosition, *, has_states: bool, path) -> None:
+    """A checkpoint's position agrees with its results; a CheckpointError names the first condition that fails."""
+    failed = next((why for why, holds in _position_conditions(scan, out, position, has_states=has_states)
+                   if not holds()), None)
+    if failed is not None:
+        raise invalid(path, f"its position (slot {position.first}, epoch {position.epoch}, lanes "
+                            f"{list(position.lanes)[:8]}) does not match its results: {failed}")
+
+
+def _position_conditions(scan: _Scan, out: ScanOutputs, position: CheckpointPosition, *, has_states: bool):
+    """(what must hold, a check of it) in order, each checked only once those before it hold."""
     count, width = len(scan.table.targets), scan.plan.chunk_width
-    first, lanes = position.first, list(position.lanes)
+    first, lanes, epoch = position.first, list(position.lanes), position.epoch
+    active = [p for p in lanes if p != PADDING]
     expected_done = np.arange(count) < first
     if has_states:  # the chunk in flight may have finished some of its slots already
-        in_chunk = (np.arange(count) >= first) & (np.arange(count) < first + width)
-        expected_done |= in_chunk & out.finished
-        active = [p for p in lanes if p != PADDING]
-        lanes_ok = (len(lanes) >= 1 and len(set(active)) == len(active) and len(active) >= 1
-                    and all(first <= p < min(first + width, count) and not out.finished[p] for p in active)
-                    and 1 <= position.epoch <= scan.config.max_epochs and len(lanes) % scan.plan.num_devices == 0
-                    and all((~np.isnan(out.logs["asr"][p])).sum() == position.epoch for p in active))
+        expected_done |= (np.arange(count) >= first) & (np.arange(count) < first + width) & out.finished
+    yield "the first slot lies in the scan and starts a chunk", lambda: (
+        0 <= first <= count and (first % width == 0 or first == count))
+    if has_states:
+        yield "the chunk in flight has lanes, each slot once", lambda: (
+            len(lanes) >= 1 and len(active) >= 1 and len(set(active)) == len(active))
+        yield "every lane's slot is in the chunk and unfinished", lambda: all(
+            first <= p < min(first + width, count) and not out.finished[p] for p in active)
+        yield "the epoch lies within the schedule", lambda: 1 <= epoch <= scan.config.max_epochs
+        yield "the lanes split evenly over the devices", lambda: len(lanes) % scan.plan.num_devices == 0
+        yield "every lane's logs hold one entry per epoch run", lambda: all(
+            (~np.isnan(out.logs["asr"][p])).sum() == epoch for p in active)
     else:
-        lanes_ok = not lanes and position.epoch == 0
-    if not (0 <= first <= count and (first % width == 0 or first == count) and lanes_ok
-            and np.array_equal(out.finished, expected_done)):
-        raise invalid(path, f"its position (slot {first}, epoch {position.epoch}, lanes {lanes[:8]}) does not "
-                            "match its results")
+        yield "between chunks there are no lanes and no epoch", lambda: not lanes and epoch == 0
+    yield "the finished slots are those before the chunk and those done in it", lambda: np.array_equal(
+        out.finished, expected_done)
 
 
 def _resume_position(out: ScanOutputs) -> int:

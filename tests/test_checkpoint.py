@@ -98,8 +98,8 @@ def _set(index, value):
     ("out/masks", lambda a: a[:2], "results does not fit"),  # a wrong shape
     ("out/epochs", lambda a: a.astype(np.float32), "results does not fit"),  # a wrong dtype
     ("out/steps", _set(0, 0), "step counts"),
-    ("meta", _set(1, 3), "position"),  # a chunk start that is not one
-    ("lanes", lambda a: np.full_like(a, 7), "position"),  # lanes of slots that do not exist
+    ("meta", _set(1, 3), "position .* the first slot lies in the scan and starts a chunk"),  # not a chunk start
+    ("lanes", lambda a: np.full_like(a, 7), "position .* the chunk in flight has lanes, each slot once"),  # 7 x4
     ("state/.trigger.mask_tanh", lambda a: a[:1], "scan state does not fit"),
 ])
 def test_a_checkpoint_is_checked_whole_before_anything_is_taken(interrupted, tmp_path, name, change, says):
