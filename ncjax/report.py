@@ -12,6 +12,7 @@ import jax
 import numpy as np
 
 from ncjax.result import ScanResult
+from ncjax.safe_files import atomic_path
 from ncjax.verdict import Verdict
 from ncjax.version import __version__
 
@@ -80,8 +81,6 @@ def build_report(result: ScanResult, verdict: Verdict, *, model: str, data: str,
 
 
 def write_json_atomic(data: dict[str, Any], path: str | os.PathLike) -> None:
-    """Write to a temporary file and rename, so a reader never sees half a report."""
-    path = Path(path)
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    tmp.write_text(json.dumps(data, indent=2) + "\n")
-    os.replace(tmp, path)
+    """Write the report atomically: a reader never sees half of it."""
+    with atomic_path(path) as tmp:
+        Path(tmp).write_text(json.dumps(data, indent=2) + "\n")

@@ -132,13 +132,25 @@ def open_npz(path: str, *, error: type[NCJaxError], what: str, max_bytes: int) -
         yield data
 
 
-def write_npz_atomic(path: str | os.PathLike, **arrays: np.ndarray) -> None:
-    """np.savez to a temporary file beside `path`, then renamed into place: a reader never sees half a file.
-    (Given an open file, np.savez does not append .npz to the name.)"""
+@contextmanager
+def atomic_path(path: str | os.PathLike) -> Iterator[str]:
+    """A temporary path beside `path` to write the whole file to; on success it is renamed into place, so a
+    reader never sees half a file and an interrupted write leaves the previous file as it was; on failure the
+    temporary file is removed."""
     tmp = os.fspath(path) + ".tmp"
-    with open(tmp, "wb") as f:
+    try:
+        yield tmp
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+
+
+def write_npz_atomic(path: str | os.PathLike, **arrays: np.ndarray) -> None:
+    """np.savez, atomically (given an open file, np.savez does not append .npz to the name)."""
+    with atomic_path(path) as tmp, open(tmp, "wb") as f:
         np.savez(f, **arrays)
-    os.replace(tmp, path)
 
 
 def _npy_declared_bytes(archive: zipfile.ZipFile, member: str) -> float:

@@ -15,6 +15,7 @@ import numpy as np
 from ncjax.classifier import Classifier
 from ncjax.errors import SaveError
 from ncjax.keras.graph import MODEL_CLASSES, entry_name, layer_list
+from ncjax.safe_files import atomic_path
 
 # The layout is tf.keras 2.x's. The version attribute keeps the source's (activations such as hard_sigmoid
 # changed meaning in Keras 3); models ncjax made itself say 2.15.0.
@@ -54,7 +55,7 @@ def save_keras_h5(classifier: Classifier, path: str | os.PathLike) -> None:
         )
     params = dict(classifier.params)
     version = (classifier.keras_version or KERAS_FORMAT_VERSION).encode()
-    with h5py.File(os.fspath(path), "w") as f:
+    with atomic_path(path) as tmp, h5py.File(tmp, "w") as f:  # a reader never sees half a model
         f.attrs["backend"] = b"tensorflow"
         f.attrs["keras_version"] = version
         f.attrs["model_config"] = json.dumps(config).encode("utf8")

@@ -3,13 +3,13 @@ model's value (the graph, its attributes and everything else kept as the file ha
 from __future__ import annotations
 
 import os
-from pathlib import Path
 
 import numpy as np
 
 from ncjax.classifier import Classifier
 from ncjax.errors import MissingDependencyError, SaveError
 from ncjax.onnx.load import read_proto
+from ncjax.safe_files import atomic_path
 
 
 def save_onnx(model: Classifier, path: str | os.PathLike) -> None:
@@ -28,6 +28,5 @@ def save_onnx(model: Classifier, path: str | os.PathLike) -> None:
             dtype = numpy_helper.to_array(tensor).dtype
             value = np.asarray(model.params[tensor.name]).astype(dtype)
             proto.graph.initializer[k].CopyFrom(numpy_helper.from_array(value, tensor.name))
-    partial = Path(os.fspath(path) + ".partial")
-    onnx.save(proto, os.fspath(partial))
-    os.replace(partial, path)
+    with atomic_path(path) as tmp:
+        onnx.save(proto, tmp)
