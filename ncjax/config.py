@@ -5,10 +5,10 @@ Each field carries its help text (shown by `python -m ncjax.run --help`, which i
 from __future__ import annotations
 
 import dataclasses
-import math
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from ncjax.checks import check_flag, check_number, check_whole
 from ncjax.choices import check_literal_fields
 from ncjax.errors import ConfigError
 from ncjax.losses import LossName
@@ -82,43 +82,28 @@ class ScanConfig:
     def __post_init__(self) -> None:
         check_literal_fields(self)
         for name in ("batch_size", "nb_sample", "max_epochs", "patience", "upsample", "restarts"):
-            value = getattr(self, name)
-            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-                raise ConfigError(f"ScanConfig.{name} must be a positive int, got {value!r}.")
+            check_whole(self, name)
         if self.nb_sample < self.batch_size:
             raise ConfigError(
                 f"ScanConfig.nb_sample ({self.nb_sample}) must be at least batch_size ({self.batch_size}): "
                 "an epoch is nb_sample // batch_size steps."
             )
-        for name in ("learning_rate", "init_cost", "adam_epsilon"):
-            value = getattr(self, name)
-            if not _is_number(value) or not math.isfinite(value) or value <= 0:
-                raise ConfigError(f"ScanConfig.{name} must be a positive number, got {value!r}.")
+        for name in ("learning_rate", "init_cost", "adam_epsilon", "early_stop_threshold"):
+            check_number(self, name, low=0, low_open=True)
         for name in ("beta_1", "beta_2"):
-            value = getattr(self, name)
-            if not _is_number(value) or not 0 <= value < 1:
-                raise ConfigError(f"ScanConfig.{name} must be in [0, 1), got {value!r}.")
-        if not _is_number(self.cost_multiplier) or not self.cost_multiplier > 1:
-            raise ConfigError(f"ScanConfig.cost_multiplier must be > 1, got {self.cost_multiplier!r}.")
-        if not _is_number(self.attack_success_threshold) or not 0 < self.attack_success_threshold <= 1:
-            raise ConfigError(
-                f"ScanConfig.attack_success_threshold must be in (0, 1], got {self.attack_success_threshold!r}."
-            )
-        if not _is_number(self.early_stop_threshold) or not self.early_stop_threshold > 0:
-            raise ConfigError(f"ScanConfig.early_stop_threshold must be > 0, got {self.early_stop_threshold!r}.")
-        for name in ("cost_starts_at_zero", "early_stop", "deterministic", "precompile_widths"):
-            value = getattr(self, name)
-            if not isinstance(value, bool) and not (name == "precompile_widths" and value is None):
-                raise ConfigError(f"ScanConfig.{name} must be True or False, got {value!r}.")
+            check_number(self, name, low=0, high=1, high_open=True)
+        check_number(self, "cost_multiplier", low=1, low_open=True)
+        check_number(self, "attack_success_threshold", low=0, high=1, low_open=True)
+        for name in ("cost_starts_at_zero", "early_stop", "deterministic"):
+            check_flag(self, name)
+        check_flag(self, "precompile_widths", optional=True)
         if not isinstance(self.preprocessing, Preprocessing):
             raise ConfigError(
                 "ScanConfig.preprocessing must be a Preprocessing, e.g. Preprocessing(mode='mnist'), got "
                 f"{self.preprocessing!r}."
             )
         for name in ("early_stop_patience", "label_chunk", "steps_per_dispatch", "min_lane_width"):
-            value = getattr(self, name)
-            if value is not None and (not isinstance(value, int) or isinstance(value, bool) or value < 1):
-                raise ConfigError(f"ScanConfig.{name} must be a positive int or None, got {value!r}.")
+            check_whole(self, name, optional=True)
 
     @property
     def steps_per_epoch(self) -> int:
@@ -144,7 +129,3 @@ class ScanConfig:
         settings = dict(nb_sample=5 * 32, max_epochs=30, patience=3, cost_starts_at_zero=False)
         settings.update(changes)
         return cls(**settings)
-
-
-def _is_number(value: Any) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool)

@@ -17,6 +17,7 @@ from typing import Any, Literal
 import jax
 import numpy as np
 
+from ncjax.checks import check_flag, check_number, check_whole
 from ncjax.config import ScanConfig, setting
 from ncjax.errors import ConfigError, PreflightError, UsageError
 from ncjax.mitigation.triggers import TRIGGERS_FILE, TriggerSet
@@ -60,17 +61,12 @@ class DecisionConfig:
     def __post_init__(self) -> None:
         if self.rule not in ("score", "gap", "reference"):
             raise ConfigError(f"DecisionConfig.rule must be 'score', 'gap' or 'reference', got {self.rule!r}.")
-        for name, low, strict in (("threshold", 0.0, True), ("min_ratio", 1.0, True), ("min_gap", 1.0, False),
-                                  ("max_spread", 1.0, False)):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, (int, float)) or not np.isfinite(value) or \
-                    value < low or (strict and value == low):
-                raise ConfigError(f"DecisionConfig.{name} must be a finite number {'>' if strict else '>='} {low:g}, "
-                                  f"got {value!r}.")
-        if isinstance(self.source_check, bool) or not isinstance(self.source_check, int) or self.source_check < 0:
-            raise ConfigError(f"DecisionConfig.source_check must be a whole number >= 0, got {self.source_check!r}.")
-        if not isinstance(self.quantize, bool):
-            raise ConfigError(f"DecisionConfig.quantize must be True or False, got {self.quantize!r}.")
+        check_number(self, "threshold", low=0, low_open=True)
+        check_number(self, "min_ratio", low=1, low_open=True)
+        for name in ("min_gap", "max_spread"):
+            check_number(self, name, low=1)
+        check_whole(self, "source_check", low=0)
+        check_flag(self, "quantize")
 
 
 @dataclass(frozen=True)

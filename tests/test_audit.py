@@ -232,3 +232,10 @@ def test_a_model_scanned_by_the_audit_is_scanned_as_the_command_line_scans_it(zo
     by_run = json.loads((tmp_path / "run" / "report.json").read_text())
     assert [r["l1_norm"] for r in by_audit["labels"]] == [r["l1_norm"] for r in by_run["labels"]]
     assert result.rows[0]["verdict_line"] == by_run["verdict_line"]
+
+
+@pytest.mark.parametrize("bad", [dict(config="fast"), dict(labels=[1, 2]), dict(labels=(-1,)), dict(seed=2**32),
+                                 dict(seed=-1), dict(prefix="../x"), dict(force=1), dict(compile_cache="no")])
+def test_bad_audit_scan_settings_are_refused_with_the_field_named(bad):
+    with pytest.raises(ncjax.ConfigError, match=f"ScanSettings.{next(iter(bad))}"):
+        ncjax.ScanSettings(**bad)

@@ -9,9 +9,9 @@ run again on another worker, up to `retries` times, resuming the scan's last che
 """
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 
+from ncjax.checks import check_flag, check_number, check_whole
 from ncjax.config import ScanConfig, setting
 from ncjax.errors import ConfigError
 from ncjax.pipeline import DecisionConfig
@@ -36,22 +36,13 @@ class AuditConfig:
     def __post_init__(self) -> None:
         if self.ray is not None and (not isinstance(self.ray, str) or not self.ray.strip()):
             raise ConfigError(f"AuditConfig.ray must be 'auto' or a Ray cluster address, got {self.ray!r}.")
-        if self.cpus_per_model is not None:
-            _positive(self, "cpus_per_model")
-        _positive(self, "gpus_per_model")
+        check_number(self, "cpus_per_model", low=0, low_open=True, optional=True)
+        check_number(self, "gpus_per_model", low=0, low_open=True)
         if self.gpus_per_model > 1 and self.gpus_per_model != int(self.gpus_per_model):
             raise ConfigError("AuditConfig.gpus_per_model above 1 must be a whole number (Ray shares only a single "
                               f"GPU), got {self.gpus_per_model!r}.")
-        if isinstance(self.retries, bool) or not isinstance(self.retries, int) or self.retries < 0:
-            raise ConfigError(f"AuditConfig.retries must be a whole number >= 0, got {self.retries!r}.")
-        if not isinstance(self.progress, bool):
-            raise ConfigError(f"AuditConfig.progress must be True or False, got {self.progress!r}.")
-
-
-def _positive(config: AuditConfig, name: str) -> None:
-    value = getattr(config, name)
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value <= 0:
-        raise ConfigError(f"AuditConfig.{name} must be a finite number > 0, got {value!r}.")
+        check_whole(self, "retries", low=0)
+        check_flag(self, "progress")
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -79,11 +70,11 @@ class ScanSettings:
         if self.labels is not None and (not isinstance(self.labels, tuple) or not all(
                 isinstance(v, int) and not isinstance(v, bool) and v >= 0 for v in self.labels)):
             raise ConfigError(f"ScanSettings.labels must be a tuple of label numbers or None, got {self.labels!r}.")
-        if isinstance(self.seed, bool) or not isinstance(self.seed, int) or not 0 <= self.seed < 2**32:
-            raise ConfigError(f"ScanSettings.seed must be a whole number in [0, 2**32), got {self.seed!r}.")
+        check_whole(self, "seed", low=0)
+        if self.seed >= 2**32:
+            raise ConfigError(f"ScanSettings.seed must be below 2**32, got {self.seed!r}.")
         if not isinstance(self.prefix, str) or not self.prefix or any(c in self.prefix for c in "/\\\0") or \
                 self.prefix in (".", ".."):
             raise ConfigError(f"ScanSettings.prefix must be a file-name prefix (no path), got {self.prefix!r}.")
         for name in ("force", "compile_cache"):
-            if not isinstance(getattr(self, name), bool):
-                raise ConfigError(f"ScanSettings.{name} must be True or False, got {getattr(self, name)!r}.")
+            check_flag(self, name)

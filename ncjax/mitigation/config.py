@@ -19,13 +19,12 @@ half of them train (or rank, or calibrate) and the other half, never seen by the
 """
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 from typing import Literal
 
+from ncjax.checks import check_number, check_whole
 from ncjax.choices import check_literal_fields
 from ncjax.config import setting
-from ncjax.errors import ConfigError
 
 Method = Literal["unlearn", "prune", "filter"]
 
@@ -58,26 +57,12 @@ class MitigationConfig:
 
     def __post_init__(self) -> None:
         check_literal_fields(self)
-        for name, low in (("epochs", 1), ("batch_size", 1), ("min_steps", 1)):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or value < low:
-                raise ConfigError(f"MitigationConfig.{name} must be a whole number >= {low}, got {value!r}.")
-        _share(self, "holdout_share", open_low=True, open_high=True)
-        _share(self, "stamped_share", open_low=True)
-        _share(self, "prune_step", open_low=True)
-        _share(self, "filter_neurons", open_low=True)
-        _share(self, "false_positive_rate", open_low=True, open_high=True)
-        _share(self, "target_attack_success")
-        _share(self, "max_accuracy_drop")
-        if not (math.isfinite(self.learning_rate) and self.learning_rate > 0):
-            raise ConfigError("MitigationConfig.learning_rate must be a finite number > 0, got "
-                              f"{self.learning_rate!r}.")
-
-
-def _share(config: MitigationConfig, name: str, *, open_low: bool = False, open_high: bool = False) -> None:
-    value = getattr(config, name)
-    ok = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value) and (
-        (0 < value if open_low else 0 <= value) and (value < 1 if open_high else value <= 1))
-    if not ok:
-        low, high = "(" if open_low else "[", ")" if open_high else "]"
-        raise ConfigError(f"MitigationConfig.{name} must be a share in {low}0, 1{high}, got {value!r}.")
+        for name in ("epochs", "batch_size", "min_steps"):
+            check_whole(self, name)
+        for name in ("holdout_share", "false_positive_rate"):
+            check_number(self, name, low=0, high=1, low_open=True, high_open=True)
+        for name in ("stamped_share", "prune_step", "filter_neurons"):
+            check_number(self, name, low=0, high=1, low_open=True)
+        for name in ("target_attack_success", "max_accuracy_drop"):
+            check_number(self, name, low=0, high=1)
+        check_number(self, "learning_rate", low=0, low_open=True)
