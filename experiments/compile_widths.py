@@ -27,7 +27,7 @@ import jax
 import numpy as np
 
 import ncjax
-from ncjax.bench_compile import cli_scan, measure_compile_cache
+from ncjax.benchmarks.bench_compile import cli_scan, measure_compile_cache
 
 ROOT = Path(__file__).resolve().parent.parent
 REAL = Path(os.environ.get("NCJAX_REAL_DATA", ROOT.parent / "shared" / "real"))

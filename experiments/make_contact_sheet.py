@@ -1,10 +1,10 @@
-"""docs/synth_contact_sheet.png: six ncjax.synth samples of each of the 43 classes, one class per row."""
+"""docs/synth_contact_sheet.png: six ncjax.lab.synth samples of each of the 43 classes, one class per row."""
 from pathlib import Path
 
 import numpy as np
 from PIL import Image
 
-from ncjax import synth
+from ncjax.lab import synth
 
 ROOT = Path(__file__).resolve().parent.parent
 

@@ -1,6 +1,6 @@
 """Train the embedded demo models: `make demo-models` (about 10 minutes on a 2-core CPU).
 
-Both use the reference's GTSRB network and training settings on ncjax.synth traffic signs: the infected
+Both use the reference's GTSRB network and training settings on ncjax.lab.synth traffic signs: the infected
 one with the reference's trigger (white 4x4 square, bottom-right, margin 1) planted for label 33 at the
 reference's injection ratio, the clean twin with none. Writes ncjax/demo/*.h5 and ncjax/demo/models.json
 with the accuracy and attack success measured on held-out synthetic images.
@@ -17,8 +17,9 @@ import jax
 import numpy as np
 
 import ncjax
-from ncjax import demo, synth
-from ncjax.inject import Backdoor, TrainConfig, evaluate, train_classifier
+from ncjax import demo
+from ncjax.lab import synth
+from ncjax.lab.inject import Backdoor, TrainConfig, evaluate, train_classifier
 
 OUT = Path(ncjax.__file__).parent / "demo"
 TRAIN_IMAGES = 15_000

@@ -29,7 +29,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "experiments"))
 
 import ncjax  # noqa: E402
-from ncjax.inject import Backdoor, classifier_from_flax  # noqa: E402
+from ncjax.lab.inject import Backdoor, classifier_from_flax  # noqa: E402
 
 REAL = ROOT.parent / "shared" / "real"
 RESULTS = ROOT / "experiments" / "results" / "mitigation.jsonl"

@@ -1,4 +1,4 @@
-"""Planted backdoors: train the reference network on ncjax.synth signs with ncjax.inject, scan every model.
+"""Planted backdoors: train the reference network on ncjax.lab.synth signs with ncjax.lab.inject, scan every model.
 
     .venv/bin/python experiments/planted_sweep.py [--ray auto|ADDRESS] [--losses reference,crossentropy]
         [--preset fast] [--budget-s S] [--results PATH] [--work DIR]
@@ -29,10 +29,10 @@ import jax
 import numpy as np
 
 import ncjax
-from ncjax import synth
-from ncjax.inject import Backdoor, TrainConfig, train_classifier
-from ncjax.outlier import l1_norms, mad_outliers
-from ncjax.verdict import decide
+from ncjax.lab import synth
+from ncjax.lab.inject import Backdoor, TrainConfig, train_classifier
+from ncjax.verdict.decision import decide
+from ncjax.verdict.outlier import l1_norms, mad_outliers
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "experiments" / "results" / "planted_sweep.jsonl"

@@ -28,8 +28,8 @@ import jax
 import numpy as np
 
 import ncjax
-from ncjax.outlier import l1_norms, mad_outliers
-from ncjax.verdict import decide
+from ncjax.verdict.decision import decide
+from ncjax.verdict.outlier import l1_norms, mad_outliers
 
 ROOT = Path(__file__).resolve().parent.parent
 # Beside the checkout, as CI lays it; NCJAX_REAL_DATA points elsewhere (as for the tests and the benchmark).

@@ -3,7 +3,7 @@
     .venv/bin/python experiments/real_sources.py [--seeds 0,1,2,3,4] [--models backdoor,clean,nabagata,abis47]
 
 For every fast-preset, reference-loss scan in results/real_models.jsonl whose score names candidates (ratio >=
-ncjax.score.DEFAULT_MIN_RATIO), the candidates (up to 3, largest ratio first) get the check the CLI runs: one
+ncjax.verdict.score.DEFAULT_MIN_RATIO), the candidates (up to 3, largest ratio first) get the check the CLI runs: one
 trigger from each of 8 other classes, same seed. One JSON line per scan goes to results/real_sources.jsonl.
 """
 from __future__ import annotations
@@ -18,9 +18,9 @@ import jax
 import numpy as np
 
 import ncjax
-from ncjax.score import ratio_score
-from ncjax.source_check import CHECKED_CANDIDATES
-from ncjax.sources import check_candidates
+from ncjax.scan.sources import check_candidates
+from ncjax.verdict.score import ratio_score
+from ncjax.verdict.source_check import CHECKED_CANDIDATES
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from planted_sweep import _append  # noqa: E402

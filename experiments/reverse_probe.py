@@ -15,8 +15,8 @@ import jax
 import numpy as np
 
 import ncjax
-from ncjax.outlier import l1_norms
-from ncjax.sources import pick_sources
+from ncjax.scan.sources import pick_sources
+from ncjax.verdict.outlier import l1_norms
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from real_models import REAL  # noqa: E402

@@ -22,10 +22,10 @@ import wide_benchmark  # noqa: E402
 from planted_sweep import roc_auc  # noqa: E402
 from verdicts import gap_score, scans  # noqa: E402
 
-from ncjax.outlier import mad_outliers  # noqa: E402
-from ncjax.score import ratio_score  # noqa: E402
-from ncjax.source_check import SourceCheck  # noqa: E402
-from ncjax.verdict import decide  # noqa: E402
+from ncjax.verdict.decision import decide  # noqa: E402
+from ncjax.verdict.outlier import mad_outliers  # noqa: E402
+from ncjax.verdict.score import ratio_score  # noqa: E402
+from ncjax.verdict.source_check import SourceCheck  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "experiments" / "results"

@@ -21,7 +21,7 @@ import numpy as np
 
 import ncjax
 from ncjax import demo
-from ncjax.outlier import l1_norms
+from ncjax.verdict.outlier import l1_norms
 
 ROOT = Path(__file__).resolve().parent.parent
 REAL = Path(os.environ.get("NCJAX_REAL_DATA", ROOT.parent / "shared" / "real"))

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ncjax.outlier import gap_outliers, mad_outliers
+from ncjax.verdict.outlier import gap_outliers, mad_outliers
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "experiments" / "results"

@@ -4,10 +4,10 @@ input scales, and the attack types Neural Cleanse was seen to miss.
     .venv/bin/python experiments/wide_benchmark.py [--only NAMES] [--budget-s S]   # scans, appended per model
     .venv/bin/python experiments/wide_benchmark.py --summarize                  # tables (after experiments/score.py)
 
-Models are cheap to remake: 10 classes of ncjax.synth signs (colour 32x32, or gray 28x28), 5,000 training
+Models are cheap to remake: 10 classes of ncjax.lab.synth signs (colour 32x32, or gray 28x28), 5,000 training
 images, 4 epochs, Adam 1e-3; every recipe and seed is in MODELS. Each model is scanned once: the first pass at
 the fast preset with 2 restarts per label (restart 0 alone is the 1-restart scan), then the source-specific
-check (ncjax.sources) of its three smallest labels, 6 source classes each, on 1,000 held-out clean images.
+check (ncjax.scan.sources) of its three smallest labels, 6 source classes each, on 1,000 held-out clean images.
 One JSON line per model goes to results/wide_benchmark.jsonl as it ends; a rerun skips finished models.
 The dev/test split is fixed in wide_split.json, written before any model was scanned.
 """
@@ -28,12 +28,12 @@ import numpy as np
 import optax
 
 import ncjax
-from ncjax import synth
-from ncjax.classifier import Classifier
-from ncjax.inject import Backdoor, ReferenceNet, evaluate, poison
-from ncjax.outlier import l1_norms
-from ncjax.restarts import best_over_restarts
-from ncjax.sources import check_sources
+from ncjax.lab import synth
+from ncjax.lab.inject import Backdoor, ReferenceNet, evaluate, poison
+from ncjax.models.classifier import Classifier
+from ncjax.scan.restarts import best_over_restarts
+from ncjax.scan.sources import check_sources
+from ncjax.verdict.outlier import l1_norms
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "experiments" / "results" / "wide_benchmark.jsonl"

@@ -3,7 +3,7 @@ import sys
 
 from ncjax.auditing.api import audit
 from ncjax.auditing.cli import main
-from ncjax.entry_module import make_callable
+from ncjax.cli.entry import make_callable
 
 make_callable(__name__, audit)
 

@@ -25,16 +25,16 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from ncjax.bench_compile import measure_compile_cache, measure_dispatch
-from ncjax.classifier import Classifier
-from ncjax.config import ScanConfig
+from ncjax.benchmarks.bench_compile import measure_compile_cache, measure_dispatch
+from ncjax.benchmarks.step_timer import StepTimer
 from ncjax.errors import UsageError
-from ncjax.outlier import l1_norms
-from ncjax.plan import default_label_chunk, per_label_bytes
-from ncjax.scan import scan_all_labels
-from ncjax.sources import check_candidates
-from ncjax.step_timer import StepTimer
-from ncjax.verdict import decide
+from ncjax.models.classifier import Classifier
+from ncjax.scan.engine import scan_all_labels
+from ncjax.scan.plan import default_label_chunk, per_label_bytes
+from ncjax.scan.sources import check_candidates
+from ncjax.search.config import ScanConfig
+from ncjax.verdict.decision import decide
+from ncjax.verdict.outlier import l1_norms
 
 # The real data lies beside the checkout (as CI lays it); NCJAX_REAL_DATA points elsewhere, as in the tests.
 REAL = Path(os.environ.get("NCJAX_REAL_DATA", Path(__file__).resolve().parent.parent.parent / "shared" / "real"))
@@ -375,8 +375,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     if unknown:
         parser.error(f"unknown part(s) {', '.join(unknown)} for --only; the parts are {', '.join(PARTS)}")
     from ncjax import demo
-    from ncjax.data import load_images
-    from ncjax.loading import load_model
+    from ncjax.data.images import load_images
+    from ncjax.models.loading import load_model
 
     if args.model:
         model = load_model(args.model)

@@ -20,7 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ncjax.cli_options import error_line
+from ncjax.cli.options import error_line
 from ncjax.errors import MissingDependencyError, ModelFileError, ModelNotFoundError, NCJaxError
 
 
@@ -68,7 +68,7 @@ def convert_to_onnx(source: str | os.PathLike, output: str | os.PathLike, *, ops
     else:
         raise ModelFileError(f"{os.fspath(source)!r} is neither a SavedModel folder nor a Keras .h5/.keras file.")
 
-    from ncjax.loading import load_model
+    from ncjax.models.loading import load_model
 
     model = load_model(output)
     difference = None

@@ -5,10 +5,10 @@ from __future__ import annotations
 import sys
 from collections.abc import Sequence
 
-from ncjax.cli_options import OneLineParser, error_line
+from ncjax.cli.options import OneLineParser, error_line
+from ncjax.core.printable import printable
 from ncjax.errors import NCJaxError
-from ncjax.loading import load_model, parse_input_shape
-from ncjax.printable import printable
+from ncjax.models.loading import load_model, parse_input_shape
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -1,7 +1,7 @@
 """`python -m ncjax.mitigate`: the command line of ncjax.mitigate (see ncjax/mitigation/cli.py)."""
 import sys
 
-from ncjax.entry_module import make_callable
+from ncjax.cli.entry import make_callable
 from ncjax.mitigation.api import mitigate
 from ncjax.mitigation.cli import main
 

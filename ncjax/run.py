@@ -23,7 +23,7 @@ from typing import Any
 import jax
 import numpy as np
 
-from ncjax.cli_options import (
+from ncjax.cli.options import (
     OneLineParser,
     add_dataclass_flags,
     file_prefix,
@@ -35,16 +35,23 @@ from ncjax.cli_options import (
     run_command,
     seed,
 )
-from ncjax.compile_cache import disable_compile_cache, enable_compile_cache
-from ncjax.config import ScanConfig
-from ncjax.data import in_model_scale, load_images
+from ncjax.core.printable import printable
+from ncjax.data.images import in_model_scale, load_images
 from ncjax.errors import UsageError
-from ncjax.loading import load_model, parse_input_shape
 from ncjax.mitigation.triggers import TRIGGERS_FILE
-from ncjax.pipeline import SOURCE_STATE_FILE, STATE_FILE, DecisionConfig, PipelineEvent, prepare_out, scan_model
-from ncjax.printable import printable
-from ncjax.score import DEFAULT_MIN_RATIO
-from ncjax.source_check import CHECKED_CANDIDATES, DEFAULT_MAX_SPREAD
+from ncjax.models.loading import load_model, parse_input_shape
+from ncjax.pipeline.model_scan import (
+    SOURCE_STATE_FILE,
+    STATE_FILE,
+    DecisionConfig,
+    PipelineEvent,
+    prepare_out,
+    scan_model,
+)
+from ncjax.scan.compile_cache import disable_compile_cache, enable_compile_cache
+from ncjax.search.config import ScanConfig
+from ncjax.verdict.score import DEFAULT_MIN_RATIO
+from ncjax.verdict.source_check import CHECKED_CANDIDATES, DEFAULT_MAX_SPREAD
 
 EXIT_OK, EXIT_BAD_INPUT, EXIT_INFECTED, EXIT_INCONCLUSIVE, EXIT_INTERRUPTED, EXIT_TERMINATED = 0, 2, 3, 4, 130, 143
 # ScanConfig fields with a flag of their own (--preprocess, --bgr) rather than a generated one.

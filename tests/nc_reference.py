@@ -12,8 +12,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from ncjax.step import draw_batch
-from ncjax.trigger import init_trigger
+from ncjax.search.step import draw_batch
+from ncjax.search.trigger import init_trigger
 
 EPS = 1e-7
 

@@ -7,7 +7,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from ncjax.adam import keras_adam
+from ncjax.search.adam import keras_adam
 
 
 def test_matches_keras_update_rule():

@@ -57,7 +57,7 @@ def test_each_part_is_saved_as_it_ends():
 
 def test_the_dispatch_part_visits_the_widths_compaction_does():
     from conftest import tiny_classifier
-    from ncjax.bench_compile import compaction_widths
+    from ncjax.benchmarks.bench_compile import compaction_widths
 
     model = tiny_classifier(num_classes=43)
     config = ncjax_config()

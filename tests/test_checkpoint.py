@@ -7,7 +7,7 @@ import pytest
 
 import ncjax
 from conftest import tiny_classifier, tiny_images
-from ncjax.checkpoint import FORMAT, check_arrays
+from ncjax.scan.checkpoint import FORMAT, check_arrays
 
 SMALL = ncjax.ScanConfig(batch_size=8, nb_sample=16, max_epochs=6, patience=2, attack_success_threshold=0.9)
 

@@ -5,7 +5,7 @@ import jax.numpy as jnp
 import numpy as np
 
 import ncjax
-from ncjax.classifier import LayerSummary
+from ncjax.models.classifier import LayerSummary
 
 
 def _linear_classifier():

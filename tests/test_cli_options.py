@@ -7,8 +7,8 @@ import dataclasses
 import pytest
 
 from ncjax import ScanConfig
-from ncjax.choices import field_types, literal_choices
-from ncjax.cli_options import add_dataclass_flags
+from ncjax.cli.options import add_dataclass_flags
+from ncjax.core.choices import field_types, literal_choices
 from ncjax.run import OWN_FLAG_FIELDS, build_parser, config_from_args
 
 FIELDS = [f for f in dataclasses.fields(ScanConfig) if f.name not in OWN_FLAG_FIELDS]

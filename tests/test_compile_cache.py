@@ -8,8 +8,8 @@ import pytest
 
 import ncjax
 from conftest import KERAS_FIXTURES, tiny_classifier, tiny_images
-from ncjax.compile_cache import default_compile_cache_dir, disable_compile_cache, enable_compile_cache
 from ncjax.run import main
+from ncjax.scan.compile_cache import default_compile_cache_dir, disable_compile_cache, enable_compile_cache
 
 CONFIG = ncjax.ScanConfig(batch_size=8, nb_sample=16, max_epochs=3, patience=1, attack_success_threshold=0.9)
 RUN = ["--model", str(KERAS_FIXTURES / "tfkeras" / "sequential.h5"), "--labels", "1,2", "--batch-size", "8",

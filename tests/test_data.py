@@ -7,7 +7,7 @@ import pytest
 from PIL import Image
 
 import ncjax
-from ncjax.data import load_images
+from ncjax.data.images import load_images
 from ncjax.errors import DataError
 
 

@@ -10,9 +10,9 @@ import pytest
 
 import ncjax
 from ncjax import demo
-from ncjax.inject import Backdoor, evaluate
-from ncjax.outlier import l1_norms, mad_outliers
-from ncjax.verdict import decide
+from ncjax.lab.inject import Backdoor, evaluate
+from ncjax.verdict.decision import decide
+from ncjax.verdict.outlier import l1_norms, mad_outliers
 
 REPORT = json.loads((demo.HERE / "models.json").read_text())
 

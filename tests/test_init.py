@@ -26,6 +26,6 @@ def test_import_ncjax_leaves_flax_unimported_and_reads_its_version_from_the_meta
     code = "import sys, ncjax; print('flax' in sys.modules, ncjax.__version__)"
     printed = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.split()
     assert printed == ["False", version("ncjax")]
-    from ncjax.inject import ReferenceNet  # still reachable where it was, flax imported then
+    from ncjax.lab.inject import ReferenceNet  # still reachable where it was, flax imported then
 
     assert ReferenceNet(num_classes=3).num_classes == 3

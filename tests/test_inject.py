@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 
 import ncjax
-from ncjax import synth
-from ncjax.inject import Backdoor, TrainConfig, evaluate, poison, train_classifier
+from ncjax.lab import synth
+from ncjax.lab.inject import Backdoor, TrainConfig, evaluate, poison, train_classifier
 
 
 def test_reference_trigger_is_white_4x4_at_rows_cols_27_to_30():

@@ -5,7 +5,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from ncjax.keras.activations import SUPPORTED_ACTIVATIONS, activation_name, get_activation
+from ncjax.models.keras.activations import SUPPORTED_ACTIVATIONS, activation_name, get_activation
 
 
 def test_hard_sigmoid_depends_on_keras_version():

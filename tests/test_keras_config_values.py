@@ -4,7 +4,7 @@ from __future__ import annotations
 import pytest
 
 import ncjax
-from ncjax.keras.config_values import check_config_values
+from ncjax.models.keras.config_values import check_config_values
 
 GOOD = [
     ("Conv2D", {"filters": 32, "kernel_size": [3, 3], "strides": 1, "use_bias": True, "dilation_rate": [1, 1]}),

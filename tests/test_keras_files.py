@@ -11,7 +11,7 @@ import pytest
 
 import ncjax
 from conftest import KERAS_FIXTURES, edit_model_config
-from ncjax.keras.files import read_model_file
+from ncjax.models.keras.files import read_model_file
 
 SEQUENTIAL_H5 = KERAS_FIXTURES / "tfkeras" / "sequential.h5"
 

@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 from jax import lax
 
 import ncjax
-from ncjax.keras.layers import LAYER_BUILDERS, LayerSpec
+from ncjax.models.keras.layers import LAYER_BUILDERS, LayerSpec
 
 
 def _build(class_name, config, in_shapes, weights=(), keras_version="2.15.0"):

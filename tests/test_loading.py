@@ -133,8 +133,8 @@ def test_absurd_activation_sizes_are_refused_before_anything_is_allocated():
     import pytest
 
     import ncjax
-    from ncjax.classifier import LayerSummary
-    from ncjax.loading import check_activation_sizes
+    from ncjax.models.classifier import LayerSummary
+    from ncjax.models.loading import check_activation_sizes
 
     fine = [LayerSummary("conv", "Conv2D", (None, 32, 32, 64), 0, 0)]
     check_activation_sizes(fine, (32, 32, 3), "m.h5")

@@ -7,7 +7,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from ncjax.losses import attack_loss, attack_success
+from ncjax.search.losses import attack_loss, attack_success
 
 
 def test_reference_loss_is_16_118_times_one_minus_p():
@@ -33,7 +33,7 @@ def test_unknown_loss_and_regularizer_are_refused_not_defaulted():
     import pytest
 
     import ncjax
-    from ncjax.step import regularizer
+    from ncjax.search.step import regularizer
 
     with pytest.raises(ncjax.ConfigError, match="loss must be one of 'reference', 'crossentropy'; got 'mse'"):
         attack_loss(jnp.zeros((1, 3)), jnp.asarray(0), "mse")  # type: ignore[arg-type]

@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from ncjax.onnx.ops import OPS, _onnx_slice, _spatial_pads, static
+from ncjax.models.onnx.ops import OPS, _onnx_slice, _spatial_pads, static
 
 
 def _spec_slice(start, end, step, size):

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 import ncjax
-from ncjax.outlier import gap_outliers, l1_norms, mad_outliers
+from ncjax.verdict.outlier import gap_outliers, l1_norms, mad_outliers
 
 
 def test_odd_count_by_hand():

@@ -3,8 +3,8 @@ from __future__ import annotations
 
 import pytest
 
-from ncjax.config import ScanConfig
-from ncjax.plan import compacted_width, narrower_widths, precompiles
+from ncjax.scan.plan import compacted_width, narrower_widths, precompiles
+from ncjax.search.config import ScanConfig
 
 
 @pytest.mark.parametrize("width, devices, floor, expected", [

@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 
 import ncjax
-from ncjax.preflight import run_preflight
-from ncjax.preprocess import Preprocessing
+from ncjax.data.preflight import run_preflight
+from ncjax.data.preprocess import Preprocessing
 
 
 def _threshold_model(scale: float):

@@ -4,7 +4,7 @@ from __future__ import annotations
 from hypothesis import given
 from hypothesis import strategies as st
 
-from ncjax.printable import NAME_LIMIT, one_line, printable, quoted
+from ncjax.core.printable import NAME_LIMIT, one_line, printable, quoted
 
 
 def test_control_and_format_characters_show_as_escapes():

@@ -8,7 +8,7 @@ import pytest
 
 import ncjax
 from conftest import tiny_classifier, tiny_images
-from ncjax.restarts import best_over_restarts
+from ncjax.scan.restarts import best_over_restarts
 
 SMALL = ncjax.ScanConfig(batch_size=8, nb_sample=16, max_epochs=6, patience=2, attack_success_threshold=0.9)
 

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 import ncjax
-import ncjax.pipeline as pipeline_module
+import ncjax.pipeline.model_scan as pipeline_module
 import ncjax.run as run_module
 from conftest import KERAS_FIXTURES
 from ncjax.run import main
@@ -48,7 +48,7 @@ def test_scan_prints_reference_lines_and_writes_outputs(tmp_path, data, capsys):
     assert report["schema"] == "ncjax.report/1" and len(report["labels"]) == 3
     assert report["config"]["max_epochs"] == 10 and report["config"]["batch_size"] == 8
     # The verdict is the score rule's on the norms the report lists, and the printed lines are its lines.
-    from ncjax.verdict import decide
+    from ncjax.verdict.decision import decide
 
     expected = decide([e["l1_norm_used"] for e in report["labels"]], [e["label"] for e in report["labels"]],
                       reached=[e["reached_threshold"] for e in report["labels"]])
@@ -165,7 +165,7 @@ def grayscale_model(tmp_path_factory):
     import jax.numpy as jnp
 
     import ncjax
-    from ncjax.inject import ReferenceNet, classifier_from_flax
+    from ncjax.lab.inject import ReferenceNet, classifier_from_flax
 
     params = ReferenceNet(num_classes=10).init(jax.random.key(0), jnp.zeros((1, 28, 28, 1)))["params"]
     path = tmp_path_factory.mktemp("gray") / "gray.h5"

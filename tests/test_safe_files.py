@@ -4,7 +4,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from ncjax.safe_files import atomic_path, write_npz_atomic
+from ncjax.models.safe_files import atomic_path, write_npz_atomic
 
 
 def test_a_write_that_fails_leaves_the_previous_file_and_no_temporary(tmp_path):

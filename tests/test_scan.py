@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 import ncjax
-import ncjax.scan as scan_module
+import ncjax.scan.engine as scan_module
 from conftest import ROOT, tiny_classifier, tiny_images
 from nc_reference import reference_scan_label
 
@@ -144,7 +144,7 @@ def test_compiling_ahead_builds_the_narrower_widths_and_changes_no_result(tiny, 
 
 
 def test_a_failed_build_ahead_is_compiled_in_place_with_a_warning(tiny, monkeypatch):
-    import ncjax.compiled as compiled_module
+    import ncjax.scan.compiled as compiled_module
 
     monkeypatch.setattr(compiled_module, "abstract", lambda tree, *, width=None: tree if width is None else
                         jax.tree_util.tree_map(lambda a: jax.ShapeDtypeStruct((width + 1,) + a.shape[1:], a.dtype),
@@ -322,7 +322,7 @@ def test_resume_refuses_another_scan(tiny, tmp_path):
 
 
 def test_default_chunk_keeps_large_heads_within_memory():
-    from ncjax.plan import default_label_chunk, per_label_bytes
+    from ncjax.scan.plan import default_label_chunk, per_label_bytes
 
     model = ncjax.load_model(ROOT / "tests" / "fixtures" / "keras" / "tfkeras" / "sequential.h5")
     per_label = per_label_bytes(model, 32)

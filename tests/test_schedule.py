@@ -5,7 +5,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from ncjax import ScanConfig
-from ncjax.schedule import EpochStats, end_epoch, init_schedule
+from ncjax.search.schedule import EpochStats, end_epoch, init_schedule
 
 SHAPE = (2, 2, 1)
 

@@ -5,8 +5,8 @@ import numpy as np
 import pytest
 
 import ncjax
-from ncjax.score import ratio_score
-from ncjax.verdict import decide
+from ncjax.verdict.decision import decide
+from ncjax.verdict.score import ratio_score
 
 BULK = [100.0, 95.0, 105.0, 98.0, 102.0, 97.0, 103.0, 99.0]
 

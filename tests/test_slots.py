@@ -8,11 +8,11 @@ import numpy as np
 import pytest
 
 import ncjax
-import ncjax.compiled as compiled_module
-import ncjax.scan as scan_module
+import ncjax.scan.compiled as compiled_module
+import ncjax.scan.engine as scan_module
 from conftest import tiny_classifier, tiny_images
-from ncjax.slots import Slot, build_slot_table, label_slots, restart_slots, slot_keys, source_slots
-from ncjax.step import draw_batch, draw_pool_batch
+from ncjax.scan.slots import Slot, build_slot_table, label_slots, restart_slots, slot_keys, source_slots
+from ncjax.search.step import draw_batch, draw_pool_batch
 
 SMALL = ncjax.ScanConfig(batch_size=8, nb_sample=16, max_epochs=6, patience=2, attack_success_threshold=0.9)
 IMAGE_LABELS = np.arange(48) % 4  # 12 images per class

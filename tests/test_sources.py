@@ -7,8 +7,8 @@ import pytest
 
 import ncjax
 from conftest import tiny_classifier, tiny_images
-from ncjax.source_check import SourceCheck
-from ncjax.sources import check_sources, pick_sources
+from ncjax.scan.sources import check_sources, pick_sources
+from ncjax.verdict.source_check import SourceCheck
 
 SMALL = ncjax.ScanConfig(batch_size=8, nb_sample=16, max_epochs=4, patience=2, attack_success_threshold=0.9)
 IMAGE_LABELS = np.arange(48) % 4
@@ -62,9 +62,9 @@ def test_spread_is_near_one_for_one_shared_trigger_and_large_for_a_few_cheap_sou
 
 
 def test_check_candidates_checks_the_scores_largest_candidates_once_each():
-    from ncjax.score import ratio_score
-    from ncjax.source_check import CHECKED_CANDIDATES
-    from ncjax.sources import check_candidates
+    from ncjax.scan.sources import check_candidates
+    from ncjax.verdict.score import ratio_score
+    from ncjax.verdict.source_check import CHECKED_CANDIDATES
 
     model, images = tiny_classifier(), tiny_images()
     score = ratio_score([100.0, 10.0, 20.0, 30.0], min_ratio=1.2)  # median 25: ratios 2.5 and 1.25 reach it

@@ -3,8 +3,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from ncjax.summary import GREY, ORANGE, RED, label_colours, summary_image
-from ncjax.verdict import decide
+from ncjax.pipeline.summary import GREY, ORANGE, RED, label_colours, summary_image
+from ncjax.verdict.decision import decide
 
 H = W = 8
 SCALE, COLUMNS = 3, 11

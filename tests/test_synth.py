@@ -4,7 +4,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from ncjax import synth
+from ncjax.lab import synth
 
 
 def test_deterministic_by_seed():

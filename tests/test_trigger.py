@@ -5,7 +5,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from ncjax.trigger import TANH_EPSILON, init_trigger, mask_shape, stamp, trigger_mask, trigger_pattern
+from ncjax.search.trigger import TANH_EPSILON, init_trigger, mask_shape, stamp, trigger_mask, trigger_pattern
 
 
 def test_init_ranges_and_round_trip():

@@ -4,7 +4,7 @@ from __future__ import annotations
 import pytest
 
 import ncjax
-from ncjax.verdict import decide
+from ncjax.verdict.decision import decide
 
 BULK = [100.0, 95.0, 105.0, 98.0, 102.0, 97.0, 103.0, 99.0]
 
@@ -92,7 +92,7 @@ def test_unreached_labels_make_the_verdict_inconclusive_never_clean():
 def test_summary_of_an_inconclusive_scan():
     import numpy as np
 
-    from ncjax.summary import summary_image
+    from ncjax.pipeline.summary import summary_image
 
     verdict = decide([100.0 + i for i in range(10)], reached=[False] + [True] * 9)
     image = summary_image(np.zeros((10, 6, 6)), np.zeros((10, 6, 6, 3)), verdict, title=verdict.headline())
@@ -100,7 +100,7 @@ def test_summary_of_an_inconclusive_scan():
 
 
 def test_the_source_check_prunes_the_labels_named_but_never_the_best_agreeing_candidate():
-    from ncjax.source_check import SourceCheck
+    from ncjax.verdict.source_check import SourceCheck
 
     norms = [100.0 + i for i in range(10)] + [20.0, 22.0]  # labels 10 and 11: candidates (ratio > 4)
 

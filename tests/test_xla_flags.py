@@ -5,7 +5,7 @@ import os
 import subprocess
 import sys
 
-from ncjax._xla_flags import DISABLE_YNN_FUSION, FIRST_JAXLIB_WITH_FLAG, _jaxlib_version, configure_xla_flags
+from ncjax.core.xla_flags import DISABLE_YNN_FUSION, FIRST_JAXLIB_WITH_FLAG, _jaxlib_version, configure_xla_flags
 
 
 def test_sets_flag_when_unset():

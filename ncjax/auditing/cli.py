@@ -17,10 +17,10 @@ from collections.abc import Sequence
 
 from ncjax.auditing.api import audit
 from ncjax.auditing.config import AuditConfig, ScanSettings
-from ncjax.cli_options import OneLineParser, add_dataclass_flags, given_values, run_command
-from ncjax.config import ScanConfig
+from ncjax.cli.options import OneLineParser, add_dataclass_flags, given_values, run_command
+from ncjax.core.printable import one_line
 from ncjax.errors import UsageError
-from ncjax.printable import one_line
+from ncjax.search.config import ScanConfig
 
 EXIT_OK, EXIT_SOME_FAILED, EXIT_INTERRUPTED = 0, 1, 130
 

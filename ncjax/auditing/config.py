@@ -11,10 +11,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from ncjax.checks import check_flag, check_number, check_whole
-from ncjax.config import ScanConfig, setting
+from ncjax.core.checks import check_flag, check_number, check_whole
 from ncjax.errors import ConfigError
-from ncjax.pipeline import DecisionConfig
+from ncjax.pipeline.model_scan import DecisionConfig
+from ncjax.search.config import ScanConfig, setting
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -10,8 +10,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
+from ncjax.core.printable import quoted
 from ncjax.errors import UsageError
-from ncjax.printable import quoted
 
 MODEL_SUFFIXES = (".h5", ".keras", ".onnx")
 Truth = Literal["infected", "clean"]

@@ -12,14 +12,14 @@ import jax
 
 from ncjax.auditing.config import ScanSettings
 from ncjax.auditing.items import AuditItem
-from ncjax.compile_cache import enable_compile_cache
-from ncjax.config import ScanConfig
-from ncjax.data import in_model_scale, load_images
+from ncjax.core.printable import one_line
+from ncjax.data.images import in_model_scale, load_images
+from ncjax.data.preprocess import parse_preprocessing
 from ncjax.errors import NCJaxError
-from ncjax.loading import load_model
-from ncjax.pipeline import STATE_FILE, scan_model
-from ncjax.preprocess import parse_preprocessing
-from ncjax.printable import one_line
+from ncjax.models.loading import load_model
+from ncjax.pipeline.model_scan import STATE_FILE, scan_model
+from ncjax.scan.compile_cache import enable_compile_cache
+from ncjax.search.config import ScanConfig
 
 ATTEMPTS_FILE = "attempts.jsonl"  # one line per start of this model's scan: which host and process ran it
 

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ncjax.auditing.roc import roc_curve, save_roc
-from ncjax.printable import one_line
+from ncjax.core.printable import one_line
 
 ROC_FILE = "audit_roc.png"
 

@@ -15,10 +15,10 @@ from typing import Any
 import jax
 import numpy as np
 
-from ncjax.classifier import Classifier
-from ncjax.config import ScanConfig
-from ncjax.plan import default_label_chunk, narrower_widths, per_label_bytes
-from ncjax.step_timer import StepTimer
+from ncjax.benchmarks.step_timer import StepTimer
+from ncjax.models.classifier import Classifier
+from ncjax.scan.plan import default_label_chunk, narrower_widths, per_label_bytes
+from ncjax.search.config import ScanConfig
 
 
 def compaction_widths(model: Classifier, config: ScanConfig) -> list[int]:

@@ -9,10 +9,10 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from ncjax.classifier import Classifier
-from ncjax.compiled import CompiledSteps, Pools
-from ncjax.config import ScanConfig
-from ncjax.step import init_slot
+from ncjax.models.classifier import Classifier
+from ncjax.scan.compiled import CompiledSteps, Pools
+from ncjax.search.config import ScanConfig
+from ncjax.search.step import init_slot
 
 
 def fresh_states(width: int, labels: np.ndarray, config: ScanConfig, shape) -> Any:

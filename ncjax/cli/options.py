@@ -13,10 +13,10 @@ import typing
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
-from ncjax.choices import field_types, literal_choices
+from ncjax.core.choices import field_types, literal_choices
+from ncjax.core.printable import one_line
+from ncjax.data.preprocess import Preprocessing, parse_preprocessing
 from ncjax.errors import ConfigError, NCJaxError, UsageError
-from ncjax.preprocess import Preprocessing, parse_preprocessing
-from ncjax.printable import one_line
 
 
 def _base_type(annotation: Any) -> Any:

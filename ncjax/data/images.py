@@ -13,10 +13,10 @@ import jax.numpy as jnp
 import numpy as np
 from PIL import Image
 
+from ncjax.core.printable import printable, quoted
+from ncjax.data.preprocess import Preprocessing
 from ncjax.errors import DataError
-from ncjax.preprocess import Preprocessing
-from ncjax.printable import printable, quoted
-from ncjax.safe_files import check_hdf5_contained, check_regular_file, open_npz
+from ncjax.models.safe_files import check_hdf5_contained, check_regular_file, open_npz
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".ppm", ".bmp", ".gif", ".tif", ".tiff", ".webp"}
 # Budgets checked from declared sizes before anything is read: no clean set for a scan comes near them.

@@ -17,7 +17,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from ncjax.preprocess import Preprocessing
+from ncjax.data.preprocess import Preprocessing
 
 MAX_IMAGES = 512  # enough to tell 10 % from 90 %, cheap next to a scan
 # Another reading is clearly better when it is useful, halves the errors and gains this much accuracy.

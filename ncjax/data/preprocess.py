@@ -13,7 +13,7 @@ from typing import Literal
 import jax
 import jax.numpy as jnp
 
-from ncjax.choices import check_literal_fields
+from ncjax.core.choices import check_literal_fields
 from ncjax.errors import ConfigError
 
 PreprocessingMode = Literal["raw", "mnist", "inception", "imagenet", "torch", "custom"]

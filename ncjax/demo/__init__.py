@@ -6,9 +6,9 @@ from pathlib import Path
 
 import numpy as np
 
-from ncjax import synth
-from ncjax.classifier import Classifier
-from ncjax.loading import load_model
+from ncjax.lab import synth
+from ncjax.models.classifier import Classifier
+from ncjax.models.loading import load_model
 
 HERE = Path(__file__).parent
 INFECTED_FILE = "gtsrb_synth_backdoor_33.h5"

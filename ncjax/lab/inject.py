@@ -16,13 +16,13 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from ncjax.adam import keras_adam
-from ncjax.classifier import Classifier
 from ncjax.errors import ConfigError, InjectionError
-from ncjax.keras.files import WeightSource
-from ncjax.keras.graph import build_graph
-from ncjax.keras.roles import KerasRoles
-from ncjax.trigger import stamp
+from ncjax.models.classifier import Classifier
+from ncjax.models.keras.files import WeightSource
+from ncjax.models.keras.graph import build_graph
+from ncjax.models.keras.roles import KerasRoles
+from ncjax.search.adam import keras_adam
+from ncjax.search.trigger import stamp
 
 Position = Literal["bottom-right", "bottom-left", "top-right", "top-left", "center"]
 
@@ -243,7 +243,7 @@ def train_classifier(
             raise InjectionError(f"a trigger of shape {backdoor.mask.shape} does not fit images {images.shape[1:3]}.")
         if backdoor.target is not None and not 0 <= backdoor.target < num_classes:
             raise InjectionError(f"backdoor target {backdoor.target} is not a label of {num_classes} classes.")
-    from ncjax.reference_net import ReferenceNet  # flax, imported only to train
+    from ncjax.lab.reference_net import ReferenceNet  # flax, imported only to train
 
     net = ReferenceNet(num_classes)
     init_key, dropout_key, data_key = jax.random.split(key, 3)
@@ -288,7 +288,7 @@ def train_classifier(
 
 def __getattr__(name: str):
     if name == "ReferenceNet":  # defined with flax, which `import ncjax` does not import
-        from ncjax.reference_net import ReferenceNet
+        from ncjax.lab.reference_net import ReferenceNet
 
         return ReferenceNet
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -4,7 +4,7 @@ from __future__ import annotations
 import flax.linen as nn
 import jax
 
-from ncjax.inject import REFERENCE_LAYERS, keras_name
+from ncjax.lab.inject import REFERENCE_LAYERS, keras_name
 
 
 class ReferenceNet(nn.Module):

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 import jax
 import numpy as np
 
-from ncjax.classifier import Classifier
+from ncjax.data.preprocess import Preprocessing
 from ncjax.errors import MitigationError
 from ncjax.mitigation.config import Method, MitigationConfig
 from ncjax.mitigation.input_filter import FilterRates, InputFilter, fit_filter
@@ -20,7 +20,7 @@ from ncjax.mitigation.prune import PruneCurve, prune
 from ncjax.mitigation.triggers import TriggerSet
 from ncjax.mitigation.unlearn import UnlearnLog, unlearn
 from ncjax.mitigation.weights import hidden_layer
-from ncjax.preprocess import Preprocessing
+from ncjax.models.classifier import Classifier
 
 
 @dataclass(frozen=True)

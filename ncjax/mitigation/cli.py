@@ -15,7 +15,7 @@ from pathlib import Path
 import jax
 import numpy as np
 
-from ncjax.cli_options import (
+from ncjax.cli.options import (
     OneLineParser,
     add_dataclass_flags,
     given_values,
@@ -24,18 +24,18 @@ from ncjax.cli_options import (
     run_command,
     seed,
 )
-from ncjax.data import in_model_scale, load_images
+from ncjax.core.printable import printable
+from ncjax.data.images import in_model_scale, load_images
+from ncjax.data.preprocess import Preprocessing
 from ncjax.errors import UsageError
-from ncjax.loading import load_model, parse_input_shape
 from ncjax.mitigation.api import MitigationResult, mitigate, triggers_for
 from ncjax.mitigation.config import MitigationConfig
 from ncjax.mitigation.known_trigger import read_true_trigger
 from ncjax.mitigation.progress import MitigationProgress
 from ncjax.mitigation.triggers import load_triggers
 from ncjax.mitigation.write import model_suffix, reload_model, save_model
-from ncjax.preprocess import Preprocessing
-from ncjax.printable import printable
-from ncjax.report import write_json_atomic
+from ncjax.models.loading import load_model, parse_input_shape
+from ncjax.pipeline.report import write_json_atomic
 
 EXIT_OK, EXIT_INTERRUPTED = 0, 130
 

@@ -22,9 +22,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
-from ncjax.checks import check_number, check_whole
-from ncjax.choices import check_literal_fields
-from ncjax.config import setting
+from ncjax.core.checks import check_number, check_whole
+from ncjax.core.choices import check_literal_fields
+from ncjax.search.config import setting
 
 Method = Literal["unlearn", "prune", "filter"]
 

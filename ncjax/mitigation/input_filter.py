@@ -12,15 +12,15 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ncjax.classifier import Classifier, Params
+from ncjax.data.preprocess import Preprocessing
 from ncjax.errors import MitigationError
 from ncjax.mitigation.config import MitigationConfig
 from ncjax.mitigation.measure import Measurement, Predictor
 from ncjax.mitigation.ranking import most_excited, trigger_excitations
 from ncjax.mitigation.triggers import TriggerSet
 from ncjax.mitigation.weights import HiddenLayer, UnitReader, hidden_layer
-from ncjax.preprocess import Preprocessing
-from ncjax.safe_files import open_npz, write_npz_atomic
+from ncjax.models.classifier import Classifier, Params
+from ncjax.models.safe_files import open_npz, write_npz_atomic
 
 FILTER_FORMAT = "ncjax-filter-2"
 

@@ -10,7 +10,7 @@ from PIL import Image
 
 from ncjax.errors import MitigationError
 from ncjax.mitigation.triggers import TriggerSet
-from ncjax.safe_files import check_regular_file, open_npz
+from ncjax.models.safe_files import check_regular_file, open_npz
 
 
 def read_true_trigger(text: str | None, target: int | None, removed: TriggerSet,

@@ -7,9 +7,9 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from ncjax.classifier import Classifier, Params
+from ncjax.data.preprocess import Preprocessing
 from ncjax.mitigation.triggers import TriggerSet
-from ncjax.preprocess import Preprocessing
+from ncjax.models.classifier import Classifier, Params
 
 
 @dataclass(frozen=True)

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ncjax.classifier import Classifier, Params
+from ncjax.data.preprocess import Preprocessing
 from ncjax.errors import MitigationError
 from ncjax.mitigation.config import MitigationConfig
 from ncjax.mitigation.measure import Measurement, Predictor, measure
@@ -17,7 +17,7 @@ from ncjax.mitigation.progress import MitigationProgress, ProgressCallback
 from ncjax.mitigation.ranking import most_excited, trigger_excitation
 from ncjax.mitigation.triggers import TriggerSet
 from ncjax.mitigation.weights import HiddenLayer, UnitReader, prune_units
-from ncjax.preprocess import Preprocessing
+from ncjax.models.classifier import Classifier, Params
 
 Stop = str  # "target reached", "accuracy limit", "layer exhausted"
 

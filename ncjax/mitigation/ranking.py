@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import numpy as np
 
-from ncjax.classifier import Params
+from ncjax.data.preprocess import Preprocessing
 from ncjax.mitigation.triggers import TriggerSet
 from ncjax.mitigation.weights import UnitReader
-from ncjax.preprocess import Preprocessing
+from ncjax.models.classifier import Params
 
 
 def trigger_excitations(read: UnitReader, params: Params, images: np.ndarray, labels: np.ndarray,

@@ -15,11 +15,11 @@ from pathlib import Path
 import jax.numpy as jnp
 import numpy as np
 
+from ncjax.core.printable import printable
+from ncjax.data.preprocess import Preprocessing
 from ncjax.errors import MitigationError
-from ncjax.preprocess import Preprocessing
-from ncjax.printable import printable
-from ncjax.safe_files import open_npz, write_npz_atomic
-from ncjax.trigger import stamp
+from ncjax.models.safe_files import open_npz, write_npz_atomic
+from ncjax.search.trigger import stamp
 
 TRIGGERS_FILE = "triggers.npz"
 FORMAT = "ncjax-triggers-1"

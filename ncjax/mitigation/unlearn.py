@@ -14,12 +14,12 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from ncjax.classifier import Classifier, Params
+from ncjax.data.preprocess import Preprocessing
 from ncjax.mitigation.config import MitigationConfig
 from ncjax.mitigation.progress import MitigationProgress, ProgressCallback
 from ncjax.mitigation.triggers import TriggerSet
 from ncjax.mitigation.weights import trainable_mask
-from ncjax.preprocess import Preprocessing
+from ncjax.models.classifier import Classifier, Params
 
 
 @dataclass(frozen=True)

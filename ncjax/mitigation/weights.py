@@ -8,9 +8,9 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from ncjax.classifier import Classifier, Params
 from ncjax.errors import MitigationError
-from ncjax.layer_roles import HiddenLayer, WeightSlice, param_at
+from ncjax.models.classifier import Classifier, Params
+from ncjax.models.layer_roles import HiddenLayer, WeightSlice, param_at
 
 __all__ = ["HiddenLayer", "UnitReader", "WeightSlice", "hidden_layer", "prune_units", "trainable_mask"]
 

@@ -5,9 +5,9 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from ncjax.classifier import Classifier
 from ncjax.errors import SaveError
-from ncjax.layer_roles import WeightRoles
+from ncjax.models.classifier import Classifier
+from ncjax.models.layer_roles import WeightRoles
 
 
 def _roles(model: Classifier) -> WeightRoles:

@@ -8,7 +8,7 @@ from typing import Any
 import jax
 import numpy as np
 
-from ncjax.printable import printable
+from ncjax.core.printable import printable
 
 Params = Any  # a pytree of arrays: {layer name: {weight name: array}}, nested models nested
 
@@ -53,7 +53,7 @@ class Classifier:
     # file's own layout (ONNX feature maps are NCHW). Pruning and input filters read hidden neurons with it.
     layer_output: Callable[[Params, jax.Array, str], jax.Array] | None = None
     graph: Any = None  # the parsed file (a Keras Graph or an OnnxGraph)
-    # The importer's answers about the weights (ncjax.layer_roles.WeightRoles): which train, which make a hidden
+    # The importer's answers about the weights (ncjax.models.layer_roles.WeightRoles): which train, which make a hidden
     # layer's units, how the model is written back. None for a classifier built by hand.
     roles: Any = None
 

@@ -1,6 +1,7 @@
 """What a classifier's weights do, as its importer knows it: which weights fine-tuning may change, which make a
 hidden layer's units, and how the model is written back. Mitigation asks these questions through `WeightRoles`
-and never looks at a file format; each importer (ncjax.keras, ncjax.onnx) answers them for its own models."""
+and never looks at a file format; each importer (ncjax.models.keras, ncjax.models.onnx) answers them for its own
+models."""
 from __future__ import annotations
 
 import os
@@ -8,7 +9,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
 
 if TYPE_CHECKING:
-    from ncjax.classifier import Classifier
+    from ncjax.models.classifier import Classifier
 
 
 @dataclass(frozen=True)

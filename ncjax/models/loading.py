@@ -9,12 +9,12 @@ from typing import Any
 import jax
 import numpy as np
 
-from ncjax.classifier import Classifier
+from ncjax.core.printable import printable
 from ncjax.errors import ModelFileError, NCJaxError, UnsupportedModelError, UsageError
-from ncjax.keras.files import read_model_file
-from ncjax.keras.graph import MODEL_CLASSES, build_graph, declared_input_shapes
-from ncjax.keras.roles import KerasRoles
-from ncjax.printable import printable
+from ncjax.models.classifier import Classifier
+from ncjax.models.keras.files import read_model_file
+from ncjax.models.keras.graph import MODEL_CLASSES, build_graph, declared_input_shapes
+from ncjax.models.keras.roles import KerasRoles
 
 
 def load_model(
@@ -65,7 +65,7 @@ def _load(path, *, architecture, input_shape, layout) -> Classifier:
     if _is_onnx(path):
         if architecture is not None:
             raise UnsupportedModelError("architecture= is for Keras weights-only files; an .onnx file holds its graph.")
-        from ncjax.onnx import load_onnx
+        from ncjax.models.onnx import load_onnx
 
         return load_onnx(path, input_shape=input_shape, layout=layout)  # type: ignore[arg-type]
     if layout is not None:

@@ -20,8 +20,8 @@ from contextlib import contextmanager
 import h5py
 import numpy as np
 
+from ncjax.core.printable import quoted
 from ncjax.errors import ModelFileError, NCJaxError
-from ncjax.printable import quoted
 
 # No classifier ncjax scans comes near this; a file declaring more is refused before it is read.
 MAX_HDF5_BYTES = 4 << 30

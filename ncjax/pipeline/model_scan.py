@@ -17,23 +17,23 @@ from typing import Any, Literal
 import jax
 import numpy as np
 
-from ncjax.checks import check_flag, check_number, check_whole
-from ncjax.config import ScanConfig, setting
+from ncjax.core.checks import check_flag, check_number, check_whole
+from ncjax.core.printable import printable, quoted
+from ncjax.data.preflight import Preflight, run_preflight
 from ncjax.errors import ConfigError, PreflightError, UsageError
 from ncjax.mitigation.triggers import TRIGGERS_FILE, TriggerSet
-from ncjax.outlier import l1_norms
-from ncjax.pictures import save_trigger_pictures
-from ncjax.preflight import Preflight, run_preflight
-from ncjax.printable import printable, quoted
-from ncjax.report import build_report, write_json_atomic
-from ncjax.restarts import LabelTriggers, best_over_restarts
-from ncjax.result import ScanProgress, ScanResult
-from ncjax.scan import scan_all_labels
-from ncjax.score import DEFAULT_MIN_RATIO
-from ncjax.source_check import CHECKED_CANDIDATES, DEFAULT_MAX_SPREAD, SourceCheck
-from ncjax.sources import check_candidates
-from ncjax.summary import save_summary
-from ncjax.verdict import Verdict, decide
+from ncjax.pipeline.pictures import save_trigger_pictures
+from ncjax.pipeline.report import build_report, write_json_atomic
+from ncjax.pipeline.summary import save_summary
+from ncjax.scan.engine import scan_all_labels
+from ncjax.scan.restarts import LabelTriggers, best_over_restarts
+from ncjax.scan.result import ScanProgress, ScanResult
+from ncjax.scan.sources import check_candidates
+from ncjax.search.config import ScanConfig, setting
+from ncjax.verdict.decision import Verdict, decide
+from ncjax.verdict.outlier import l1_norms
+from ncjax.verdict.score import DEFAULT_MIN_RATIO
+from ncjax.verdict.source_check import CHECKED_CANDIDATES, DEFAULT_MAX_SPREAD, SourceCheck
 
 STATE_FILE = "scan_state.npz"
 SOURCE_STATE_FILE = "source_check_state.npz"

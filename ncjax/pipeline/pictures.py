@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from ncjax.result import ScanResult
+from ncjax.scan.result import ScanResult
 
 DEFAULT_PREFIX = "gtsrb"
 

@@ -11,10 +11,10 @@ from typing import Any
 import jax
 import numpy as np
 
-from ncjax.result import ScanResult
-from ncjax.safe_files import atomic_path
-from ncjax.verdict import Verdict
-from ncjax.version import __version__
+from ncjax.core.version import __version__
+from ncjax.models.safe_files import atomic_path
+from ncjax.scan.result import ScanResult
+from ncjax.verdict.decision import Verdict
 
 SCHEMA = "ncjax.report/1"
 

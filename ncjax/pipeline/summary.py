@@ -14,8 +14,8 @@ import os
 import numpy as np
 from PIL import Image, ImageDraw
 
-from ncjax.pictures import to_image
-from ncjax.verdict import Verdict
+from ncjax.pipeline.pictures import to_image
+from ncjax.verdict.decision import Verdict
 
 RED, ORANGE, GREY, BLACK, BLUE = (220, 30, 30), (240, 140, 0), (150, 150, 150), (20, 20, 20), (40, 90, 200)
 MARGIN, CHART_H, ZOOM = 30, 220, 4

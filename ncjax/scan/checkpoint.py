@@ -15,9 +15,9 @@ from typing import Any, NamedTuple
 import jax
 import numpy as np
 
+from ncjax.core.printable import quoted
 from ncjax.errors import CheckpointError
-from ncjax.printable import quoted
-from ncjax.safe_files import open_npz, write_npz_atomic
+from ncjax.models.safe_files import open_npz, write_npz_atomic
 
 FORMAT = 2  # 2: slots (states keyed by leaf path); 1: labels (states keyed by leaf index)
 # A checkpoint holds a chunk's triggers, Adam moments and results: far less than this for any scan that fits memory.

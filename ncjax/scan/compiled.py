@@ -16,13 +16,21 @@ import jax
 import jax.numpy as jnp
 from jax.sharding import NamedSharding
 
-from ncjax.ahead import Ahead, abstract
-from ncjax.config import ScanConfig
-from ncjax.step import EpochSummary, SlotState, draw_batch, draw_pool_batch, epoch_summary, slot_end_epoch, slot_step
+from ncjax.scan.ahead import Ahead, abstract
+from ncjax.search.config import ScanConfig
+from ncjax.search.step import (
+    EpochSummary,
+    SlotState,
+    draw_batch,
+    draw_pool_batch,
+    epoch_summary,
+    slot_end_epoch,
+    slot_step,
+)
 
 
 class Pools(NamedTuple):
-    """The image pools on the device (see ncjax.slots.SlotTable)."""
+    """The image pools on the device (see ncjax.scan.slots.SlotTable)."""
 
     table: jax.Array  # (P, N) int32 image indices, padded
     sizes: jax.Array  # (P,) int32

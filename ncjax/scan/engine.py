@@ -1,12 +1,12 @@
 """scan_slots and scan_all_labels: many Neural Cleanse trigger searches in one compiled step.
 
-A slot is one trigger search (ncjax.slots). Slots run in chunks; within a chunk every slot's state has a
+A slot is one trigger search (ncjax.scan.slots). Slots run in chunks; within a chunk every slot's state has a
 leading slot axis and all lanes advance in lockstep, the step `jax.vmap(slot_step)` compiled once per width.
 After each epoch one small device->host read returns the epoch's summary. Slots that finish are harvested
 and the chunk is compacted to the next power-of-two width, so finished slots stop costing compute while the
 number of compiled widths stays small. With several devices the slot axis is sharded over a mesh axis.
 
-A scan is these steps: check the inputs, plan (ncjax.plan), resume from a checkpoint, then per chunk: start,
+A scan is these steps: check the inputs, plan (ncjax.scan.plan), resume from a checkpoint, then per chunk: start,
 and per epoch run the steps, record and harvest, compact, checkpoint, report progress.
 """
 from __future__ import annotations
@@ -22,7 +22,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from ncjax.checkpoint import (
+from ncjax.errors import ScanInputError
+from ncjax.scan.checkpoint import (
     CheckpointPosition,
     fingerprint,
     invalid,
@@ -30,15 +31,14 @@ from ncjax.checkpoint import (
     restore_states,
     save_checkpoint,
 )
-from ncjax.compiled import CompiledSteps, Pools
-from ncjax.config import ScanConfig
-from ncjax.errors import ScanInputError
-from ncjax.inputs import check_config_fits, check_images, check_key, check_labels, check_model
-from ncjax.outputs import ScanOutputs
-from ncjax.plan import PADDING, ScanPlan, compacted_width, narrower_widths, padded_lanes, plan_scan
-from ncjax.result import ScanProgress, ScanResult
-from ncjax.slots import Slot, SlotTable, build_slot_table, check_image_labels, restart_slots, slot_keys
-from ncjax.step import EpochSummary, SlotState, init_slot
+from ncjax.scan.compiled import CompiledSteps, Pools
+from ncjax.scan.inputs import check_config_fits, check_images, check_key, check_labels, check_model
+from ncjax.scan.outputs import ScanOutputs
+from ncjax.scan.plan import PADDING, ScanPlan, compacted_width, narrower_widths, padded_lanes, plan_scan
+from ncjax.scan.result import ScanProgress, ScanResult
+from ncjax.scan.slots import Slot, SlotTable, build_slot_table, check_image_labels, restart_slots, slot_keys
+from ncjax.search.config import ScanConfig
+from ncjax.search.step import EpochSummary, SlotState, init_slot
 
 logger = logging.getLogger(__name__)
 Callback = Callable[[ScanProgress], None]

@@ -9,8 +9,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from ncjax.config import ScanConfig
 from ncjax.errors import ScanInputError
+from ncjax.search.config import ScanConfig
 
 
 def check_model(model: Any) -> tuple[int, int, int]:

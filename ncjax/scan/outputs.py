@@ -7,12 +7,12 @@ from collections.abc import Sequence
 import jax
 import numpy as np
 
-from ncjax.checkpoint import check_arrays, invalid
-from ncjax.config import ScanConfig
-from ncjax.result import EpochLogs, ScanResult
-from ncjax.slots import Slot
-from ncjax.step import EpochSummary, SlotState
-from ncjax.trigger import Trigger, trigger_mask, trigger_pattern
+from ncjax.scan.checkpoint import check_arrays, invalid
+from ncjax.scan.result import EpochLogs, ScanResult
+from ncjax.scan.slots import Slot
+from ncjax.search.config import ScanConfig
+from ncjax.search.step import EpochSummary, SlotState
+from ncjax.search.trigger import Trigger, trigger_mask, trigger_pattern
 
 LOGGED = EpochLogs._fields
 PER_SLOT = ("finished", "masks", "patterns", "asr", "reached", "epochs", "early_stopped", "final_cost")

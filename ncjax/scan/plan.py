@@ -10,7 +10,7 @@ import jax
 import numpy as np
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
-from ncjax.config import ScanConfig
+from ncjax.search.config import ScanConfig
 
 # Slot chunk: every slot at once on every backend. Measured on the 2-core AVX2 CPU (GTSRB network, batch 32,
 # YNNPACK fusion off; make bench, 5 interleaved rounds): one 43-wide vmap per call 33.7 label-steps/s against

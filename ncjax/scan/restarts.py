@@ -2,7 +2,7 @@
 
 One search can settle on a large trigger when a smaller one exists (the mask's start decides which basin it
 falls into); an injected trigger is the smallest, so a search that misses it hides the backdoor. R restarts
-per label run side by side in the same vmapped step (ncjax.slots.restart_slots); per label the smallest trigger
+per label run side by side in the same vmapped step (ncjax.scan.slots.restart_slots); per label the smallest trigger
 that reached the attack-success threshold is kept, and the spread across restarts is reported.
 """
 from __future__ import annotations
@@ -12,7 +12,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ncjax.errors import ScanInputError
-from ncjax.result import ScanResult
+from ncjax.scan.result import ScanResult
 
 
 @dataclass(frozen=True, eq=False)
@@ -51,7 +51,7 @@ class LabelTriggers:
 
 def best_over_restarts(result: ScanResult) -> LabelTriggers:
     """Reduce a scan of label slots (any number of restarts each, same count per label) to one trigger per
-    label. Source-specific slots are refused: their triggers answer another question (ncjax.sources)."""
+    label. Source-specific slots are refused: their triggers answer another question (ncjax.scan.sources)."""
     if (result.sources >= 0).any():
         raise ScanInputError("best_over_restarts takes a scan of label slots; this one has source-class slots.")
     labels = list(dict.fromkeys(int(v) for v in result.labels))

@@ -10,13 +10,13 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
-from ncjax.config import ScanConfig
-from ncjax.slots import Slot
+from ncjax.scan.slots import Slot
+from ncjax.search.config import ScanConfig
 
 
 class EpochLogs(NamedTuple):
     """The values logged at the end of every epoch. In a ScanResult each is (slots, max_epochs), NaN after a
-    slot's last epoch; the compiled step returns one per lane for the epoch just ended (ncjax.step)."""
+    slot's last epoch; the compiled step returns one per lane for the epoch just ended (ncjax.search.step)."""
 
     ce: Any
     reg: Any

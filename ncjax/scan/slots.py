@@ -20,7 +20,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from ncjax.choices import check_literal_fields
+from ncjax.core.choices import check_literal_fields
 from ncjax.errors import ScanInputError
 
 logger = logging.getLogger(__name__)

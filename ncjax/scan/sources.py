@@ -5,7 +5,7 @@ the label's own trigger; a natural shortcut (a feature the target shares with a 
 small only from those classes, so the label's trigger, which must carry every class, is much larger than
 most of its source-specific ones. The Neural Cleanse paper notes that partial backdoors need such a
 per-source analysis; K-Arm inverts source -> target pairs for the same reason. All pairs of all candidates
-run as source slots (ncjax.slots.source_slots) in one vmapped scan.
+run as source slots (ncjax.scan.slots.source_slots) in one vmapped scan.
 """
 from __future__ import annotations
 
@@ -16,13 +16,13 @@ from typing import Any
 import jax
 import numpy as np
 
-from ncjax.config import ScanConfig
 from ncjax.errors import ScanInputError
-from ncjax.outlier import l1_norms
-from ncjax.scan import scan_slots
-from ncjax.score import ScoreResult
-from ncjax.slots import source_slots
-from ncjax.source_check import CHECKED_CANDIDATES, SourceCheck
+from ncjax.scan.engine import scan_slots
+from ncjax.scan.slots import source_slots
+from ncjax.search.config import ScanConfig
+from ncjax.verdict.outlier import l1_norms
+from ncjax.verdict.score import ScoreResult
+from ncjax.verdict.source_check import CHECKED_CANDIDATES, SourceCheck
 
 
 def pick_sources(label: int, classes: Sequence[int], limit: int | None) -> tuple[int, ...]:

@@ -8,11 +8,11 @@ import dataclasses
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from ncjax.checks import check_flag, check_number, check_whole
-from ncjax.choices import check_literal_fields
+from ncjax.core.checks import check_flag, check_number, check_whole
+from ncjax.core.choices import check_literal_fields
+from ncjax.data.preprocess import Preprocessing
 from ncjax.errors import ConfigError
-from ncjax.losses import LossName
-from ncjax.preprocess import Preprocessing
+from ncjax.search.losses import LossName
 
 Regularization = Literal["l1", "l2"]
 MatmulPrecision = Literal["default", "high", "highest"]

@@ -14,7 +14,7 @@ from typing import Literal
 import jax
 import jax.numpy as jnp
 
-from ncjax.choices import check_choice
+from ncjax.core.choices import check_choice
 
 LossName = Literal["reference", "crossentropy"]
 KERAS_EPSILON = 1e-7

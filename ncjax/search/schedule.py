@@ -7,7 +7,7 @@ from typing import NamedTuple
 import jax
 import jax.numpy as jnp
 
-from ncjax.config import ScanConfig
+from ncjax.search.config import ScanConfig
 
 
 class ScheduleState(NamedTuple):

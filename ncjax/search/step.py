@@ -9,13 +9,13 @@ import jax
 import jax.numpy as jnp
 import optax
 
-from ncjax.adam import KerasAdamState, keras_adam
-from ncjax.choices import check_choice
-from ncjax.config import Regularization, ScanConfig
-from ncjax.losses import attack_loss, attack_success
-from ncjax.result import EpochLogs
-from ncjax.schedule import EpochStats, ScheduleState, end_epoch, init_schedule
-from ncjax.trigger import Trigger, init_trigger, stamp, trigger_mask, trigger_pattern
+from ncjax.core.choices import check_choice
+from ncjax.scan.result import EpochLogs
+from ncjax.search.adam import KerasAdamState, keras_adam
+from ncjax.search.config import Regularization, ScanConfig
+from ncjax.search.losses import attack_loss, attack_success
+from ncjax.search.schedule import EpochStats, ScheduleState, end_epoch, init_schedule
+from ncjax.search.trigger import Trigger, init_trigger, stamp, trigger_mask, trigger_pattern
 
 Apply = Callable[[Any, jax.Array], jax.Array]
 

@@ -55,6 +55,6 @@ def trigger_pattern(trigger: Trigger) -> jax.Array:
 
 def stamp(raw_images: jax.Array, mask: jax.Array, pattern: jax.Array) -> jax.Array:
     """(1 - mask) * x + mask * pattern, in raw pixels; mask (H, W) broadcasts over channels. Plain arithmetic,
-    so numpy arrays in give numpy out (ncjax.inject stamps training images with it)."""
+    so numpy arrays in give numpy out (ncjax.lab.inject stamps training images with it)."""
     m = mask[..., None]
     return (1.0 - m) * raw_images + m * pattern

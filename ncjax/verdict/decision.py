@@ -1,7 +1,7 @@
 """The scan's verdict: the ratio score (default), the gap rule, and the reference's MAD rule.
 
 rule="score": labels whose trigger is at least `min_ratio` times smaller than the median label's are infected
-(ncjax.score; chosen and checked in experiments/score.md). rule="gap": the reference's MAD-flagged labels whose
+(ncjax.verdict.score; chosen and checked in experiments/score.md). rule="gap": the reference's MAD-flagged labels whose
 norms stand apart from the next label's by `min_gap` (chosen in experiments/verdicts.md).
 rule="reference": the MAD test alone (anomaly index > threshold), as the reference decides.
 """
@@ -15,11 +15,11 @@ from typing import Literal
 
 import numpy as np
 
-from ncjax.choices import check_choice
+from ncjax.core.choices import check_choice
 from ncjax.errors import ConfigError
-from ncjax.outlier import GapResult, OutlierResult, gap_outliers, mad_outliers
-from ncjax.score import DEFAULT_MIN_RATIO, ScoreResult, ratio_score
-from ncjax.source_check import DEFAULT_MAX_SPREAD, SourceCheck
+from ncjax.verdict.outlier import GapResult, OutlierResult, gap_outliers, mad_outliers
+from ncjax.verdict.score import DEFAULT_MIN_RATIO, ScoreResult, ratio_score
+from ncjax.verdict.source_check import DEFAULT_MAX_SPREAD, SourceCheck
 
 Rule = Literal["score", "gap", "reference"]
 Status = Literal["infected", "suspicious", "clean", "inconclusive"]
@@ -111,7 +111,7 @@ def decide(norms, labels=None, *, reached=None, rule: Rule = "score", threshold:
     reaches no label but its constant one.
 
     rule="score" (default): infected when some labels' triggers are at least `min_ratio` times smaller than the
-    median label's (ncjax.score); labels flagged by the MAD test alone make the verdict "suspicious".
+    median label's (ncjax.verdict.score); labels flagged by the MAD test alone make the verdict "suspicious".
     `sources` (ncjax.check_sources of the candidates) sets aside candidates whose source spread exceeds
     `max_spread` (a label that different classes reach through different triggers), except the checked candidate
     with the smallest spread: the check prunes the labels named, it does not overrule the score.

@@ -1,5 +1,5 @@
 """What a source-specific check found for a candidate label, and the numbers the verdict reads from it (numpy
-only: the verdict imports this, never the scan that runs the check, which is ncjax.sources)."""
+only: the verdict imports this, never the scan that runs the check, which is ncjax.scan.sources)."""
 from __future__ import annotations
 
 from dataclasses import dataclass

@@ -9,8 +9,8 @@ from __future__ import annotations
 import math
 from typing import Any
 
+from ncjax.core.printable import one_line
 from ncjax.errors import ModelFileError
-from ncjax.printable import one_line
 
 LIMIT = 1 << 16  # no window, unit count or padding of an image classifier comes near this
 POSITIVE_INTS = ("units", "filters", "groups", "depth_multiplier")

@@ -22,9 +22,9 @@ from typing import Any
 import h5py
 import numpy as np
 
+from ncjax.core.printable import quoted
 from ncjax.errors import ModelFileError, ModelNotFoundError
-from ncjax.printable import quoted
-from ncjax.safe_files import check_hdf5_contained, check_one_format, check_regular_file, file_formats
+from ncjax.models.safe_files import check_hdf5_contained, check_one_format, check_regular_file, file_formats
 
 # Layer path: the names from the top-level model down to the layer, e.g. ("inner_seq", "conv2d_11").
 LayerPath = tuple[str, ...]

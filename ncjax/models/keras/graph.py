@@ -14,12 +14,13 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 
-from ncjax.classifier import LayerSummary, param_count
+from ncjax.core.printable import one_line, printable, quoted
 from ncjax.errors import ModelFileError, UnsupportedLayerError, UnsupportedModelError
-from ncjax.keras.activations import activation_name
-from ncjax.keras.config_values import check_config_values
-from ncjax.keras.files import LayerPath, WeightSource
-from ncjax.keras.layers import (
+from ncjax.models.classifier import LayerSummary, param_count
+from ncjax.models.keras.activations import activation_name
+from ncjax.models.keras.config_values import check_config_values
+from ncjax.models.keras.files import LayerPath, WeightSource
+from ncjax.models.keras.layers import (
     IDENTITY_LAYERS,
     LAYER_BUILDERS,
     BuiltLayer,
@@ -27,7 +28,6 @@ from ncjax.keras.layers import (
     Shape,
     is_standalone_keras2,
 )
-from ncjax.printable import one_line, printable, quoted
 
 MODEL_CLASSES = frozenset({"Sequential", "Functional", "Model"})
 TensorRef = tuple[str, int, int]  # (layer name, call index, output index), as Keras' configs reference tensors

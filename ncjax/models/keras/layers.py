@@ -17,7 +17,7 @@ import numpy as np
 from jax import lax
 
 from ncjax.errors import ModelFileError, UnsupportedLayerError, UnsupportedModelError
-from ncjax.keras.activations import SUPPORTED_ACTIVATIONS, activation_name, get_activation
+from ncjax.models.keras.activations import SUPPORTED_ACTIVATIONS, activation_name, get_activation
 
 Shape = tuple  # a tensor shape with the batch dimension first (None where unknown)
 Params = dict[str, jax.Array]

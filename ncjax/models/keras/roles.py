@@ -7,9 +7,9 @@ from typing import Any
 
 import jax
 
-from ncjax.classifier import Classifier
 from ncjax.errors import MitigationError
-from ncjax.layer_roles import HiddenLayer, WeightSlice, param_at
+from ncjax.models.classifier import Classifier
+from ncjax.models.layer_roles import HiddenLayer, WeightSlice, param_at
 
 # Weights that are statistics, not trained (BatchNormalization's, Normalization's).
 STATISTICS = frozenset({"moving_mean", "moving_variance", "mean", "variance", "count"})
@@ -46,12 +46,12 @@ class KerasRoles:
         return HiddenLayer(name, int(row.output_shape[-1]), -1, weights)
 
     def save(self, model: Classifier, path: str | os.PathLike) -> None:
-        from ncjax.keras.save import save_keras_h5
+        from ncjax.models.keras.save import save_keras_h5
 
         save_keras_h5(model, path)
 
     def reload(self, model: Classifier, path: str | os.PathLike) -> Classifier:
-        from ncjax.loading import load_model
+        from ncjax.models.loading import load_model
 
         return load_model(path, input_shape=model.input_shape)
 

@@ -12,10 +12,10 @@ from typing import Any
 import h5py
 import numpy as np
 
-from ncjax.classifier import Classifier
 from ncjax.errors import SaveError
-from ncjax.keras.graph import MODEL_CLASSES, entry_name, layer_list
-from ncjax.safe_files import atomic_path
+from ncjax.models.classifier import Classifier
+from ncjax.models.keras.graph import MODEL_CLASSES, entry_name, layer_list
+from ncjax.models.safe_files import atomic_path
 
 # The layout is tf.keras 2.x's. The version attribute keeps the source's (activations such as hard_sigmoid
 # changed meaning in Keras 3); models ncjax made itself say 2.15.0.
@@ -51,7 +51,7 @@ def save_keras_h5(classifier: Classifier, path: str | os.PathLike) -> None:
     if config is None:
         raise SaveError(
             "this classifier has no Keras architecture (keras_config); only models loaded from Keras files or "
-            "trained by ncjax.inject can be saved as Keras HDF5."
+            "trained by ncjax.lab.inject can be saved as Keras HDF5."
         )
     params = dict(classifier.params)
     version = (classifier.keras_version or KERAS_FORMAT_VERSION).encode()

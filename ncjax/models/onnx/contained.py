@@ -12,8 +12,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from ncjax.core.printable import quoted
 from ncjax.errors import ModelFileError
-from ncjax.printable import quoted
 
 
 def check_contained(model: Any, where: str) -> None:

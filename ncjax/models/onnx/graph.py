@@ -1,6 +1,6 @@
 """An ONNX graph as data (nodes, weights, constants) and its evaluation in JAX, node by node.
 
-Nothing from the file is executed: operators come only from ncjax.onnx.ops, nodes of other domains (custom
+Nothing from the file is executed: operators come only from ncjax.models.onnx.ops, nodes of other domains (custom
 operators) are refused, and the graph is evaluated by looking up each node's operator by name.
 """
 from __future__ import annotations
@@ -11,9 +11,9 @@ from typing import Any
 
 import numpy as np
 
+from ncjax.core.printable import printable, quoted
 from ncjax.errors import ModelFileError, OnnxOpError, UnsupportedLayerError, UnsupportedModelError
-from ncjax.onnx.ops import OPS, supported_ops
-from ncjax.printable import printable, quoted
+from ncjax.models.onnx.ops import OPS, supported_ops
 
 FINAL_ACTIVATIONS = {"Softmax": "softmax", "LogSoftmax": "log_softmax"}
 

@@ -9,13 +9,13 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from ncjax.classifier import Classifier, LayerSummary, param_count
+from ncjax.core.printable import quoted
 from ncjax.errors import MissingDependencyError, ModelFileError, ModelNotFoundError, NCJaxError, UnsupportedModelError
-from ncjax.onnx.contained import check_contained
-from ncjax.onnx.graph import OnnxGraph, parse
-from ncjax.onnx.roles import OnnxRoles
-from ncjax.printable import quoted
-from ncjax.safe_files import check_regular_file, file_formats, read_regular_file
+from ncjax.models.classifier import Classifier, LayerSummary, param_count
+from ncjax.models.onnx.contained import check_contained
+from ncjax.models.onnx.graph import OnnxGraph, parse
+from ncjax.models.onnx.roles import OnnxRoles
+from ncjax.models.safe_files import check_regular_file, file_formats, read_regular_file
 
 Layout = Literal["NCHW", "NHWC"]
 _CHANNELS = (1, 3, 4)

@@ -15,8 +15,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from ncjax.core.printable import quoted
 from ncjax.errors import OnnxOpError
-from ncjax.printable import quoted
 
 Value = Any  # np.ndarray (static) or jax.Array (traced)
 Op = Callable[[list, dict, int], list]

@@ -9,10 +9,10 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from ncjax.classifier import Classifier
 from ncjax.errors import MitigationError
-from ncjax.layer_roles import HiddenLayer, WeightSlice
-from ncjax.onnx.graph import Node, OnnxGraph
+from ncjax.models.classifier import Classifier
+from ncjax.models.layer_roles import HiddenLayer, WeightSlice
+from ncjax.models.onnx.graph import Node, OnnxGraph
 
 # Operators that map each unit on its own (walked through to find the weights that make the unit).
 ELEMENTWISE = frozenset({"Relu", "LeakyRelu", "Elu", "Selu", "Tanh", "Clip", "PRelu", "HardSwish", "Identity",
@@ -101,11 +101,11 @@ class OnnxRoles:
             node = producer[following]
 
     def save(self, model: Classifier, path: str | os.PathLike) -> None:
-        from ncjax.onnx.save import save_onnx
+        from ncjax.models.onnx.save import save_onnx
 
         save_onnx(model, path)
 
     def reload(self, model: Classifier, path: str | os.PathLike) -> Classifier:
-        from ncjax.onnx.load import load_onnx
+        from ncjax.models.onnx.load import load_onnx
 
         return load_onnx(path, input_shape=model.input_shape, layout=model.input_layout)  # type: ignore[arg-type]

@@ -6,10 +6,10 @@ import os
 
 import numpy as np
 
-from ncjax.classifier import Classifier
 from ncjax.errors import MissingDependencyError, SaveError
-from ncjax.onnx.load import read_proto
-from ncjax.safe_files import atomic_path
+from ncjax.models.classifier import Classifier
+from ncjax.models.onnx.load import read_proto
+from ncjax.models.safe_files import atomic_path
 
 
 def save_onnx(model: Classifier, path: str | os.PathLike) -> None:
