@@ -309,6 +309,32 @@ def _without_softmax(spec: LayerSpec) -> tuple[LayerSpec, str]:
     return spec, "linear"
 
 
+@dataclass
+class _Build:
+    """What building one model's graph accumulates, layer call by layer call."""
+
+    shapes: dict[TensorRef, Shape]
+    built: dict[str, tuple[Any, Callable]] = field(default_factory=dict)  # layer -> (params, call returning a list)
+    params: dict[str, Any] = field(default_factory=dict)
+    summary: list[LayerSummary] = field(default_factory=list)
+    nodes: list[_Node] = field(default_factory=list)
+    output_activation: str = "linear"
+
+
+@dataclass(frozen=True)
+class _Call:
+    """One call of a layer in the graph: where it is, what it reads, and whether its softmax is stripped."""
+
+    key: tuple[str, int]
+    entry: dict[str, Any]
+    where: str
+    in_shapes: list[Shape]
+    path: LayerPath  # the layer's names from the top-level model down
+    class_path: LayerPath  # the same, as older Keras 3 versions key it
+    depth: int  # 0 for top-level layers
+    final: bool  # the model's last call, whose softmax is stripped
+
+
 def build_graph(
     model_config: dict[str, Any],
     weights: WeightSource,
@@ -329,73 +355,86 @@ def build_graph(
         )
     order = _topological(parsed)
     final = _final_call(parsed, order) if strip_softmax else None
-    output_activation = "linear"
-
-    shapes: dict[TensorRef, Shape] = {ref: tuple(s) for ref, s in zip(parsed.inputs, input_shapes)}
-    built: dict[str, tuple[Any, Callable]] = {}  # layer name -> (params, call returning a list)
-    params: dict[str, Any] = {}
-    summary: list[LayerSummary] = []
-    nodes: list[_Node] = []
+    build = _Build({ref: tuple(s) for ref, s in zip(parsed.inputs, input_shapes)})
     for key in order:
-        layer_name, index = key
-        position, entry = parsed.layers[key[0]]
-        class_name = entry["class_name"]
-        where = _where(layer_name, class_name, position, parsed.name)
-        in_shapes = [shapes[ref] for ref in parsed.calls[key]]
-        for ref in parsed.calls[key]:
-            if ref not in shapes:
-                raise ModelFileError(f"{where}: it reads output {ref[2]} of {quoted(ref[0])}, which has no such "
-                                     "output.")
-        layer_path = path + (layer_name,)
-        layer_class_path = class_path + (parsed.class_keys.get(layer_name, layer_name),)
-        call = None
-        if class_name in MODEL_CLASSES:
-            if layer_name not in built or key == final:
-                sub = build_graph(entry, weights, keras_version=keras_version, input_shapes=in_shapes,
-                                  path=layer_path, class_path=layer_class_path, strip_softmax=key == final)
-                if key == final:
-                    output_activation = sub.output_activation
-                call = sub
-                if layer_name not in built:
-                    built[layer_name] = (sub.params, sub)
-                    params[layer_name] = sub.params
-                    summary.append(LayerSummary("/".join(layer_path), class_name, sub.output_shapes[0],
-                                                param_count(sub.params), len(path)))
-                    summary.extend(sub.summary)
-        elif class_name == "InputLayer":
-            raise ModelFileError(f"{where}: an InputLayer is called on another tensor.")
-        else:
-            builder = LAYER_BUILDERS.get(class_name)
-            if builder is None:
-                raise _unsupported(where, class_name)
-            check_config_values(class_name, entry["config"], where)
-            spec = LayerSpec(layer_name, class_name, entry["config"], where, keras_version)
-            if layer_name not in built:
-                layer = builder(spec, weights.get(layer_path, layer_class_path), in_shapes)
-                built[layer_name] = (layer.params, _single(layer))
-                params[layer_name] = layer.params
-            if key == final:
-                final_spec, output_activation = _without_softmax(spec)
-                if final_spec is not spec:
-                    # Reuse the stored params; rebuild only to drop the activation from this call.
-                    final_builder = LAYER_BUILDERS[final_spec.class_name]
-                    call = _single(final_builder(final_spec, weights.get(layer_path, layer_class_path), in_shapes))
-        call = call or built[layer_name][1]
-        try:
-            out = jax.eval_shape(call, built[layer_name][0], [_struct(s) for s in in_shapes])
-        except (TypeError, ValueError) as e:
-            raise ModelFileError(f"{where}: its inputs of shapes {in_shapes} do not fit its config "
-                                 f"({one_line(e, limit=300)}).") from e
-        for k, struct in enumerate(out):
-            shapes[(layer_name, index, k)] = (None,) + tuple(struct.shape[1:])
-        if class_name not in MODEL_CLASSES and index == 0:
-            summary.append(LayerSummary("/".join(layer_path), class_name, shapes[(layer_name, index, 0)],
-                                        param_count(built[layer_name][0]), len(path)))
-        nodes.append(_Node(layer_name, index, parsed.calls[key], call))
+        call = _call_of(parsed, key, build, path=path, class_path=class_path, final=key == final)
+        layer_call = (_nested_model if call.entry["class_name"] in MODEL_CLASSES else _layer)(
+            call, build, weights, keras_version)
+        _record(call, layer_call, build, parsed)
     if not path:
-        _check_unused_weights(weights, set(params) | set(parsed.class_keys.values()))
-    return Graph(parsed.name, parsed.inputs, parsed.outputs, nodes, params, list(input_shapes),
-                 [shapes[ref] for ref in parsed.outputs], output_activation, summary)
+        _check_unused_weights(weights, set(build.params) | set(parsed.class_keys.values()))
+    return Graph(parsed.name, parsed.inputs, parsed.outputs, build.nodes, build.params, list(input_shapes),
+                 [build.shapes[ref] for ref in parsed.outputs], build.output_activation, build.summary)
+
+
+def _call_of(parsed: _Parsed, key, build: _Build, *, path: LayerPath, class_path: LayerPath, final: bool) -> _Call:
+    layer_name = key[0]
+    position, entry = parsed.layers[layer_name]
+    where = _where(layer_name, entry["class_name"], position, parsed.name)
+    for ref in parsed.calls[key]:
+        if ref not in build.shapes:
+            raise ModelFileError(f"{where}: it reads output {ref[2]} of {quoted(ref[0])}, which has no such "
+                                 "output.")
+    return _Call(key, entry, where, [build.shapes[ref] for ref in parsed.calls[key]], path + (layer_name,),
+                 class_path + (parsed.class_keys.get(layer_name, layer_name),), len(path), final)
+
+
+def _nested_model(call: _Call, build: _Build, weights: WeightSource, keras_version: str | None) -> Callable:
+    """A model used as a layer: built once (again for the final call, whose softmax is stripped)."""
+    layer_name = call.key[0]
+    if layer_name in build.built and not call.final:
+        return build.built[layer_name][1]
+    sub = build_graph(call.entry, weights, keras_version=keras_version, input_shapes=call.in_shapes,
+                      path=call.path, class_path=call.class_path, strip_softmax=call.final)
+    if call.final:
+        build.output_activation = sub.output_activation
+    if layer_name not in build.built:
+        build.built[layer_name] = (sub.params, sub)
+        build.params[layer_name] = sub.params
+        build.summary.append(LayerSummary("/".join(call.path), call.entry["class_name"], sub.output_shapes[0],
+                                          param_count(sub.params), call.depth))
+        build.summary.extend(sub.summary)
+    return sub
+
+
+def _layer(call: _Call, build: _Build, weights: WeightSource, keras_version: str | None) -> Callable:
+    """A built-in layer: its config checked, built once with its weights (the final call without its softmax)."""
+    layer_name, class_name = call.key[0], call.entry["class_name"]
+    if class_name == "InputLayer":
+        raise ModelFileError(f"{call.where}: an InputLayer is called on another tensor.")
+    builder = LAYER_BUILDERS.get(class_name)
+    if builder is None:
+        raise _unsupported(call.where, class_name)
+    check_config_values(class_name, call.entry["config"], call.where)
+    spec = LayerSpec(layer_name, class_name, call.entry["config"], call.where, keras_version)
+    if layer_name not in build.built:
+        layer = builder(spec, weights.get(call.path, call.class_path), call.in_shapes)
+        build.built[layer_name] = (layer.params, _single(layer))
+        build.params[layer_name] = layer.params
+    if call.final:
+        final_spec, build.output_activation = _without_softmax(spec)
+        if final_spec is not spec:
+            # Reuse the stored params; rebuild only to drop the activation from this call.
+            final_builder = LAYER_BUILDERS[final_spec.class_name]
+            return _single(final_builder(final_spec, weights.get(call.path, call.class_path), call.in_shapes))
+    return build.built[layer_name][1]
+
+
+def _record(call: _Call, layer_call: Callable, build: _Build, parsed: _Parsed) -> None:
+    """The call's output shapes (checked by tracing it), its summary row and its graph node."""
+    layer_name, index = call.key
+    try:
+        out = jax.eval_shape(layer_call, build.built[layer_name][0], [_struct(s) for s in call.in_shapes])
+    except (TypeError, ValueError) as e:
+        raise ModelFileError(f"{call.where}: its inputs of shapes {call.in_shapes} do not fit its config "
+                             f"({one_line(e, limit=300)}).") from e
+    for k, struct in enumerate(out):
+        build.shapes[(layer_name, index, k)] = (None,) + tuple(struct.shape[1:])
+    if call.entry["class_name"] not in MODEL_CLASSES and index == 0:
+        build.summary.append(LayerSummary("/".join(call.path), call.entry["class_name"],
+                                          build.shapes[(layer_name, index, 0)],
+                                          param_count(build.built[layer_name][0]), call.depth))
+    build.nodes.append(_Node(layer_name, index, parsed.calls[call.key], layer_call))
 
 
 def _where(layer_name: str, class_name: str, position: int, model_name: str) -> str:
