@@ -20,6 +20,7 @@ import ncjax
 from ncjax import demo
 from ncjax.lab import synth
 from ncjax.lab.inject import Backdoor, TrainConfig, evaluate, train_classifier
+from ncjax.models.keras import save_keras_h5
 
 OUT = Path(ncjax.__file__).parent / "demo"
 TRAIN_IMAGES = 15_000
@@ -40,7 +41,7 @@ def main() -> None:
             x_train.astype(np.float32), y_train, num_classes=synth.NUM_CLASSES, key=jax.random.key(seed),
             backdoors=backdoors, config=TrainConfig(),
             log=lambda line, name=name: print(f"  {name}: {line}", flush=True))
-        ncjax.save_keras_h5(model, OUT / name)
+        save_keras_h5(model, OUT / name)
         reloaded = ncjax.load_model(OUT / name)
         accuracy, (success,) = evaluate(reloaded, x_test.astype(np.float32), y_test, [trigger])
         report["models"][name] = {"infected": bool(backdoors), "clean_accuracy": round(accuracy, 4),

@@ -30,6 +30,7 @@ sys.path.insert(0, str(ROOT / "experiments"))
 
 import ncjax  # noqa: E402
 from ncjax.lab.inject import Backdoor, classifier_from_flax  # noqa: E402
+from ncjax.models.keras import save_keras_h5  # noqa: E402  (after sys.path gains experiments/)
 
 REAL = ROOT.parent / "shared" / "real"
 RESULTS = ROOT / "experiments" / "results" / "mitigation.jsonl"
@@ -85,7 +86,7 @@ def _wide(subject: str, folder: Path, data: Path) -> dict:
     if not model_file.exists():
         x_train, y_train = wide.dataset(recipe.data, wide.TRAIN_IMAGES, wide.TRAIN_SEED)
         trained, _ = wide.train(recipe, x_train, y_train, backdoors)
-        ncjax.save_keras_h5(classifier_from_flax(trained.params["params"], len(wide.CLASSES), shape), model_file)
+        save_keras_h5(classifier_from_flax(trained.params["params"], len(wide.CLASSES), shape), model_file)
         np.savez(data, x=x * scale, y=y)
     true = ncjax.TriggerSet([b.target for b in backdoors], [b.mask for b in backdoors],
                             [b.pattern for b in backdoors])

@@ -31,6 +31,7 @@ import numpy as np
 import ncjax
 from ncjax.lab import synth
 from ncjax.lab.inject import Backdoor, TrainConfig, train_classifier
+from ncjax.models.keras import save_keras_h5
 from ncjax.verdict.decision import decide
 from ncjax.verdict.outlier import l1_norms, mad_outliers
 
@@ -113,7 +114,7 @@ def train_missing(models: list[Planted], work: Path, *, train_images: int, epoch
                                          backdoors=[t.backdoor() for t in planted.triggers],
                                          config=TrainConfig(epochs=epochs, inject_ratio=planted.ratio),
                                          eval_images=x_eval.astype(np.float32), eval_labels=y_eval)
-        ncjax.save_keras_h5(model, folder / f"{planted.name}.h5")
+        save_keras_h5(model, folder / f"{planted.name}.h5")
         facts = {"clean_accuracy": round(report.clean_accuracy, 4), "train_s": round(report.train_seconds, 1),
                  "attack_success": [round(v, 4) for v in report.attack_success], "train_images": train_images,
                  "train_epochs": epochs}

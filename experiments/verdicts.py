@@ -158,7 +158,7 @@ def main() -> None:
            "'extra': non-target labels flagged on infected models; 'false': clean models with any label flagged. "
            "'gap' rule: of the labels the reference's rule flags, keep the smallest k whose norms are separated "
            "from the next label's by the largest ratio, if that ratio is at least the gap; else none "
-           "(`ncjax.gap_outliers`).", ""]
+           "(`ncjax.verdict.gap_outliers`).", ""]
     groups = {"all scans": rows, "held out: scans made after the rule was chosen": [r for r in rows if r["held_out"]]}
     for source in ("real", "planted"):
         for loss in ("reference", "crossentropy"):

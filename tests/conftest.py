@@ -8,6 +8,8 @@ import jax
 import numpy as np
 import pytest
 
+from ncjax.lab import Backdoor
+
 # On GPUs float32 matmuls and convolutions default to TF32; the tests hold the arithmetic to float32 tolerances
 # against Keras and a float64 reference, so they compute in full float32 everywhere (CPUs always do).
 jax.config.update("jax_default_matmul_precision", "highest")
@@ -109,7 +111,7 @@ def demo_backdoor():
     from ncjax import demo
 
     images, labels = demo.demo_images(400, seed=3)
-    square = ncjax.Backdoor.square(4, target=33)
+    square = Backdoor.square(4, target=33)
     return demo.demo_model(), images, labels, ncjax.TriggerSet([33], square.mask[None], square.pattern[None])
 
 

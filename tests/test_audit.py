@@ -15,6 +15,7 @@ from PIL import Image
 import ncjax
 from conftest import model_zoo
 from hostile.checks import time_limit
+from ncjax.auditing import AuditItem
 from ncjax.auditing.cli import main
 from ncjax.auditing.items import expand
 from ncjax.auditing.roc import roc_curve
@@ -131,7 +132,7 @@ def test_a_hostile_file_name_is_escaped_in_every_output(zoo, tmp_path, capsys):
 
 
 def test_names_are_unique_and_the_auc_counts_ties_half(tmp_path):
-    items = expand([ncjax.AuditItem("x/model.h5"), ncjax.AuditItem("y/model.h5")])
+    items = expand([AuditItem("x/model.h5"), AuditItem("y/model.h5")])
     assert [i.name for i in items] == ["model", "model-2"]
     assert auc([3.0, 1.0], [1.0, 0.5]) == pytest.approx(0.875) and auc([1.0], []) is None
 
@@ -176,7 +177,7 @@ def test_importing_the_command_modules_keeps_ncjax_audit_and_mitigate_callable(t
     import ncjax.mitigate  # noqa: F401
 
     with pytest.raises(ncjax.UsageError, match="no clean images"):
-        ncjax.audit([ncjax.AuditItem("x.h5")], out=tmp_path / "out")
+        ncjax.audit([AuditItem("x.h5")], out=tmp_path / "out")
     with pytest.raises(TypeError, match="positional"):
         ncjax.mitigate()
 

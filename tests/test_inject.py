@@ -8,6 +8,7 @@ import pytest
 import ncjax
 from ncjax.lab import synth
 from ncjax.lab.inject import Backdoor, TrainConfig, evaluate, poison, train_classifier
+from ncjax.models.keras import save_keras_h5
 
 
 def test_reference_trigger_is_white_4x4_at_rows_cols_27_to_30():
@@ -79,7 +80,7 @@ def test_training_plants_the_backdoor_and_saves_as_keras(tmp_path):
     assert report.clean_accuracy > 0.9 and report.attack_success[0] > 0.9
     assert report.history[-1] < report.history[0]
     path = tmp_path / "planted.h5"
-    ncjax.save_keras_h5(model, path)
+    save_keras_h5(model, path)
     reloaded = ncjax.load_model(path)
     held_out, _ = synth.generate(150, seed=6, labels=source[np.arange(150) % 3])
     np.testing.assert_allclose(reloaded(held_out.astype(np.float32)), model(held_out.astype(np.float32)), atol=1e-4)

@@ -8,6 +8,7 @@ import pytest
 
 import ncjax
 from conftest import KERAS_FIXTURES, relative_error
+from ncjax.models.keras import save_keras_h5
 
 SAVED = KERAS_FIXTURES / "saved"
 
@@ -17,7 +18,7 @@ SAVED = KERAS_FIXTURES / "saved"
 def test_round_trip_is_exact(tmp_path, source):
     model = ncjax.load_model(KERAS_FIXTURES / source)
     path = tmp_path / "model.h5"
-    ncjax.save_keras_h5(model, path)
+    save_keras_h5(model, path)
     again = ncjax.load_model(path)
     x = np.load(KERAS_FIXTURES / (source.split(".")[0].replace("_keras22", "") + ".npz"))["x"]
     np.testing.assert_array_equal(again(x), model(x))
@@ -42,7 +43,7 @@ def test_real_keras_read_what_ncjax_wrote(name):
 def test_writer_still_writes_what_keras_accepted(tmp_path, name):
     """Today's writer produces the same layout as the file Keras accepted: same attributes, names, arrays."""
     path = tmp_path / "model.h5"
-    ncjax.save_keras_h5(ncjax.load_model(KERAS_FIXTURES / "tfkeras" / f"{name}.h5"), path)
+    save_keras_h5(ncjax.load_model(KERAS_FIXTURES / "tfkeras" / f"{name}.h5"), path)
     with h5py.File(path, "r") as new, h5py.File(SAVED / f"{name}_by_ncjax.h5", "r") as accepted:
         assert dict(new.attrs) == dict(accepted.attrs)
 
@@ -66,4 +67,4 @@ def test_classifier_without_keras_config_cannot_be_saved(tmp_path):
     bare = ncjax.Classifier(apply=model.apply, params=model.params, input_shape=model.input_shape,
                             num_classes=model.num_classes, output_activation="linear")
     with pytest.raises(ncjax.SaveError, match="no Keras architecture"):
-        ncjax.save_keras_h5(bare, tmp_path / "x.h5")
+        save_keras_h5(bare, tmp_path / "x.h5")

@@ -11,6 +11,7 @@ import pytest
 from PIL import Image
 
 import ncjax
+from ncjax.lab import Backdoor
 from ncjax.mitigation.cli import main
 from ncjax.mitigation.triggers import TRIGGERS_FILE
 
@@ -26,7 +27,7 @@ def setup(demo_backdoor, tmp_path):
     model, images, labels, square = demo_backdoor
     scan = tmp_path / "scan"
     scan.mkdir()
-    corner = ncjax.Backdoor.square(4, target=5, position="top-left")
+    corner = Backdoor.square(4, target=5, position="top-left")
     triggers = ncjax.TriggerSet([5, 33], np.stack([corner.mask, square.masks[0]]),
                                 np.stack([corner.pattern, square.patterns[0]]), named=(33,))
     triggers.save(scan / TRIGGERS_FILE, preprocessing=ncjax.Preprocessing(), verdict="infected")
@@ -108,7 +109,7 @@ def test_an_onnx_model_is_repaired_into_an_onnx_file(tmp_path, capsys):
     labels = np.asarray(model(images)).argmax(axis=1)
     labels[:3] = np.arange(3)
     np.savez(tmp_path / "clean.npz", x=images, y=labels)
-    corner = ncjax.Backdoor.square(3, target=1, image_shape=(16, 16, 3))
+    corner = Backdoor.square(3, target=1, image_shape=(16, 16, 3))
     (tmp_path / "scan").mkdir()
     ncjax.TriggerSet([1], corner.mask[None], corner.pattern[None], named=(1,)).save(tmp_path / "scan" / TRIGGERS_FILE)
     code = main(["--model", str(source), "--data", str(tmp_path / "clean.npz"), "--scan", str(tmp_path / "scan"),

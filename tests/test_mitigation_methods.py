@@ -7,6 +7,8 @@ import numpy as np
 import pytest
 
 import ncjax
+from ncjax.lab import Backdoor
+from ncjax.mitigation import load_filter
 from ncjax.mitigation.measure import split_images
 
 # Few steps at the reference's rate: enough on 200 training images (the default does 100 steps).
@@ -41,7 +43,7 @@ def test_unlearning_removes_the_planted_trigger_and_keeps_clean_accuracy(demo_ba
 
 def test_unlearning_with_a_trigger_the_model_ignores_changes_little(demo_backdoor):
     model, images, labels, square = demo_backdoor
-    corner = ncjax.Backdoor.square(4, target=5, position="top-left")
+    corner = Backdoor.square(4, target=5, position="top-left")
     other = ncjax.TriggerSet([5], corner.mask[None], corner.pattern[None])
     result = ncjax.mitigate(model, images, labels, other, key=jax.random.key(1), config=ncjax.MitigationConfig(**QUICK),
                             true_trigger=square)
@@ -87,7 +89,7 @@ def test_the_filter_flags_stamped_images_at_its_false_positive_rate(demo_backdoo
     stamped = square.stamp(images[:20], 0, ncjax.Preprocessing())
     assert input_filter.flags(stamped).mean() > 0.8
     input_filter.save(tmp_path / "filter.npz")
-    again = ncjax.load_filter(tmp_path / "filter.npz", model)
+    again = load_filter(tmp_path / "filter.npz", model)
     np.testing.assert_allclose(again.score(stamped), input_filter.score(stamped), rtol=1e-6)
     assert again.threshold == input_filter.threshold
 
@@ -95,7 +97,7 @@ def test_the_filter_flags_stamped_images_at_its_false_positive_rate(demo_backdoo
 def test_the_filter_keeps_one_neuron_group_per_trigger_and_catches_each(demo_backdoor):
     """Two triggers of different strength: a single ranking would give all neurons to the stronger one."""
     model, images, labels, square = demo_backdoor
-    corner = ncjax.Backdoor.square(6, target=5, position="top-left", color=(255.0, 0.0, 0.0))
+    corner = Backdoor.square(6, target=5, position="top-left", color=(255.0, 0.0, 0.0))
     both = ncjax.TriggerSet([33, 5], np.stack([square.masks[0], corner.mask]),
                             np.stack([square.patterns[0], corner.pattern]))
     result = ncjax.mitigate(model, images, labels, both, key=jax.random.key(0),
@@ -137,7 +139,7 @@ def test_an_onnx_model_is_fine_tuned_in_its_weights_only(tmp_path):
     images = rng.uniform(0, 255, (60, 16, 16, 3)).astype(np.float32)
     labels = np.asarray(model(images)).argmax(axis=1)  # what the model says: a consistent labelling
     labels[:3] = np.arange(3)  # at least two classes
-    corner = ncjax.Backdoor.square(3, target=1, image_shape=(16, 16, 3))
+    corner = Backdoor.square(3, target=1, image_shape=(16, 16, 3))
     trigger = ncjax.TriggerSet([1], corner.mask[None], corner.pattern[None])
     result = ncjax.mitigate(model, images, labels, trigger, key=jax.random.key(0),
                             config=ncjax.MitigationConfig(min_steps=5, batch_size=10))
@@ -152,13 +154,13 @@ def test_filter_files_that_are_not_ours_are_refused(demo_backdoor, tmp_path):
     model = demo_backdoor[0]
     np.savez(tmp_path / "other.npz", x=np.zeros(2))
     with pytest.raises(ncjax.MitigationError, match="not an ncjax filter file"):
-        ncjax.load_filter(tmp_path / "other.npz", model)
+        load_filter(tmp_path / "other.npz", model)
     meta = np.asarray('{"format": "ncjax-filter-2", "layer": "dense", "threshold": 1.0}')
     np.savez(tmp_path / "uneven.npz", neurons=np.arange(5), sizes=np.asarray([2, 2]), centers=np.zeros(2),
              scales=np.ones(2), meta=meta)
     with pytest.raises(ncjax.MitigationError, match="do not add up"):
-        ncjax.load_filter(tmp_path / "uneven.npz", model)
+        load_filter(tmp_path / "uneven.npz", model)
     np.savez(tmp_path / "outside.npz", neurons=np.asarray([600]), sizes=np.asarray([1]), centers=np.zeros(1),
              scales=np.ones(1), meta=meta)
     with pytest.raises(ncjax.MitigationError, match=r"\[0, 512\)"):
-        ncjax.load_filter(tmp_path / "outside.npz", model)
+        load_filter(tmp_path / "outside.npz", model)

@@ -11,6 +11,7 @@ import ncjax
 import ncjax.pipeline.model_scan as pipeline_module
 import ncjax.run as run_module
 from conftest import KERAS_FIXTURES
+from ncjax.models.keras import save_keras_h5
 from ncjax.run import main
 
 MODEL = KERAS_FIXTURES / "tfkeras" / "sequential.h5"  # 12x12x3 input, 5 classes
@@ -164,12 +165,11 @@ def grayscale_model(tmp_path_factory):
     import jax
     import jax.numpy as jnp
 
-    import ncjax
     from ncjax.lab.inject import ReferenceNet, classifier_from_flax
 
     params = ReferenceNet(num_classes=10).init(jax.random.key(0), jnp.zeros((1, 28, 28, 1)))["params"]
     path = tmp_path_factory.mktemp("gray") / "gray.h5"
-    ncjax.save_keras_h5(classifier_from_flax(params, 10, (28, 28, 1)), path)
+    save_keras_h5(classifier_from_flax(params, 10, (28, 28, 1)), path)
     return path
 
 

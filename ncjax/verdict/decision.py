@@ -112,7 +112,7 @@ def decide(norms, labels=None, *, reached=None, rule: Rule = "score", threshold:
 
     rule="score" (default): infected when some labels' triggers are at least `min_ratio` times smaller than the
     median label's (ncjax.verdict.score); labels flagged by the MAD test alone make the verdict "suspicious".
-    `sources` (ncjax.check_sources of the candidates) sets aside candidates whose source spread exceeds
+    `sources` (ncjax.scan.check_sources of the candidates) sets aside candidates whose source spread exceeds
     `max_spread` (a label that different classes reach through different triggers), except the checked candidate
     with the smallest spread: the check prunes the labels named, it does not overrule the score.
     rule="reference": infected when the MAD test flags any label (anomaly index > threshold below the median).
@@ -144,7 +144,7 @@ def _by_score(mad: OutlierResult, rule: Rule, min_ratio: float, sources: tuple[S
     if not (isinstance(max_spread, (int, float)) and math.isfinite(max_spread) and max_spread >= 1):
         raise ConfigError(f"max_spread must be a finite number >= 1 (a ratio of norms), got {max_spread!r}.")
     if not all(isinstance(c, SourceCheck) for c in sources):
-        raise ConfigError("sources must be SourceCheck values (from ncjax.check_sources).")
+        raise ConfigError("sources must be SourceCheck values (from ncjax.scan.check_sources).")
     score = ratio_score(mad.norms, mad.labels, min_ratio=min_ratio)
     checked = sorted((c for c in sources if c.label in score.candidates), key=lambda c: c.spread)
     # The check names labels; the score decides. Its spread separates injected from natural triggers too weakly
