@@ -28,8 +28,8 @@ import numpy as np
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "experiments"))
 
-import ncjax  # noqa: E402
-from ncjax.lab.inject import Backdoor, classifier_from_flax  # noqa: E402
+import ncjax
+from ncjax.lab.inject import Backdoor, classifier_from_flax
 from ncjax.models.keras import save_keras_h5  # noqa: E402  (after sys.path gains experiments/)
 
 REAL = ROOT.parent / "shared" / "real"

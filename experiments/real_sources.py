@@ -23,8 +23,8 @@ from ncjax.verdict.score import ratio_score
 from ncjax.verdict.source_check import CHECKED_CANDIDATES
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from planted_sweep import _append  # noqa: E402
-from real_models import MODELS, REAL, RESULTS, _rows  # noqa: E402
+from planted_sweep import _append
+from real_models import MODELS, REAL, RESULTS, _rows
 
 OUT = RESULTS.parent / "real_sources.jsonl"
 

@@ -19,7 +19,7 @@ from ncjax.scan.sources import pick_sources
 from ncjax.verdict.outlier import l1_norms
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from real_models import REAL  # noqa: E402
+from real_models import REAL
 
 OUT = Path(__file__).resolve().parent / "results" / "reverse_probe.txt"
 

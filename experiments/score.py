@@ -18,14 +18,14 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-import wide_benchmark  # noqa: E402
-from planted_sweep import roc_auc  # noqa: E402
-from verdicts import gap_score, scans  # noqa: E402
+import wide_benchmark
+from planted_sweep import roc_auc
+from verdicts import gap_score, scans
 
-from ncjax.verdict.decision import decide  # noqa: E402
-from ncjax.verdict.outlier import mad_outliers  # noqa: E402
-from ncjax.verdict.score import ratio_score  # noqa: E402
-from ncjax.verdict.source_check import SourceCheck  # noqa: E402
+from ncjax.verdict.decision import decide
+from ncjax.verdict.outlier import mad_outliers
+from ncjax.verdict.score import ratio_score
+from ncjax.verdict.source_check import SourceCheck
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "experiments" / "results"

@@ -68,7 +68,7 @@ class SmallResNet(nn.Module):
 
     @nn.compact
     def __call__(self, x, train: bool = False):
-        norm = lambda: nn.BatchNorm(use_running_average=not train, momentum=0.9)  # noqa: E731
+        norm = lambda: nn.BatchNorm(use_running_average=not train, momentum=0.9)
         x = nn.relu(norm()(nn.Conv(16, (3, 3))(x)))
         for width, stride in ((16, 1), (32, 2)):
             y = nn.relu(norm()(nn.Conv(width, (3, 3), strides=stride)(x)))
@@ -134,7 +134,7 @@ def _models() -> list[Recipe]:
     for i in range(12):
         arch, data, scale = clean[i % len(clean)]
         models.append(Recipe(f"clean-{arch}-{data}-{i}", arch, data, scale, 100 + i))
-    sq = lambda t, **k: Attack("square", t, **k)  # noqa: E731
+    sq = lambda t, **k: Attack("square", t, **k)
     models += [
         Recipe("white-2-corner", "reference", "color", "raw", 200, (sq(3, size=2),)),
         Recipe("white-4-topleft", "vgg", "color", "unit", 201, (sq(6, position="top-left"),)),
@@ -210,7 +210,7 @@ def train(recipe: Recipe, x_raw: np.ndarray, y: np.ndarray, backdoors) -> tuple[
             params, stats, opt_state = step(params, stats, opt_state, jnp.asarray(xe[idx]), jnp.asarray(ye[idx]),
                                             jax.random.fold_in(dropout_key, epoch * 1000 + b))
     seconds = time.perf_counter() - start
-    apply = lambda p, x: net.apply({"params": p["params"], "batch_stats": p["stats"]}, x)  # noqa: E731
+    apply = lambda p, x: net.apply({"params": p["params"], "batch_stats": p["stats"]}, x)
     model = Classifier(apply=apply, params={"params": params, "stats": stats}, input_shape=tuple(x_raw.shape[1:]),
                        num_classes=len(CLASSES), output_activation="linear", layers=(), format="ncjax")
     return model, seconds

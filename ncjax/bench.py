@@ -389,9 +389,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     else:
         model, name = demo.demo_model(), str(demo.demo_model_path())
         images, labels = demo.demo_images()
-    log = lambda line: print(line, file=sys.stderr, flush=True)  # noqa: E731
+    log = lambda line: print(line, file=sys.stderr, flush=True)
     out = Path(args.out)
-    save = lambda report: out.write_text(json.dumps(report, indent=2, default=float) + "\n")  # noqa: E731
+    save = lambda report: out.write_text(json.dumps(report, indent=2, default=float) + "\n")
     report = benchmark(model=model, images=images, model_name=name, preset=args.preset,
                        repeats=2 if args.quick else args.repeats, quick=args.quick, labels=labels, log=log, save=save,
                        only=args.only.split(",") if args.only else None)

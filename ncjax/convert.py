@@ -37,7 +37,7 @@ class Conversion:
 def _tensorflow():
     try:
         import tensorflow as tf
-        import tf2onnx  # noqa: F401
+        import tf2onnx  # noqa: F401  (only to say early that the convert extra is missing)
     except ImportError as e:
         raise MissingDependencyError(
             f"converting to ONNX needs TensorFlow and tf2onnx ({e.name} is missing): "
@@ -61,7 +61,7 @@ def convert_to_onnx(source: str | os.PathLike, output: str | os.PathLike, *, ops
         _run_tf2onnx(["--saved-model", os.fspath(source)], output, opset)
     elif source.suffix.lower() in (".h5", ".keras"):
         kind, tf_model = "keras", _load_keras(tf, source)
-        reference = lambda x: np.asarray(tf_model(x, training=False))  # noqa: E731
+        reference = lambda x: np.asarray(tf_model(x, training=False))
         with tempfile.TemporaryDirectory() as folder:  # through a SavedModel: tf2onnx's most exercised path
             tf_model.export(folder) if hasattr(tf_model, "export") else tf.saved_model.save(tf_model, folder)
             _run_tf2onnx(["--saved-model", folder], output, opset)

@@ -174,7 +174,7 @@ def test_an_interrupted_audit_keeps_its_rows_and_reruns_to_the_same_result(zoo, 
 
 def test_importing_the_command_modules_keeps_ncjax_audit_and_mitigate_callable(tmp_path):
     import ncjax.audit  # noqa: F401  (binds the name ncjax.audit to the module)
-    import ncjax.mitigate  # noqa: F401
+    import ncjax.mitigate  # noqa: F401  (likewise for ncjax.mitigate)
 
     with pytest.raises(ncjax.UsageError, match="no clean images"):
         ncjax.audit([AuditItem("x.h5")], out=tmp_path / "out")

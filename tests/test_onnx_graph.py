@@ -5,9 +5,9 @@ import numpy as np
 import pytest
 
 onnx = pytest.importorskip("onnx", reason="the ONNX path needs the onnx package: pip install 'ncjax[onnx]'")
-from onnx import TensorProto, helper, numpy_helper  # noqa: E402
+from onnx import TensorProto, helper, numpy_helper
 
-from ncjax.models.onnx.graph import parse  # noqa: E402
+from ncjax.models.onnx.graph import parse
 
 
 def _model(last_axis: int, opset: int = 13):

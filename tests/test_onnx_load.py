@@ -12,7 +12,7 @@ import ncjax
 from conftest import relative_error
 
 onnx = pytest.importorskip("onnx", reason="the ONNX path needs the onnx package: pip install 'ncjax[onnx]'")
-from onnx import TensorProto, helper, numpy_helper  # noqa: E402
+from onnx import TensorProto, helper, numpy_helper
 
 FIXTURES = Path(__file__).resolve().parent / "fixtures" / "onnx"
 NAMES = ["torch_flatten", "dynamo_flatten", "torch_grouped", "dynamo_grouped", "torch_branch", "dynamo_branch",

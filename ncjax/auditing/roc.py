@@ -41,7 +41,7 @@ def roc_image(curve: RocCurve, *, verdict_point: tuple[float, float] | None = No
     marks where the verdicts themselves sit."""
     image = Image.new("RGB", (LEFT + SIZE + 30, TOP + SIZE + 50), "white")
     draw = ImageDraw.Draw(image)
-    at = lambda fpr, tpr: (LEFT + fpr * SIZE, TOP + (1 - tpr) * SIZE)  # noqa: E731
+    at = lambda fpr, tpr: (LEFT + fpr * SIZE, TOP + (1 - tpr) * SIZE)
     draw.text((10, 10), title or f"ROC of the audit's score: AUC {curve.auc:.3f}", fill=BLACK)
     draw.rectangle([*at(0, 1), *at(1, 0)], outline=BLACK)
     draw.line([at(0, 0), at(1, 1)], fill=GREY)

@@ -78,7 +78,7 @@ def run_preflight(model: Any, images: np.ndarray, labels: np.ndarray | None, *, 
     if labels is None or constant:
         return Preflight(count, constant, chance, None, ())
     y = np.asarray(labels[:count])
-    accuracy = lambda out: float(np.mean(out.argmax(-1) == y))  # noqa: E731
+    accuracy = lambda out: float(np.mean(out.argmax(-1) == y))
     others = tuple(Reading(name, advice, accuracy(_logits(predict, transform(x), batch_size)))
                    for name, advice, transform in _readings(x, preprocessing, from_files))
     return Preflight(count, constant, chance, Reading("as set", "", accuracy(logits)), others)

@@ -248,7 +248,7 @@ def train_classifier(
     net = ReferenceNet(num_classes)
     init_key, dropout_key, data_key = jax.random.split(key, 3)
     params = net.init(init_key, jnp.zeros((1, *images.shape[1:])))["params"]
-    schedule = lambda count: config.learning_rate / (1 + config.decay * count)  # noqa: E731
+    schedule = lambda count: config.learning_rate / (1 + config.decay * count)
     optimizer = keras_adam(schedule, 0.9, 0.999, 1e-7)
     opt_state = optimizer.init(params)
 

@@ -100,7 +100,7 @@ def _chart(image: Image.Image, verdict: Verdict, colours, top: int) -> None:
     n = len(outliers.labels)
     left, right, bottom = MARGIN + 30, image.width - MARGIN, top + CHART_H - 20
     peak = float(max(outliers.norms.max(), outliers.median)) * 1.05 or 1.0
-    to_y = lambda v: bottom - (bottom - top) * (v / peak)  # noqa: E731
+    to_y = lambda v: bottom - (bottom - top) * (v / peak)
     bar = (right - left) / n
     for i, label in enumerate(outliers.labels):
         colour = colours.get(int(label), BLUE)

@@ -88,7 +88,7 @@ def end_epoch(state: ScheduleState, stats: EpochStats, mask: jax.Array, pattern:
     cost = jnp.where(go_down, cost / config.cost_multiplier**1.5, cost)
     up, down = jnp.where(go_up, 0, up), jnp.where(go_down, 0, down)
     up_flag, down_flag = up_flag | go_up, down_flag | go_down
-    keep = lambda old, new: jnp.where(stop, old, new)  # noqa: E731
+    keep = lambda old, new: jnp.where(stop, old, new)
     epochs = state.epochs + 1
     updated = ScheduleState(
         cost=keep(state.cost, cost), cost_set_counter=keep(state.cost_set_counter, set_counter),
