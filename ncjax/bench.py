@@ -32,7 +32,7 @@ from ncjax.models.classifier import Classifier
 from ncjax.scan.engine import scan_all_labels
 from ncjax.scan.plan import default_label_chunk, per_label_bytes
 from ncjax.scan.sources import check_candidates
-from ncjax.search.config import ScanConfig
+from ncjax.search.config import ScanConfig, device_preset
 from ncjax.verdict.decision import decide
 from ncjax.verdict.outlier import l1_norms
 
@@ -117,8 +117,7 @@ def benchmark(*, model: Classifier, images: np.ndarray, model_name: str, preset:
     if unknown:
         raise UsageError(f"unknown benchmark part(s) {', '.join(unknown)}; the parts are {', '.join(PARTS)}.")
     chosen = set(only or PARTS) | ({"throughput"} if "flops" in (only or ()) else set())
-    platform_name = jax.default_backend()
-    preset = preset if preset != "auto" else ("fast" if platform_name == "cpu" else "paper")
+    preset = preset if preset != "auto" else device_preset()
     config = getattr(ScanConfig, preset)()
     images_dev = jax.device_put(jnp.asarray(images, jnp.float32))
     report = _environment(model_name, model.num_classes, config, preset, repeats)

@@ -49,7 +49,7 @@ from ncjax.pipeline.model_scan import (
     scan_model,
 )
 from ncjax.scan.compile_cache import disable_compile_cache, enable_compile_cache
-from ncjax.search.config import ScanConfig
+from ncjax.search.config import ScanConfig, device_preset
 from ncjax.verdict.score import DEFAULT_MIN_RATIO
 from ncjax.verdict.source_check import CHECKED_CANDIDATES, DEFAULT_MAX_SPREAD
 
@@ -112,7 +112,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _preset(args: argparse.Namespace) -> str:
-    return args.preset or ("fast" if jax.default_backend() == "cpu" else "paper")
+    return args.preset or device_preset()
 
 
 def config_from_args(args: argparse.Namespace) -> ScanConfig:
@@ -182,7 +182,7 @@ def decision_from_args(args: argparse.Namespace) -> DecisionConfig:
                           source_check=args.source_check, max_spread=args.max_spread, quantize=not args.no_quantize)
 
 
-def _printer(args: argparse.Namespace, config: ScanConfig, progress: _Progress, requested: list[str]):
+def _printer(args: argparse.Namespace, progress: _Progress, requested: list[str]):
     """The pipeline's callback: the lines the command prints on the way, the progress bars, and SIGTERM."""
     def on_event(event: PipelineEvent) -> None:
         if event.progress is not None:
@@ -192,8 +192,9 @@ def _printer(args: argparse.Namespace, config: ScanConfig, progress: _Progress, 
             if check.given is not None:
                 print(f"pre-flight: the model classifies {check.given.accuracy:.1%} of {check.images} labelled clean "
                       f"images correctly (chance {check.chance:.1%})")
-            if check.problem() and args.force:
-                print(f"note: pre-flight: {check.problem()}; scanning anyway (--force).")
+            problem = check.problem()
+            if problem and args.force:
+                print(f"note: pre-flight: {problem}; scanning anyway (--force).")
         elif event.skipped is not None:
             print(f"note: {event.skipped}, so the source-specific check of the candidates was skipped.")
         elif event.candidates:
@@ -258,7 +259,7 @@ def run(args: argparse.Namespace) -> int:
             inputs.model, inputs.images, inputs.labels, key=jax.random.key(args.seed), config=config,
             decision=decision, scan_labels=args.labels, from_files=inputs.from_files, force=args.force, out=out,
             resume=args.resume, prefix=args.prefix, model_name=inputs.model_name, data_name=inputs.data_name,
-            callback=_printer(args, config, progress, requested)))
+            callback=_printer(args, progress, requested)))
     except KeyboardInterrupt as e:
         progress.close()
         checked = out / SOURCE_STATE_FILE

@@ -67,7 +67,8 @@ def scan_settings(flags: Sequence[str]) -> ScanSettings:
         raise UsageError(f"{', '.join(per_model)}: the audit sets these per model (its arguments and the manifest's "
                          "columns path, data, data_key, layout); leave them out of the scan flags.")
     fields = [f.name for f in dataclasses.fields(ScanConfig) if f.name != "preprocessing"]
-    configured = args.preset or given_values(args, fields) or args.preprocess != "raw" or args.bgr
+    configured = (args.preset or given_values(args, fields) or args.preprocess != parser.get_default("preprocess")
+                  or args.bgr)
     return ScanSettings(config=config_from_args(args) if configured else None, decision=decision_from_args(args),
                         labels=tuple(args.labels) if args.labels else None, seed=args.seed, force=args.force,
                         prefix=args.prefix, compile_cache=not args.no_compile_cache,

@@ -49,7 +49,7 @@ def scan_item(item: AuditItem, out: Path, *, data: str | None, settings: ScanSet
 def _scan(item: AuditItem, folder: Path, data: str, settings: ScanSettings, *, resume: bool):
     if settings.compile_cache:
         enable_compile_cache(settings.compile_cache_dir)
-    config = settings.config or (ScanConfig.fast() if jax.default_backend() == "cpu" else ScanConfig.paper())
+    config = settings.config or ScanConfig.for_device()
     if item.preprocess:
         config = dataclasses.replace(config, preprocessing=parse_preprocessing(item.preprocess))
     model = load_model(item.model, layout=item.layout)

@@ -18,9 +18,10 @@ import jax
 import numpy as np
 
 from ncjax.core.checks import check_flag, check_number, check_whole
+from ncjax.core.choices import check_literal_fields
 from ncjax.core.printable import printable, quoted
 from ncjax.data.preflight import Preflight, run_preflight
-from ncjax.errors import ConfigError, PreflightError, UsageError
+from ncjax.errors import PreflightError, UsageError
 from ncjax.mitigation.triggers import TRIGGERS_FILE, TriggerSet
 from ncjax.pipeline.pictures import save_trigger_pictures
 from ncjax.pipeline.report import build_report, write_json_atomic
@@ -59,8 +60,7 @@ class DecisionConfig:
                                         "reads them (False: exact norms)")
 
     def __post_init__(self) -> None:
-        if self.rule not in ("score", "gap", "reference"):
-            raise ConfigError(f"DecisionConfig.rule must be 'score', 'gap' or 'reference', got {self.rule!r}.")
+        check_literal_fields(self)
         check_number(self, "threshold", low=0, low_open=True)
         check_number(self, "min_ratio", low=1, low_open=True)
         for name in ("min_gap", "max_spread"):

@@ -123,9 +123,24 @@ class ScanConfig:
         return cls(**changes)
 
     @classmethod
+    def for_device(cls, **changes) -> ScanConfig:
+        """The preset for this process's default device (device_preset()), with `changes`."""
+        return getattr(cls, device_preset())(**changes)
+
+    @classmethod
     def fast(cls, **changes) -> ScanConfig:
         """For CPUs: the reference's schedule on 5-step epochs, patience 3, at most 30 epochs (150 steps
         per label), cost starting at init_cost. See README for what it was measured to find."""
         settings = dict(nb_sample=5 * 32, max_epochs=30, patience=3, cost_starts_at_zero=False)
         settings.update(changes)
         return cls(**settings)
+
+
+Preset = Literal["paper", "fast"]
+
+
+def device_preset() -> Preset:
+    """fast on CPUs (a CPU budget), paper on accelerators: the default of every command and of the audit."""
+    import jax
+
+    return "fast" if jax.default_backend() == "cpu" else "paper"
