@@ -161,7 +161,7 @@ def _read(path: Path, channels: int, box=None, size=None) -> np.ndarray:
 def _gtsrb_folder(path: Path, image_shape):
     h, w, c = image_shape
     images, labels = [], []
-    table = path / "GT-final_test.csv"
+    table, root = path / "GT-final_test.csv", path.resolve()
     check_regular_file(str(table), error=DataError, what="annotation file")
     with open(table, newline="") as f:
         for number, row in enumerate(csv.DictReader(f, delimiter=";"), start=2):
@@ -170,7 +170,7 @@ def _gtsrb_folder(path: Path, image_shape):
                 if not file.exists():
                     continue
                 check_regular_file(str(file), error=DataError, what="image")
-                _check_inside(path, file)
+                _check_inside(root, file)
                 with Image.open(file) as image:
                     actual_w, actual_h = image.size
                 sx, sy = actual_w / float(row["Width"]), actual_h / float(row["Height"])
@@ -180,9 +180,9 @@ def _gtsrb_folder(path: Path, image_shape):
             except DataError:
                 raise
             except (KeyError, TypeError, ValueError, ZeroDivisionError) as e:
-                raise DataError(f"{str(table)!r}, line {number}: {type(e).__name__}: {printable(e)}. The official "
-                                "layout has "
-                                "Filename;Width;Height;Roi.X1;Roi.Y1;Roi.X2;Roi.Y2;ClassId with numbers.") from None
+                raise DataError(f"{str(table)!r}, line {number}: {type(e).__name__}: {printable(e)}. The "
+                                "official layout has Filename;Width;Height;Roi.X1;Roi.Y1;Roi.X2;Roi.Y2;ClassId with "
+                                "numbers.") from None
             images.append(_read(file, c, box, (w, h)))
             labels.append(label)
     if not images:
@@ -198,22 +198,23 @@ def _named_file(folder: Path, name, where: str) -> Path:
     return folder / name
 
 
-def _check_inside(folder: Path, file: Path) -> None:
-    """Refuse an image that is a link to somewhere outside the data folder: ncjax reads only what it was handed."""
-    if not file.resolve().is_relative_to(folder.resolve()):
+def _check_inside(root: Path, file: Path) -> None:
+    """Refuse an image that is a link to somewhere outside the data folder (`root`, resolved): ncjax reads only
+    what it was handed."""
+    if not file.resolve().is_relative_to(root):
         raise DataError(f"{quoted(str(file), limit=200)} is a link to a file outside the data folder "
-                        f"{quoted(str(folder), limit=200)}; copy the images into the folder (or give them as an .npz).")
+                        f"{quoted(str(root), limit=200)}; copy the images into the folder (or give them as an .npz).")
 
 
 def _class_folders(path: Path, image_shape):
     h, w, c = image_shape
     images, labels = [], []
-    folders = sorted(p for p in path.iterdir() if p.is_dir())
+    folders, root = sorted(p for p in path.iterdir() if p.is_dir()), path.resolve()
     for index, folder in enumerate(folders):
         label = int(folder.name) if folder.name.isdigit() and len(folder.name) < 10 else index
         for file in sorted(folder.iterdir()):
             if file.suffix.lower() in IMAGE_SUFFIXES:
-                _check_inside(path, file)
+                _check_inside(root, file)
                 images.append(_read(file, c, size=(w, h)))
                 labels.append(label)
     if not images:

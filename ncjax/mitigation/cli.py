@@ -176,8 +176,7 @@ def summary_lines(result: MitigationResult) -> list[str]:
         caught = ", ".join(f"{k}: {_percent(v)}" for k, v in rates.caught.items())
         per_trigger = len(next(iter(rates.neurons.values())))
         lines.append(f"filter: {per_trigger} neuron(s) per trigger; flags {_percent(rates.false_positive_rate)} of "
-                     "clean "
-                     f"held-apart images; catches stamped images {caught}"
+                     f"clean held-apart images; catches stamped images {caught}"
                      + "".join(f", true trigger of {k}: {_percent(v)}" for k, v in (rates.true_caught or {}).items()))
     return lines
 

@@ -72,6 +72,7 @@ class Classifier:
                  str(layer.output_shape), f"{layer.param_count:,}") for layer in self.layers]
         header = ("layer", "class", "output shape", "params")
         widths = [max(len(r[i]) for r in [header, *rows]) for i in range(4)]
+
         def line(row: tuple[str, ...]) -> str:
             return "  ".join(c.ljust(w) if i < 3 else c.rjust(w) for i, (c, w) in enumerate(zip(row, widths)))
 

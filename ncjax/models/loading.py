@@ -9,7 +9,7 @@ from typing import Any
 import jax
 import numpy as np
 
-from ncjax.core.printable import printable
+from ncjax.core.printable import printable, quoted
 from ncjax.errors import ModelFileError, NCJaxError, UnsupportedModelError, UsageError
 from ncjax.models.classifier import Classifier
 from ncjax.models.keras.files import read_model_file
@@ -125,7 +125,7 @@ MAX_VALUES_PER_IMAGE = 1 << 27
 
 def check_activation_sizes(layers, input_shape: tuple[int, int, int], path) -> None:
     """Refuse an input or layer output whose declared size no scan could hold."""
-    sizes = [("the input", tuple(input_shape))] + [(f"layer {layer.path!r}", tuple(layer.output_shape[1:]))
+    sizes = [("the input", tuple(input_shape))] + [(f"layer {quoted(layer.path)}", tuple(layer.output_shape[1:]))
                                                    for layer in layers]
     for name, shape in sizes:
         values = float(np.prod([d for d in shape if d], dtype=np.float64))

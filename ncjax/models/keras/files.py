@@ -182,8 +182,7 @@ def _group(parent: h5py.Group, name: str, where: str) -> h5py.Group:
     member = parent[name]
     if not isinstance(member, h5py.Group):
         raise ModelFileError(f"{where}: {quoted(member.name)} is a {type(member).__name__}, where Keras writes a "
-                             "group of "
-                             "weights; the file is malformed.")
+                             "group of weights; the file is malformed.")
     return member
 
 

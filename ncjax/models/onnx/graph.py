@@ -134,8 +134,7 @@ def parse(model, where: str) -> OnnxGraph:
         if proto.op_type not in OPS:
             raise UnsupportedLayerError(
                 f"{where}: node {quoted(name)} (position {position}) is an ONNX {printable(proto.op_type)}, which "
-                "ncjax "
-                f"does not implement. Supported: {supported}.")
+                f"ncjax does not implement. Supported: {supported}.")
         nodes.append(Node(name, proto.op_type, tuple(proto.input), tuple(proto.output), _attributes(proto)))
 
     used = {name for node in nodes for name in node.inputs} | {g.output[0].name}

@@ -98,8 +98,7 @@ def read_proto(path: str | os.PathLike):
 def _layout(dims, given: Layout | None, where: str) -> Layout:
     if len(dims) != 4:
         raise UnsupportedModelError(f"{where}: the input has {len(dims)} dimensions {dims_text(dims)}; ncjax scans "
-                                    "image "
-                                    "classifiers with 4-D inputs (N, C, H, W) or (N, H, W, C).")
+                                    "image classifiers with 4-D inputs (N, C, H, W) or (N, H, W, C).")
     if given is not None:
         if given not in ("NCHW", "NHWC"):
             raise UnsupportedModelError(f"layout must be 'NCHW' or 'NHWC', got {quoted(given)}.")
