@@ -28,9 +28,10 @@ bench: install
 bench-quick: install
 	$(BIN)/python -m ncjax.bench --quick
 
-# Lint first (ruff, configured in pyproject.toml): a finding fails the run before the tests start.
+# Lint and types first (ruff and mypy, configured in pyproject.toml): a finding fails the run before the tests start.
 test: install
 	$(BIN)/ruff check .
+	$(BIN)/mypy
 	$(BIN)/python -m pytest -q
 
 # Also the slow checks (full 43-label scans of the demo model and of its clean twin).

@@ -30,7 +30,7 @@ sys.path.insert(0, str(ROOT / "experiments"))
 
 import ncjax
 from ncjax.lab.inject import Backdoor, classifier_from_flax
-from ncjax.models.keras import save_keras_h5  # noqa: E402  (after sys.path gains experiments/)
+from ncjax.models.keras import save_keras_h5
 
 REAL = ROOT.parent / "shared" / "real"
 RESULTS = ROOT / "experiments" / "results" / "mitigation.jsonl"

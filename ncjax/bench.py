@@ -35,6 +35,7 @@ from ncjax.scan.sources import check_candidates
 from ncjax.search.config import ScanConfig, device_preset
 from ncjax.verdict.decision import decide
 from ncjax.verdict.outlier import l1_norms
+from ncjax.verdict.source_check import SourceCheck
 
 # The real data lies beside the checkout (as CI lays it); NCJAX_REAL_DATA points elsewhere, as in the tests.
 REAL = Path(os.environ.get("NCJAX_REAL_DATA", Path(__file__).resolve().parent.parent.parent / "shared" / "real"))
@@ -248,7 +249,7 @@ def measure_end_to_end(model: Classifier, images: np.ndarray, config: ScanConfig
     first = decide(norms, result.labels, reached=result.reached_threshold)
     first_s = time.perf_counter() - start
     gap = decide(norms, result.labels, reached=result.reached_threshold, rule="gap")
-    checks = ()
+    checks: tuple[SourceCheck, ...] = ()
     if first.score is not None and labels is not None:
         checks = check_candidates(model, images, labels, first.score, config=config, key=jax.random.key(0),
                                   callback=progress)
@@ -390,7 +391,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         images, labels = demo.demo_images()
     log = lambda line: print(line, file=sys.stderr, flush=True)
     out = Path(args.out)
-    save = lambda report: out.write_text(json.dumps(report, indent=2, default=float) + "\n")
+
+    def save(report: dict[str, Any]) -> None:
+        out.write_text(json.dumps(report, indent=2, default=float) + "\n")
+
     report = benchmark(model=model, images=images, model_name=name, preset=args.preset,
                        repeats=2 if args.quick else args.repeats, quick=args.quick, labels=labels, log=log, save=save,
                        only=args.only.split(",") if args.only else None)

@@ -8,6 +8,7 @@ from collections.abc import Sequence
 from ncjax.cli.options import OneLineParser, error_line
 from ncjax.core.printable import printable
 from ncjax.errors import NCJaxError
+from ncjax.models.classifier import LAYOUTS
 from ncjax.models.loading import load_model, parse_input_shape
 
 
@@ -17,7 +18,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                                       "or ONNX file (.onnx)")
     parser.add_argument("--architecture", help="architecture JSON (model.to_json()) for a weights-only file")
     parser.add_argument("--input-shape", help="H,W,C for models that leave their input size open")
-    parser.add_argument("--layout", choices=["NCHW", "NHWC"], help="an ONNX input's layout, where it is ambiguous")
+    parser.add_argument("--layout", choices=LAYOUTS, help="an ONNX input's layout, where it is ambiguous")
     args = parser.parse_args(argv)
     try:
         model = load_model(args.model, architecture=args.architecture,

@@ -15,7 +15,7 @@ import signal
 import sys
 import threading
 import warnings
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -39,12 +39,14 @@ from ncjax.core.printable import printable
 from ncjax.data.images import in_model_scale, load_images
 from ncjax.errors import UsageError
 from ncjax.mitigation.triggers import TRIGGERS_FILE
+from ncjax.models.classifier import LAYOUTS
 from ncjax.models.loading import load_model, parse_input_shape
 from ncjax.pipeline.model_scan import (
     SOURCE_STATE_FILE,
     STATE_FILE,
     DecisionConfig,
     PipelineEvent,
+    ScanOutcome,
     prepare_out,
     scan_model,
 )
@@ -61,7 +63,7 @@ OWN_FLAG_FIELDS = {"preprocessing"}
 def build_parser() -> argparse.ArgumentParser:
     p = OneLineParser(prog="python -m ncjax.run", description=__doc__.splitlines()[0].split(": ", 1)[1])
     p.add_argument("--model", help="Keras (.h5/.keras) or ONNX (.onnx) model; default: the embedded demo model")
-    p.add_argument("--layout", choices=["NCHW", "NHWC"], help="an ONNX model's input layout, where it is ambiguous")
+    p.add_argument("--layout", choices=LAYOUTS, help="an ONNX model's input layout, where it is ambiguous")
     p.add_argument("--input-shape", help="H,W,C for models that leave their image size open")
     p.add_argument("--data", help="clean images: .npz (x_roi or x, y) or reference .h5 (X_test) arrays in the model's "
                                   "input scale, or a GTSRB folder or class sub-folders of image files (raw pixels, "
@@ -126,7 +128,8 @@ class _Progress:
     """One tqdm bar on stderr per stage (the scan, the source check), opened at the stage's first epoch."""
 
     def __init__(self, max_epochs: int, enabled: bool):
-        self.max_epochs, self.enabled, self.bar = max_epochs, enabled, None
+        self.max_epochs, self.enabled = max_epochs, enabled
+        self.bar: Any = None  # a tqdm bar, imported when the first one opens
 
     def update(self, progress) -> None:
         if not self.enabled:
@@ -166,8 +169,8 @@ def _inputs(args: argparse.Namespace, config: ScanConfig) -> _Inputs:
 
         which = "clean twin" if args.demo_clean else "backdoored at 33"
         print(f"no --model/--data: scanning the embedded demo ({which}).")
-        images, labels = demo.demo_images()
-        return _Inputs(demo.demo_model(infected=not args.demo_clean), images, labels, False,
+        demo_x, demo_y = demo.demo_images()
+        return _Inputs(demo.demo_model(infected=not args.demo_clean), demo_x, demo_y, False,
                        str(demo.demo_model_path(infected=not args.demo_clean)), "ncjax.demo.demo_images()")
     if args.model is None or args.data is None:
         raise UsageError("give both --model and --data (clean images), or neither to scan the embedded demo.")
@@ -207,7 +210,7 @@ def _printer(args: argparse.Namespace, progress: _Progress, requested: list[str]
     return on_event
 
 
-def _interruptible(scan):
+def _interruptible(scan: Callable[[list[str]], ScanOutcome]) -> ScanOutcome:
     """Run `scan(requested)` with SIGTERM (what schedulers send) ending it like Ctrl-C once the epoch in flight
     is saved. The handler only records the signal: raising from it could land inside a C call (numpy, XLA) and
     surface as a SystemError; the pipeline's callback, which runs after each epoch's checkpoint, raises it.

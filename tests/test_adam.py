@@ -23,7 +23,7 @@ def test_matches_keras_update_rule():
         v = 0.9 * v + 0.1 * g * g
         p = p - 0.1 * math.sqrt(1 - 0.9**t) / (1 - 0.5**t) * m / (np.sqrt(v) + 1e-7)
     np.testing.assert_allclose(params, p, rtol=1e-5)
-    assert int(state.count) == 3
+    assert int(state.steps) == 3
 
 
 def test_differs_from_optax_adam_where_sqrt_v_is_tiny():

@@ -93,6 +93,15 @@ def test_bad_audits_end_in_one_line(tmp_path, capsys):
     assert "no clean images" in capsys.readouterr().err
 
 
+def test_a_manifest_reads_a_layout_in_any_case_and_refuses_an_unknown_one_before_any_model(tmp_path):
+    manifest = tmp_path / "models.csv"
+    manifest.write_text("path,layout\na.onnx,nchw\nb.onnx,\n")
+    assert [item.layout for item in expand([str(manifest)])] == ["NCHW", None]
+    manifest.write_text("path,layout\na.onnx,CHWN\n")
+    with pytest.raises(ncjax.UsageError, match="row 1: layout must be 'NHWC' or 'NCHW', got 'CHWN'"):
+        expand([str(manifest)])
+
+
 @pytest.mark.parametrize("name", ["../../escaped", "/tmp/escaped", "a/b", ".hidden", "x\nverdict: clean", "-rf"])
 def test_a_manifest_name_is_a_plain_folder_name_or_the_audit_is_refused(zoo, tmp_path, capsys, name):
     folder, data = zoo
@@ -110,8 +119,11 @@ def test_a_manifest_value_is_never_read_as_a_flag_and_files_it_names_are_checked
     outside = tmp_path / "outside"
     os.mkfifo(tmp_path / "fifo.h5")
     manifest = tmp_path / "m.csv"
-    manifest.write_text(f"path,layout,data_key\n{folder / 'a.h5'},--out={outside},\n{folder / 'b.h5'},,--resume\n"
-                        f"{tmp_path / 'fifo.h5'},,\n/dev/zero,,\n")
+    manifest.write_text(f"path,layout\n{folder / 'a.h5'},--out={outside}\n")
+    with pytest.raises(ncjax.UsageError, match="layout must be"):  # a layout is one of two words, checked first
+        ncjax.audit([manifest], out=tmp_path / "out", data=str(data), scan=SETTINGS)
+    manifest.write_text(f"path,data_key\n{folder / 'a.h5'},--out={outside}\n{folder / 'b.h5'},--resume\n"
+                        f"{tmp_path / 'fifo.h5'},\n/dev/zero,\n")
     with time_limit():
         result = ncjax.audit([manifest], out=tmp_path / "out", data=str(data), scan=SETTINGS)
     assert [r["status"] for r in result.rows] == ["error"] * 4 and not outside.exists()

@@ -28,9 +28,9 @@ def test_fast_preset_is_a_shorter_schedule():
 
 def test_frozen_and_keyword_only():
     with pytest.raises(dataclasses.FrozenInstanceError):
-        ScanConfig().batch_size = 4  # type: ignore[misc]
+        ScanConfig().batch_size = 4  # type: ignore[misc]  # refused on purpose: frozen, keyword-only
     with pytest.raises(TypeError):
-        ScanConfig(32)  # type: ignore[misc]
+        ScanConfig(32)  # type: ignore[misc]  # refused on purpose: frozen, keyword-only
 
 
 @pytest.mark.parametrize("changes, match", [
@@ -76,9 +76,9 @@ def test_preprocessing_modes_match_the_reference():
 
 def test_preprocessing_validation():
     with pytest.raises(ncjax.ConfigError, match="Preprocessing.mode must be one of 'raw', 'mnist'.*got 'tf'"):
-        Preprocessing(mode="tf")  # type: ignore[arg-type]
+        Preprocessing(mode="tf")  # type: ignore[arg-type]  # a wrong type, on purpose
     with pytest.raises(ncjax.ConfigError, match="channel_order must be one of 'rgb', 'bgr'"):
-        Preprocessing(mode="custom", channel_order="gbr")  # type: ignore[arg-type]
+        Preprocessing(mode="custom", channel_order="gbr")  # type: ignore[arg-type]  # a wrong type, on purpose
     with pytest.raises(ncjax.ConfigError, match="mode='custom'"):
         Preprocessing(mode="raw", scale=2.0)
     with pytest.raises(ncjax.ConfigError, match="non-zero"):
@@ -96,12 +96,12 @@ def test_unknown_choice_lists_the_choices(field, bad, choices):
 
 def test_booleans_and_numbers_are_not_confused():
     with pytest.raises(ncjax.ConfigError, match="early_stop must be True or False"):
-        ScanConfig(early_stop=1)  # type: ignore[arg-type]
+        ScanConfig(early_stop=1)  # type: ignore[arg-type]  # a wrong type, on purpose
     with pytest.raises(ncjax.ConfigError, match="precompile_widths must be True or False"):
-        ScanConfig(precompile_widths=1)  # type: ignore[arg-type]
+        ScanConfig(precompile_widths=1)  # type: ignore[arg-type]  # a wrong type, on purpose
     assert ScanConfig(precompile_widths=None).precompile_widths is None  # None: the backend decides
     with pytest.raises(ncjax.ConfigError, match="beta_1"):
-        ScanConfig(beta_1=True)  # type: ignore[arg-type]
+        ScanConfig(beta_1=True)  # type: ignore[arg-type]  # a wrong type, on purpose
 
 
 def test_every_setting_has_help_text():

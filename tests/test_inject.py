@@ -38,7 +38,7 @@ def test_colour_and_random_pattern_and_bad_settings():
     with pytest.raises(ncjax.NCJaxError, match="does not fit"):
         Backdoor.square(40)
     with pytest.raises(ncjax.NCJaxError, match="position"):
-        Backdoor.square(4, position="middle")  # type: ignore[arg-type]
+        Backdoor.square(4, position="middle")  # type: ignore[arg-type]  # a wrong type, on purpose
     with pytest.raises(ncjax.NCJaxError, match="mask must be"):
         Backdoor(mask=np.zeros((4, 4)), pattern=np.zeros((4, 5, 3)), target=1)
 

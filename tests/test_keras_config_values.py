@@ -43,4 +43,4 @@ def test_malformed_values_are_refused_by_name(class_name, config, says):
 
 def test_a_config_that_is_not_an_object():
     with pytest.raises(ncjax.ModelFileError, match="not a JSON object"):
-        check_config_values("Dense", [1, 2], "layer 1")  # type: ignore[arg-type]
+        check_config_values("Dense", [1, 2], "layer 1")  # type: ignore[arg-type]  # a wrong type, on purpose

@@ -36,7 +36,7 @@ def test_unknown_loss_and_regularizer_are_refused_not_defaulted():
     from ncjax.search.step import regularizer
 
     with pytest.raises(ncjax.ConfigError, match="loss must be one of 'reference', 'crossentropy'; got 'mse'"):
-        attack_loss(jnp.zeros((1, 3)), jnp.asarray(0), "mse")  # type: ignore[arg-type]
+        attack_loss(jnp.zeros((1, 3)), jnp.asarray(0), "mse")  # type: ignore[arg-type]  # a wrong type, on purpose
     with pytest.raises(ncjax.ConfigError, match="regularization must be one of 'l1', 'l2'; got 'linf'"):
-        regularizer(jnp.ones((2, 2)), "linf")  # type: ignore[arg-type]
+        regularizer(jnp.ones((2, 2)), "linf")  # type: ignore[arg-type]  # a wrong type, on purpose
     assert float(regularizer(jnp.ones((2, 2)), "l2")) == 2.0 and float(regularizer(jnp.ones((2, 2)), "l1")) == 4.0

@@ -47,7 +47,7 @@ def test_threshold_and_min_gap_are_passed_on():
 
 def test_unknown_rule():
     with pytest.raises(ncjax.ConfigError, match="rule"):
-        decide(BULK, rule="vote")  # type: ignore[arg-type]
+        decide(BULK, rule="vote")  # type: ignore[arg-type]  # a wrong type, on purpose
 
 
 def test_unknown_rule_lists_the_rules():
@@ -56,7 +56,7 @@ def test_unknown_rule_lists_the_rules():
     import ncjax
 
     with pytest.raises(ncjax.ConfigError, match="verdict rule must be one of 'score', 'gap', 'reference'; got 'mad'"):
-        decide([1.0, 2.0, 3.0], rule="mad")  # type: ignore[arg-type]
+        decide([1.0, 2.0, 3.0], rule="mad")  # type: ignore[arg-type]  # a wrong type, on purpose
 
 
 def test_headline_names_status_and_labels():

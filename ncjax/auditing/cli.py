@@ -28,7 +28,7 @@ EXIT_OK, EXIT_SOME_FAILED, EXIT_INTERRUPTED = 0, 1, 130
 class _AuditParser(OneLineParser):
     """Keeps the flags it does not know for the scans."""
 
-    def parse_args(self, args=None, namespace=None):  # type: ignore[override]
+    def parse_args(self, args=None, namespace=None):
         known, rest = self.parse_known_args(args, namespace)
         known.scan_flags = rest
         return known

@@ -5,16 +5,20 @@ import csv
 import json
 import os
 import re
+import typing
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
+from ncjax.core.choices import match_choice
 from ncjax.core.printable import quoted
 from ncjax.errors import UsageError
+from ncjax.models.classifier import LAYOUTS, Layout
 
 MODEL_SUFFIXES = (".h5", ".keras", ".onnx")
 Truth = Literal["infected", "clean"]
+TRUTHS: tuple[Truth, ...] = typing.get_args(Truth)
 MANIFEST_FIELDS = ("path", "data", "data_key", "preprocess", "layout", "truth", "target")
 
 
@@ -27,7 +31,7 @@ class AuditItem:
     name: str = ""  # its folder and row key; unique in an audit (made from the file name)
     data_key: str | None = None
     preprocess: str | None = None
-    layout: str | None = None
+    layout: Layout | None = None
     truth: Truth | None = None
     target: int | None = None
 
@@ -80,9 +84,10 @@ def read_manifest(path: Path) -> list[AuditItem]:
         unknown = set(row) - set(MANIFEST_FIELDS) - {"name"}
         if unknown or not row.get("path"):
             raise UsageError(f"{where}: needs 'path' and knows {', '.join(MANIFEST_FIELDS)}; got {sorted(row)}.")
-        items.append(AuditItem(model=_relative(path, row["path"]), data=_relative(path, row.get("data")),
+        data = _relative(path, row["data"]) if row.get("data") else None
+        items.append(AuditItem(model=_relative(path, row["path"]), data=data,
                                name=_folder_name(row.get("name"), where), data_key=row.get("data_key") or None,
-                               preprocess=row.get("preprocess") or None, layout=row.get("layout") or None,
+                               preprocess=row.get("preprocess") or None, layout=_layout(row.get("layout"), where),
                                truth=_truth(row.get("truth"), where), target=_target(row.get("target"), where)))
     return items
 
@@ -99,19 +104,26 @@ def _folder_name(value, where: str) -> str:
     return text
 
 
-def _relative(manifest: Path, value) -> str | None:
-    if not value:
-        return None
+def _relative(manifest: Path, value) -> str:
     return str(value) if os.path.isabs(str(value)) else str(manifest.parent / str(value))
 
 
 def _truth(value, where: str) -> Truth | None:
     if value in (None, ""):
         return None
-    text = str(value).strip().lower()
-    if text not in ("infected", "clean"):
-        raise UsageError(f"{where}: truth must be 'infected' or 'clean', got {value!r}.")
-    return text  # type: ignore[return-value]
+    truth = match_choice(str(value).strip().lower(), TRUTHS)
+    if truth is not None:
+        return truth
+    raise UsageError(f"{where}: truth must be 'infected' or 'clean', got {quoted(str(value))}.")
+
+
+def _layout(value, where: str) -> Layout | None:
+    if value in (None, ""):
+        return None
+    layout = match_choice(str(value).strip().upper(), LAYOUTS)
+    if layout is not None:
+        return layout
+    raise UsageError(f"{where}: layout must be 'NHWC' or 'NCHW', got {quoted(str(value))}.")
 
 
 def _target(value, where: str) -> int | None:

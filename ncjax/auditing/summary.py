@@ -69,6 +69,7 @@ def write_roc(rows: list[dict], path: str | os.PathLike) -> bool:
     if curve is None:
         return False
     summary = rates(rows)
+    assert summary is not None  # a curve needs infected and clean rows
     save_roc(path, curve, verdict_point=(summary.false_alarms / summary.clean, summary.detected / summary.infected),
              title=f"ROC of the score over {summary.infected} infected and {summary.clean} clean models: AUC "
                    f"{curve.auc:.3f}")

@@ -11,7 +11,7 @@ import sys
 import types
 import typing
 from collections.abc import Callable, Iterable, Sequence
-from typing import Any
+from typing import Any, NoReturn
 
 from ncjax.core.choices import field_types, literal_choices
 from ncjax.core.printable import one_line
@@ -71,7 +71,7 @@ def given_values(args: argparse.Namespace, names: Iterable[str]) -> dict[str, An
 class OneLineParser(argparse.ArgumentParser):
     """An argument parser whose errors are one line on stderr and exit 2, like every other ncjax error."""
 
-    def error(self, message: str):  # type: ignore[override]
+    def error(self, message: str) -> NoReturn:
         self.exit(2, f"error: {message} (see {self.prog} --help)\n")
 
 

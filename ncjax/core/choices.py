@@ -9,7 +9,8 @@ import dataclasses
 import functools
 import types
 import typing
-from typing import Any, Literal
+from collections.abc import Hashable
+from typing import Any, Literal, TypeVar
 
 from ncjax.errors import ConfigError
 
@@ -26,9 +27,17 @@ def literal_choices(annotation: Any) -> tuple | None:
 
 
 @functools.cache
-def field_types(cls: type) -> dict[str, Any]:
+def field_types(cls: Hashable) -> dict[str, Any]:
     """A dataclass's resolved field annotations."""
     return typing.get_type_hints(cls)
+
+
+ChoiceT = TypeVar("ChoiceT", bound=str)
+
+
+def match_choice(text: str, choices: tuple[ChoiceT, ...]) -> ChoiceT | None:
+    """The one of `choices` equal to `text` (typed as a choice), or None."""
+    return next((choice for choice in choices if choice == text), None)
 
 
 def check_choice(value: Any, choices: tuple, what: str) -> None:
@@ -40,7 +49,7 @@ def check_choice(value: Any, choices: tuple, what: str) -> None:
 
 def check_literal_fields(instance: Any) -> None:
     """Every `Literal` field of a dataclass instance holds one of its choices (None where the type allows)."""
-    cls = type(instance)
+    cls: type = type(instance)
     for f in dataclasses.fields(instance):
         annotation = field_types(cls)[f.name]
         choices = literal_choices(annotation)

@@ -149,12 +149,12 @@ def _read(path: Path, channels: int, box=None, size=None) -> np.ndarray:
         if image.width * image.height > MAX_IMAGE_PIXELS:
             raise DataError(f"{str(path)!r} is {image.width}x{image.height} pixels; refusing to decode an image that "
                             "large.")
-        image = image.convert(IMAGE_MODES[channels])
+        picture = image.convert(IMAGE_MODES[channels])
         if box is not None:
-            image = image.crop(box)
+            picture = picture.crop(box)
         if size is not None:
-            image = image.resize(size, Image.BILINEAR)
-        pixels = np.asarray(image, np.float32)
+            picture = picture.resize(size, Image.Resampling.BILINEAR)
+        pixels = np.asarray(picture, np.float32)
         return pixels[..., None] if pixels.ndim == 2 else pixels
 
 

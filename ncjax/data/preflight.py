@@ -17,7 +17,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from ncjax.data.preprocess import Preprocessing
+from ncjax.data.preprocess import Preprocessing, PreprocessingMode
 
 MAX_IMAGES = 512  # enough to tell 10 % from 90 %, cheap next to a scan
 # Another reading is clearly better when it is useful, halves the errors and gains this much accuracy.
@@ -93,7 +93,8 @@ def _readings(x: jax.Array, preprocessing: Preprocessing, from_files: bool):
     channels = x.shape[-1]
     if from_files:  # raw pixels went through `preprocessing`: try the other modes on the same pixels
         raw = preprocessing.to_raw(x)
-        modes = ["raw", "mnist", "inception"] + (["imagenet", "torch"] if channels == 3 else [])
+        colour: list[PreprocessingMode] = ["imagenet", "torch"] if channels == 3 else []
+        modes: list[PreprocessingMode] = ["raw", "mnist", "inception", *colour]
         for mode in modes:
             if mode != preprocessing.mode:
                 other = Preprocessing(mode=mode)

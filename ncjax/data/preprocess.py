@@ -13,7 +13,7 @@ from typing import Literal
 import jax
 import jax.numpy as jnp
 
-from ncjax.core.choices import check_literal_fields
+from ncjax.core.choices import check_literal_fields, match_choice
 from ncjax.errors import ConfigError
 
 PreprocessingMode = Literal["raw", "mnist", "inception", "imagenet", "torch", "custom"]
@@ -75,15 +75,16 @@ _AFFINE = {
 }
 
 
-NAMED_MODES = ("raw", "mnist", "inception", "imagenet", "torch")
+NAMED_MODES: tuple[PreprocessingMode, ...] = ("raw", "mnist", "inception", "imagenet", "torch")
 
 
 def parse_preprocessing(text: str, *, bgr: bool = False) -> Preprocessing:
     """A Preprocessing from its short form: a mode name, or OFFSET,SCALE (channels BGR with `bgr`)."""
-    if text in NAMED_MODES:
+    mode = match_choice(text, NAMED_MODES)
+    if mode is not None:
         if bgr:
             raise ConfigError(f"BGR channels go with OFFSET,SCALE; '{text}' fixes the channel order.")
-        return Preprocessing(mode=text)  # type: ignore[arg-type]
+        return Preprocessing(mode=mode)
     try:
         offset, scale = (float(v) for v in str(text).split(","))
     except ValueError:

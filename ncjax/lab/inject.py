@@ -9,7 +9,7 @@ from __future__ import annotations
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Any, Literal
 
 import jax
 import jax.numpy as jnp
@@ -87,10 +87,11 @@ class Backdoor:
 # ------------------------------------------------------------------------------------------ network
 
 # (kind, filters or units, padding) in order; Keras names them conv2d, conv2d_1, ... as tf.keras would.
-REFERENCE_LAYERS = (("conv", 32, "same"), ("conv", 32, "valid"), ("pool",), ("dropout", 0.2),
-                    ("conv", 64, "same"), ("conv", 64, "valid"), ("pool",), ("dropout", 0.2),
-                    ("conv", 128, "same"), ("conv", 128, "valid"), ("pool",), ("dropout", 0.2),
-                    ("flatten",), ("dense", 512), ("dropout", 0.5), ("dense", None))
+REFERENCE_LAYERS: tuple[tuple[Any, ...], ...] = (
+    ("conv", 32, "same"), ("conv", 32, "valid"), ("pool",), ("dropout", 0.2),
+    ("conv", 64, "same"), ("conv", 64, "valid"), ("pool",), ("dropout", 0.2),
+    ("conv", 128, "same"), ("conv", 128, "valid"), ("pool",), ("dropout", 0.2),
+    ("flatten",), ("dense", 512), ("dropout", 0.5), ("dense", None))
 
 
 def keras_name(base: str, index: int) -> str:
@@ -137,7 +138,8 @@ def reference_keras_config(num_classes: int, input_shape=(32, 32, 3), name: str 
 def classifier_from_flax(params, num_classes: int, input_shape=(32, 32, 3)) -> Classifier:
     """ReferenceNet params as a Classifier built by the Keras importer, so it saves as Keras and reloads."""
     config = reference_keras_config(num_classes, input_shape)
-    weights = {(name,): [np.asarray(p["kernel"]), np.asarray(p["bias"])] for name, p in params.items()}
+    weights: dict[tuple[str, ...], list[np.ndarray]] = {
+        (name,): [np.asarray(p["kernel"]), np.asarray(p["bias"])] for name, p in params.items()}
     graph = build_graph(config, WeightSource(weights, nested_key="full", where="ReferenceNet"),
                         keras_version="2.15.0", input_shapes=[(None, *input_shape)], strip_softmax=True)
     return Classifier(
@@ -280,7 +282,7 @@ def train_classifier(
             log(f"epoch {epoch + 1}/{config.epochs}: loss {history[-1]:.4f} ({time.perf_counter() - start:.0f} s)")
     seconds = time.perf_counter() - start
     model = classifier_from_flax(params, num_classes, images.shape[1:])
-    if eval_images is None:
+    if eval_images is None or eval_labels is None:
         eval_images, eval_labels = images, labels
     accuracy, success = evaluate(model, eval_images, eval_labels, backdoors)
     return model, TrainReport(accuracy, success, seconds, config.epochs, tuple(history))

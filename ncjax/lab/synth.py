@@ -262,14 +262,14 @@ def _bilinear(src: np.ndarray, index: np.ndarray, y: np.ndarray, x: np.ndarray) 
     flat = src.reshape(k * s * s, -1)
     y0, x0 = np.floor(y).astype(np.int64), np.floor(x).astype(np.int64)
     fy, fx = (y - y0)[..., None], (x - x0)[..., None]
-    out = 0.0
+    out: np.ndarray | float = 0.0
     for dy, wy in ((0, 1 - fy), (1, fy)):
         for dx, wx in ((0, 1 - fx), (1, fx)):
             yy, xx = y0 + dy, x0 + dx
             valid = ((yy >= 0) & (yy < s) & (xx >= 0) & (xx < s))[..., None]
             idx = index[:, None, None] * s * s + np.clip(yy, 0, s - 1) * s + np.clip(xx, 0, s - 1)
             out = out + np.where(valid, flat[idx], 0.0) * wy * wx
-    return out
+    return np.asarray(out)
 
 
 def _smooth_noise(rng, n, size, cells, channels=3):

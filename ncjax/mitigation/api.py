@@ -6,6 +6,7 @@ import dataclasses
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import jax
 import numpy as np
@@ -53,7 +54,7 @@ class MitigationResult:
                 **{k: v.as_dict() for k, v in details.items() if v is not None}}
 
 
-def mitigate(model: Classifier, images: np.ndarray, labels: np.ndarray, triggers: TriggerSet, *,
+def mitigate(model: Classifier, images: np.ndarray, labels: np.ndarray | None, triggers: TriggerSet, *,
              key: jax.Array, config: MitigationConfig = MitigationConfig(),
              preprocessing: Preprocessing = Preprocessing(),
              layer: str | None = None, true_trigger: TriggerSet | None = None,
@@ -72,6 +73,7 @@ def mitigate(model: Classifier, images: np.ndarray, labels: np.ndarray, triggers
     images, labels = _checked(model, images, labels, triggers, true_trigger)
     if layer is not None and config.method == "unlearn":
         raise MitigationError("a layer is chosen for pruning or the filter; unlearning fine-tunes every layer.")
+    # Resolved before any work so that a wrong layer name fails at once.
     hidden = hidden_layer(model, layer) if config.method in ("prune", "filter") else None
     start = time.perf_counter()
     seed = int(jax.random.randint(key, (), 0, np.iinfo(np.int32).max))
@@ -79,16 +81,17 @@ def mitigate(model: Classifier, images: np.ndarray, labels: np.ndarray, triggers
     train = (images[split.train], labels[split.train])
     holdout = (images[split.holdout], labels[split.holdout])
     predict = Predictor(model)
-    settings = dict(preprocessing=preprocessing, true_trigger=true_trigger)
+    settings: dict[str, Any] = dict(preprocessing=preprocessing, true_trigger=true_trigger)
     before = measure(predict, model.params, *holdout, triggers, **settings)
-    common = dict(method=config.method, labels=tuple(int(v) for v in triggers.labels), before=before,
-                  train_images=len(split.train), holdout_images=len(split.holdout))
+    common: dict[str, Any] = dict(method=config.method, labels=tuple(int(v) for v in triggers.labels), before=before,
+                                  train_images=len(split.train), holdout_images=len(split.holdout))
     if config.method == "unlearn":
         params, log = unlearn(model, *train, triggers, config=config, preprocessing=preprocessing, seed=seed,
                               callback=callback)
         after = measure(predict, params, *holdout, triggers, **settings)
         return MitigationResult(model=dataclasses.replace(model, params=params), after=after, unlearn=log,
                                 seconds=time.perf_counter() - start, **common)
+    assert hidden is not None  # resolved above for prune and filter
     if config.method == "prune":
         params, curve = prune(model, hidden, train, holdout, triggers, config=config, predict=predict,
                               callback=callback, **settings)

@@ -34,6 +34,7 @@ from ncjax.mitigation.known_trigger import read_true_trigger
 from ncjax.mitigation.progress import MitigationProgress
 from ncjax.mitigation.triggers import load_triggers
 from ncjax.mitigation.write import model_suffix, reload_model, save_model
+from ncjax.models.classifier import LAYOUTS
 from ncjax.models.loading import load_model, parse_input_shape
 from ncjax.pipeline.report import write_json_atomic
 
@@ -45,7 +46,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--model", required=True, help="the Keras (.h5/.keras) or ONNX (.onnx) model the scan examined")
     p.add_argument("--data", required=True, help="clean images with labels, as for python -m ncjax.run")
     p.add_argument("--data-key", help="name of the image array in --data")
-    p.add_argument("--layout", choices=["NCHW", "NHWC"], help="an ONNX model's input layout, where it is ambiguous")
+    p.add_argument("--layout", choices=LAYOUTS, help="an ONNX model's input layout, where it is ambiguous")
     p.add_argument("--input-shape", help="H,W,C for models that leave their image size open")
     p.add_argument("--scan", required=True, help="the scan's output folder (its triggers.npz) or a triggers file")
     p.add_argument("--labels", type=label_list, help="comma-separated labels whose triggers to remove (default: "
@@ -164,9 +165,10 @@ def summary_lines(result: MitigationResult) -> list[str]:
     for label in result.labels:
         lines.append(f"attack success of the reversed trigger of {label}: {_percent(before.attack_success[label])} -> "
                      f"{_percent(after.attack_success[label])}")
+    true_after = after.true_attack_success or {}  # measured with the same known triggers as before
     for label, value in (before.true_attack_success or {}).items():
         lines.append(f"attack success of the true trigger of {label}: {_percent(value)} -> "
-                     f"{_percent(after.true_attack_success[label])}")
+                     f"{_percent(true_after[label])}")
     if result.prune is not None:
         curve = result.prune
         lines.append(f"pruned {curve.pruned[curve.chosen]} of {curve.units} neurons of {printable(curve.layer)} "

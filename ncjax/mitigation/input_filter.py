@@ -34,9 +34,9 @@ class InputFilter:
     the trigger that excites them most and miss the other (measured in experiments/mitigation.md).
     """
 
-    def __init__(self, model: Classifier, layer: HiddenLayer, groups: Sequence[Sequence[int]], centers, scales,
-                 threshold: float, *, params: Params | None = None):
-        groups = tuple(np.asarray(g, np.int64).reshape(-1) for g in groups)
+    def __init__(self, model: Classifier, layer: HiddenLayer, neuron_groups: Sequence[Sequence[int] | np.ndarray],
+                 centers, scales, threshold: float, *, params: Params | None = None):
+        groups = tuple(np.asarray(g, np.int64).reshape(-1) for g in neuron_groups)
         centers, scales = np.asarray(centers, np.float64).reshape(-1), np.asarray(scales, np.float64).reshape(-1)
         if not groups or any(g.size == 0 or g.min() < 0 or g.max() >= layer.units for g in groups):
             raise MitigationError(f"filter: every neuron group must hold indices in [0, {layer.units}) of layer "

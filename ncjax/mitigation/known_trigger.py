@@ -35,14 +35,14 @@ def read_true_trigger(text: str | None, target: int | None, removed: TriggerSet,
     if mask.shape != tuple(image_shape[:2]) or pattern.shape != tuple(image_shape):
         raise MitigationError(f"--true-trigger: the mask is {mask.shape} and the pattern {pattern.shape}; the model's "
                               f"images are {tuple(image_shape)}.")
-    return TriggerSet([target], mask[None], pattern[None])
+    return TriggerSet(np.asarray([target]), mask[None], pattern[None])
 
 
 def _picture(path: str, channels: int) -> np.ndarray:
     check_regular_file(path, error=MitigationError, what="trigger picture")
     try:
-        with Image.open(path) as picture:
-            picture = picture.convert("L" if channels == 1 else "RGB")
+        with Image.open(path) as image:
+            picture = image.convert("L" if channels == 1 else "RGB")
             return np.asarray(picture, np.float32).reshape(picture.height, picture.width, -1)
     except (OSError, ValueError, Image.DecompressionBombError) as e:
         raise MitigationError(f"cannot read the trigger picture {path!r} ({type(e).__name__}: {e}).") from None

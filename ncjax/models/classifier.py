@@ -1,16 +1,20 @@
 """The Classifier: a model as a pure JAX function of (params, images) -> logits, with what is known of it."""
 from __future__ import annotations
 
+import typing
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 
 from ncjax.core.printable import printable
 
 Params = Any  # a pytree of arrays: {layer name: {weight name: array}}, nested models nested
+Layout = Literal["NHWC", "NCHW"]  # where an image's channel axis is: last (Keras, TensorFlow) or first (PyTorch)
+LAYOUTS: tuple[Layout, ...] = typing.get_args(Layout)
 
 
 def param_count(params: Params) -> int:
@@ -48,7 +52,7 @@ class Classifier:
     format: str | None = None  # "keras-h5", "keras-zip", "keras-weights", "onnx"
     keras_version: str | None = None
     keras_config: dict[str, Any] | None = None  # the Keras architecture, for save_keras_h5
-    input_layout: str = "NHWC"  # the file's own image layout ("NCHW" for PyTorch); apply takes NHWC either way
+    input_layout: Layout = "NHWC"  # the file's own image layout ("NCHW" for PyTorch); apply takes NHWC either way
     # `layer_output(params, x, layer)`: what the layer (a LayerSummary path) outputs for images x, in the
     # file's own layout (ONNX feature maps are NCHW). Pruning and input filters read hidden neurons with it.
     layer_output: Callable[[Params, jax.Array, str], jax.Array] | None = None
@@ -57,9 +61,9 @@ class Classifier:
     # layer's units, how the model is written back. None for a classifier built by hand.
     roles: Any = None
 
-    def __call__(self, x: jax.Array) -> jax.Array:
+    def __call__(self, x: jax.Array | np.ndarray) -> jax.Array:
         """Logits for the images `x` (N, H, W, C)."""
-        return self.apply(self.params, x)
+        return self.apply(self.params, jnp.asarray(x))
 
     @property
     def param_count(self) -> int:

@@ -11,7 +11,7 @@ import numpy as np
 
 from ncjax.core.printable import printable, quoted
 from ncjax.errors import ModelFileError, NCJaxError, UnsupportedModelError, UsageError
-from ncjax.models.classifier import Classifier
+from ncjax.models.classifier import Classifier, Layout
 from ncjax.models.keras.files import read_model_file
 from ncjax.models.keras.graph import MODEL_CLASSES, build_graph, declared_input_shapes
 from ncjax.models.keras.roles import KerasRoles
@@ -22,7 +22,7 @@ def load_model(
     *,
     architecture: str | os.PathLike | dict[str, Any] | None = None,
     input_shape: Sequence[int] | None = None,
-    layout: str | None = None,
+    layout: Layout | None = None,
 ) -> Classifier:
     """Load a Keras or ONNX classifier as a pure JAX function; nothing from the file is executed.
 
@@ -67,7 +67,7 @@ def _load(path, *, architecture, input_shape, layout) -> Classifier:
             raise UnsupportedModelError("architecture= is for Keras weights-only files; an .onnx file holds its graph.")
         from ncjax.models.onnx import load_onnx
 
-        return load_onnx(path, input_shape=input_shape, layout=layout)  # type: ignore[arg-type]
+        return load_onnx(path, input_shape=input_shape, layout=layout)
     if layout is not None:
         raise UnsupportedModelError("layout= is for .onnx files; Keras models are NHWC (channels_last).")
     model_file = read_model_file(path, architecture=architecture)
@@ -137,14 +137,14 @@ def check_activation_sizes(layers, input_shape: tuple[int, int, int], path) -> N
 def _input_shape(declared: tuple | None, given: Sequence[int] | None, path) -> tuple[int, int, int]:
     declared = tuple(declared[1:]) if declared is not None else None
     if given is not None:
-        given = tuple(given)
-        if len(given) != 3 or not all(isinstance(d, int) and d > 0 for d in given):
-            raise UnsupportedModelError(f"input_shape must be (H, W, C) positive ints, got {given!r}.")
-        if declared is not None and (len(declared) != 3 or any(d not in (None, g) for d, g in zip(declared, given))):
+        shape = tuple(given)
+        if len(shape) != 3 or not all(isinstance(d, int) and d > 0 for d in shape):
+            raise UnsupportedModelError(f"input_shape must be (H, W, C) positive ints, got {shape!r}.")
+        if declared is not None and (len(declared) != 3 or any(d not in (None, g) for d, g in zip(declared, shape))):
             raise UnsupportedModelError(
-                f"input_shape={given} contradicts the model's declared input shape {declared}."
+                f"input_shape={shape} contradicts the model's declared input shape {declared}."
             )
-        return given  # type: ignore[return-value]
+        return int(shape[0]), int(shape[1]), int(shape[2])
     if declared is None:
         raise UnsupportedModelError(
             f"{os.fspath(path)!r} does not record its input shape; pass input_shape=(H, W, C)."
@@ -158,7 +158,7 @@ def _input_shape(declared: tuple | None, given: Sequence[int] | None, path) -> t
         raise UnsupportedModelError(
             f"{os.fspath(path)!r} leaves its input size open {declared}; pass input_shape=(H, W, C)."
         )
-    return tuple(int(d) for d in declared)  # type: ignore[return-value]
+    return int(declared[0]), int(declared[1]), int(declared[2])
 
 
 def parse_input_shape(text: str | None) -> tuple[int, ...] | None:

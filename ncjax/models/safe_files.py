@@ -16,6 +16,7 @@ import stat
 import zipfile
 from collections.abc import Iterator
 from contextlib import contextmanager
+from typing import Any
 
 import h5py
 import numpy as np
@@ -149,8 +150,9 @@ def atomic_path(path: str | os.PathLike) -> Iterator[str]:
 
 def write_npz_atomic(path: str | os.PathLike, **arrays: np.ndarray) -> None:
     """np.savez, atomically (given an open file, np.savez does not append .npz to the name)."""
+    named: dict[str, Any] = dict(arrays)  # np.savez's stub reads keywords as its own options
     with atomic_path(path) as tmp, open(tmp, "wb") as f:
-        np.savez(f, **arrays)
+        np.savez(f, **named)
 
 
 def _npy_declared_bytes(archive: zipfile.ZipFile, member: str) -> float:

@@ -142,7 +142,7 @@ def scan_model(model, images: np.ndarray, labels: np.ndarray | None = None, *, k
     best = best_over_restarts(raw)
     result = raw.select(best.chosen_slot)  # one trigger per label: its smallest over the restarts
     norms = l1_norms(result.masks, quantize=decision.quantize)
-    settings = dict(reached=result.reached_threshold, rule=decision.rule, threshold=decision.threshold,
+    settings: dict[str, Any] = dict(reached=result.reached_threshold, rule=decision.rule, threshold=decision.threshold,
                     min_gap=decision.min_gap, min_ratio=decision.min_ratio, max_spread=decision.max_spread)
     verdict = decide(norms, result.labels, **settings)
     sources = _check_sources(model, images, labels, verdict, key=key, config=config, decision=decision,

@@ -40,12 +40,12 @@ def label_colours(verdict: Verdict) -> dict[int, tuple[int, int, int]]:
 def _mask_tile(mask: np.ndarray, scale: int) -> Image.Image:
     h, w = mask.shape
     tile = Image.fromarray(np.clip(mask * 255, 0, 255).astype(np.uint8), "L")
-    return tile.resize((w * scale, h * scale), Image.NEAREST).convert("RGB")
+    return tile.resize((w * scale, h * scale), Image.Resampling.NEAREST).convert("RGB")
 
 
 def _fusion_tile(mask: np.ndarray, pattern: np.ndarray, scale: int) -> Image.Image:
     h, w = mask.shape
-    return to_image(mask[..., None] * pattern).resize((w * scale, h * scale), Image.NEAREST).convert("RGB")
+    return to_image(mask[..., None] * pattern).resize((w * scale, h * scale), Image.Resampling.NEAREST).convert("RGB")
 
 
 def _legend(draw: ImageDraw.ImageDraw, y: int) -> None:

@@ -35,7 +35,7 @@ def enable_compile_cache(path: str | os.PathLike | None = None) -> Path | None:
     Every compile is kept, not only those over JAX's default 1 s: a CPU step compiles in under a second per
     width, and a scan compiles several widths.
     """
-    chosen = jax.config.jax_compilation_cache_dir
+    chosen = _cache_dir()
     if chosen and path is None:
         return Path(chosen)  # the user's own choice
     folder = Path(path).expanduser() if path is not None else default_compile_cache_dir()
@@ -54,6 +54,11 @@ def enable_compile_cache(path: str | os.PathLike | None = None) -> Path | None:
 
 def disable_compile_cache() -> None:
     """Compile everything afresh in this process (the cache's files stay where they are)."""
-    if jax.config.jax_compilation_cache_dir is not None:
+    if _cache_dir() is not None:
         jax.config.update("jax_compilation_cache_dir", None)
         compilation_cache.reset_cache()
+
+
+def _cache_dir() -> str | None:
+    """JAX's jax_compilation_cache_dir flag."""
+    return jax.config.jax_compilation_cache_dir  # type: ignore[attr-defined]  # flags are set as attributes at run time

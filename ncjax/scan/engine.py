@@ -106,8 +106,9 @@ def scan_slots(
     scan = _prepare(model, clean, table, config, key, devices, image_shape)
     out = ScanOutputs(tuple(slots), image_shape, config)
     stamp = None if checkpoint is None else _fingerprint(model, clean, slots, image_labels, config, key)
-    chunk = _resume(scan, out, checkpoint, stamp) if resume and checkpoint is not None and os.path.exists(checkpoint) \
-        else None
+    chunk = None
+    if resume and checkpoint is not None and stamp is not None and os.path.exists(checkpoint):
+        chunk = _resume(scan, out, checkpoint, stamp)
     first = chunk.first if chunk is not None else _resume_position(out)
     states = None
     try:
@@ -335,13 +336,13 @@ def _save(scan: _Scan, chunk: _Chunk, out: ScanOutputs, checkpoint, stamp: str, 
     save_checkpoint(checkpoint, fingerprint=stamp, position=position, states=states, outputs=out.state())
 
 
-def _place(scan: _Scan, states: SlotState, lanes: list[int], index: list[int] | None = None) -> SlotState:
+def _place(scan: _Scan, states: SlotState, lanes: list[int], index: Sequence[int] | None = None) -> SlotState:
     """The lanes `index` of `states` (all of them by default), padding lanes frozen as finished (they change
     nothing and are never read back), sharded."""
     # Host arrays go straight in: jnp.asarray of a host array compiles a copy per shape in this JAX.
-    index = np.arange(len(lanes), dtype=np.int32) if index is None else np.asarray(index, np.int32)
+    taken = np.arange(len(lanes), dtype=np.int32) if index is None else np.asarray(index, np.int32)
     padding = np.asarray([p == PADDING for p in lanes])
-    return jax.device_put(_take_lanes(states, index, padding), scan.plan.sharded)
+    return jax.device_put(_take_lanes(states, taken, padding), scan.plan.sharded)
 
 
 @jax.jit

@@ -24,9 +24,10 @@ def check_model(model: Any) -> tuple[int, int, int]:
     shape = tuple(model.input_shape)
     if len(shape) != 3:
         raise ScanInputError(f"model.input_shape must be (H, W, C), got {shape}.")
+    h, w, c = shape
     if not isinstance(model.num_classes, (int, np.integer)) or model.num_classes < 1:
         raise ScanInputError(f"model.num_classes must be a positive int, got {model.num_classes!r}.")
-    return shape  # type: ignore[return-value]
+    return h, w, c
 
 
 def check_images(images: Any, image_shape: tuple[int, int, int], config: ScanConfig) -> np.ndarray:

@@ -23,7 +23,7 @@ class ScanOutputs:
 
     def __init__(self, slots: Sequence[Slot], image_shape: tuple[int, int, int], config: ScanConfig):
         n, (h, w, c), e = len(slots), image_shape, config.max_epochs
-        self.slots, self.config, self.image_shape = tuple(slots), config, tuple(image_shape)
+        self.slots, self.config, self.image_shape = tuple(slots), config, (h, w, c)
         self.finished = np.zeros(n, bool)
         self.masks = np.zeros((n, h, w), np.float32)
         self.patterns = np.zeros((n, h, w, c), np.float32)

@@ -87,7 +87,7 @@ class ScanResult:
         index = np.asarray(indices, np.int64)
         per_slot = ("labels", "masks", "patterns", "l1_norms", "attack_success", "reached_threshold", "epochs",
                     "early_stopped", "final_cost")
-        changes = {name: np.asarray(getattr(self, name))[index] for name in per_slot}
+        changes: dict[str, Any] = {name: np.asarray(getattr(self, name))[index] for name in per_slot}
         return dataclasses.replace(self, **changes, logs=EpochLogs(*(np.asarray(v)[index] for v in self.logs)),
                                    slots=tuple(self.slots[int(i)] for i in index))
 

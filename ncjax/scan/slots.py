@@ -54,7 +54,7 @@ def label_slots(labels: Sequence[int]) -> tuple[Slot, ...]:
     return tuple(Slot(target=int(label)) for label in labels)
 
 
-def restart_slots(labels: Sequence[int], restarts: int) -> tuple[Slot, ...]:
+def restart_slots(labels: Sequence[int] | np.ndarray, restarts: int) -> tuple[Slot, ...]:
     """`restarts` searches per label, label-major: (l0, r0), (l0, r1), ..., (l1, r0), ..."""
     if not isinstance(restarts, int) or restarts < 1:
         raise ScanInputError(f"restarts must be a positive int, got {restarts!r}.")

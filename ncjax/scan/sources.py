@@ -55,6 +55,7 @@ def check_sources(model: Any, images: Any, image_labels: Any, label_norms: dict[
     norms = l1_norms(result.masks, quantize=quantize)
     best = {pair: np.nan for pair in pairs}
     for slot, norm, reached in zip(result.slots, norms, result.reached_threshold):
+        assert slot.source is not None  # every slot here is a source-specific one
         pair = (int(slot.source), int(slot.target))
         if reached:
             best[pair] = float(norm) if np.isnan(best[pair]) else min(best[pair], float(norm))

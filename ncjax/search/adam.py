@@ -14,7 +14,7 @@ import optax
 
 
 class KerasAdamState(NamedTuple):
-    count: jax.Array  # () int32: steps taken
+    steps: jax.Array  # () int32: steps taken
     mu: optax.Params  # first moments, like the params
     nu: optax.Params  # second moments, like the params
 
@@ -28,13 +28,13 @@ def keras_adam(learning_rate: float | optax.Schedule, b1: float, b2: float, eps:
 
     def update_fn(grads, state: KerasAdamState, params=None):
         del params
-        count = state.count + 1
-        t = count.astype(jnp.float32)
+        steps = state.steps + 1
+        t = steps.astype(jnp.float32)
         mu = jax.tree_util.tree_map(lambda m, g: b1 * m + (1 - b1) * g, state.mu, grads)
         nu = jax.tree_util.tree_map(lambda v, g: b2 * v + (1 - b2) * jnp.square(g), state.nu, grads)
-        lr = learning_rate(state.count) if callable(learning_rate) else learning_rate
+        lr = learning_rate(state.steps) if callable(learning_rate) else learning_rate
         lr_t = lr * jnp.sqrt(1 - b2**t) / (1 - b1**t)
         updates = jax.tree_util.tree_map(lambda m, v: -lr_t * m / (jnp.sqrt(v) + eps), mu, nu)
-        return updates, KerasAdamState(count, mu, nu)
+        return updates, KerasAdamState(steps, mu, nu)
 
     return optax.GradientTransformation(init_fn, update_fn)

@@ -131,7 +131,7 @@ class ScanConfig:
     def fast(cls, **changes) -> ScanConfig:
         """For CPUs: the reference's schedule on 5-step epochs, patience 3, at most 30 epochs (150 steps
         per label), cost starting at init_cost. See README for what it was measured to find."""
-        settings = dict(nb_sample=5 * 32, max_epochs=30, patience=3, cost_starts_at_zero=False)
+        settings: dict[str, Any] = dict(nb_sample=5 * 32, max_epochs=30, patience=3, cost_starts_at_zero=False)
         settings.update(changes)
         return cls(**settings)
 

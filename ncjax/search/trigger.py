@@ -7,10 +7,11 @@ initialization.
 from __future__ import annotations
 
 import math
-from typing import NamedTuple
+from typing import NamedTuple, TypeVar
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 TANH_EPSILON = 1e-7
 
@@ -53,7 +54,10 @@ def trigger_pattern(trigger: Trigger) -> jax.Array:
     return (jnp.tanh(trigger.pattern_tanh) / (2 - TANH_EPSILON) + 0.5) * 255.0
 
 
-def stamp(raw_images: jax.Array, mask: jax.Array, pattern: jax.Array) -> jax.Array:
+ArrayT = TypeVar("ArrayT", jax.Array, np.ndarray)
+
+
+def stamp(raw_images: ArrayT, mask: ArrayT, pattern: ArrayT) -> ArrayT:
     """(1 - mask) * x + mask * pattern, in raw pixels; mask (H, W) broadcasts over channels. Plain arithmetic,
     so numpy arrays in give numpy out (ncjax.lab.inject stamps training images with it)."""
     m = mask[..., None]

@@ -70,6 +70,7 @@ class Verdict:
         if self.rule == "score":
             return self._score_line(named, index, threshold, several)
         gap, whose = self.gap, "their trigger norms are" if several else "its trigger norm is"
+        assert gap is not None  # the gap rule records its result
         if self.status == "infected":
             return (f"INFECTED: {named} (anomaly index {index:.2f} > {threshold:g}, and {whose} {gap.gap:.2f}x "
                     f"below the next label's, >= {gap.min_gap:g})")
@@ -79,6 +80,7 @@ class Verdict:
 
     def _score_line(self, named: str, index: float, threshold: float, several: bool) -> str:
         score = self.score
+        assert score is not None  # the score rule records its result
         ratios = dict(zip(score.labels.tolist(), score.ratios.tolist()))
         spreads = {c.label: c.spread for c in self.sources}
         aside = "".join(f"; label {label} set aside: its source-specific triggers differ by class (spread "
@@ -152,7 +154,6 @@ def _by_score(mad: OutlierResult, rule: Rule, min_ratio: float, sources: tuple[S
     # candidate whose source-specific triggers agree best is never set aside.
     natural = tuple(c.label for c in checked[1:] if c.spread > max_spread)
     kept = tuple(label for label in score.candidates if label not in natural)
-    found = dict(score=score, sources=sources, natural=natural, max_spread=max_spread)
-    if kept:
-        return Verdict("infected", kept, rule, mad, None, **found)
-    return Verdict("suspicious" if mad.flagged else "clean", mad.flagged, rule, mad, None, **found)
+    status: Status = "infected" if kept else "suspicious" if mad.flagged else "clean"
+    return Verdict(status, kept or mad.flagged, rule, mad, None, score=score, sources=sources, natural=natural,
+                   max_spread=max_spread)

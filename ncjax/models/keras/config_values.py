@@ -66,6 +66,6 @@ def check_config_values(class_name: str, config: dict[str, Any], where: str) -> 
             raise refuse(key, "a finite number or a list of them")
     if "rate" in config and not (_is_number(config["rate"]) and 0 <= config["rate"] <= 1):
         raise refuse("rate", "a number in [0, 1]")
-    key = NON_NEGATIVE_INT_NESTS.get(class_name)
-    if key in config and not all(_is_int(v) and 0 <= v <= LIMIT for v in _ints(config[key])):
-        raise refuse(key, f"non-negative ints (at most {LIMIT})")
+    nest = NON_NEGATIVE_INT_NESTS.get(class_name)
+    if nest in config and not all(_is_int(v) and 0 <= v <= LIMIT for v in _ints(config[nest])):
+        raise refuse(nest, f"non-negative ints (at most {LIMIT})")

@@ -49,7 +49,7 @@ class _Node:
     layer: str
     index: int  # the call index of this layer (its n-th inbound node)
     inputs: list[TensorRef]
-    call: Callable[[Any, list[jax.Array]], list[jax.Array]] | None = None
+    call: Callable[[Any, list[jax.Array]], list[jax.Array]]
 
 
 @dataclass
@@ -347,15 +347,15 @@ def build_graph(
 ) -> Graph:
     """Build the model described by `model_config` with its weights from `weights`."""
     parsed = _parse(model_config, keras_version)
-    if input_shapes is None:
-        input_shapes = parsed.input_shapes
-    if any(s is None for s in input_shapes) or len(input_shapes) != len(parsed.inputs):
+    given = parsed.input_shapes if input_shapes is None else input_shapes
+    shapes = [s for s in given if s is not None]
+    if len(shapes) != len(given) or len(shapes) != len(parsed.inputs):
         raise UnsupportedModelError(
             f"model {quoted(parsed.name)} does not record its input shape; pass input_shape=(H, W, C) to load_model."
         )
     order = _topological(parsed)
     final = _final_call(parsed, order) if strip_softmax else None
-    build = _Build({ref: tuple(s) for ref, s in zip(parsed.inputs, input_shapes)})
+    build = _Build({ref: tuple(s) for ref, s in zip(parsed.inputs, shapes)})
     for key in order:
         call = _call_of(parsed, key, build, path=path, class_path=class_path, final=key == final)
         layer_call = (_nested_model if call.entry["class_name"] in MODEL_CLASSES else _layer)(
@@ -363,7 +363,7 @@ def build_graph(
         _record(call, layer_call, build, parsed)
     if not path:
         _check_unused_weights(weights, set(build.params) | set(parsed.class_keys.values()))
-    return Graph(parsed.name, parsed.inputs, parsed.outputs, build.nodes, build.params, list(input_shapes),
+    return Graph(parsed.name, parsed.inputs, parsed.outputs, build.nodes, build.params, shapes,
                  [build.shapes[ref] for ref in parsed.outputs], build.output_activation, build.summary)
 
 

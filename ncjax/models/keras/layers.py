@@ -180,7 +180,7 @@ def _depthwise(spec: LayerSpec, in_shapes, pointwise_filters: int | None) -> tup
     (kh, kw), strides, padding, dilation, act, use_bias = _conv_common(spec)
     cin = _known(in_shapes[0][-1], spec, "the input channels")
     multiplier = int(spec.config.get("depth_multiplier", 1))
-    expected = [("depthwise_kernel", (kh, kw, cin, multiplier))]
+    expected: list[tuple[str, tuple[int, ...]]] = [("depthwise_kernel", (kh, kw, cin, multiplier))]
     if pointwise_filters is not None:
         expected.append(("pointwise_kernel", (1, 1, cin * multiplier, pointwise_filters)))
     expected += [("bias", (pointwise_filters or cin * multiplier,))] if use_bias else []
@@ -325,7 +325,7 @@ def _cropping_or_padding(spec: LayerSpec, key: str) -> tuple[tuple[int, int], tu
         rows = (rows, rows) if isinstance(rows, int) else tuple(rows)
         cols = (cols, cols) if isinstance(cols, int) else tuple(cols)
         if len(rows) == 2 and len(cols) == 2:
-            return (tuple(map(int, rows)), tuple(map(int, cols)))
+            return ((int(rows[0]), int(rows[1])), (int(cols[0]), int(cols[1])))
     raise spec.unsupported(f"{key}={value!r} is not an int, a pair, or a pair of pairs.")
 
 

@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import os
 from collections.abc import Sequence
-from typing import Literal
 
 import jax
 import jax.numpy as jnp
@@ -11,13 +10,12 @@ import numpy as np
 
 from ncjax.core.printable import quoted
 from ncjax.errors import MissingDependencyError, ModelFileError, ModelNotFoundError, NCJaxError, UnsupportedModelError
-from ncjax.models.classifier import Classifier, LayerSummary, param_count
+from ncjax.models.classifier import LAYOUTS, Classifier, LayerSummary, Layout, param_count
 from ncjax.models.onnx.contained import check_contained
 from ncjax.models.onnx.graph import OnnxGraph, parse
 from ncjax.models.onnx.roles import OnnxRoles
 from ncjax.models.safe_files import check_regular_file, file_formats, read_regular_file
 
-Layout = Literal["NCHW", "NHWC"]
 _CHANNELS = (1, 3, 4)
 MAX_ONNX_BYTES = 2 << 30  # protobuf's own limit for one message
 
@@ -100,7 +98,7 @@ def _layout(dims, given: Layout | None, where: str) -> Layout:
         raise UnsupportedModelError(f"{where}: the input has {len(dims)} dimensions {dims_text(dims)}; ncjax scans "
                                     "image classifiers with 4-D inputs (N, C, H, W) or (N, H, W, C).")
     if given is not None:
-        if given not in ("NCHW", "NHWC"):
+        if given not in LAYOUTS:
             raise UnsupportedModelError(f"layout must be 'NCHW' or 'NHWC', got {quoted(given)}.")
         return given
     first, last = dims[1] in _CHANNELS, dims[3] in _CHANNELS
@@ -116,17 +114,18 @@ def dims_text(dims) -> str:
 
 
 def _image_shape(dims, layout: Layout, given: Sequence[int] | None, where: str) -> tuple[int, int, int]:
-    h, w, c = (dims[2], dims[3], dims[1]) if layout == "NCHW" else (dims[1], dims[2], dims[3])
-    declared = tuple(v if isinstance(v, int) and v > 0 else None for v in (h, w, c))
+    named = (dims[2], dims[3], dims[1]) if layout == "NCHW" else (dims[1], dims[2], dims[3])
+    h, w, c = (v if isinstance(v, int) and v > 0 else None for v in named)
+    declared = (h, w, c)
     if given is not None:
-        given = tuple(int(v) for v in given)
-        if len(given) != 3 or any(d is not None and d != g for d, g in zip(declared, given)):
-            raise UnsupportedModelError(f"input_shape {given} does not fit {where}'s input (H, W, C) = {declared}.")
-        return given  # type: ignore[return-value]
-    if None in declared:
+        shape = tuple(int(v) for v in given)
+        if len(shape) != 3 or any(d is not None and d != g for d, g in zip(declared, shape)):
+            raise UnsupportedModelError(f"input_shape {shape} does not fit {where}'s input (H, W, C) = {declared}.")
+        return shape[0], shape[1], shape[2]
+    if h is None or w is None or c is None:
         raise UnsupportedModelError(f"{where} leaves its image size open (H, W, C) = {declared}; pass "
                                     "input_shape=(H, W, C).")
-    return declared  # type: ignore[return-value]
+    return h, w, c
 
 
 def _summary(graph: OnnxGraph, run_batch, params, shape) -> tuple[LayerSummary, ...]:

@@ -9,6 +9,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from ncjax.core.printable import quoted
 from ncjax.errors import MitigationError
 from ncjax.models.classifier import Classifier
 from ncjax.models.layer_roles import HiddenLayer, WeightSlice
@@ -64,11 +65,13 @@ class OnnxRoles:
             name = node.name
         by_name = {n.name: n for n in nodes}
         if name not in by_name:
-            raise MitigationError(f"the ONNX graph has no node {name!r}; its weighted nodes are: "
-                                  f"{', '.join(n.name for n in makers)}.")
+            raise MitigationError(f"the ONNX graph has no node {quoted(name)}; its weighted nodes are: "
+                                  f"{', '.join(quoted(n.name) for n in makers)}.")
         weights = self._unit_weights(model, by_name[name])
         x = jax.ShapeDtypeStruct((1, *model.input_shape), jnp.float32)
-        shape = jax.eval_shape(lambda p, v: model.layer_output(p, v, name), model.params, x).shape
+        read = model.layer_output
+        assert read is not None  # the ONNX loader always sets it
+        shape = jax.eval_shape(lambda p, v: read(p, v, name), model.params, x).shape
         return HiddenLayer(name, int(shape[1]), 1, weights)
 
     def _unit_weights(self, model: Classifier, node: Node) -> tuple[WeightSlice, ...]:
@@ -108,4 +111,4 @@ class OnnxRoles:
     def reload(self, model: Classifier, path: str | os.PathLike) -> Classifier:
         from ncjax.models.onnx.load import load_onnx
 
-        return load_onnx(path, input_shape=model.input_shape, layout=model.input_layout)  # type: ignore[arg-type]
+        return load_onnx(path, input_shape=model.input_shape, layout=model.input_layout)
