@@ -43,7 +43,7 @@ def test_quick_bench_writes_every_figure(tmp_path, capsys):
 def test_each_part_is_saved_as_it_ends():
     # A stopped benchmark keeps what it measured: save() sees the report grow part by part.
     import ncjax
-    from ncjax.bench import benchmark
+    from ncjax.benchmarks.suite import benchmark
 
     model = ncjax.load_model(KERAS_FIXTURES / "tfkeras" / "sequential.h5")
     images = np.random.default_rng(0).uniform(0, 255, (64, 12, 12, 3)).astype(np.float32)

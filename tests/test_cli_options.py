@@ -8,8 +8,8 @@ import pytest
 
 from ncjax import ScanConfig
 from ncjax.cli.options import add_dataclass_flags
+from ncjax.cli.scan import OWN_FLAG_FIELDS, build_parser, config_from_args
 from ncjax.core.choices import field_types, literal_choices
-from ncjax.run import OWN_FLAG_FIELDS, build_parser, config_from_args
 
 FIELDS = [f for f in dataclasses.fields(ScanConfig) if f.name not in OWN_FLAG_FIELDS]
 # A valid value for a numeric field, chosen inside the field's range and unlike the presets' values.

@@ -15,9 +15,9 @@ import pytest
 
 PACKAGE = Path(__file__).resolve().parent.parent / "ncjax"
 # Modules that parse arguments and print: the `python -m ncjax.X` commands and their helpers.
-COMMANDS = {"ncjax.run", "ncjax.inspect", "ncjax.mitigate", "ncjax.audit", "ncjax.bench",
-            "ncjax.benchmarks.bench_compile", "ncjax.convert", "ncjax.cli.options", "ncjax.cli.entry",
-            "ncjax.mitigation.cli", "ncjax.auditing.cli"}
+COMMANDS = {"ncjax.run", "ncjax.inspect", "ncjax.mitigate", "ncjax.audit", "ncjax.bench", "ncjax.convert",
+            "ncjax.cli.scan", "ncjax.cli.options", "ncjax.cli.entry", "ncjax.benchmarks.cli", "ncjax.mitigation.cli",
+            "ncjax.auditing.cli"}
 NUMPY_ONLY = {"ncjax.verdict.outlier", "ncjax.verdict.score", "ncjax.verdict.source_check", "ncjax.verdict.decision"}
 
 

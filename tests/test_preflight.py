@@ -52,7 +52,7 @@ def test_the_command_line_stops_then_scans_with_force(tmp_path, capsys, monkeypa
 
     from PIL import Image
 
-    import ncjax.run as run_module
+    import ncjax.cli.scan as run_module
 
     pixels, labels = _images(24)
     for i, (image, label) in enumerate(zip(pixels, labels)):

@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 
 import ncjax
+import ncjax.cli.scan as run_module
 import ncjax.pipeline.model_scan as pipeline_module
-import ncjax.run as run_module
 from conftest import KERAS_FIXTURES
 from ncjax.models.keras import save_keras_h5
 from ncjax.run import main

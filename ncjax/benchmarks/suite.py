@@ -1,4 +1,4 @@
-"""`make bench` / `python -m ncjax.bench`: all labels at once against one label at a time, against the machine.
+"""The benchmark suite behind `make bench`: all labels at once against one label at a time, against the machine.
 
 Measures, in one run on one device: (1) optimizer-step throughput of the scan's default chunking, of one
 all-labels vmap per call and of the sequential baseline (one label per call, the way the reference and its peers
@@ -6,19 +6,16 @@ scan), interleaved, medians after warm-up; (2) the step's FLOPs from XLA's cost 
 achieved FLOP/s and its fraction of a large float32 matmul's; (3) a whole scan to a verdict and the work early
 stopping and compaction saved; (4) time per label-step and memory as the label count grows; (5) at each width
 the compaction visits, one step per dispatch against a whole epoch per dispatch; (6) a whole scan in a new
-process twice, with the persistent compile cache empty and then filled. Prints a table and writes bench.json.
+process twice, with the persistent compile cache empty and then filled. Results come back as a dict (bench.json's
+contents); ncjax/benchmarks/cli.py prints them.
 """
 from __future__ import annotations
 
-import argparse
-import json
 import os
 import platform
 import statistics
-import sys
 import time
 from collections.abc import Callable, Sequence
-from pathlib import Path
 from typing import Any
 
 import jax
@@ -36,11 +33,6 @@ from ncjax.search.config import ScanConfig, device_preset
 from ncjax.verdict.decision import decide
 from ncjax.verdict.outlier import l1_norms
 from ncjax.verdict.source_check import SourceCheck
-
-# The real data lies beside the checkout (as CI lays it); NCJAX_REAL_DATA points elsewhere, as in the tests.
-REAL = Path(os.environ.get("NCJAX_REAL_DATA", Path(__file__).resolve().parent.parent.parent / "shared" / "real"))
-REAL_MODEL = REAL / "models" / "gtsrb_backdoor_33_logits.h5"
-REAL_DATA = REAL / "gtsrb" / "gtsrb_test_32x32_uint8.npz"
 
 
 def _median(xs: Sequence[float]) -> float:
@@ -274,134 +266,3 @@ def _jaxlib_version() -> str | None:
         return metadata.version("jaxlib")
     except metadata.PackageNotFoundError:
         return None
-
-
-def format_table(report: dict[str, Any]) -> str:
-    lines = [
-        f"device: {report['device']} ({report['platform']}, {report['cpu_count']} CPU cores), jax {report['jax']}, "
-        f"XLA_FLAGS={report['xla_flags']!r}",
-        f"model: {report['model']} ({report['labels']} labels, batch {report['batch_size']})",
-    ]
-    if "throughput" in report:
-        lines += _throughput_lines(report)
-    if "precision" in report:
-        p = report["precision"]
-        lines.append(f"(b) with float32 matmuls ('highest' precision, not TF32): "
-                     f"{p['highest']['label_steps_per_s']:.1f} label-steps/s vs "
-                     f"{p['default']['label_steps_per_s']:.1f}")
-    lines += _end_to_end_lines(report) + _compile_lines(report) + _scaling_lines(report)
-    return "\n".join(lines)
-
-
-def _throughput_lines(report: dict[str, Any]) -> list[str]:
-    t = report["throughput"]
-    lines = ["", f"{'step of all labels':38s} {'s/step':>9s} {'label-steps/s':>14s} {'images/s':>10s} {'vs (c)':>7s}"]
-    base = t["c_sequential"]["label_steps_per_s"]
-    names = {"a_default_chunking": f"(a) scan default (chunks of {report['default_label_chunk']})",
-             "b_all_labels_vmap": f"(b) one {report['labels']}-wide vmap per call",
-             "c_sequential": "(c) one label per call (sequential)"}
-    for key, label in names.items():
-        row = t[key]
-        lines.append(f"{label:38s} {row['seconds_per_step_of_all_labels']:9.3f} {row['label_steps_per_s']:14.1f} "
-                     f"{row['images_per_s']:10.0f} {row['label_steps_per_s'] / base:7.2f}")
-    if "flops" in report:
-        f = report["flops"]
-        lines += ["", f"FLOPs per all-labels step: XLA {f['xla_per_all_labels_step'] or float('nan'):.3e}, hand count "
-                      f"{f['hand_count_per_all_labels_step'] or float('nan'):.3e}",
-                  f"achieved {f['achieved_flops_per_s_all_labels_vmap'] / 1e9:.1f} GFLOP/s = "
-                  f"{100 * f['fraction_of_matmul']:.0f}% of a float32 matmul's "
-                  f"{f['matmul_flops_per_s'] / 1e9:.1f} GFLOP/s"]
-    return lines
-
-
-def _end_to_end_lines(report: dict[str, Any]) -> list[str]:
-    if "end_to_end" not in report:
-        return []
-    e = report["end_to_end"]
-    return ["", f"end to end ({e['preset']}): {e['wall_s']:.1f} s: first pass {e['first_pass_s']:.1f} s (every "
-                f"label's search; {e['compile_s']:.1f} s compiling), source check of "
-                f"{e['source_checked'] or 'no label'} {e['source_check_s']:.1f} s",
-            f"verdict: {e['verdict_line']}", f"the gap rule's verdict: {e['gap_rule_verdict_line']}",
-            f"the reference's rule flags {e['flagged']}, anomaly index {e['anomaly_index']:.2f}",
-            f"label-steps run {e['label_steps_run']} (computed {e['slot_steps_computed']}) of "
-            f"{e['label_steps_without_early_stop']} without early stopping: "
-            f"{100 * e['work_saved_fraction']:.0f}% saved"]
-
-
-def _compile_lines(report: dict[str, Any]) -> list[str]:
-    lines = []
-    if report.get("dispatch"):
-        lines += ["", "width  s/step one per dispatch  s/step epoch per dispatch  compile s (one, epoch)"]
-        for row in report["dispatch"]:
-            lines.append(f"{row['width']:5d}  {row['seconds_per_step_one_per_dispatch']:24.4f}  "
-                         f"{row['seconds_per_step_epoch_per_dispatch']:25.4f}  "
-                         f"{row['compile_s_one_per_dispatch']:.2f}, "
-                         f"{row['compile_s_epoch_per_dispatch']:.2f}")
-    cache = report.get("compile_cache") or {}
-    for name, r in cache.items():
-        if "error" in r:
-            lines.append(f"{name} run failed: {r['error']}")
-            continue
-        lines.append(f"{name} run ({r.get('matmul_precision', 'highest')} precision; persistent compile cache "
-                     f"{'empty' if name.startswith('cold') else 'filled'}): process {r['process_s']:.1f} s, scan "
-                     f"{r['scan_s']:.1f} s, waiting for the compiler {r['compile_s']:.2f} s, "
-                     f"{r['compile_count']} executables, {r.get('compile_background_s', 0):.1f} s compiled ahead")
-    return lines
-
-
-def _scaling_lines(report: dict[str, Any]) -> list[str]:
-    if "scaling_small_network" not in report:
-        return []
-    lines = ["", "labels  s/label-step  XLA temp MB  compile s  (small network)"]
-    for row in report["scaling_small_network"]:
-        temp = row["xla_temp_bytes"]
-        lines.append(f"{row['labels']:6d}  {row['seconds_per_label_step']:12.5f}  "
-                     f"{(temp or 0) / 2**20:11.1f}  {row['compile_s']:9.2f}")
-    return lines
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m ncjax.bench", description=__doc__.splitlines()[0])
-    parser.add_argument("--model", help="Keras model (default: the real backdoored GTSRB model when ../shared/real "
-                                        "exists, else the embedded demo)")
-    parser.add_argument("--data", help="clean images for --model")
-    parser.add_argument("--preset", choices=["auto", "fast", "paper"], default="auto")
-    parser.add_argument("--repeats", type=int, default=5)
-    parser.add_argument("--quick", action="store_true", help="about a minute: short end-to-end scan, small widths")
-    parser.add_argument("--only", help=f"comma-separated parts to measure, of {', '.join(PARTS)} (default: all)")
-    parser.add_argument("--out", default="bench.json")
-    args = parser.parse_args(argv)
-    unknown = sorted(set(args.only.split(",")) - set(PARTS)) if args.only else []
-    if unknown:
-        parser.error(f"unknown part(s) {', '.join(unknown)} for --only; the parts are {', '.join(PARTS)}")
-    from ncjax import demo
-    from ncjax.data.images import load_images
-    from ncjax.models.loading import load_model
-
-    if args.model:
-        model = load_model(args.model)
-        images, labels = load_images(args.data, model.input_shape) if args.data else demo.demo_images()
-        name = args.model
-    elif REAL_MODEL.exists() and REAL_DATA.exists():
-        model, name = load_model(REAL_MODEL), str(REAL_MODEL)
-        with np.load(REAL_DATA) as data:
-            images, labels = data["x_roi"].astype(np.float32), data["y"]
-    else:
-        model, name = demo.demo_model(), str(demo.demo_model_path())
-        images, labels = demo.demo_images()
-    log = lambda line: print(line, file=sys.stderr, flush=True)
-    out = Path(args.out)
-
-    def save(report: dict[str, Any]) -> None:
-        out.write_text(json.dumps(report, indent=2, default=float) + "\n")
-
-    report = benchmark(model=model, images=images, model_name=name, preset=args.preset,
-                       repeats=2 if args.quick else args.repeats, quick=args.quick, labels=labels, log=log, save=save,
-                       only=args.only.split(",") if args.only else None)
-    print(format_table(report))
-    print(f"\nwrote {args.out}")
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())
