@@ -20,7 +20,7 @@ from ncjax.auditing.cli import main
 from ncjax.auditing.items import expand
 from ncjax.auditing.roc import roc_curve
 from ncjax.auditing.rows import read_rows
-from ncjax.auditing.summary import auc
+from ncjax.auditing.tables import auc
 
 SCAN = ["--labels", "1,2,3", "--batch-size", "8", "--nb-sample", "16", "--max-epochs", "6", "--patience", "1",
         "--attack-success-threshold", "0.9", "--source-check", "0"]

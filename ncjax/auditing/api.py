@@ -14,7 +14,7 @@ from ncjax.auditing.config import AuditConfig, ScanSettings
 from ncjax.auditing.items import AuditItem, apply_truth, expand
 from ncjax.auditing.local import scan_item
 from ncjax.auditing.rows import append_row, latest_rows
-from ncjax.auditing.summary import ROC_FILE, Rates, rates, write_csv, write_markdown, write_roc
+from ncjax.auditing.tables import ROC_FILE, Rates, rates, write_csv, write_markdown, write_roc
 from ncjax.errors import UsageError
 
 
