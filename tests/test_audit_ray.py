@@ -20,7 +20,7 @@ from ncjax.auditing.config import AuditConfig
 from ncjax.auditing.local import ATTEMPTS_FILE
 from ncjax.auditing.rows import read_rows
 from ncjax.errors import ConfigError, MissingDependencyError
-from ncjax.pipeline import STATE_FILE
+from ncjax.pipeline.model_scan import STATE_FILE
 
 ray = pytest.importorskip("ray", reason="the Ray tests need pip install 'ncjax[ray]'")
 
