@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: run bench bench-quick test test-slow install clean demo-models
+.PHONY: run bench bench-quick bench-peers test test-slow install clean demo-models
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -27,6 +27,16 @@ bench: install
 # The same parts in about a minute: a 2-epoch end-to-end scan, small widths, 2 rounds.
 bench-quick: install
 	$(BIN)/python -m ncjax.bench --quick
+
+# The reference Neural Cleanse (../shared/peers, TensorFlow in its own .peer-venv, about 600 MB) and ncjax side by
+# side on the real model, interleaved; adds 'peers' to bench.json. Needs ../shared; not part of make test.
+PEER_PYTHON := .peer-venv/bin/python
+$(PEER_PYTHON):
+	$(PYTHON) -m venv .peer-venv
+	$(PEER_PYTHON) -m pip install --quiet tensorflow-cpu tf_keras scipy h5py pillow
+
+bench-peers: install $(PEER_PYTHON)
+	$(BIN)/python -m ncjax.bench --peers --peer-python $(PEER_PYTHON)
 
 # Lint and types first (ruff and mypy, configured in pyproject.toml): a finding fails the run before the tests start.
 test: install

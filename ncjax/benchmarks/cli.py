@@ -13,11 +13,15 @@ from typing import Any
 import numpy as np
 
 from ncjax.benchmarks.suite import PARTS, benchmark
+from ncjax.cli.options import OneLineParser, run_command
+from ncjax.errors import UsageError
+from ncjax.pipeline.report import write_json_atomic
 
 # The real data lies beside the checkout (as CI lays it); NCJAX_REAL_DATA points elsewhere, as in the tests.
 REAL = Path(os.environ.get("NCJAX_REAL_DATA", Path(__file__).resolve().parents[3] / "shared" / "real"))
 REAL_MODEL = REAL / "models" / "gtsrb_backdoor_33_logits.h5"
 REAL_DATA = REAL / "gtsrb" / "gtsrb_test_32x32_uint8.npz"
+PEER_DIR = Path(os.environ.get("NCJAX_PEERS", REAL.parent / "peers")) / "neural_cleanse_reference"
 
 
 def format_table(report: dict[str, Any]) -> str:
@@ -104,8 +108,8 @@ def _scaling_lines(report: dict[str, Any]) -> list[str]:
     return lines
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m ncjax.bench", description=__doc__.splitlines()[0])
+def build_parser() -> argparse.ArgumentParser:
+    parser = OneLineParser(prog="python -m ncjax.bench", description=__doc__.splitlines()[0])
     parser.add_argument("--model", help="Keras model (default: the real backdoored GTSRB model when ../shared/real "
                                         "exists, else the embedded demo)")
     parser.add_argument("--data", help="clean images for --model")
@@ -114,10 +118,24 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true", help="about a minute: short end-to-end scan, small widths")
     parser.add_argument("--only", help=f"comma-separated parts to measure, of {', '.join(PARTS)} (default: all)")
     parser.add_argument("--out", default="bench.json")
-    args = parser.parse_args(argv)
-    unknown = sorted(set(args.only.split(",")) - set(PARTS)) if args.only else []
-    if unknown:
-        parser.error(f"unknown part(s) {', '.join(unknown)} for --only; the parts are {', '.join(PARTS)}")
+    peers = parser.add_argument_group("the reference as a peer (make bench-peers)")
+    peers.add_argument("--peers", action="store_true", help="instead of the suite: the reference Neural Cleanse and "
+                       "ncjax side by side on the real model; adds 'peers' to --out, keeping what it holds")
+    peers.add_argument("--peer-dir", default=str(PEER_DIR), help="the reference's folder (default: %(default)s)")
+    peers.add_argument("--peer-python", default=".peer-venv/bin/python", help="the reference's Python")
+    peers.add_argument("--label", type=int, default=33, help="the one-label runs' label (default: %(default)s, the "
+                       "real model's backdoor target)")
+    peers.add_argument("--rounds", type=int, default=3, help="interleaved rounds (default: %(default)s)")
+    peers.add_argument("--epochs", type=int, default=3, help="the reference's 31-step epochs per one-label run")
+    peers.add_argument("--same-start-epochs", type=int, default=20)
+    return parser
+
+
+def _log(line: str) -> None:
+    print(line, file=sys.stderr, flush=True)
+
+
+def _inputs(args: argparse.Namespace):
     from ncjax import demo
     from ncjax.data.images import load_images
     from ncjax.models.loading import load_model
@@ -125,27 +143,70 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.model:
         model = load_model(args.model)
         images, labels = load_images(args.data, model.input_shape) if args.data else demo.demo_images()
-        name = args.model
-    elif REAL_MODEL.exists() and REAL_DATA.exists():
-        model, name = load_model(REAL_MODEL), str(REAL_MODEL)
+        return model, images, labels, args.model
+    if REAL_MODEL.exists() and REAL_DATA.exists():
         with np.load(REAL_DATA) as data:
-            images, labels = data["x_roi"].astype(np.float32), data["y"]
-    else:
-        model, name = demo.demo_model(), str(demo.demo_model_path())
-        images, labels = demo.demo_images()
-    log = lambda line: print(line, file=sys.stderr, flush=True)
+            return load_model(REAL_MODEL), data["x_roi"].astype(np.float32), data["y"], str(REAL_MODEL)
+    if args.peers:
+        raise UsageError(f"the peer benchmark runs on the real model, which is not at {str(REAL)!r} (set "
+                         "NCJAX_REAL_DATA).")
+    images, labels = demo.demo_images()
+    return demo.demo_model(), images, labels, str(demo.demo_model_path())
+
+
+def _peers(args: argparse.Namespace) -> int:
+    from ncjax.benchmarks.peers import PeerSettings, compare_with_reference
+    from ncjax.benchmarks.suite import environment
+
+    settings = PeerSettings(reference_dir=Path(args.peer_dir), python=Path(args.peer_python), label=args.label,
+                            rounds=args.rounds,
+                            epochs=args.epochs, same_start_epochs=args.same_start_epochs)
+    model, images, _, name = _inputs(args)
+    result = compare_with_reference(model, images, settings, log=_log)
+    out = Path(args.out)
+    try:
+        report = json.loads(out.read_text()) if out.exists() else {}
+    except (OSError, ValueError):
+        report = {}
+    report["peers"] = {**environment(), "model": name, **result}
+    write_json_atomic(report, out)
+    print("\n".join(peer_lines(report["peers"])))
+    print(f"\nwrote 'peers' into {args.out}")
+    return 0
+
+
+def peer_lines(peers: dict[str, Any]) -> list[str]:
+    seconds, ratio = peers["seconds_per_label_step"], peers["ncjax_over_reference"]
+    projected = peers["projected_paper_scan_s"]
+    return [
+        f"device: {peers['device']} ({peers['cpu_count']} CPU cores), load average {peers['load_average_median']:.2f}",
+        f"{'seconds per label-step':40s} {'ms':>8s} {'x reference':>12s}",
+        f"{'reference, one label':40s} {seconds['reference_one_label'] * 1e3:8.1f} {1:12.2f}",
+        f"{'ncjax, one label':40s} {seconds['ncjax_one_label'] * 1e3:8.1f} {ratio['one_label']:12.2f}",
+        f"{'ncjax, all labels in one step':40s} {seconds['ncjax_all_labels'] * 1e3:8.1f} {ratio['all_labels']:12.2f}",
+        f"projected paper-schedule scan ({projected['label_steps']} label-steps): reference "
+        f"{projected['reference'] / 3600:.1f} h, ncjax {projected['ncjax_all_labels'] / 3600:.1f} h",
+        peers["same_start"]["line"],
+    ]
+
+
+def _suite(args: argparse.Namespace) -> int:
+    unknown = sorted(set(args.only.split(",")) - set(PARTS)) if args.only else []
+    if unknown:
+        raise UsageError(f"unknown part(s) {', '.join(unknown)} for --only; the parts are {', '.join(PARTS)}")
+    model, images, labels, name = _inputs(args)
     out = Path(args.out)
 
     def save(report: dict[str, Any]) -> None:
-        out.write_text(json.dumps(report, indent=2, default=float) + "\n")
+        write_json_atomic(report, out)
 
     report = benchmark(model=model, images=images, model_name=name, preset=args.preset,
-                       repeats=2 if args.quick else args.repeats, quick=args.quick, labels=labels, log=log, save=save,
+                       repeats=2 if args.quick else args.repeats, quick=args.quick, labels=labels, log=_log, save=save,
                        only=args.only.split(",") if args.only else None)
     print(format_table(report))
     print(f"\nwrote {args.out}")
     return 0
 
 
-if __name__ == "__main__":
-    sys.exit(main())
+def main(argv: Sequence[str] | None = None) -> int:
+    return run_command(build_parser(), lambda args: _peers(args) if args.peers else _suite(args), argv)

@@ -135,14 +135,27 @@ def benchmark(*, model: Classifier, images: np.ndarray, model_name: str, preset:
     return report
 
 
-def _environment(model_name: str, labels: int, config: ScanConfig, preset: str, repeats: int) -> dict[str, Any]:
+def environment() -> dict[str, Any]:
+    """The machine and software a measurement ran on."""
     return {
         "device": str(jax.devices()[0].device_kind), "platform": jax.default_backend(), "devices": len(jax.devices()),
         "jax": jax.__version__, "jaxlib": getattr(jax.lib, "__version__", None) or _jaxlib_version(),
         "xla_flags": os.environ.get("XLA_FLAGS", ""), "python": platform.python_version(),
-        "cpu_count": os.cpu_count(), "model": model_name, "labels": labels, "batch_size": config.batch_size,
-        "preset": preset, "repeats": repeats,
+        "cpu_count": os.cpu_count(), "cpu": _cpu_name(),
     }
+
+
+def _cpu_name() -> str:
+    try:
+        with open("/proc/cpuinfo") as f:
+            return next((line.split(":", 1)[1].strip() for line in f if line.startswith("model name")), "")
+    except OSError:
+        return platform.processor()
+
+
+def _environment(model_name: str, labels: int, config: ScanConfig, preset: str, repeats: int) -> dict[str, Any]:
+    return {**environment(), "model": model_name, "labels": labels, "batch_size": config.batch_size,
+            "preset": preset, "repeats": repeats}
 
 
 def measure_throughput(timer: StepTimer, repeats: int) -> dict[str, Any]:

@@ -81,6 +81,6 @@ def build_report(result: ScanResult, verdict: Verdict, *, model: str, data: str,
 
 
 def write_json_atomic(data: dict[str, Any], path: str | os.PathLike) -> None:
-    """Write the report atomically: a reader never sees half of it."""
+    """Write the report atomically: a reader never sees half of it. Numpy scalars are written as numbers."""
     with atomic_path(path) as tmp:
-        Path(tmp).write_text(json.dumps(data, indent=2) + "\n")
+        Path(tmp).write_text(json.dumps(data, indent=2, default=float) + "\n")
