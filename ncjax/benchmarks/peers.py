@@ -66,7 +66,9 @@ class PeerSettings:
 
 def reference_run(settings: PeerSettings, *, epochs: int, init: Path | None = None) -> dict[str, Any]:
     """One process of the reference: `epochs` epochs of settings.label; its BENCH_REF line as a dict."""
-    command = [str(settings.python), str(Path(settings.reference_dir) / REFERENCE_SCRIPT), "--label",
+    # Absolute, not resolved: the process runs elsewhere, and a venv's python is a link that must stay one.
+    command = [os.path.abspath(settings.python), os.path.abspath(Path(settings.reference_dir) / REFERENCE_SCRIPT),
+               "--label",
                str(settings.label), "--epochs", str(epochs)] + (["--init", str(init)] if init else [])
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", **settings.extra_env}
     with tempfile.TemporaryDirectory() as folder:  # the reference may write beside its working directory
