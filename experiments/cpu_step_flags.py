@@ -25,8 +25,10 @@ DATA = REAL / "gtsrb" / "gtsrb_test_32x32_uint8.npz"
 # name -> XLA_FLAGS. "ncjax" is what `import ncjax` sets; the others are what this jaxlib offers for CPU kernels.
 SETTINGS = {
     "ncjax": "--xla_cpu_experimental_ynn_fusion_type=",
-    "jax-default": None,
+    "jax-default": "--xla_cpu_enable_fast_math=false",  # a flag that changes nothing: XLA_FLAGS set, ncjax's left out
     "onednn": "--xla_cpu_experimental_ynn_fusion_type= --xla_cpu_use_onednn=true",
+    # oneDNN's own convolution and matmul kernels, through XLA's oneDNN custom-call rewriter
+    "onednn-custom-call": "--xla_cpu_experimental_ynn_fusion_type= --xla_cpu_experimental_onednn_custom_call=true",
     "xnnpack": "--xla_cpu_experimental_ynn_fusion_type= --xla_cpu_use_xnnpack=true",
     "eigen-1-thread": "--xla_cpu_experimental_ynn_fusion_type= --xla_cpu_multi_thread_eigen=false",
 }
@@ -88,10 +90,7 @@ def main() -> int:
     for round_ in range(args.rounds):
         for name in names:
             env = {k: v for k, v in os.environ.items() if k != "XLA_FLAGS"}
-            if SETTINGS[name] is not None:
-                env["XLA_FLAGS"] = SETTINGS[name]
-            else:
-                env["XLA_FLAGS"] = " "  # set, so that `import ncjax` leaves XLA's defaults alone
+            env["XLA_FLAGS"] = SETTINGS[name]
             command = [sys.executable, __file__, "--child", "--width", str(args.width), "--steps", str(args.steps)]
             done = subprocess.run(command + (["--parts"] if round_ == 0 else []), env=env, capture_output=True,
                                   text=True)

@@ -62,7 +62,9 @@ def test_the_command_times_both_sides_hands_the_reference_ncjaxs_first_trigger_a
     assert seconds["reference_one_label"] == 0.04
     assert result["ncjax_over_reference"]["one_label"] == pytest.approx(seconds["ncjax_one_label"] / 0.04)
     assert [len(runs) for runs in result["rounds"].values()] == [1, 1, 1]
-    assert result["rounds"]["ncjax_all_labels"][0]["labels"] == 4
+    wide = result["rounds"]["ncjax_all_labels"][0]
+    assert wide["labels"] == 4 and wide["label_steps"] == 4 * 2 * 31  # two epochs: the steady rate between them
+    assert wide["seconds_per_label_step"] > 0 and wide["whole_run_seconds_per_label_step"] > 0
     assert result["rounds"]["ncjax_one_label"][0]["label_steps"] == 31  # one of the reference's 31-step epochs
     # The stand-in reports the L1 of the mask it was handed: ncjax's own start for label 2.
     start = initial_trigger(model, 2, jax.random.key(0), ScanConfig.paper())
