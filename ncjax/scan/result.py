@@ -6,24 +6,13 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass
-from typing import Any, NamedTuple
+from typing import Any
 
 import numpy as np
 
 from ncjax.scan.slots import Slot
 from ncjax.search.config import ScanConfig
-
-
-class EpochLogs(NamedTuple):
-    """The values logged at the end of every epoch. In a ScanResult each is (slots, max_epochs), NaN after a
-    slot's last epoch; the compiled step returns one per lane for the epoch just ended (ncjax.search.step)."""
-
-    ce: Any
-    reg: Any
-    loss: Any
-    asr: Any
-    reg_best: Any  # inf until a trigger reached the attack-success threshold
-    cost: Any  # the cost in force during the epoch
+from ncjax.search.schedule import EpochLogs
 
 
 @dataclass(frozen=True)

@@ -2,7 +2,7 @@
 stopping, and the cost that balances attack loss against mask size. Pure and elementwise, so it vmaps."""
 from __future__ import annotations
 
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -28,6 +28,18 @@ class ScheduleState(NamedTuple):
     epochs: jax.Array  # () i32: epochs run
     done: jax.Array  # () bool
     early_stopped: jax.Array  # () bool
+
+
+class EpochLogs(NamedTuple):
+    """The values logged at the end of every epoch. In a ScanResult each is (slots, max_epochs), NaN after a
+    slot's last epoch; the compiled step returns one per lane for the epoch just ended (ncjax.search.step)."""
+
+    ce: Any
+    reg: Any
+    loss: Any
+    asr: Any
+    reg_best: Any  # inf until a trigger reached the attack-success threshold
+    cost: Any  # the cost in force during the epoch
 
 
 class EpochStats(NamedTuple):

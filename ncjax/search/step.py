@@ -10,11 +10,10 @@ import jax.numpy as jnp
 import optax
 
 from ncjax.core.choices import check_choice
-from ncjax.scan.result import EpochLogs
 from ncjax.search.adam import KerasAdamState, keras_adam
 from ncjax.search.config import Regularization, ScanConfig
 from ncjax.search.losses import attack_loss, attack_success
-from ncjax.search.schedule import EpochStats, ScheduleState, end_epoch, init_schedule
+from ncjax.search.schedule import EpochLogs, EpochStats, ScheduleState, end_epoch, init_schedule
 from ncjax.search.trigger import Trigger, init_trigger, stamp, trigger_mask, trigger_pattern
 
 Apply = Callable[[Any, jax.Array], jax.Array]
