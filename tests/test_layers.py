@@ -18,6 +18,13 @@ PACKAGE = Path(__file__).resolve().parent.parent / "ncjax"
 COMMANDS = {"ncjax.run", "ncjax.inspect", "ncjax.mitigate", "ncjax.audit", "ncjax.bench", "ncjax.convert",
             "ncjax.cli.scan", "ncjax.cli.options", "ncjax.cli.entry", "ncjax.benchmarks.cli", "ncjax.mitigation.cli",
             "ncjax.auditing.cli"}
+# Layers, lowest first: a module imports ncjax modules of its own layer or below, and within a layer only its own
+# package. The verdict is numpy only (tested below), so it sits beside the search, under the scan that runs the
+# source check with its data types; the commands (and the root, which exports them all) may import anything.
+LAYERS = {"ncjax.errors": 0, "ncjax.core": 1, "ncjax.models": 2, "ncjax.data": 3, "ncjax.search": 4,
+          "ncjax.verdict": 4, "ncjax.scan": 5, "ncjax.pipeline": 6, "ncjax.mitigation": 7, "ncjax.auditing": 7,
+          "ncjax.lab": 7, "ncjax.benchmarks": 7, "ncjax.cli": 7, "ncjax.demo": 8}
+TOP = 9
 NUMPY_ONLY = {"ncjax.verdict.outlier", "ncjax.verdict.score", "ncjax.verdict.source_check", "ncjax.verdict.decision"}
 
 
@@ -56,6 +63,41 @@ def _reachable(module: str) -> set[str]:
 def test_the_verdict_never_imports_jax(module):
     jax = sorted(name for name in _reachable(module) if name.split(".")[0] in ("jax", "jaxlib", "flax", "optax"))
     assert not jax, f"{module} reaches {jax}"
+
+
+def _layer(module: str) -> tuple[int, str]:
+    """(layer, package) of an ncjax module: the longest prefix in LAYERS; commands and the root on top."""
+    if module in COMMANDS or module == "ncjax":
+        return TOP, module
+    prefix = max((p for p in LAYERS if module == p or module.startswith(p + ".")), key=len, default=None)
+    assert prefix is not None, f"{module} is in no layer: add its package to LAYERS"
+    return LAYERS[prefix], prefix
+
+
+def _imports_up(modules: dict[str, ast.Module]) -> list[str]:
+    wrong = []
+    for name, tree in modules.items():
+        layer, package = _layer(name)
+        for imported in _imports(tree):
+            if not imported.startswith("ncjax") or imported not in modules:
+                continue
+            other, other_package = _layer(imported)
+            if other > layer or (other == layer < TOP and other_package != package):
+                wrong.append(f"{name} (layer {layer}) imports {imported} (layer {other})")
+    return sorted(wrong)
+
+
+def test_no_import_runs_up_the_layers():
+    assert not _imports_up(MODULES), _imports_up(MODULES)
+
+
+def test_the_layering_check_catches_an_import_up_and_one_across():
+    modules = {name: ast.parse("") for name in ("ncjax.scan.result", "ncjax.auditing.rows", "ncjax.search.config")}
+    modules["ncjax.search.step"] = ast.parse("from ncjax.scan.result import EpochLogs\nimport ncjax.search.config")
+    modules["ncjax.mitigation.api"] = ast.parse("import ncjax.auditing.rows")
+    modules["ncjax.run"] = ast.parse("import ncjax.auditing.rows")
+    assert _imports_up(modules) == ["ncjax.mitigation.api (layer 7) imports ncjax.auditing.rows (layer 7)",
+                                    "ncjax.search.step (layer 4) imports ncjax.scan.result (layer 5)"]
 
 
 def test_no_library_module_imports_a_command():

@@ -13,7 +13,7 @@ from PIL import Image
 import ncjax
 from ncjax.lab import Backdoor
 from ncjax.mitigation.cli import main
-from ncjax.mitigation.triggers import TRIGGERS_FILE
+from ncjax.pipeline.triggers import TRIGGERS_FILE
 
 QUICK = ["--min-steps", "30"]
 

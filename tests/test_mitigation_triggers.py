@@ -7,7 +7,7 @@ from PIL import Image
 
 import ncjax
 from ncjax.mitigation.known_trigger import read_true_trigger
-from ncjax.mitigation.triggers import TRIGGERS_FILE
+from ncjax.pipeline.triggers import TRIGGERS_FILE
 
 
 def _set(labels=(3, 5), shape=(8, 8, 3), seed=0) -> ncjax.TriggerSet:

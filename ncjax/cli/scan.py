@@ -38,7 +38,6 @@ from ncjax.cli.options import (
 from ncjax.core.printable import printable
 from ncjax.data.images import in_model_scale, load_images
 from ncjax.errors import UsageError
-from ncjax.mitigation.triggers import TRIGGERS_FILE
 from ncjax.models.classifier import LAYOUTS
 from ncjax.models.loading import load_model, parse_input_shape
 from ncjax.pipeline.model_scan import (
@@ -50,6 +49,7 @@ from ncjax.pipeline.model_scan import (
     prepare_out,
     scan_model,
 )
+from ncjax.pipeline.triggers import TRIGGERS_FILE
 from ncjax.scan.compile_cache import disable_compile_cache, enable_compile_cache
 from ncjax.search.config import ScanConfig, device_preset
 from ncjax.verdict.score import DEFAULT_MIN_RATIO

@@ -8,9 +8,9 @@ from ncjax.mitigation.input_filter import FilterRates, InputFilter, load_filter
 from ncjax.mitigation.measure import Measurement
 from ncjax.mitigation.progress import MitigationProgress
 from ncjax.mitigation.prune import PruneCurve
-from ncjax.mitigation.triggers import TriggerSet, load_triggers
 from ncjax.mitigation.unlearn import UnlearnLog
 from ncjax.mitigation.write import save_model
+from ncjax.pipeline.triggers import TriggerSet, load_triggers
 
 __all__ = ["FilterRates", "InputFilter", "Measurement", "MitigationConfig", "MitigationProgress", "MitigationResult",
            "PruneCurve", "TriggerSet", "UnlearnLog", "load_filter", "load_triggers", "mitigate", "save_model"]

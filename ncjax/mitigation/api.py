@@ -18,10 +18,10 @@ from ncjax.mitigation.input_filter import FilterRates, InputFilter, fit_filter
 from ncjax.mitigation.measure import Measurement, Predictor, measure, split_images
 from ncjax.mitigation.progress import ProgressCallback
 from ncjax.mitigation.prune import PruneCurve, prune
-from ncjax.mitigation.triggers import TriggerSet
 from ncjax.mitigation.unlearn import UnlearnLog, unlearn
 from ncjax.mitigation.weights import hidden_layer
 from ncjax.models.classifier import Classifier
+from ncjax.pipeline.triggers import TriggerSet
 
 
 @dataclass(frozen=True)

@@ -32,11 +32,11 @@ from ncjax.mitigation.api import MitigationResult, mitigate, triggers_for
 from ncjax.mitigation.config import MitigationConfig
 from ncjax.mitigation.known_trigger import read_true_trigger
 from ncjax.mitigation.progress import MitigationProgress
-from ncjax.mitigation.triggers import load_triggers
 from ncjax.mitigation.write import model_suffix, reload_model, save_model
 from ncjax.models.classifier import LAYOUTS
 from ncjax.models.loading import load_model, parse_input_shape
 from ncjax.pipeline.report import write_json_atomic
+from ncjax.pipeline.triggers import load_triggers
 
 EXIT_OK, EXIT_INTERRUPTED = 0, 130
 

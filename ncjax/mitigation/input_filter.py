@@ -17,10 +17,10 @@ from ncjax.errors import MitigationError
 from ncjax.mitigation.config import MitigationConfig
 from ncjax.mitigation.measure import Measurement, Predictor
 from ncjax.mitigation.ranking import most_excited, trigger_excitations
-from ncjax.mitigation.triggers import TriggerSet
 from ncjax.mitigation.weights import HiddenLayer, UnitReader, hidden_layer
 from ncjax.models.classifier import Classifier, Params
 from ncjax.models.safe_files import open_npz, write_npz_atomic
+from ncjax.pipeline.triggers import TriggerSet
 
 FILTER_FORMAT = "ncjax-filter-2"
 

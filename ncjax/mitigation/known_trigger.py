@@ -9,8 +9,8 @@ import numpy as np
 from PIL import Image
 
 from ncjax.errors import MitigationError
-from ncjax.mitigation.triggers import TriggerSet
 from ncjax.models.safe_files import check_regular_file, open_npz
+from ncjax.pipeline.triggers import TriggerSet
 
 
 def read_true_trigger(text: str | None, target: int | None, removed: TriggerSet,

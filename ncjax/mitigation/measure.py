@@ -8,8 +8,8 @@ import jax.numpy as jnp
 import numpy as np
 
 from ncjax.data.preprocess import Preprocessing
-from ncjax.mitigation.triggers import TriggerSet
 from ncjax.models.classifier import Classifier, Params
+from ncjax.pipeline.triggers import TriggerSet
 
 
 @dataclass(frozen=True)

@@ -15,9 +15,9 @@ from ncjax.mitigation.config import MitigationConfig
 from ncjax.mitigation.measure import Measurement, Predictor, measure
 from ncjax.mitigation.progress import MitigationProgress, ProgressCallback
 from ncjax.mitigation.ranking import most_excited, trigger_excitation
-from ncjax.mitigation.triggers import TriggerSet
 from ncjax.mitigation.weights import HiddenLayer, UnitReader, prune_units
 from ncjax.models.classifier import Classifier, Params
+from ncjax.pipeline.triggers import TriggerSet
 
 Stop = str  # "target reached", "accuracy limit", "layer exhausted"
 

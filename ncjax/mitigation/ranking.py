@@ -5,9 +5,9 @@ from __future__ import annotations
 import numpy as np
 
 from ncjax.data.preprocess import Preprocessing
-from ncjax.mitigation.triggers import TriggerSet
 from ncjax.mitigation.weights import UnitReader
 from ncjax.models.classifier import Params
+from ncjax.pipeline.triggers import TriggerSet
 
 
 def trigger_excitations(read: UnitReader, params: Params, images: np.ndarray, labels: np.ndarray,

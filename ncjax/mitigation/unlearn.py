@@ -17,9 +17,9 @@ import optax
 from ncjax.data.preprocess import Preprocessing
 from ncjax.mitigation.config import MitigationConfig
 from ncjax.mitigation.progress import MitigationProgress, ProgressCallback
-from ncjax.mitigation.triggers import TriggerSet
 from ncjax.mitigation.weights import trainable_mask
 from ncjax.models.classifier import Classifier, Params
+from ncjax.pipeline.triggers import TriggerSet
 
 
 @dataclass(frozen=True)

@@ -22,10 +22,10 @@ from ncjax.core.choices import check_literal_fields
 from ncjax.core.printable import printable, quoted
 from ncjax.data.preflight import Preflight, run_preflight
 from ncjax.errors import PreflightError, UsageError
-from ncjax.mitigation.triggers import TRIGGERS_FILE, TriggerSet
 from ncjax.pipeline.pictures import save_trigger_pictures
 from ncjax.pipeline.report import build_report, write_json_atomic
 from ncjax.pipeline.summary import save_summary
+from ncjax.pipeline.triggers import TRIGGERS_FILE, TriggerSet
 from ncjax.scan.engine import scan_all_labels
 from ncjax.scan.restarts import LabelTriggers, best_over_restarts
 from ncjax.scan.result import ScanProgress, ScanResult
