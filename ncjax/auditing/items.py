@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
-from ncjax.core.choices import match_choice
+from ncjax.core.choices import ChoiceT, match_choice
 from ncjax.core.printable import quoted
 from ncjax.errors import UsageError
 from ncjax.models.classifier import LAYOUTS, Layout
@@ -108,22 +108,24 @@ def _relative(manifest: Path, value) -> str:
     return str(value) if os.path.isabs(str(value)) else str(manifest.parent / str(value))
 
 
-def _truth(value, where: str) -> Truth | None:
+def _word(value, choices: tuple[ChoiceT, ...], what: str, where: str) -> ChoiceT | None:
+    """A manifest cell that must be one of `choices` (in any case), or None where it is empty."""
     if value in (None, ""):
         return None
-    truth = match_choice(str(value).strip().lower(), TRUTHS)
-    if truth is not None:
-        return truth
-    raise UsageError(f"{where}: truth must be 'infected' or 'clean', got {quoted(str(value))}.")
+    text = str(value).strip()
+    chosen = match_choice(text.lower(), choices) or match_choice(text.upper(), choices)
+    if chosen is None:
+        listed = " or ".join(f"'{choice}'" for choice in choices)
+        raise UsageError(f"{where}: {what} must be {listed}, got {quoted(str(value))}.")
+    return chosen
+
+
+def _truth(value, where: str) -> Truth | None:
+    return _word(value, TRUTHS, "truth", where)
 
 
 def _layout(value, where: str) -> Layout | None:
-    if value in (None, ""):
-        return None
-    layout = match_choice(str(value).strip().upper(), LAYOUTS)
-    if layout is not None:
-        return layout
-    raise UsageError(f"{where}: layout must be 'NHWC' or 'NCHW', got {quoted(str(value))}.")
+    return _word(value, LAYOUTS, "layout", where)
 
 
 def _target(value, where: str) -> int | None:
