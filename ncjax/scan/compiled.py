@@ -2,8 +2,9 @@
 every lane) and `end` (close the epoch and summarize it for the host).
 
 Lanes that draw from all clean images share each step's batch: it is gathered once and broadcast over the
-slot axis. When some slot draws from a pool of its own (a source class), every lane gathers its own batch
-from the padded pool table instead; a pool of all images draws the same batches either way.
+slot axis, in the order of its pass over the images (made once per pass: ncjax.scan.pass_orders). When some
+slot draws from a pool of its own (a source class), every lane gathers its own batch from the padded pool table
+instead; a pool of all images draws the same batches either way.
 """
 from __future__ import annotations
 
@@ -17,11 +18,12 @@ import jax.numpy as jnp
 from jax.sharding import NamedSharding
 
 from ncjax.scan.ahead import Ahead, abstract
+from ncjax.scan.pass_orders import PassOrders
 from ncjax.search.config import ScanConfig
 from ncjax.search.step import (
     EpochSummary,
     SlotState,
-    draw_batch,
+    batch_of_pass,
     draw_pool_batch,
     epoch_summary,
     slot_end_epoch,
@@ -51,21 +53,25 @@ class CompiledSteps:
         # XLA's debug option, per executable (it also keys the persistent compile cache); XLA:CPU ignores it.
         self._options = {"xla_gpu_deterministic_ops": True} if config.deterministic else None
         batch = config.batch_size
+        self._per_slot_batches = per_slot_batches
+        self._orders = PassOrders(num_images, batch, sharding)
+        per_pass = self._orders.per_pass
 
-        def shared_batch(states: SlotState, images, data_key, pools: Pools, step):  # (B, H, W, C)
-            return images[draw_batch(data_key, step, num_images, batch)]
+        def shared_batch(states: SlotState, images, data_key, pools: Pools, orders, first_step, step):  # (B, H, W, C)
+            order = orders[step // per_pass - first_step // per_pass]
+            return images[batch_of_pass(order, step, per_pass, batch)]
 
-        def own_batches(states: SlotState, images, data_key, pools: Pools, step):  # (lanes, B, H, W, C)
-            draw = jax.vmap(draw_pool_batch, in_axes=(None, None, 0, 0, None))
+        def own_batches(states: SlotState, images, data_key, pools: Pools, orders, first_step, step):
+            draw = jax.vmap(draw_pool_batch, in_axes=(None, None, 0, 0, None))  # (lanes, B, H, W, C)
             return images[draw(data_key, step, pools.table[states.pool], pools.sizes[states.pool], batch)]
 
         batches, batch_axis = (own_batches, 0) if per_slot_batches else (shared_batch, None)
 
-        def steps(states: SlotState, images, params, data_key, pools: Pools, first_step, n: int) -> SlotState:
+        def steps(states: SlotState, images, params, data_key, pools: Pools, orders, first_step, n: int) -> SlotState:
             self.traces["steps"] += 1
 
             def one(carry, step):
-                raw = batches(carry, images, data_key, pools, step)
+                raw = batches(carry, images, data_key, pools, orders, first_step, step)
                 step_all = jax.vmap(slot_step, in_axes=(0, batch_axis, None, None, None, None))
                 return step_all(carry, raw, params, apply, config, image_shape), None
 
@@ -132,11 +138,12 @@ class CompiledSteps:
                    steps_per_call: Sequence[int]) -> None:
         """Start building the steps (each count in `steps_per_call`) and the epoch end at each of `widths` in
         background threads; `steps` and `end` at those widths then wait for these builds instead of compiling."""
-        shared = abstract((images, params, data_key, pools, jnp.asarray(0, jnp.int32)))
+        shared = abstract((images, params, data_key, pools))
         for width in widths:
             lanes = abstract(states, width=width)
             for n in sorted(set(steps_per_call)):
-                self._ahead_build("steps", width, self._steps, (lanes, *shared), {"n": n})
+                late = abstract((self._orders_for(data_key, 0, n), jnp.asarray(0, jnp.int32)))
+                self._ahead_build("steps", width, self._steps, (lanes, *shared, *late), {"n": n})
             self._ahead_build("end", width, self._end, (lanes,), {})
 
     def _ahead_build(self, name: str, width: int, fn, args, static: dict) -> None:
@@ -159,8 +166,16 @@ class CompiledSteps:
 
     def steps(self, states: SlotState, images, params, data_key, pools: Pools, first_step: int, n: int) -> SlotState:
         """`n` optimizer steps of every lane, starting at global step `first_step`."""
-        args = (states, images, params, data_key, pools, jnp.asarray(first_step, jnp.int32))
+        orders = self._orders_for(data_key, first_step, n)
+        args = (states, images, params, data_key, pools, orders, jnp.asarray(first_step, jnp.int32))
         return self._call("steps", self._steps, args, {"n": n})
+
+    def _orders_for(self, data_key, first_step: int, n: int) -> jax.Array:
+        """The batch orders a call of `n` steps from `first_step` reads; a placeholder where each lane draws from
+        its own pool (and computes its own order in the step)."""
+        if self._per_slot_batches:
+            return jnp.zeros((1, 1), jnp.int32)
+        return self._orders.orders(data_key, first_step, n)
 
     def end(self, states: SlotState) -> tuple[SlotState, EpochSummary]:
         """Close the epoch of every lane."""

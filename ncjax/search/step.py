@@ -107,13 +107,27 @@ def epoch_summary(old: SlotState, new: SlotState, config: ScanConfig) -> EpochSu
     return EpochSummary(done=new.schedule.done, logs=logs)
 
 
+def steps_per_pass(num_images: int, batch_size: int) -> int:
+    """Steps of whole batches in one pass over the images (at least one)."""
+    return max(num_images // batch_size, 1)
+
+
+def pass_order(data_key: jax.Array, pass_index: jax.Array | int, num_images: int) -> jax.Array:
+    """The seeded permutation of the images that pass `pass_index` draws its batches from, in order."""
+    return jax.random.permutation(jax.random.fold_in(data_key, pass_index), num_images)
+
+
+def batch_of_pass(order: jax.Array, step: jax.Array, per_pass: int, batch_size: int) -> jax.Array:
+    """Indices of step `step`'s batch, given its pass's order (pass_order)."""
+    return jax.lax.dynamic_slice(order, ((step % per_pass) * batch_size,), (batch_size,))
+
+
 def draw_batch(data_key: jax.Array, step: jax.Array, num_images: int, batch_size: int) -> jax.Array:
     """Indices of step `step`'s batch: passes over a fresh seeded permutation of the images, whole batches
     only. Every slot that draws from all images sees the same batch at the same step (the reference draws per
     label)."""
-    per_pass = max(num_images // batch_size, 1)
-    order = jax.random.permutation(jax.random.fold_in(data_key, step // per_pass), num_images)
-    return jax.lax.dynamic_slice(order, ((step % per_pass) * batch_size,), (batch_size,))
+    per_pass = steps_per_pass(num_images, batch_size)
+    return batch_of_pass(pass_order(data_key, step // per_pass, num_images), step, per_pass, batch_size)
 
 
 def draw_pool_batch(data_key: jax.Array, step: jax.Array, pool: jax.Array, pool_size: jax.Array,
