@@ -1,4 +1,4 @@
-# `make test` is all a fresh machine needs: it makes .venv, installs ncjax with its test extra, runs ruff and pytest.
+# `make test` is all a fresh machine needs: it makes .venv, installs ncjax with its test extra, runs ruff, mypy and pytest.
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
