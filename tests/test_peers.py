@@ -11,7 +11,7 @@ import pytest
 from conftest import tiny_classifier, tiny_images
 from ncjax import ScanConfig
 from ncjax.benchmarks.cli import main, peer_lines
-from ncjax.benchmarks.peers import PeerSettings, initial_trigger
+from ncjax.benchmarks.peers import PeerSettings, initial_trigger, reference_run
 from ncjax.errors import ConfigError, UsageError
 
 # Prints what bench_ref.py prints: its step time (fixed here), and the L1 of the mask it started from (or 99).
@@ -86,3 +86,13 @@ def test_bad_peer_settings_are_refused_before_anything_runs(tmp_path, capsys):
         PeerSettings(reference_dir=tmp_path, python=sys.executable, rounds=0)
     assert main(["--peers", "--peer-dir", str(tmp_path / "nowhere"), "--out", str(tmp_path / "b.json")]) == 2
     assert capsys.readouterr().err.startswith("error: no bench_ref.py")
+    # The reference always loads the real model: another model would compare two different networks.
+    assert main(["--peers", "--model", "other.h5", "--peer-dir", str(tmp_path), "--out", str(tmp_path / "b.json")]) == 2
+    assert "leave out --model" in capsys.readouterr().err
+
+
+def test_a_reference_that_hangs_is_stopped_with_one_line(tmp_path):
+    (tmp_path / "bench_ref.py").write_text("import time\ntime.sleep(30)\n")
+    settings = PeerSettings(reference_dir=tmp_path, python=sys.executable, timeout_s=0.5)
+    with pytest.raises(UsageError, match="ran past 0.5 s"):
+        reference_run(settings, epochs=1)

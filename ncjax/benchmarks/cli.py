@@ -127,7 +127,8 @@ def build_parser() -> argparse.ArgumentParser:
                        "real model's backdoor target)")
     peers.add_argument("--rounds", type=int, default=3, help="interleaved rounds (default: %(default)s)")
     peers.add_argument("--epochs", type=int, default=3, help="the reference's 31-step epochs per one-label run")
-    peers.add_argument("--same-start-epochs", type=int, default=20)
+    peers.add_argument("--same-start-epochs", type=int, default=20, help="epochs of the run both tools start from "
+                       "ncjax's first trigger (default: %(default)s)")
     return parser
 
 
@@ -158,6 +159,9 @@ def _peers(args: argparse.Namespace) -> int:
     from ncjax.benchmarks.peers import PeerSettings, compare_with_reference
     from ncjax.benchmarks.suite import environment
 
+    if args.model or args.data:
+        raise UsageError("--peers compares on the real model, the one the reference loads; leave out --model and "
+                         "--data.")
     settings = PeerSettings(reference_dir=Path(args.peer_dir), python=Path(args.peer_python), label=args.label,
                             rounds=args.rounds,
                             epochs=args.epochs, same_start_epochs=args.same_start_epochs)

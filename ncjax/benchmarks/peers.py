@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 
 from ncjax.core.checks import check_whole
@@ -33,8 +34,8 @@ from ncjax.search.trigger import init_trigger, trigger_mask, trigger_pattern
 
 REFERENCE_SCRIPT = "bench_ref.py"
 RESULT_PREFIX = "BENCH_REF "
-# The reference's example: 1000 epochs of 31 steps at most per label, labels one after another.
-PAPER_LABEL_STEPS = 1000 * (1000 // 32)
+# The reference's example (ScanConfig.paper): at most 1000 epochs of 31 steps per label, labels one after another.
+PAPER_LABEL_STEPS = ScanConfig.paper().max_epochs * ScanConfig.paper().steps_per_epoch
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -68,12 +69,16 @@ def reference_run(settings: PeerSettings, *, epochs: int, init: Path | None = No
     """One process of the reference: `epochs` epochs of settings.label; its BENCH_REF line as a dict."""
     # Absolute, not resolved: the process runs elsewhere, and a venv's python is a link that must stay one.
     command = [os.path.abspath(settings.python), os.path.abspath(Path(settings.reference_dir) / REFERENCE_SCRIPT),
-               "--label",
-               str(settings.label), "--epochs", str(epochs)] + (["--init", str(init)] if init else [])
+               "--label", str(settings.label), "--epochs", str(epochs)] + (["--init", str(init)] if init else [])
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", **settings.extra_env}
     with tempfile.TemporaryDirectory() as folder:  # the reference may write beside its working directory
-        done = subprocess.run(command, cwd=folder, env=env, capture_output=True, text=True,
-                              timeout=settings.timeout_s)
+        try:
+            done = subprocess.run(command, cwd=folder, env=env, capture_output=True, text=True,
+                                  timeout=settings.timeout_s)
+        except subprocess.TimeoutExpired:
+            raise UsageError(f"the reference ran past {settings.timeout_s:g} s and was stopped.") from None
+        except OSError as e:
+            raise UsageError(f"cannot start the reference's Python ({e}).") from None
     line = next((x for x in done.stdout.splitlines() if x.startswith(RESULT_PREFIX)), None)
     if done.returncode != 0 or line is None:
         raise UsageError(f"the reference failed (exit {done.returncode}): {done.stderr.strip()[-400:]}")
@@ -104,7 +109,7 @@ def ncjax_run(model: Classifier, images: np.ndarray, *, labels: list[int] | None
 def initial_trigger(model: Classifier, label: int, key: jax.Array, config: ScanConfig) -> dict[str, np.ndarray]:
     """The trigger ncjax's scan with `key` starts `label` from: mask (H, W) in [0, 1], pattern (H, W, C) in 0..255."""
     init_key, _ = jax.random.split(key)
-    slot_key = slot_keys(init_key, jax.numpy.asarray([label]), jax.numpy.asarray([0]))[0]
+    slot_key = slot_keys(init_key, jnp.asarray([label]), jnp.asarray([0]))[0]
     trigger = init_trigger(slot_key, model.input_shape, config.upsample)
     return {"mask": np.asarray(trigger_mask(trigger, model.input_shape, config.upsample)),
             "pattern": np.asarray(trigger_pattern(trigger))}

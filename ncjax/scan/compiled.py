@@ -53,7 +53,8 @@ class CompiledSteps:
         # XLA's debug option, per executable (it also keys the persistent compile cache); XLA:CPU ignores it.
         self._options = {"xla_gpu_deterministic_ops": True} if config.deterministic else None
         batch = config.batch_size
-        self._per_slot_batches = per_slot_batches
+        # Where each lane draws from its own pool, the step makes its own orders; it takes a placeholder.
+        self._no_orders = jnp.zeros((1, 1), jnp.int32) if per_slot_batches else None
         self._orders = PassOrders(num_images, batch, sharding)
         per_pass = self._orders.per_pass
 
@@ -171,10 +172,9 @@ class CompiledSteps:
         return self._call("steps", self._steps, args, {"n": n})
 
     def _orders_for(self, data_key, first_step: int, n: int) -> jax.Array:
-        """The batch orders a call of `n` steps from `first_step` reads; a placeholder where each lane draws from
-        its own pool (and computes its own order in the step)."""
-        if self._per_slot_batches:
-            return jnp.zeros((1, 1), jnp.int32)
+        """The batch orders a call of `n` steps from `first_step` reads."""
+        if self._no_orders is not None:
+            return self._no_orders
         return self._orders.orders(data_key, first_step, n)
 
     def end(self, states: SlotState) -> tuple[SlotState, EpochSummary]:

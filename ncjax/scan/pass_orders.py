@@ -28,7 +28,7 @@ class PassOrders:
     onward, replicated over the scan's devices; cached for the last few calls' passes."""
 
     def __init__(self, num_images: int, batch_size: int, sharding: NamedSharding):
-        self.num_images, self.per_pass = num_images, steps_per_pass(num_images, batch_size)
+        self.per_pass = steps_per_pass(num_images, batch_size)
         self._replicated = NamedSharding(sharding.mesh, PartitionSpec())
         self._make = jax.jit(lambda key, first, count: jnp.stack([pass_order(key, first + i, num_images)
                                                                   for i in range(count)]),
