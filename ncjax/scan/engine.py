@@ -14,6 +14,7 @@ from __future__ import annotations
 import logging
 import os
 import time
+import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -32,6 +33,7 @@ from ncjax.scan.checkpoint import (
     save_checkpoint,
 )
 from ncjax.scan.compiled import CompiledSteps, Pools
+from ncjax.scan.focus import slots_to_freeze
 from ncjax.scan.inputs import check_config_fits, check_images, check_key, check_labels, check_model
 from ncjax.scan.outputs import ScanOutputs
 from ncjax.scan.plan import PADDING, ScanPlan, compacted_width, narrower_widths, padded_lanes, plan_scan
@@ -58,6 +60,7 @@ class _Scan:
     init_key: jax.Array
     data_key: jax.Array
     image_shape: tuple[int, int, int]
+    focus: bool  # narrow to candidates after config.warmup_epochs (ncjax.scan.focus)
 
 
 @dataclass
@@ -180,9 +183,17 @@ def _prepare(model, clean: np.ndarray, table: SlotTable, config: ScanConfig, key
                            plan.replicated)
     compiled = CompiledSteps(model.apply, config, image_shape, len(clean), plan.sharded,
                              per_slot_batches=table.per_slot_batches)
+    focus = config.warmup_epochs is not None
+    if focus and plan.chunk_width < len(table.targets):
+        # The choice ranks every label's warm-up; a later chunk's labels have not run when the first's ends.
+        warnings.warn(f"the focused search needs every search in one chunk, but {len(table.targets)} do not fit the "
+                      f"memory budget ({plan.chunk_width} per chunk): every label runs the whole schedule instead. "
+                      "Set label_chunk to the number of searches if memory allows, or use fewer restarts.",
+                      stacklevel=3)
+        focus = False
     return _Scan(config=config, plan=plan, table=table, compiled=compiled, raw_images=raw,
                  params=jax.device_put(model.params, plan.replicated), pools=pools, init_key=init_key,
-                 data_key=data_key, image_shape=image_shape)
+                 data_key=data_key, image_shape=image_shape, focus=focus)
 
 
 def _fingerprint(model, clean, slots, image_labels, config, key) -> str:
@@ -277,6 +288,7 @@ def _run_chunk(scan: _Scan, chunk: _Chunk, out: ScanOutputs, checkpoint, stamp, 
         host_start = time.perf_counter()
         active = _record(scan, chunk, out, summary)
         chunk.epoch += 1
+        active = _freeze(scan, chunk, out, summary, active)
         progress = ScanProgress(chunk.epoch, int(out.finished.sum()), len(out.finished),
                                 tuple(int(scan.table.targets[chunk.lanes[i]]) for i in active),
                                 time.perf_counter() - start)
@@ -315,6 +327,25 @@ def _record(scan: _Scan, chunk: _Chunk, out: ScanOutputs, summary: EpochSummary)
     if finished:
         out.harvest(chunk.states, chunk.lanes, finished, summary.logs.asr)
     return [lane for lane in searching if not summary.done[lane]]
+
+
+def _freeze(scan: _Scan, chunk: _Chunk, out: ScanOutputs, summary: EpochSummary, active: list[int]) -> list[int]:
+    """After the warm-up, harvest the lanes the focus drops (their best trigger so far is their result) and make
+    them padding; returns the lanes still searching."""
+    warmup = scan.config.warmup_epochs
+    if not scan.focus or warmup is None or chunk.epoch < warmup or not active:
+        return active
+    positions = [chunk.lanes[lane] for lane in active]
+    frozen = set(slots_to_freeze(scan.table.targets, out.logs["reg_best"], warmup_epochs=warmup,
+                                 candidates=scan.config.candidates, anchors=scan.config.anchors, searching=positions))
+    if not frozen:
+        return active
+    lanes = [lane for lane in active if chunk.lanes[lane] in frozen]
+    out.harvest(chunk.states, chunk.lanes, lanes, summary.logs.asr)
+    logger.info("focus after epoch %d: %d searches frozen", chunk.epoch, len(lanes))
+    chunk.lanes = [PADDING if lane in lanes else p for lane, p in enumerate(chunk.lanes)]
+    chunk.states = _place(scan, chunk.states, chunk.lanes)
+    return [lane for lane in active if lane not in lanes]
 
 
 def _compact(scan: _Scan, chunk: _Chunk, active: list[int]) -> None:

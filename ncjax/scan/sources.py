@@ -68,10 +68,11 @@ def check_sources(model: Any, images: Any, image_labels: Any, label_norms: dict[
 def check_candidates(model: Any, images: Any, image_labels: Any, score: ScoreResult, *, config: ScanConfig,
                      key: jax.Array, sources_per_label: int | None = 8, quantize: bool = True, callback=None,
                      checkpoint: str | os.PathLike | None = None, resume: bool = False) -> tuple[SourceCheck, ...]:
-    """The check the verdict reads: the score's CHECKED_CANDIDATES largest candidates, one search per pair
-    whatever config.restarts says (it keeps the check's cost bounded). Empty when the score names none."""
+    """The check the verdict reads: the score's CHECKED_CANDIDATES largest candidates, one unfocused search per
+    pair of at most config.check_epochs epochs (config.source_check(): it keeps the check's cost bounded). Empty
+    when the score names none."""
     norms = dict(zip(score.labels.tolist(), score.norms.tolist()))
     candidates = {label: norms[label] for label in score.candidates[:CHECKED_CANDIDATES]}
-    return check_sources(model, images, image_labels, candidates, config=config.replace(restarts=1), key=key,
+    return check_sources(model, images, image_labels, candidates, config=config.source_check(), key=key,
                          sources_per_label=sources_per_label, quantize=quantize, callback=callback,
                          checkpoint=checkpoint, resume=resume)

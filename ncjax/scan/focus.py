@@ -1,0 +1,126 @@
+"""The focused search: after a warm-up, a scan's compute goes to the labels most likely to be targets.
+
+Every label searches from config.restarts starts for config.warmup_epochs epochs. Then labels rank by their
+smallest trigger so far (the best regularizer over their starts): the `candidates` smallest search on up to
+max_epochs, as K-Arm spends its budget on likely targets, and so do `anchors` labels at the median, whose further
+shrinking tells how much the whole budget would have shrunk a typical label (FocusSummary.shrink). The other
+labels are frozen with their best trigger so far and their lanes drop out at the next compaction. A label that
+has not reached the attack-success threshold when the warm-up ends searches on until it does, then is frozen.
+
+The choice is a function of the warm-up's logs alone, so a resumed scan makes the same one.
+"""
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Literal, NamedTuple
+
+import numpy as np
+
+from ncjax.scan.result import ScanResult
+
+Role = Literal["candidate", "anchor", "frozen", "unranked"]
+
+
+class FocusChoice(NamedTuple):
+    """The labels that search on after the warm-up."""
+
+    candidates: tuple[int, ...]  # smallest warm-up trigger first
+    anchors: tuple[int, ...]  # nearest the warm-up median first
+
+    @property
+    def kept(self) -> frozenset[int]:
+        return frozenset(self.candidates) | frozenset(self.anchors)
+
+
+def best_so_far(reg_best_logs: np.ndarray, epochs: int | None = None) -> np.ndarray:
+    """(S,) each slot's best regularizer in its first `epochs` epochs (all logged ones by default); inf where
+    none reached the attack-success threshold. The logged best never grows, so this is its last value."""
+    logs = np.asarray(reg_best_logs, np.float64)[:, :epochs]
+    with np.errstate(all="ignore"):
+        best = np.where(np.isnan(logs), np.inf, logs).min(axis=1, initial=np.inf)
+    return best
+
+
+def per_label(targets: Sequence[int] | np.ndarray, slot_values: np.ndarray) -> dict[int, float]:
+    """The smallest value over each label's slots, labels in order of first appearance."""
+    best: dict[int, float] = {}
+    for label, value in zip(np.asarray(targets).tolist(), np.asarray(slot_values, np.float64).tolist()):
+        best[int(label)] = min(best.get(int(label), np.inf), value)
+    return best
+
+
+def choose_focus(norms: dict[int, float], *, candidates: int, anchors: int) -> FocusChoice:
+    """From each label's warm-up norm (inf: not reached), the `candidates` smallest and the `anchors` nearest the
+    median (in ratio) of the others; ties go to the lower label."""
+    reached = sorted((norm, label) for label, norm in norms.items() if np.isfinite(norm))
+    chosen = tuple(label for _, label in reached[:candidates])
+    rest = reached[candidates:]
+    if not rest or anchors == 0:
+        return FocusChoice(chosen, ())
+    median = float(np.median([norm for norm, _ in reached]))
+    distance = lambda item: (abs(np.log(max(item[0], 1e-12) / max(median, 1e-12))), item[1])
+    return FocusChoice(chosen, tuple(label for _, label in sorted(rest, key=distance)[:anchors]))
+
+
+def slots_to_freeze(targets: np.ndarray, reg_best_logs: np.ndarray, *, warmup_epochs: int, candidates: int,
+                    anchors: int, searching: Sequence[int]) -> list[int]:
+    """Of the slots `searching` (positions), those to freeze now: their label is neither a candidate nor an
+    anchor and some start of it has reached the attack-success threshold."""
+    choice = choose_focus(per_label(targets, best_so_far(reg_best_logs, warmup_epochs)), candidates=candidates,
+                          anchors=anchors)
+    now = per_label(targets, best_so_far(reg_best_logs))
+    return [p for p in searching if int(targets[p]) not in choice.kept and np.isfinite(now[int(targets[p])])]
+
+
+@dataclass(frozen=True, eq=False)
+class FocusSummary:
+    """How a focused scan spent its search, per label in order of first appearance."""
+
+    warmup_epochs: int
+    labels: np.ndarray  # (L,)
+    roles: tuple[Role, ...]  # candidate, anchor, frozen, or unranked: not reached when the warm-up ended
+    epochs: np.ndarray  # (L,) epochs the label searched (its longest start)
+    warmup_norms: np.ndarray  # (L,) best regularizer after the warm-up (inf: not reached by then)
+    final_norms: np.ndarray  # (L,) best regularizer at the end (inf: never reached)
+    shrink: float  # median over the anchors of warm-up norm / final norm, at least 1 (1 without anchors)
+
+    def labels_with(self, role: Role) -> tuple[int, ...]:
+        return tuple(int(label) for label, r in zip(self.labels, self.roles) if r == role)
+
+    def scaled_norms(self, labels: np.ndarray, norms: np.ndarray) -> np.ndarray:
+        """`norms` (one per label of `labels`) with the frozen labels' divided by `shrink`: what the whole budget
+        would have left of them, so the median the score divides by is not inflated by cut-short searches."""
+        frozen = set(self.labels_with("frozen"))
+        scale = np.asarray([self.shrink if int(label) in frozen else 1.0 for label in labels])
+        return np.asarray(norms, np.float64) / scale
+
+
+def _role(label: int, choice: FocusChoice, warmup_norm: float) -> Role:
+    if label in choice.candidates:
+        return "candidate"
+    if label in choice.anchors:
+        return "anchor"
+    return "frozen" if np.isfinite(warmup_norm) else "unranked"
+
+
+def summarize_focus(result: ScanResult) -> FocusSummary | None:
+    """The focus of a scan of label slots made with config.warmup_epochs (None for any other scan)."""
+    config = result.config
+    if config.warmup_epochs is None or (result.sources >= 0).any():
+        return None
+    logs = np.asarray(result.logs.reg_best)
+    warm = per_label(result.labels, best_so_far(logs, config.warmup_epochs))
+    final = per_label(result.labels, best_so_far(logs))
+    choice = choose_focus(warm, candidates=config.candidates, anchors=config.anchors)
+    labels = np.asarray(list(warm), np.int64)
+    epochs = per_label(result.labels, -np.asarray(result.epochs, np.float64))
+    roles: tuple[Role, ...] = tuple(_role(label, choice, warm[label]) for label in labels.tolist())
+    ratios = [warm[a] / final[a] for a in choice.anchors if np.isfinite(final[a]) and final[a] > 0]
+    shrink = max(float(np.median(ratios)), 1.0) if ratios else 1.0
+    return FocusSummary(
+        warmup_epochs=int(config.warmup_epochs), labels=labels, roles=roles,
+        epochs=np.asarray([-epochs[label] for label in labels.tolist()], np.int64),
+        warmup_norms=np.asarray([warm[label] for label in labels.tolist()]),
+        final_norms=np.asarray([final[label] for label in labels.tolist()]), shrink=shrink,
+    )
