@@ -2,6 +2,8 @@
 so far, and a focused scan's searches are those of a plain scan cut where the focus froze them."""
 from __future__ import annotations
 
+import json
+
 import jax
 import numpy as np
 import pytest
@@ -9,7 +11,14 @@ import pytest
 import ncjax
 from conftest import tiny_classifier, tiny_images
 from ncjax.errors import ConfigError
-from ncjax.scan.focus import FocusChoice, choose_focus, slots_to_freeze, summarize_focus
+from ncjax.scan.focus import (
+    FocusChoice,
+    anchor_slots,
+    best_so_far,
+    choose_focus,
+    slots_to_freeze,
+    summarize_focus,
+)
 
 # Every label of this tiny model reaches the threshold within the 3-epoch warm-up (checked below).
 PLAIN = ncjax.ScanConfig(batch_size=8, nb_sample=16, max_epochs=12, patience=1, early_stop_patience=3,
@@ -52,22 +61,41 @@ def test_a_label_not_yet_reached_is_not_frozen():
     assert later == [3]
 
 
+def test_an_anchor_goes_on_from_its_best_start_only():
+    inf = np.inf
+    # Two starts each of labels 0..4 (label-major); warm-up norms per label 5, 20, 30, 40, 90.
+    logs = np.asarray([[5.0], [6.0], [25.0], [20.0], [30.0], [31.0], [40.0], [41.0], [inf], [90.0]])
+    targets = np.repeat(np.arange(5), 2)
+    frozen = slots_to_freeze(targets, logs, warmup_epochs=1, candidates=1, anchors=1, searching=list(range(10)))
+    # Candidate 0 keeps both starts; the anchor (median 30: label 2) keeps its start 4; the rest are frozen.
+    assert frozen == [2, 3, 5, 6, 7, 8, 9]
+
+
+def _went_on(focused, focus):
+    """Slot positions that searched past the warm-up: every start of a candidate, an anchor's best start."""
+    warm = best_so_far(np.asarray(focused.logs.reg_best), 3)
+    anchors = anchor_slots(focused.labels, warm, focus.labels_with("anchor"))
+    return np.isin(focused.labels, focus.labels_with("candidate")) | np.isin(np.arange(len(focused.labels)),
+                                                                            list(anchors.values()))
+
+
 def test_candidates_and_anchors_search_as_in_a_plain_scan(scans):
     plain, focused, _ = scans
     focus = summarize_focus(focused)
     assert focus is not None and np.isfinite(focus.warmup_norms).all()  # the premise: all reached in the warm-up
-    assert focus.labels_with("candidate") and len(focus.labels_with("anchor")) == 1
-    kept = np.isin(focused.labels, focus.labels_with("candidate") + focus.labels_with("anchor"))
+    assert len(focus.labels_with("candidate")) == 2 and len(focus.labels_with("anchor")) == 1
+    kept = _went_on(focused, focus)
+    assert kept.sum() == 2 * 2 + 1  # both starts of each candidate, one of the anchor
     np.testing.assert_allclose(focused.masks[kept], plain.masks[kept], atol=1e-5)
     np.testing.assert_array_equal(focused.epochs[kept], plain.epochs[kept])
     assert focused.label_steps < plain.label_steps
 
 
-def test_frozen_labels_keep_their_best_trigger_of_the_warm_up(scans):
+def test_frozen_searches_keep_their_best_trigger_of_the_warm_up(scans):
     _, focused, cut = scans
     focus = summarize_focus(focused)
-    frozen = np.isin(focused.labels, focus.labels_with("frozen"))
-    assert frozen.sum() == 2 * (8 - 3)  # both starts of every label but the 2 candidates and the anchor
+    frozen = ~_went_on(focused, focus)
+    assert frozen.sum() == 2 * 8 - (2 * 2 + 1)
     assert (focused.epochs[frozen] == 3).all() and not focused.early_stopped[frozen].any()
     np.testing.assert_allclose(focused.masks[frozen], cut.masks[frozen], atol=1e-5)
     assert (focus.epochs[np.isin(focus.labels, focus.labels_with("frozen"))] == 3).all()
@@ -77,8 +105,10 @@ def test_the_summary_scales_frozen_norms_by_the_anchors_shrinking(scans):
     _, focused, _ = scans
     focus = summarize_focus(focused)
     anchor = focus.labels_with("anchor")[0]
+    slot = int(np.flatnonzero(_went_on(focused, focus) & (focused.labels == anchor))[0])
+    final = best_so_far(np.asarray(focused.logs.reg_best))[slot]
     i = list(focus.labels).index(anchor)
-    assert focus.shrink == pytest.approx(max(focus.warmup_norms[i] / focus.final_norms[i], 1.0))
+    assert focus.shrink == pytest.approx(max(focus.warmup_norms[i] / final, 1.0))
     norms = np.arange(1.0, 9.0)
     scaled = focus.scaled_norms(focus.labels, norms)
     frozen = np.isin(focus.labels, focus.labels_with("frozen"))
@@ -128,3 +158,27 @@ def test_the_source_check_runs_unfocused_with_its_own_epochs():
     check = ncjax.ScanConfig.focused().source_check()
     assert (check.warmup_epochs, check.restarts, check.max_epochs) == (None, 1, 30)
     assert ncjax.ScanConfig.fast().source_check().max_epochs == 30
+
+
+def test_the_pipeline_scores_scaled_norms_and_reports_the_focus(tiny8, tmp_path):
+    model, images = tiny8
+    outcome = ncjax.scan_model(model, images, key=jax.random.key(0), config=PLAIN.replace(**FOCUS), force=True,
+                               decision=ncjax.DecisionConfig(source_check=0), out=tmp_path)
+    focus = outcome.focus
+    assert focus is not None and focus.shrink >= 1
+    raw = ncjax.l1_norms(outcome.result.masks, quantize=True)
+    np.testing.assert_allclose(outcome.verdict.mad.norms, focus.scaled_norms(outcome.result.labels, raw))
+    report = json.loads((tmp_path / "report.json").read_text())["focus"]
+    assert report["warmup_epochs"] == 3 and report["shrink"] == pytest.approx(focus.shrink)
+    assert [row["role"] for row in report["labels"]] == list(focus.roles)
+    assert "frozen after the 3-epoch warm-up" in report["line"]
+
+
+def test_the_summary_marks_frozen_labels():
+    from ncjax.pipeline.summary import summary_image
+
+    verdict = ncjax.decide([100.0 + i for i in range(8)])
+    masks, patterns = np.zeros((8, 6, 6)), np.zeros((8, 6, 6, 3))
+    plain = np.asarray(summary_image(masks, patterns, verdict))
+    starred = np.asarray(summary_image(masks, patterns, verdict, frozen=[2, 5]))
+    assert plain.shape == starred.shape and (plain != starred).any()

@@ -16,6 +16,7 @@ from ncjax.benchmarks.suite import PARTS, benchmark
 from ncjax.cli.options import OneLineParser, run_command
 from ncjax.errors import UsageError
 from ncjax.pipeline.report import write_json_atomic
+from ncjax.search.config import PRESETS
 
 # The real data lies beside the checkout (as CI lays it); NCJAX_REAL_DATA points elsewhere, as in the tests.
 REAL = Path(os.environ.get("NCJAX_REAL_DATA", Path(__file__).resolve().parents[3] / "shared" / "real"))
@@ -113,7 +114,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--model", help="Keras model (default: the real backdoored GTSRB model when ../shared/real "
                                         "exists, else the embedded demo)")
     parser.add_argument("--data", help="clean images for --model")
-    parser.add_argument("--preset", choices=["auto", "fast", "paper"], default="auto")
+    parser.add_argument("--preset", choices=["auto", *PRESETS], default="auto")
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--quick", action="store_true", help="about a minute: short end-to-end scan, small widths")
     parser.add_argument("--only", help=f"comma-separated parts to measure, of {', '.join(PARTS)} (default: all)")

@@ -51,7 +51,7 @@ from ncjax.pipeline.model_scan import (
 )
 from ncjax.pipeline.triggers import TRIGGERS_FILE
 from ncjax.scan.compile_cache import disable_compile_cache, enable_compile_cache
-from ncjax.search.config import ScanConfig, device_preset
+from ncjax.search.config import PRESETS, ScanConfig, device_preset
 from ncjax.verdict.score import DEFAULT_MIN_RATIO
 from ncjax.verdict.source_check import CHECKED_CANDIDATES, DEFAULT_MAX_SPREAD
 
@@ -73,8 +73,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", default="ncjax_out", help="folder for pictures and report.json (default: ncjax_out)")
     p.add_argument("--prefix", default="gtsrb", type=file_prefix,
                    help="picture file-name prefix, as the reference's (default: gtsrb)")
-    p.add_argument("--preset", choices=["paper", "fast"], help="paper: the reference's schedule; fast: a CPU "
-                                                               "budget (default: fast on CPU, paper otherwise)")
+    p.add_argument("--preset", choices=PRESETS, help="paper: the reference's schedule; fast: a CPU budget; focused: "
+                                                     "the fast preset's warm-up for every label, then up to 4x its "
+                                                     "epochs for the likeliest targets (default: fast on CPU, paper "
+                                                     "otherwise)")
     p.add_argument("--labels", type=label_list, help="comma-separated labels to scan (default: all)")
     p.add_argument("--preprocess", default="raw", help="raw|mnist|inception|imagenet|torch|OFFSET,SCALE: how model "
                                                       "inputs relate to raw 0..255 pixels (default: raw)")
@@ -273,6 +275,8 @@ def run(args: argparse.Namespace) -> int:
     finally:
         progress.close()
     verdict = outcome.verdict
+    if outcome.focus is not None:
+        print(outcome.focus.line())
     _print_verdict(verdict)
     print(f"wrote {len(outcome.result.labels) * 3} trigger pictures, summary.png, report.json and {TRIGGERS_FILE} to "
           f"{out}/ (scan {outcome.result.wall_time_s:.0f} s)")

@@ -27,6 +27,7 @@ from ncjax.pipeline.report import build_report, write_json_atomic
 from ncjax.pipeline.summary import save_summary
 from ncjax.pipeline.triggers import TRIGGERS_FILE, TriggerSet
 from ncjax.scan.engine import scan_all_labels
+from ncjax.scan.focus import FocusSummary, summarize_focus
 from ncjax.scan.restarts import LabelTriggers, best_over_restarts
 from ncjax.scan.result import ScanProgress, ScanResult
 from ncjax.scan.sources import check_candidates
@@ -84,14 +85,16 @@ class PipelineEvent:
 
 @dataclass(frozen=True)
 class ScanOutcome:
-    """What `scan_model` found: the pre-flight check, one trigger per label (its best restart), the verdict, and
-    the report (report.json's content, written too when an output folder was given)."""
+    """What `scan_model` found: the pre-flight check, one trigger per label (its best restart), the verdict, the
+    report (report.json's content, written too when an output folder was given), and in a focused search how
+    it spent its epochs."""
 
     preflight: Preflight
     result: ScanResult
     restarts: LabelTriggers
     verdict: Verdict
     report: dict[str, Any]
+    focus: FocusSummary | None = None
 
 
 def prepare_out(out: str | os.PathLike, *, what: str = "the output folder") -> Path:
@@ -141,7 +144,10 @@ def scan_model(model, images: np.ndarray, labels: np.ndarray | None = None, *, k
                           checkpoint=None if folder is None else folder / STATE_FILE, resume=resume)
     best = best_over_restarts(raw)
     result = raw.select(best.chosen_slot)  # one trigger per label: its smallest over the restarts
+    focus = summarize_focus(raw)
     norms = l1_norms(result.masks, quantize=decision.quantize)
+    if focus is not None:  # frozen labels' norms, scaled to what the whole budget would have left of them
+        norms = focus.scaled_norms(result.labels, norms)
     settings: dict[str, Any] = dict(reached=result.reached_threshold, rule=decision.rule, threshold=decision.threshold,
                     min_gap=decision.min_gap, min_ratio=decision.min_ratio, max_spread=decision.max_spread)
     verdict = decide(norms, result.labels, **settings)
@@ -151,11 +157,13 @@ def scan_model(model, images: np.ndarray, labels: np.ndarray | None = None, *, k
         verdict = decide(norms, result.labels, sources=sources, **settings)
     report = build_report(result, verdict, model=model_name, data=data_name,
                           extra={"quantized_norms": decision.quantize, "preflight": check.as_dict(),
-                                 "restarts": _restarts_report(best)})
+                                 "restarts": _restarts_report(best),
+                                 "focus": None if focus is None else focus.as_dict()})
     if folder is not None:
         _write_outputs(folder, result, verdict, report, prefix=prefix, model_name=model_name,
-                       preprocessing=config.preprocessing)
-    return ScanOutcome(check, result, best, verdict, report)
+                       preprocessing=config.preprocessing,
+                       frozen=() if focus is None else focus.labels_with("frozen"))
+    return ScanOutcome(check, result, best, verdict, report, focus)
 
 
 def _check_sources(model, images, labels, verdict: Verdict, *, key, config: ScanConfig, decision: DecisionConfig,
@@ -175,11 +183,11 @@ def _check_sources(model, images, labels, verdict: Verdict, *, key, config: Scan
 
 
 def _write_outputs(folder: Path, result: ScanResult, verdict: Verdict, report: dict, *, prefix: str,
-                   model_name: str, preprocessing) -> None:
+                   model_name: str, preprocessing, frozen: Sequence[int]) -> None:
     try:
         save_trigger_pictures(result, folder, prefix)
         save_summary(folder / "summary.png", result.masks, result.patterns, verdict,
-                     title=f"{printable(Path(model_name).name)}: {verdict.headline()}")
+                     title=f"{printable(Path(model_name).name)}: {verdict.headline()}", frozen=frozen)
         write_json_atomic(report, folder / "report.json")
         named = verdict.labels if verdict.status in ("infected", "suspicious") else ()
         TriggerSet(result.labels, result.masks, result.patterns, named=named).save(

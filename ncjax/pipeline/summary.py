@@ -4,12 +4,13 @@ to be read at a glance.
 
 Colours: red for the labels the verdict names infected; orange for labels the reference's MAD rule flags but
 the verdict does not keep, and for candidates the source check set aside ("suspicious" or beside an infected
-label); grey/blue for the rest.
+label); grey/blue for the rest. In a focused search, a star marks the labels frozen after the warm-up.
 """
 from __future__ import annotations
 
 import math
 import os
+from collections.abc import Collection
 
 import numpy as np
 from PIL import Image, ImageDraw
@@ -48,16 +49,19 @@ def _fusion_tile(mask: np.ndarray, pattern: np.ndarray, scale: int) -> Image.Ima
     return to_image(mask[..., None] * pattern).resize((w * scale, h * scale), Image.Resampling.NEAREST).convert("RGB")
 
 
-def _legend(draw: ImageDraw.ImageDraw, y: int) -> None:
+def _legend(draw: ImageDraw.ImageDraw, y: int, frozen: bool) -> None:
     x = MARGIN
     for colour, text in ((RED, "infected (the verdict)"), (ORANGE, "suspicious: MAD-flagged or set aside"),
                          (GREY, "not flagged")):
         draw.rectangle([x, y + 2, x + 10, y + 12], fill=colour)
         draw.text((x + 14, y), text, fill=BLACK)
         x += 24 + int(draw.textlength(text))
+    if frozen:
+        draw.text((x, y), "*: frozen after the warm-up", fill=BLACK)
 
 
-def _grid(image: Image.Image, masks: np.ndarray, verdict: Verdict, colours, top: int, columns: int, scale: int) -> int:
+def _grid(image: Image.Image, masks: np.ndarray, verdict: Verdict, colours, top: int, columns: int, scale: int,
+          frozen: Collection[int]) -> int:
     """Every mask with its label and norm; returns the y below the grid."""
     draw = ImageDraw.Draw(image)
     n, h, w = masks.shape
@@ -69,7 +73,9 @@ def _grid(image: Image.Image, masks: np.ndarray, verdict: Verdict, colours, top:
         colour = colours.get(int(label), GREY)
         draw.rectangle([x + 2, y + 12, x + 5 + w * scale, y + 15 + h * scale], outline=colour,
                        width=1 if colour == GREY else 3)
-        draw.text((x + 4, y), f"{int(label)}: {verdict.mad.norms[i]:.1f}", fill=BLACK if colour == GREY else colour)
+        star = "*" if int(label) in frozen else ""
+        draw.text((x + 4, y), f"{int(label)}: {verdict.mad.norms[i]:.1f}{star}",
+                  fill=BLACK if colour == GREY else colour)
     return top + math.ceil(n / columns) * cell_h
 
 
@@ -119,8 +125,9 @@ def _chart(image: Image.Image, verdict: Verdict, colours, top: int) -> None:
 
 
 def summary_image(masks: np.ndarray, patterns: np.ndarray, verdict: Verdict, *, title: str = "",
-                  columns: int = 11, scale: int = 3) -> Image.Image:
-    """The picture: title, legend, mask grid, the verdict's labels enlarged, the norms' bar chart."""
+                  columns: int = 11, scale: int = 3, frozen: Collection[int] = ()) -> Image.Image:
+    """The picture: title, legend, mask grid, the verdict's labels enlarged, the norms' bar chart; `frozen`:
+    the labels a focused search froze after its warm-up."""
     n, h, w = masks.shape
     rows = math.ceil(n / columns)
     zoom_h = h * ZOOM + 30 if verdict.labels else 0
@@ -128,14 +135,15 @@ def summary_image(masks: np.ndarray, patterns: np.ndarray, verdict: Verdict, *, 
     image = Image.new("RGB", (width, 60 + rows * (h * scale + 20) + zoom_h + CHART_H + 2 * MARGIN), "white")
     draw = ImageDraw.Draw(image)
     draw.text((MARGIN, 10), title or "Neural Cleanse: reversed trigger masks and their L1 norms", fill=BLACK)
-    _legend(draw, 28)
+    frozen = {int(label) for label in frozen}
+    _legend(draw, 28, bool(frozen))
     colours = label_colours(verdict)
-    below = _grid(image, masks, verdict, colours, 50, columns, scale)
+    below = _grid(image, masks, verdict, colours, 50, columns, scale, frozen)
     below = _zoomed(image, masks, patterns, verdict, colours, below + 10)
     _chart(image, verdict, colours, below + MARGIN)
     return image
 
 
 def save_summary(path: str | os.PathLike, masks: np.ndarray, patterns: np.ndarray, verdict: Verdict, *,
-                 title: str = "") -> None:
-    summary_image(masks, patterns, verdict, title=title).save(path)
+                 title: str = "", frozen: Collection[int] = ()) -> None:
+    summary_image(masks, patterns, verdict, title=title, frozen=frozen).save(path)

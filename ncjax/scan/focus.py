@@ -3,7 +3,8 @@
 Every label searches from config.restarts starts for config.warmup_epochs epochs. Then labels rank by their
 smallest trigger so far (the best regularizer over their starts): the `candidates` smallest search on up to
 max_epochs, as K-Arm spends its budget on likely targets, and so do `anchors` labels at the median, whose further
-shrinking tells how much the whole budget would have shrunk a typical label (FocusSummary.shrink). The other
+shrinking tells how much the whole budget would have shrunk a typical label (FocusSummary.shrink; an anchor goes
+on from its best start only, a candidate from all of them). The other
 labels are frozen with their best trigger so far and their lanes drop out at the next compaction. A label that
 has not reached the attack-success threshold when the warm-up ends searches on until it does, then is frozen.
 
@@ -63,14 +64,34 @@ def choose_focus(norms: dict[int, float], *, candidates: int, anchors: int) -> F
     return FocusChoice(chosen, tuple(label for _, label in sorted(rest, key=distance)[:anchors]))
 
 
+def anchor_slots(targets: np.ndarray, warmup_norms: np.ndarray, anchors: Sequence[int]) -> dict[int, int]:
+    """Each anchor's one search that goes on: the start with its smallest warm-up norm (the first on a tie). One is
+    enough to measure how far a typical label's trigger shrinks, and it leaves the lanes to the candidates."""
+    kept = {}
+    for anchor in anchors:
+        slots = np.flatnonzero(np.asarray(targets) == anchor)
+        kept[int(anchor)] = int(slots[np.argmin(np.asarray(warmup_norms)[slots])])
+    return kept
+
+
 def slots_to_freeze(targets: np.ndarray, reg_best_logs: np.ndarray, *, warmup_epochs: int, candidates: int,
                     anchors: int, searching: Sequence[int]) -> list[int]:
-    """Of the slots `searching` (positions), those to freeze now: their label is neither a candidate nor an
-    anchor and some start of it has reached the attack-success threshold."""
-    choice = choose_focus(per_label(targets, best_so_far(reg_best_logs, warmup_epochs)), candidates=candidates,
-                          anchors=anchors)
+    """Of the slots `searching` (positions), those to freeze now: an anchor's other starts, and every start of a
+    label that is neither a candidate nor an anchor once some start of it has reached the attack-success
+    threshold."""
+    warm = best_so_far(reg_best_logs, warmup_epochs)
+    choice = choose_focus(per_label(targets, warm), candidates=candidates, anchors=anchors)
+    kept_anchor_slots = set(anchor_slots(targets, warm, choice.anchors).values())
     now = per_label(targets, best_so_far(reg_best_logs))
-    return [p for p in searching if int(targets[p]) not in choice.kept and np.isfinite(now[int(targets[p])])]
+    frozen = []
+    for p in searching:
+        label = int(targets[p])
+        if label in choice.anchors:
+            if p not in kept_anchor_slots:
+                frozen.append(p)
+        elif label not in choice.candidates and np.isfinite(now[label]):
+            frozen.append(p)
+    return frozen
 
 
 @dataclass(frozen=True, eq=False)
@@ -83,10 +104,36 @@ class FocusSummary:
     epochs: np.ndarray  # (L,) epochs the label searched (its longest start)
     warmup_norms: np.ndarray  # (L,) best regularizer after the warm-up (inf: not reached by then)
     final_norms: np.ndarray  # (L,) best regularizer at the end (inf: never reached)
-    shrink: float  # median over the anchors of warm-up norm / final norm, at least 1 (1 without anchors)
+    shrink: float  # median over the anchors of warm-up norm / final norm of the start that went on, at least 1 (1
+    # without anchors)
 
     def labels_with(self, role: Role) -> tuple[int, ...]:
         return tuple(int(label) for label, r in zip(self.labels, self.roles) if r == role)
+
+    def line(self) -> str:
+        """One line for people: who searched on, who was frozen when, and the scale on frozen norms."""
+        kept = ", ".join(map(str, self.labels_with("candidate")))
+        anchors = self.labels_with("anchor")
+        frozen, unranked = self.labels_with("frozen"), self.labels_with("unranked")
+        parts = [f"focused search: label{'s' if len(self.labels_with('candidate')) != 1 else ''} {kept} searched on "
+                 f"(up to {int(self.epochs.max())} epochs)"]
+        if anchors:
+            parts.append(f"anchor{'s' if len(anchors) > 1 else ''} {', '.join(map(str, anchors))} at the median")
+        plural = "s" if len(frozen) != 1 else ""
+        parts.append(f"{len(frozen)} label{plural} frozen after the {self.warmup_epochs}-epoch warm-up, their norms "
+                     f"divided by {self.shrink:.2f}")
+        if unranked:
+            parts.append(f"{len(unranked)} reached no trigger in the warm-up and searched on until they did")
+        return "; ".join(parts)
+
+    def as_dict(self) -> dict:
+        """For report.json: per label its role, epochs and norms (None where none was reached)."""
+        plain = lambda v: float(v) if np.isfinite(v) else None
+        return {"warmup_epochs": self.warmup_epochs, "shrink": self.shrink, "line": self.line(),
+                "labels": [{"label": int(label), "role": role, "epochs": int(epochs), "warmup_norm": plain(warm),
+                            "final_norm": plain(final)}
+                           for label, role, epochs, warm, final in zip(self.labels, self.roles, self.epochs,
+                                                                       self.warmup_norms, self.final_norms)]}
 
     def scaled_norms(self, labels: np.ndarray, norms: np.ndarray) -> np.ndarray:
         """`norms` (one per label of `labels`) with the frozen labels' divided by `shrink`: what the whole budget
@@ -110,13 +157,15 @@ def summarize_focus(result: ScanResult) -> FocusSummary | None:
     if config.warmup_epochs is None or (result.sources >= 0).any():
         return None
     logs = np.asarray(result.logs.reg_best)
-    warm = per_label(result.labels, best_so_far(logs, config.warmup_epochs))
-    final = per_label(result.labels, best_so_far(logs))
+    warm_slots, final_slots = best_so_far(logs, config.warmup_epochs), best_so_far(logs)
+    warm, final = per_label(result.labels, warm_slots), per_label(result.labels, final_slots)
     choice = choose_focus(warm, candidates=config.candidates, anchors=config.anchors)
     labels = np.asarray(list(warm), np.int64)
     epochs = per_label(result.labels, -np.asarray(result.epochs, np.float64))
     roles: tuple[Role, ...] = tuple(_role(label, choice, warm[label]) for label in labels.tolist())
-    ratios = [warm[a] / final[a] for a in choice.anchors if np.isfinite(final[a]) and final[a] > 0]
+    went_on = anchor_slots(result.labels, warm_slots, choice.anchors)
+    ratios = [warm[a] / final_slots[went_on[a]] for a in choice.anchors
+              if np.isfinite(final_slots[went_on[a]]) and final_slots[went_on[a]] > 0]
     shrink = max(float(np.median(ratios)), 1.0) if ratios else 1.0
     return FocusSummary(
         warmup_epochs=int(config.warmup_epochs), labels=labels, roles=roles,

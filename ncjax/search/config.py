@@ -5,6 +5,7 @@ Each field carries its help text (shown by `python -m ncjax.run --help`, which i
 from __future__ import annotations
 
 import dataclasses
+import typing
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -61,8 +62,9 @@ class ScanConfig:
                    "trigger so far (default: off, every label runs the whole schedule)")
     candidates: int = setting(3, help="with warmup_epochs: the labels that keep searching because their triggers are "
                                       "the smallest after the warm-up")
-    anchors: int = setting(1, help="with warmup_epochs: labels at the warm-up's median that keep searching, so frozen "
-                                   "labels' norms can be scaled to what the whole budget would give them (0: unscaled)")
+    anchors: int = setting(2, help="with warmup_epochs: labels at the warm-up's median that keep searching (from their "
+                                   "best start only), so frozen labels' norms can be scaled to what the whole budget "
+                                   "would give them (0: unscaled)")
     check_epochs: int | None = setting(None, help="epochs at most of each search of the verdict's source-specific "
                                                   "check (default: max_epochs)")
     preprocessing: Preprocessing = setting(default_factory=Preprocessing,
@@ -164,16 +166,17 @@ class ScanConfig:
     @classmethod
     def focused(cls, **changes) -> ScanConfig:
         """For CPUs, the fast preset's epochs spent where they matter: every label warms up for 10 epochs from 2
-        starts; then the 3 labels with the smallest triggers (and 1 anchor at the median) search on from both
-        starts for up to 120 epochs, 4x the fast preset's, and the rest are frozen. The source check runs the fast
-        preset's 30 epochs. See README for what it was measured to find."""
+        starts; then the 3 labels with the smallest triggers search on from both starts for up to 120 epochs, 4x
+        the fast preset's, with 2 anchors at the median from one start each (8 lanes), and the rest are frozen.
+        The source check runs the fast preset's 30 epochs. See README for what it was measured to find."""
         settings: dict[str, Any] = dict(nb_sample=5 * 32, max_epochs=120, patience=3, cost_starts_at_zero=False,
-                                        restarts=2, warmup_epochs=10, candidates=3, anchors=1, check_epochs=30)
+                                        restarts=2, warmup_epochs=10, candidates=3, anchors=2, check_epochs=30)
         settings.update(changes)
         return cls(**settings)
 
 
 Preset = Literal["paper", "fast", "focused"]
+PRESETS: tuple[str, ...] = typing.get_args(Preset)
 
 
 def device_preset() -> Preset:
