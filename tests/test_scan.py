@@ -312,6 +312,26 @@ def test_resume_after_interruption_equals_uninterrupted(tiny, tmp_path, chunk):
     assert resumed.label_steps == whole.label_steps
 
 
+def test_a_scan_resumes_from_the_epoch_a_search_finished_without_the_width_shrinking(tiny, tmp_path):
+    """One of four searches finished: three active still need four lanes, so the finished one's lane stays; the
+    checkpoint must record it as padding, or the resume refuses its own file."""
+    model, images = tiny
+    config = SMALL.replace(label_chunk=4, **COMPACT)
+    whole = ncjax.scan_all_labels(model, images, config=config, key=jax.random.key(0))
+    assert len(set(whole.epochs.tolist())) > 1  # the premise: searches end at different epochs
+    path = tmp_path / "scan.ckpt.npz"
+
+    def interrupt(progress):
+        if progress.labels_done == 1:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        ncjax.scan_all_labels(model, images, config=config, key=jax.random.key(0), checkpoint=path, callback=interrupt)
+    resumed = ncjax.scan_all_labels(model, images, config=config, key=jax.random.key(0), checkpoint=path, resume=True)
+    np.testing.assert_array_equal(resumed.masks, whole.masks)
+    np.testing.assert_array_equal(resumed.epochs, whole.epochs)
+
+
 def test_resume_refuses_another_scan(tiny, tmp_path):
     model, images = tiny
     path = tmp_path / "scan.ckpt.npz"

@@ -330,8 +330,8 @@ def _record(scan: _Scan, chunk: _Chunk, out: ScanOutputs, summary: EpochSummary)
 
 
 def _freeze(scan: _Scan, chunk: _Chunk, out: ScanOutputs, summary: EpochSummary, active: list[int]) -> list[int]:
-    """After the warm-up, harvest the lanes the focus drops (their best trigger so far is their result) and make
-    them padding; returns the lanes still searching."""
+    """After the warm-up, harvest the lanes the focus drops (their best trigger so far is their result); returns
+    the lanes still searching (the compaction then makes the others padding)."""
     warmup = scan.config.warmup_epochs
     if not scan.focus or warmup is None or chunk.epoch < warmup or not active:
         return active
@@ -343,15 +343,17 @@ def _freeze(scan: _Scan, chunk: _Chunk, out: ScanOutputs, summary: EpochSummary,
     lanes = [lane for lane in active if chunk.lanes[lane] in frozen]
     out.harvest(chunk.states, chunk.lanes, lanes, summary.logs.asr)
     logger.info("focus after epoch %d: %d searches frozen", chunk.epoch, len(lanes))
-    chunk.lanes = [PADDING if lane in lanes else p for lane, p in enumerate(chunk.lanes)]
-    chunk.states = _place(scan, chunk.states, chunk.lanes)
     return [lane for lane in active if lane not in lanes]
 
 
 def _compact(scan: _Scan, chunk: _Chunk, active: list[int]) -> None:
-    """Drop finished lanes once the active ones fit a narrower power-of-two width (not below the plan's floor)."""
+    """Drop finished lanes once the active ones fit a narrower power-of-two width (not below the plan's floor);
+    at the same width, make them padding (frozen), so the lanes a checkpoint records are the searching ones."""
     width = compacted_width(len(active), scan.plan.num_devices, scan.plan.min_width)
     if width >= len(chunk.lanes):
+        if any(p != PADDING and lane not in active for lane, p in enumerate(chunk.lanes)):
+            chunk.lanes = [p if lane in active else PADDING for lane, p in enumerate(chunk.lanes)]
+            chunk.states = _place(scan, chunk.states, chunk.lanes)
         return
     index = active + [active[0]] * (width - len(active))
     chunk.lanes = [chunk.lanes[i] for i in active] + [PADDING] * (width - len(active))
