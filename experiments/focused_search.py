@@ -7,7 +7,8 @@ Each run is one `scan_model` (the pipeline `python -m ncjax.run` calls: scan, re
 one model at one key, on this machine's CPU, one run at a time. One JSON line per run goes to
 results/focused_search.jsonl as it ends; a rerun skips runs already there. Recorded per run: the verdict, the
 score and its candidates, the planted target's rank among the warm-up norms (would the focus have frozen it?),
-the focus's roles and shrink, the time of the scan and of the source check, and the label-steps spent.
+the focus's roles and shrink, the norms the verdict compared and the source check's norms (so thresholds can be
+chosen again without scanning), the time of the scan and of the source check, and the label-steps spent.
 """
 from __future__ import annotations
 
@@ -85,6 +86,9 @@ def run_one(name: str, seed: int, preset: str) -> dict:
         "shrink": None if focus is None else focus.shrink,
         "focus_line": None if focus is None else focus.line(),
         "target_epochs": None if focus is None or target is None else int(focus.epochs[focus.labels == target][0]),
+        "norms": verdict.mad.norms.tolist(), "norm_labels": verdict.mad.labels.tolist(),
+        "sources": [{"label": c.label, "label_norm": c.label_norm, "sources": list(c.sources),
+                     "norms": [None if v != v else v for v in c.norms]} for c in verdict.sources],
         "wall_s": wall, "scan_s": outcome.result.wall_time_s, "source_check_s": check_s,
         "label_steps": outcome.result.label_steps, "machine": "2-core AMD EPYC CPU",
     }

@@ -3,6 +3,11 @@ input scales, and the attack types Neural Cleanse was seen to miss.
 
     .venv/bin/python experiments/wide_benchmark.py [--only NAMES] [--budget-s S]   # scans, appended per model
     .venv/bin/python experiments/wide_benchmark.py --summarize                  # tables (after experiments/score.py)
+    .venv/bin/python experiments/wide_benchmark.py --focused                    # the focused preset instead
+
+With --focused each model is scanned by ScanConfig.focused() (the warm-up, then the candidates; frozen labels'
+norms scaled by the anchors' shrinking, as the pipeline does), then the source-specific check of its three
+smallest labels at config.source_check(); rows go to results/wide_focused.jsonl.
 
 Models are cheap to remake: 10 classes of ncjax.lab.synth signs (colour 32x32, or gray 28x28), 5,000 training
 images, 4 epochs, Adam 1e-3; every recipe and seed is in MODELS. Each model is scanned once: the first pass at
@@ -31,12 +36,14 @@ import ncjax
 from ncjax.lab import synth
 from ncjax.lab.inject import Backdoor, ReferenceNet, evaluate, poison
 from ncjax.models.classifier import Classifier
+from ncjax.scan.focus import summarize_focus
 from ncjax.scan.restarts import best_over_restarts
 from ncjax.scan.sources import check_sources
 from ncjax.verdict.outlier import l1_norms
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "experiments" / "results" / "wide_benchmark.jsonl"
+FOCUSED_RESULTS = ROOT / "experiments" / "results" / "wide_focused.jsonl"
 SPLIT = ROOT / "experiments" / "wide_split.json"
 CLASSES = (1, 4, 12, 13, 14, 17, 25, 33, 35, 38)  # synth sign classes kept, relabelled 0..9
 TRAIN_SEED, EVAL_SEED, SCAN_SEED = 21, 22, 23
@@ -234,19 +241,57 @@ def _round(values) -> list:
     return [None if not np.isfinite(v) else round(float(v), 4) for v in np.asarray(values, np.float64).ravel()]
 
 
-def measure(recipe: Recipe) -> dict:
+def _trained(recipe: Recipe):
+    """The recipe's model (the same weights every time: seeded), its accuracy and attack success, and the scan's
+    images, labels and preprocessing."""
     x_train, y_train = dataset(recipe.data, TRAIN_IMAGES, TRAIN_SEED)
     x_eval, y_eval = dataset(recipe.data, 2000, EVAL_SEED)
     x_scan, y_scan = dataset(recipe.data, SCAN_IMAGES, SCAN_SEED)
-    shape = x_train.shape[1:]
-    backdoors = [a.backdoor(shape) for a in recipe.attacks]
+    backdoors = [a.backdoor(x_train.shape[1:]) for a in recipe.attacks]
     model, train_s = train(recipe, x_train, y_train, backdoors)
     unit = recipe.scale == "unit"
-    # evaluate() feeds the images it is given to the model: give them in the model's scale, stamping raw first.
-    scaled = ScaledModel(model, 1 / 255 if unit else 1.0)
-    accuracy, success = evaluate(scaled, x_eval, y_eval, backdoors)
+    accuracy, success = evaluate(ScaledModel(model, 1 / 255 if unit else 1.0), x_eval, y_eval, backdoors)
     preprocessing = ncjax.Preprocessing(mode="mnist" if unit else "raw")
-    images = x_scan / 255 if unit else x_scan
+    return model, accuracy, success, (x_scan / 255 if unit else x_scan), y_scan, preprocessing, train_s
+
+
+def measure_focused(recipe: Recipe) -> dict:
+    """One model through the focused preset: warm-up ranks, roles, shrink, scaled norms and the source check."""
+    model, accuracy, success, images, y_scan, preprocessing, train_s = _trained(recipe)
+    config = ncjax.ScanConfig.focused(preprocessing=preprocessing)
+    key = jax.random.key(recipe.seed)
+    start = time.perf_counter()
+    result = ncjax.scan_all_labels(model, images, config=config, key=key)
+    scan_s = time.perf_counter() - start
+    focus = summarize_focus(result)
+    assert focus is not None
+    best = best_over_restarts(result)
+    chosen = result.select(best.chosen_slot)
+    norms = focus.scaled_norms(chosen.labels, l1_norms(chosen.masks, quantize=True))
+    norms = np.where(chosen.reached_threshold, norms, np.inf)
+    order = [int(chosen.labels[i]) for i in np.argsort(norms)[:CANDIDATES]]
+    start = time.perf_counter()
+    checks = check_sources(model, images, y_scan, {label: float(norms[chosen.labels == label][0]) for label in order},
+                           config=config.source_check(), key=key, sources_per_label=SOURCES)
+    check_s = time.perf_counter() - start
+    return {
+        "name": recipe.name, "group": recipe.group, "arch": recipe.arch, "data": recipe.data, "scale": recipe.scale,
+        "seed": recipe.seed, "ratio": round(recipe.ratio, 4), "attacks": [a.describe() for a in recipe.attacks],
+        "targets": [a.target for a in recipe.attacks if a.target is not None],
+        "all_to_all": any(a.target is None for a in recipe.attacks),
+        "clean_accuracy": round(accuracy, 4), "attack_success": _round(success),
+        "labels": chosen.labels.tolist(), "norms": _round(norms), "reached": chosen.reached_threshold.tolist(),
+        "warmup_norms": _round(focus.warmup_norms), "focus_labels": focus.labels.tolist(),
+        "roles": list(focus.roles), "epochs": focus.epochs.tolist(), "shrink": round(focus.shrink, 4),
+        "sources": [{"label": c.label, "label_norm": round(c.label_norm, 4), "sources": list(c.sources),
+                     "norms": _round(c.norms)} for c in checks],
+        "label_steps": result.label_steps, "train_s": round(train_s, 1), "scan_s": round(scan_s, 1),
+        "sources_s": round(check_s, 1), "device": f"{jax.default_backend()}: {jax.devices()[0].device_kind}",
+    }
+
+
+def measure(recipe: Recipe) -> dict:
+    model, accuracy, success, images, y_scan, preprocessing, train_s = _trained(recipe)
     config = ncjax.ScanConfig.fast(restarts=2, preprocessing=preprocessing)
     key = jax.random.key(recipe.seed)
     start = time.perf_counter()
@@ -313,7 +358,10 @@ def main() -> int:
     p.add_argument("--shard", default="0/1", help="k/n: run the k-th of every n models (processes sharing a GPU)")
     p.add_argument("--results", type=Path, default=RESULTS, help="the JSON-lines file models are appended to")
     p.add_argument("--write-split", action="store_true", help="write wide_split.json (once, before scanning)")
+    p.add_argument("--focused", action="store_true", help="scan with the focused preset (results/wide_focused.jsonl)")
     args = p.parse_args()
+    if args.focused and args.results == RESULTS:
+        args.results = FOCUSED_RESULTS
     if args.write_split:
         write_split()
         return 0
@@ -329,6 +377,13 @@ def main() -> int:
         if time.time() > deadline:
             print("deadline reached", flush=True)
             break
+        if args.focused:
+            row = measure_focused(by_name[name])
+            _append(args.results, row)
+            print(f"{name}: targets {row['targets']}, smallest {sorted(zip(row['norms'], row['labels']))[:3]}, "
+                  f"roles {row['roles']}, shrink {row['shrink']} (scan {row['scan_s']} + {row['sources_s']} s)",
+                  flush=True)
+            continue
         row = measure(by_name[name])
         _append(args.results, row)
         print(f"{name}: accuracy {row['clean_accuracy']}, attack {row['attack_success']}, "
