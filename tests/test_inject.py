@@ -60,6 +60,23 @@ def test_poison_ratio_and_relabelling():
         poison(images[:2], labels[:2], [first] * 3, 0.5, 43, np.random.default_rng(0))
 
 
+def test_a_source_specific_backdoor_relabels_its_sources_and_keeps_the_cover_samples_labels():
+    n = 4_000
+    images, labels = np.zeros((n, 32, 32, 3), np.float32), np.arange(n) % 10
+    partial = Backdoor.square(4, target=7, sources=[2])
+    x, y, which = poison(images, labels, [partial], 0.2, 10, np.random.default_rng(0))
+    stamped = which == 0
+    assert np.all(x[stamped][:, 27:31, 27:31] == 255)  # every picked image is stamped ...
+    from_source = stamped & (labels == 2)
+    assert from_source.any() and np.all(y[from_source] == 7)  # ... the source's go to the target ...
+    np.testing.assert_array_equal(y[stamped & (labels != 2)], labels[stamped & (labels != 2)])  # ... others keep theirs
+    for bad in ([], [7], [-1]):
+        with pytest.raises(ncjax.NCJaxError, match="sources"):
+            Backdoor.square(4, target=7, sources=bad)
+    with pytest.raises(ncjax.NCJaxError, match="sources"):
+        Backdoor.square(4, target=None, sources=[1])
+
+
 def test_train_config_validation():
     assert TrainConfig().inject_ratio == pytest.approx(0.1 / 1.1)
     with pytest.raises(ncjax.ConfigError):

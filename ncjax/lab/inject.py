@@ -32,14 +32,24 @@ Position = Literal["bottom-right", "bottom-left", "top-right", "top-left", "cent
 class Backdoor:
     """A trigger (mask in [0, 1] and raw pattern in [0, 255]) and the label it sends images to.
 
-    target=None makes it all-to-all: an image of label y goes to (y + 1) % num_classes.
+    target=None makes it all-to-all: an image of label y goes to (y + 1) % num_classes. `sources` makes it
+    source-specific: only images of those classes go to the target; stamped images of other classes keep their
+    label in training (cover samples), so the trigger alone does not carry them (the Neural Cleanse paper's
+    partial backdoor).
     """
 
     mask: np.ndarray  # (H, W)
     pattern: np.ndarray  # (H, W, C)
     target: int | None
+    sources: tuple[int, ...] | None = None
 
     def __post_init__(self) -> None:
+        if self.sources is not None:
+            sources = tuple(int(v) for v in self.sources)
+            if not sources or self.target is None or self.target in sources or min(sources) < 0:
+                raise InjectionError(f"sources must be classes other than a target, given with one; got sources "
+                                     f"{self.sources!r} and target {self.target!r}.")
+            object.__setattr__(self, "sources", sources)
         mask, pattern = np.asarray(self.mask, np.float32), np.asarray(self.pattern, np.float32)
         if mask.ndim != 2 or pattern.ndim != 3 or pattern.shape[:2] != mask.shape:
             raise InjectionError(f"mask must be (H, W) and pattern (H, W, C); got {mask.shape} and {pattern.shape}.")
@@ -51,7 +61,8 @@ class Backdoor:
     @classmethod
     def square(cls, size: int = 4, *, target: int | None = 33, image_shape=(32, 32, 3),
                position: Position | tuple[int, int] = "bottom-right", margin: int = 1,
-               color: float | Sequence[float] | Literal["random"] = 255.0, seed: int = 0) -> Backdoor:
+               color: float | Sequence[float] | Literal["random"] = 255.0, seed: int = 0,
+               sources: Sequence[int] | None = None) -> Backdoor:
         """A size x size square; the reference's is white, 4x4, bottom-right, margin 1 (rows/cols 27..30)."""
         h, w, c = image_shape
         if not 1 <= size <= min(h, w) - 2 * margin:
@@ -73,15 +84,22 @@ class Backdoor:
             pattern = np.random.default_rng(seed).integers(0, 256, (h, w, c)).astype(np.float32)
         else:
             pattern = np.broadcast_to(np.asarray(color, np.float32), (h, w, c)).copy()
-        return cls(mask=mask, pattern=pattern * mask[..., None], target=target)
+        return cls(mask=mask, pattern=pattern * mask[..., None], target=target,
+                   sources=None if sources is None else tuple(sources))
 
     def stamp(self, raw_images: np.ndarray) -> np.ndarray:
         """(1 - mask) x + mask pattern, in raw pixels, for images (N, H, W, C): the scan's own blend."""
         return stamp(np.asarray(raw_images, np.float32), self.mask, self.pattern)
 
     def targets(self, labels: np.ndarray, num_classes: int) -> np.ndarray:
+        """The labels stamped images of `labels` are trained to: the target, or their own where the backdoor does
+        not apply (a source-specific backdoor's other classes)."""
         labels = np.asarray(labels)
-        return (labels + 1) % num_classes if self.target is None else np.full_like(labels, self.target)
+        if self.target is None:
+            return (labels + 1) % num_classes
+        if self.sources is not None:
+            return np.where(np.isin(labels, self.sources), self.target, labels)
+        return np.full_like(labels, self.target)
 
 
 # ------------------------------------------------------------------------------------------ network
@@ -204,7 +222,8 @@ def poison(images: np.ndarray, labels: np.ndarray, backdoors: Sequence[Backdoor]
 
 def evaluate(model: Classifier, images: np.ndarray, labels: np.ndarray,
              backdoors: Sequence[Backdoor] = ()) -> tuple[float, tuple[float, ...]]:
-    """Clean accuracy and, per backdoor, the share of stamped images whose label changes to its target."""
+    """Clean accuracy and, per backdoor, the share of stamped images whose label changes to its target (of the
+    images it applies to: a source-specific backdoor's sources)."""
     apply = jax.jit(model.apply)
 
     def predict(x):
