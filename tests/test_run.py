@@ -350,3 +350,19 @@ def test_an_interrupted_source_check_resumes(tmp_path, monkeypatch, capsys):
     monkeypatch.setattr(pipeline_module, "check_candidates", real_check)
     assert main([*args, "--resume"]) == 0
     assert json.loads((tmp_path / "out" / "report.json").read_text())["source_check"]
+
+
+def test_the_focused_preset_prints_its_focus_and_reports_it(tmp_path, data, capsys):
+    out = tmp_path / "out"
+    code = main(["--model", str(MODEL), "--data", str(data), "--out", str(out), *REACHABLE, *SMALL, "--preset",
+                 "focused", "--warmup-epochs", "6", "--candidates", "1", "--anchors", "1", "--source-check", "0",
+                 "--attack-success-threshold", "0.6"])
+    assert code == 0
+    printed = capsys.readouterr().out
+    report = json.loads((out / "report.json").read_text())
+    focus = report["focus"]
+    assert report["config"]["warmup_epochs"] == 6 and report["config"]["restarts"] == 2  # the preset's starts
+    assert sorted(row["role"] for row in focus["labels"]) == ["anchor", "candidate", "frozen"]
+    assert focus["line"] in printed.splitlines()
+    frozen = next(row for row in focus["labels"] if row["role"] == "frozen")
+    assert frozen["epochs"] == 6
