@@ -146,6 +146,50 @@ def choose_max_spread(dev_candidates: list[dict]) -> float | None:
     return t if any(o > t for o in others) else None
 
 
+MAX_SUSPICIOUS = 0.10  # at most this share of the dev clean scans may be called suspicious
+
+
+def _score(scan: dict) -> float:
+    return ratio_score(scan["norms"], scan["labels"]).score
+
+
+def suspicious_counts(sel: list[dict], low: float, min_ratio: float) -> tuple[int, int, int, int]:
+    """(clean scans with a score in [low, min_ratio), clean scans, missed infected scans with a score >= low,
+    missed infected scans)."""
+    clean = [s for s in sel if not s["targets"] and not s["all_to_all"]]
+    missed = [s for s in sel if s["targets"] and not verdict(s, min_ratio).infected]
+    return (sum(low <= _score(s) < min_ratio for s in clean), len(clean), sum(_score(s) >= low for s in missed),
+            len(missed))
+
+
+def choose_suspicious_ratio(dev: list[dict], min_ratio: float) -> float:
+    """The smallest ratio (0.1 grid from 1.5) calling at most MAX_SUSPICIOUS of the dev clean scans suspicious."""
+    for low in np.round(np.arange(1.5, min_ratio, 0.1), 1):
+        flagged, clean, _, _ = suspicious_counts(dev, float(low), min_ratio)
+        if flagged <= MAX_SUSPICIOUS * clean:
+            return float(low)
+    return min_ratio
+
+
+def suspicious_section(dev: list[dict], test: list[dict], t: float) -> list[str]:
+    chosen = choose_suspicious_ratio(dev, t)
+    flagged = [[s for s in sel if not s["targets"] and not s["all_to_all"] and verdict(s, t).mad.flagged
+                and not verdict(s, t).infected] for sel in (dev, test)]
+    mad, lowest = [len(f) for f in flagged], min(_score(s) for f in flagged for s in f)
+    out = ["## SUSPICIOUS: a band of the score", "",
+           f"A scan not called infected is SUSPICIOUS when its score is at least suspicious_ratio. Chosen on dev (the "
+           f"smallest on a 0.1 grid calling at most {MAX_SUSPICIOUS:.0%} of the dev clean scans suspicious): "
+           f"**{chosen:g}**. Before, SUSPICIOUS meant the reference's MAD rule flagged a label the score did not name: "
+           f"{mad[0]} of the dev clean scans and {mad[1]} of the test ones, at scores from {lowest:.2f}.", "",
+           "| suspicious_ratio | dev: clean called suspicious | dev: missed backdoors called suspicious | "
+           "test: clean called suspicious | test: missed backdoors called suspicious |", "|---|---|---|---|---|"]
+    for low in np.round(np.arange(1.8, t, 0.1), 1):
+        d, e = suspicious_counts(dev, float(low), t), suspicious_counts(test, float(low), t)
+        mark = " (chosen)" if low == chosen else ""
+        out.append(f"| {low:g}{mark} | {d[0]}/{d[1]} | {d[2]}/{d[3]} | {e[0]}/{e[1]} | {e[2]}/{e[3]} |")
+    return out + [""]
+
+
 # ------------------------------------------------------------------------------------------ report
 
 
@@ -327,7 +371,7 @@ def main() -> int:
         aucs = [f"{roc_auc([f(s) for s in pos], [f(s) for s in neg]):.3f}" for f in STATISTICS.values()]
         out.append(f"| {name} ({len(sel)} scans) | {_rate(rates(sel, t))} | " + " | ".join(aucs) + " |")
     out.append("")
-    out += type_table(t) + restarts_section(t)
+    out += suspicious_section(dev, test, t) + type_table(t) + restarts_section(t)
     section, m = sources_section(t)
     out += section + wide_table(t, m) + real_table(t, m)
     print("\n".join(out))

@@ -92,8 +92,8 @@ def test_exit_codes(tmp_path, data, monkeypatch, capsys):
     assert main(args) == 0
     assert main([*args, "--fail-on-detect"]) == 3
     assert "verdict: INFECTED" in capsys.readouterr().out
-    # Flagged by the reference's rule without a gap: suspicious, which --fail-on-detect does not fail on.
-    monkeypatch.setattr(pipeline_module, "l1_norms", lambda masks, quantize: np.array([40.0, 50, 52]))
+    # A ratio of 2.5, between the suspicious 2.4 and the infected 2.8: suspicious, which --fail-on-detect passes.
+    monkeypatch.setattr(pipeline_module, "l1_norms", lambda masks, quantize: np.array([20.0, 50, 52]))
     assert main([*args, "--fail-on-detect"]) == 0
     assert "verdict: SUSPICIOUS" in capsys.readouterr().out
     assert main([*args, "--fail-on-detect", "--verdict", "reference"]) == 3

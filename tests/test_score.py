@@ -47,9 +47,23 @@ def test_fewer_than_three_labels_name_nothing():
 def test_clean_and_suspicious_lines():
     clean = decide(BULK + [96.0, 104.0])
     assert clean.status == "clean" and clean.line().startswith("clean: score 1.05")
-    # MAD flags 9 (index > 2) but its trigger is only 1.33x smaller than the median: suspicious, not infected.
+    # MAD flags 9 (index > 2) but its trigger is only 1.32x smaller than the median: clean, the flag reported.
     v = decide(BULK + [99.0, 75.0])
-    assert v.mad.flagged == (9,) and v.status == "suspicious" and "< 2.8" in v.line()
+    assert v.mad.flagged == (9,) and v.status == "clean"
+    assert v.line().startswith("clean: score 1.32") and "rule flags label 9" in v.line()
+    # Between suspicious_ratio (2.4) and min_ratio (2.8): suspicious, naming the labels in that band.
+    v = decide(BULK + [99.0, 38.0])
+    assert v.status == "suspicious" and v.labels == (9,) and ">= 2.4 but < 2.8" in v.line()
+    assert decide(BULK + [99.0, 38.0], suspicious_ratio=2.8).status == "clean"  # an empty band: never suspicious
+    assert decide(BULK + [99.0, 38.0], min_ratio=2.5).infected
+
+
+@pytest.mark.parametrize("bad", [1.0, 0.5, float("inf"), float("nan"), True])
+def test_suspicious_ratio_is_checked(bad):
+    with pytest.raises(ncjax.ConfigError, match="suspicious_ratio"):
+        decide(BULK + [99.0, 38.0], suspicious_ratio=bad)
+    with pytest.raises(ncjax.ConfigError, match="suspicious_ratio"):
+        ncjax.DecisionConfig(suspicious_ratio=bad)
 
 
 @pytest.mark.parametrize("bad", [1.0, 0.5, float("inf"), float("nan"), True, "3"])

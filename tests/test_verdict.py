@@ -41,7 +41,7 @@ def test_threshold_and_min_gap_are_passed_on():
     assert decide(norms, rule="gap").infected
     assert decide(norms, rule="gap", min_gap=2.0).status == "suspicious"
     assert decide(norms, rule="gap", threshold=11.0).status == "clean"
-    assert decide(norms).status == "suspicious"  # 99.5 / 60 = 1.66x, below the score's 2.8
+    assert decide(norms).status == "clean"  # 99.5 / 60 = 1.66x, below the score's suspicious 2.4
     assert decide(norms, min_ratio=1.6).infected
 
 
@@ -62,7 +62,8 @@ def test_unknown_rule_lists_the_rules():
 def test_headline_names_status_and_labels():
     norms = [10.0] + [100.0 + i for i in range(20)]
     assert decide(norms).headline() == "INFECTED: label 0"
-    assert decide([70.0, 74.0, 80.0] + [100.0 + i for i in range(20)]).headline() == "SUSPICIOUS: labels 0, 1, 2"
+    # Ratios 2.70 and 2.57 (median 108): between suspicious_ratio and min_ratio.
+    assert decide([40.0, 42.0, 80.0] + [100.0 + i for i in range(20)]).headline() == "SUSPICIOUS: labels 0, 1"
     assert decide([70.0, 74.0, 80.0] + [100.0 + i for i in range(20)], rule="gap").headline() == \
         "SUSPICIOUS: labels 0, 1, 2"
     assert decide([100.0 + i for i in range(20)]).headline() == "clean"

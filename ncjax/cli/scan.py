@@ -52,7 +52,7 @@ from ncjax.pipeline.model_scan import (
 from ncjax.pipeline.triggers import TRIGGERS_FILE
 from ncjax.scan.compile_cache import disable_compile_cache, enable_compile_cache
 from ncjax.search.config import PRESETS, ScanConfig, device_preset
-from ncjax.verdict.score import DEFAULT_MIN_RATIO
+from ncjax.verdict.score import DEFAULT_MIN_RATIO, DEFAULT_SUSPICIOUS_RATIO
 from ncjax.verdict.source_check import CHECKED_CANDIDATES, DEFAULT_MAX_SPREAD
 
 EXIT_OK, EXIT_BAD_INPUT, EXIT_INFECTED, EXIT_INCONCLUSIVE, EXIT_INTERRUPTED, EXIT_TERMINATED = 0, 2, 3, 4, 130, 143
@@ -91,6 +91,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--min-ratio", type=finite_at_least(1, strict=True), default=DEFAULT_MIN_RATIO,
                    help=f"median norm over a label's norm for --verdict score, finite and > 1 (default: "
                         f"{DEFAULT_MIN_RATIO:g})")
+    p.add_argument("--suspicious-ratio", type=finite_at_least(1, strict=True), default=DEFAULT_SUSPICIOUS_RATIO,
+                   help=f"with --verdict score, a largest ratio from this up to --min-ratio makes the scan SUSPICIOUS "
+                        f"(default: {DEFAULT_SUSPICIOUS_RATIO:g}; equal to --min-ratio: never)")
     p.add_argument("--min-gap", type=finite_at_least(1), default=1.5,
                    help="norm ratio for --verdict gap, finite and >= 1 (default: 1.5)")
     p.add_argument("--source-check", type=int_at_least(0), default=8, metavar="N",
@@ -183,7 +186,8 @@ def _inputs(args: argparse.Namespace, config: ScanConfig) -> _Inputs:
 
 
 def decision_from_args(args: argparse.Namespace) -> DecisionConfig:
-    return DecisionConfig(rule=args.verdict, threshold=args.threshold, min_ratio=args.min_ratio, min_gap=args.min_gap,
+    return DecisionConfig(rule=args.verdict, threshold=args.threshold, min_ratio=args.min_ratio,
+                          suspicious_ratio=args.suspicious_ratio, min_gap=args.min_gap,
                           source_check=args.source_check, max_spread=args.max_spread, quantize=not args.no_quantize)
 
 

@@ -34,7 +34,7 @@ from ncjax.scan.sources import check_candidates
 from ncjax.search.config import ScanConfig, setting
 from ncjax.verdict.decision import Verdict, decide
 from ncjax.verdict.outlier import l1_norms
-from ncjax.verdict.score import DEFAULT_MIN_RATIO
+from ncjax.verdict.score import DEFAULT_MIN_RATIO, DEFAULT_SUSPICIOUS_RATIO
 from ncjax.verdict.source_check import CHECKED_CANDIDATES, DEFAULT_MAX_SPREAD, SourceCheck
 
 STATE_FILE = "scan_state.npz"
@@ -52,6 +52,9 @@ class DecisionConfig:
                                        "apart from the next label's norm by min_gap; reference: the MAD rule alone")
     threshold: float = setting(2.0, help="anomaly-index threshold of the reference's MAD rule, finite and > 0")
     min_ratio: float = setting(DEFAULT_MIN_RATIO, help="median norm over a label's norm for the score rule, > 1")
+    suspicious_ratio: float = setting(
+        DEFAULT_SUSPICIOUS_RATIO, help="under the score rule, a largest ratio from this up to min_ratio makes the scan "
+                                       "suspicious, > 1 (at min_ratio or above: never)")
     min_gap: float = setting(1.5, help="norm ratio for the gap rule, >= 1")
     source_check: int = setting(8, help=f"for the score's candidates (up to {CHECKED_CANDIDATES}), invert one trigger "
                                         "from each of this many other classes and set aside a candidate those "
@@ -64,6 +67,7 @@ class DecisionConfig:
         check_literal_fields(self)
         check_number(self, "threshold", low=0, low_open=True)
         check_number(self, "min_ratio", low=1, low_open=True)
+        check_number(self, "suspicious_ratio", low=1, low_open=True)
         for name in ("min_gap", "max_spread"):
             check_number(self, name, low=1)
         check_whole(self, "source_check", low=0)
@@ -149,7 +153,8 @@ def scan_model(model, images: np.ndarray, labels: np.ndarray | None = None, *, k
     if focus is not None:  # frozen labels' norms, scaled to what the whole budget would have left of them
         norms = focus.scaled_norms(result.labels, norms)
     settings: dict[str, Any] = dict(reached=result.reached_threshold, rule=decision.rule, threshold=decision.threshold,
-                    min_gap=decision.min_gap, min_ratio=decision.min_ratio, max_spread=decision.max_spread)
+                    min_gap=decision.min_gap, min_ratio=decision.min_ratio, max_spread=decision.max_spread,
+                    suspicious_ratio=decision.suspicious_ratio)
     verdict = decide(norms, result.labels, **settings)
     sources = _check_sources(model, images, labels, verdict, key=key, config=config, decision=decision,
                              folder=folder, resume=resume, notify=notify)

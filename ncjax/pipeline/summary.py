@@ -2,9 +2,9 @@
 reference's fusion pictures) enlarged, and a bar chart of the norms with the median and the flagging threshold,
 to be read at a glance.
 
-Colours: red for the labels the verdict names infected; orange for labels the reference's MAD rule flags but
-the verdict does not keep, and for candidates the source check set aside ("suspicious" or beside an infected
-label); grey/blue for the rest. In a focused search, a star marks the labels frozen after the warm-up.
+Colours: red for the labels the verdict names infected; orange for the labels it names suspicious, for candidates
+the source check set aside, and under the gap or the reference's rule for labels the MAD rule flags but the
+verdict does not keep; grey/blue for the rest. In a focused search, a star marks the labels frozen after the warm-up.
 """
 from __future__ import annotations
 
@@ -30,10 +30,12 @@ def _label(draw: ImageDraw.ImageDraw, xy, text: str, colour) -> None:
 
 
 def label_colours(verdict: Verdict) -> dict[int, tuple[int, int, int]]:
-    """Red for the verdict's infected labels; orange for the other labels the reference's rule flags or the
-    verdict names suspicious (candidates set aside by the source check among them)."""
+    """Red for the verdict's infected labels; orange for the labels it names suspicious, the candidates the source
+    check set aside and, under the gap or the reference's rule, the other labels the reference's rule flags (the
+    score rule reports those flags but does not read them)."""
     infected = set(verdict.labels) if verdict.infected else set()
-    named = set(verdict.mad.flagged) | set(verdict.natural) | (set() if verdict.infected else set(verdict.labels))
+    flagged = set(verdict.mad.flagged) if verdict.rule != "score" else set()
+    named = flagged | set(verdict.natural) | (set() if verdict.infected else set(verdict.labels))
     colours = {label: ORANGE for label in named if label not in infected}
     return colours | {label: RED for label in infected}
 
@@ -51,7 +53,7 @@ def _fusion_tile(mask: np.ndarray, pattern: np.ndarray, scale: int) -> Image.Ima
 
 def _legend(draw: ImageDraw.ImageDraw, y: int, frozen: bool) -> None:
     x = MARGIN
-    for colour, text in ((RED, "infected (the verdict)"), (ORANGE, "suspicious: MAD-flagged or set aside"),
+    for colour, text in ((RED, "infected (the verdict)"), (ORANGE, "suspicious or set aside"),
                          (GREY, "not flagged")):
         draw.rectangle([x, y + 2, x + 10, y + 12], fill=colour)
         draw.text((x + 14, y), text, fill=BLACK)

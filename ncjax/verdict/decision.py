@@ -1,7 +1,8 @@
 """The scan's verdict: the ratio score (default), the gap rule, and the reference's MAD rule.
 
-rule="score": labels whose trigger is at least `min_ratio` times smaller than the median label's are infected
-(ncjax.verdict.score; chosen and checked in experiments/score.md). rule="gap": the reference's MAD-flagged labels whose
+rule="score": labels whose trigger is at least `min_ratio` times smaller than the median label's are infected, and
+a scan whose largest ratio reaches `suspicious_ratio` but not `min_ratio` is suspicious (ncjax.verdict.score; chosen
+and checked in experiments/score.md). rule="gap": the reference's MAD-flagged labels whose
 norms stand apart from the next label's by `min_gap` (chosen in experiments/verdicts.md).
 rule="reference": the MAD test alone (anomaly index > threshold), as the reference decides.
 """
@@ -18,7 +19,7 @@ import numpy as np
 from ncjax.core.choices import check_choice
 from ncjax.errors import ConfigError
 from ncjax.verdict.outlier import GapResult, OutlierResult, gap_outliers, mad_outliers
-from ncjax.verdict.score import DEFAULT_MIN_RATIO, ScoreResult, ratio_score
+from ncjax.verdict.score import DEFAULT_MIN_RATIO, DEFAULT_SUSPICIOUS_RATIO, ScoreResult, ratio_score
 from ncjax.verdict.source_check import DEFAULT_MAX_SPREAD, SourceCheck
 
 Rule = Literal["score", "gap", "reference"]
@@ -27,9 +28,11 @@ Status = Literal["infected", "suspicious", "clean", "inconclusive"]
 
 @dataclass(frozen=True)
 class Verdict:
-    status: Status  # "suspicious": the reference's rule flags labels that the rule does not keep;
+    status: Status  # "suspicious": under the score rule, ratios between suspicious_ratio and min_ratio; under the
+    # gap rule, labels the reference's rule flags that the gap does not keep;
     # "inconclusive": some labels' triggers never reached the attack-success threshold, so norms do not compare
-    labels: tuple[int, ...]  # infected: the labels the rule names; suspicious: the reference's flagged labels;
+    labels: tuple[int, ...]  # infected: the labels the rule names; suspicious: the labels at suspicious_ratio or
+    # above (score rule) or the reference's flagged labels (gap rule);
     # inconclusive: the labels that never reached the threshold
     rule: Rule
     mad: OutlierResult  # the reference's statistics, which its three printed lines report
@@ -38,6 +41,7 @@ class Verdict:
     sources: tuple[SourceCheck, ...] = ()  # the source-specific checks of the score's candidates, where run
     natural: tuple[int, ...] = ()  # candidates set aside: their source-specific triggers differ by class
     max_spread: float = DEFAULT_MAX_SPREAD  # a checked candidate whose source spread exceeds this is set aside
+    suspicious_ratio: float = DEFAULT_SUSPICIOUS_RATIO  # the score rule's lower bound for "suspicious"
 
     @property
     def infected(self) -> bool:
@@ -94,18 +98,23 @@ class Verdict:
                     f"smaller than the median label's by {shown}, >= {score.min_ratio:g}{uniform}; anomaly index "
                     f"{index:.2f}{aside})")
         if self.status == "suspicious":
-            return (f"SUSPICIOUS: the reference's rule flags {named} (anomaly index {index:.2f} > {threshold:g}), but "
-                    f"the score is {score.score:.2f} (label {score.top_label}'s trigger is {score.score:.2f}x smaller "
-                    f"than the median label's, < {score.min_ratio:g}), as clean models' often are: inspect the trigger "
-                    "pictures")
+            return (f"SUSPICIOUS: {named} (score {score.score:.2f}: label {score.top_label}'s trigger is "
+                    f"{score.score:.2f}x smaller than the median label's, >= {self.suspicious_ratio:g} but < "
+                    f"{score.min_ratio:g}; anomaly index {index:.2f}{aside}): inspect the trigger pictures, and scan "
+                    "longer (--preset focused, --restarts 2) or with other seeds")
+        flagged = ""
+        if self.mad.flagged:
+            which = ("labels " if len(self.mad.flagged) > 1 else "label ") + ", ".join(map(str, self.mad.flagged))
+            flagged = (f"; the reference's rule flags {which}, but below {self.suspicious_ratio:g}x, as clean models' "
+                       "labels often are")
         return (f"clean: score {score.score:.2f} (the smallest trigger, label {score.top_label}'s, is "
-                f"{score.score:.2f}x smaller than the median label's, < {score.min_ratio:g}; anomaly index "
-                f"{index:.2f})")
+                f"{score.score:.2f}x smaller than the median label's, < {self.suspicious_ratio:g}; anomaly index "
+                f"{index:.2f}{flagged})")
 
 
 def decide(norms, labels=None, *, reached=None, rule: Rule = "score", threshold: float = 2.0,
            min_gap: float = 1.5, min_ratio: float = DEFAULT_MIN_RATIO, sources: Sequence[SourceCheck] = (),
-           max_spread: float = DEFAULT_MAX_SPREAD) -> Verdict:
+           max_spread: float = DEFAULT_MAX_SPREAD, suspicious_ratio: float = DEFAULT_SUSPICIOUS_RATIO) -> Verdict:
     """The verdict on a scan's trigger norms (one per label): "infected", "suspicious", "clean" or, when
     `reached` (one bool per label: ScanResult.reached_threshold) says some labels' triggers never reached the
     attack-success threshold, "inconclusive": a label no trigger can reach is not a clean label, and its
@@ -113,7 +122,9 @@ def decide(norms, labels=None, *, reached=None, rule: Rule = "score", threshold:
     reaches no label but its constant one.
 
     rule="score" (default): infected when some labels' triggers are at least `min_ratio` times smaller than the
-    median label's (ncjax.verdict.score); labels flagged by the MAD test alone make the verdict "suspicious".
+    median label's (ncjax.verdict.score); a largest ratio of at least `suspicious_ratio` (and below min_ratio) makes
+    it "suspicious". The MAD test's flags are reported but do not decide: with few labels or a long search they flag
+    clean models' labels whose ratio is barely above 1.
     `sources` (ncjax.scan.check_sources of the candidates) sets aside candidates whose source spread exceeds
     `max_spread` (a label that different classes reach through different triggers), except the checked candidate
     with the smallest spread: the check prunes the labels named, it does not overrule the score.
@@ -134,7 +145,7 @@ def decide(norms, labels=None, *, reached=None, rule: Rule = "score", threshold:
     if rule == "reference":
         return Verdict("infected" if mad.flagged else "clean", mad.flagged, rule, mad, None)
     if rule == "score":
-        return _by_score(mad, rule, min_ratio, tuple(sources), max_spread)
+        return _by_score(mad, rule, min_ratio, tuple(sources), max_spread, suspicious_ratio)
     gap = gap_outliers(mad, min_gap=min_gap)
     if gap.flagged:
         return Verdict("infected", gap.flagged, rule, mad, gap)
@@ -142,9 +153,13 @@ def decide(norms, labels=None, *, reached=None, rule: Rule = "score", threshold:
 
 
 def _by_score(mad: OutlierResult, rule: Rule, min_ratio: float, sources: tuple[SourceCheck, ...],
-              max_spread: float) -> Verdict:
+              max_spread: float, suspicious_ratio: float) -> Verdict:
     if not (isinstance(max_spread, (int, float)) and math.isfinite(max_spread) and max_spread >= 1):
         raise ConfigError(f"max_spread must be a finite number >= 1 (a ratio of norms), got {max_spread!r}.")
+    if not (isinstance(suspicious_ratio, (int, float)) and not isinstance(suspicious_ratio, bool)
+            and math.isfinite(suspicious_ratio) and suspicious_ratio > 1):
+        raise ConfigError(f"suspicious_ratio must be a finite number above 1, got {suspicious_ratio!r}; at min_ratio "
+                          "or above, no scan is called suspicious.")
     if not all(isinstance(c, SourceCheck) for c in sources):
         raise ConfigError("sources must be SourceCheck values (from ncjax.scan.check_sources).")
     score = ratio_score(mad.norms, mad.labels, min_ratio=min_ratio)
@@ -154,6 +169,10 @@ def _by_score(mad: OutlierResult, rule: Rule, min_ratio: float, sources: tuple[S
     # candidate whose source-specific triggers agree best is never set aside.
     natural = tuple(c.label for c in checked[1:] if c.spread > max_spread)
     kept = tuple(label for label in score.candidates if label not in natural)
-    status: Status = "infected" if kept else "suspicious" if mad.flagged else "clean"
-    return Verdict(status, kept or mad.flagged, rule, mad, None, score=score, sources=sources, natural=natural,
-                   max_spread=max_spread)
+    order = np.argsort(-score.ratios, kind="stable")
+    doubtful = tuple(int(score.labels[i]) for i in order if suspicious_ratio <= score.ratios[i] < min_ratio)
+    if score.note:  # too few labels for a median: nothing to suspect either
+        doubtful = ()
+    status: Status = "infected" if kept else "suspicious" if doubtful else "clean"
+    return Verdict(status, kept or doubtful, rule, mad, None, score=score, sources=sources, natural=natural,
+                   max_spread=max_spread, suspicious_ratio=suspicious_ratio)

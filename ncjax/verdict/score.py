@@ -17,6 +17,10 @@ from ncjax.errors import ConfigError
 # Chosen on the development scans (experiments/score.md): the smallest ratio, on a 0.1 grid, that called at most
 # 5 % of the clean development scans infected (1 of 36).
 DEFAULT_MIN_RATIO = 2.8
+# A scan whose score reaches this but not min_ratio is SUSPICIOUS: the smallest ratio, on a 0.1 grid, that calls at
+# most 10 % of the clean development scans suspicious (3 of 36, where the reference's MAD rule called 11 so; it
+# names 5 of the 8 dev backdoors the score misses; experiments/score.md).
+DEFAULT_SUSPICIOUS_RATIO = 2.4
 
 
 @dataclass(frozen=True)
