@@ -154,6 +154,13 @@ def test_focus_settings_are_checked(changes, says):
         PLAIN.replace(**changes)
 
 
+def test_a_focused_preset_shorter_than_its_warm_up_searches_unfocused():
+    assert ncjax.ScanConfig.focused(max_epochs=10).warmup_epochs is None
+    assert ncjax.ScanConfig.focused(max_epochs=11).warmup_epochs == 10
+    with pytest.raises(ConfigError, match="below max_epochs"):
+        ncjax.ScanConfig.focused(max_epochs=5, warmup_epochs=5)  # asked for explicitly: an error, not a change
+
+
 def test_the_source_check_runs_unfocused_with_its_own_epochs():
     check = ncjax.ScanConfig.focused().source_check()
     assert (check.warmup_epochs, check.restarts, check.max_epochs) == (None, 1, 30)

@@ -168,10 +168,13 @@ class ScanConfig:
         """For CPUs, the fast preset's epochs spent where they matter: every label warms up for 10 epochs from 2
         starts; then the 3 labels with the smallest triggers search on from both starts for up to 120 epochs, 4x
         the fast preset's, with 2 anchors at the median from one start each (8 lanes), and the rest are frozen.
-        The source check runs the fast preset's 30 epochs. See README for what it was measured to find."""
+        The source check runs the fast preset's 30 epochs. A max_epochs of 10 or less (without warmup_epochs)
+        leaves nothing to focus on: every label then runs that schedule. See README for what it was measured to find."""
         settings: dict[str, Any] = dict(nb_sample=5 * 32, max_epochs=120, patience=3, cost_starts_at_zero=False,
                                         restarts=2, warmup_epochs=10, candidates=3, anchors=2, check_epochs=30)
         settings.update(changes)
+        if "warmup_epochs" not in changes and settings["max_epochs"] <= settings["warmup_epochs"]:
+            settings["warmup_epochs"] = None  # a schedule no longer than the warm-up leaves nothing to focus on
         return cls(**settings)
 
 
