@@ -22,8 +22,8 @@ from ncjax.auditing.roc import roc_curve
 from ncjax.auditing.rows import read_rows
 from ncjax.auditing.tables import auc
 
-SCAN = ["--labels", "1,2,3", "--batch-size", "8", "--nb-sample", "16", "--max-epochs", "6", "--patience", "1",
-        "--attack-success-threshold", "0.9", "--source-check", "0"]
+SCAN = ["--preset", "fast", "--labels", "1,2,3", "--batch-size", "8", "--nb-sample", "16", "--max-epochs", "6",
+        "--patience", "1", "--attack-success-threshold", "0.9", "--source-check", "0"]
 SETTINGS = ncjax.ScanSettings(labels=(1, 2, 3), decision=ncjax.DecisionConfig(source_check=0),
                               config=ncjax.ScanConfig.fast(batch_size=8, nb_sample=16, max_epochs=6, patience=1,
                                                            attack_success_threshold=0.9))  # what SCAN's flags say

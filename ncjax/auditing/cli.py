@@ -56,7 +56,7 @@ _PER_MODEL = {"model": "--model", "data": "--data", "out": "--out", "resume": "-
 
 def scan_settings(flags: Sequence[str]) -> ScanSettings:
     """The flags of `python -m ncjax.run` given to the audit, checked once before any model and turned into
-    ScanSettings. Without --preset and without scan settings, each model gets its device's preset (fast on CPUs,
+    ScanSettings. Without --preset and without scan settings, each model gets its device's preset (focused on CPUs,
     paper on accelerators); with scan settings but no --preset, the preset of this machine's device."""
     from ncjax.cli.scan import build_parser, config_from_args, decision_from_args
 

@@ -50,7 +50,7 @@ class ScanSettings:
     """How an audit scans each model: the settings `python -m ncjax.run`'s flags give, as data (a manifest row's
     preprocess, layout and data key override them for its model)."""
 
-    config: ScanConfig | None = setting(None, help="the scan's settings (None: ScanConfig.fast() on CPUs, "
+    config: ScanConfig | None = setting(None, help="the scan's settings (None: ScanConfig.focused() on CPUs, "
                                                    "ScanConfig.paper() on accelerators)")
     decision: DecisionConfig = setting(DecisionConfig(), help="how the norms become a verdict")
     labels: tuple[int, ...] | None = setting(None, help="the labels to scan (None: all)")

@@ -75,7 +75,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="picture file-name prefix, as the reference's (default: gtsrb)")
     p.add_argument("--preset", choices=PRESETS, help="paper: the reference's schedule; fast: a CPU budget; focused: "
                                                      "the fast preset's warm-up for every label, then up to 4x its "
-                                                     "epochs for the likeliest targets (default: fast on CPU, paper "
+                                                     "epochs for the likeliest targets (default: focused on CPU, paper "
                                                      "otherwise)")
     p.add_argument("--labels", type=label_list, help="comma-separated labels to scan (default: all)")
     p.add_argument("--preprocess", default="raw", help="raw|mnist|inception|imagenet|torch|OFFSET,SCALE: how model "

@@ -148,7 +148,7 @@ def scan_all_labels(
         `input_shape` (H, W, C) and `num_classes`.
       images: clean images (N, H, W, C) in the model's input scale (see ScanConfig.preprocessing).
       labels: the labels to scan; all by default.
-      config: the settings; `ScanConfig()` is the reference's, `ScanConfig.fast()` a CPU budget.
+      config: the settings; `ScanConfig()` is the reference's, `ScanConfig.focused()` a CPU budget.
       key: a JAX PRNG key; the same key and config give the same result on the same machine (on a GPU only with
         `config.deterministic`: XLA:GPU's float32 sums are not reproducible run to run otherwise).
       callback: called with a ScanProgress after every epoch.

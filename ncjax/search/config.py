@@ -65,8 +65,8 @@ class ScanConfig:
     anchors: int = setting(2, help="with warmup_epochs: labels at the warm-up's median that keep searching (from their "
                                    "best start only), so frozen labels' norms can be scaled to what the whole budget "
                                    "would give them (0: unscaled)")
-    check_epochs: int | None = setting(None, help="epochs at most of each search of the verdict's source-specific "
-                                                  "check (default: max_epochs)")
+    check_epochs: int | None = setting(None, help="epochs at most of each search in the verdict's source check "
+                                                  "(default: max_epochs)")
     preprocessing: Preprocessing = setting(default_factory=Preprocessing,
                                            help="how model inputs relate to raw 0..255 pixels")
     loss: LossName = setting("reference", help="attack loss: reference (what the reference code computes, "
@@ -183,7 +183,9 @@ PRESETS: tuple[str, ...] = typing.get_args(Preset)
 
 
 def device_preset() -> Preset:
-    """fast on CPUs (a CPU budget), paper on accelerators: the default of every command and of the audit."""
+    """focused on CPUs (the fast preset's budget spent on the likeliest targets; measured to find more in about
+    the time of the fast preset and its source check, README "Detection quality"), paper on accelerators: the
+    default of every command and of the audit."""
     import jax
 
-    return "fast" if jax.default_backend() == "cpu" else "paper"
+    return "focused" if jax.default_backend() == "cpu" else "paper"
