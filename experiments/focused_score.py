@@ -20,7 +20,18 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import wide_benchmark
-from score import MAX_FPR, TEST_SEEDS, _checks, candidate_rows, choose_max_spread, learned_targets, rates, verdict
+from score import (
+    MAX_FPR,
+    TEST_SEEDS,
+    _checks,
+    candidate_rows,
+    choose_max_spread,
+    learned_targets,
+    old_scans,
+    rates,
+    verdict,
+)
+from score import wide_scans as fast_wide_scans
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "experiments" / "results"
@@ -63,6 +74,20 @@ def real_scans() -> list[dict]:
     return out
 
 
+def fast_verdicts() -> dict[str, object]:
+    """The same models' fast-preset verdicts (one restart, CPU, reference loss, cost from init_cost; with the
+    source check where one ran), by this file's scan names."""
+    out: dict[str, object] = {}
+    for s in old_scans():
+        r = s["row"]
+        if s["source"] == "real" and (r.get("preset"), r.get("loss"), r.get("cost")) == ("fast", "reference", "init") \
+                and not r.get("device", "cpu").startswith("gpu"):
+            out[f"{s['name']}:{r['seed']}"] = verdict(s, 2.8, 2.3)
+    for s in fast_wide_scans(1):
+        out[s["name"]] = verdict(s, 2.8)
+    return out
+
+
 def _rate(r: dict) -> str:
     return (f"{r['found']}/{r['infected']} infected found, {r['false']}/{r['clean']} clean called infected, "
             f"{r['extra']} extra labels named")
@@ -83,15 +108,18 @@ def _suspicious(sel: list[dict], min_ratio: float, max_spread: float | None) -> 
 
 
 def _table(scans: list[dict], t: float, m: float | None) -> list[str]:
-    lines = ["| scan | set | targets | verdict | score | target frozen in the warm-up? | shrink | seconds |",
-             "|---|---|---|---|---|---|---|---|"]
+    fast = fast_verdicts()
+    lines = ["| scan | set | targets | verdict (focused) | score | fast preset: verdict, score | target frozen in the "
+             "warm-up? | shrink | seconds |", "|---|---|---|---|---|---|---|---|---|"]
     for s in sorted(scans, key=lambda s: (s["set"], s["source"], s["name"])):
         v = verdict(s, t, m)
         named = ", ".join(map(str, v.labels))
         frozen = "-" if not s["targets"] else ("yes: " + ", ".join(map(str, s["frozen_targets"]))
                                                if s["frozen_targets"] else "no")
+        f = fast.get(s["name"])
+        before = "-" if f is None else f"{f.status} {', '.join(map(str, f.labels))}, {f.score.score:.2f}"
         lines.append(f"| {s['name']} | {s['set']} | {', '.join(map(str, s['targets'])) or '-'} | {v.status} {named} | "
-                     f"{v.score.score:.2f} | {frozen} | {s['shrink']:.2f} | {s['seconds']:.0f} |")
+                     f"{v.score.score:.2f} | {before} | {frozen} | {s['shrink']:.2f} | {s['seconds']:.0f} |")
     return lines
 
 
