@@ -363,6 +363,8 @@ def test_the_focused_preset_prints_its_focus_and_reports_it(tmp_path, data, caps
     focus = report["focus"]
     assert report["config"]["warmup_epochs"] == 6 and report["config"]["restarts"] == 2  # the preset's starts
     assert sorted(row["role"] for row in focus["labels"]) == ["anchor", "candidate", "frozen"]
-    assert focus["line"] in printed.splitlines()
+    lines = printed.splitlines()
+    assert focus["line"] in lines  # printed when the search ends, before the verdict's lines
+    assert lines.index(focus["line"]) < next(i for i, line in enumerate(lines) if line.startswith("median: "))
     frozen = next(row for row in focus["labels"] if row["role"] == "frozen")
     assert frozen["epochs"] == 6

@@ -196,6 +196,9 @@ def _printer(args: argparse.Namespace, progress: _Progress, requested: list[str]
     def on_event(event: PipelineEvent) -> None:
         if event.progress is not None:
             progress.update(event.progress)
+        elif event.focus is not None:
+            progress.close()
+            print(event.focus.line())
         elif event.preflight is not None:
             check = event.preflight
             if check.given is not None:
@@ -279,8 +282,6 @@ def run(args: argparse.Namespace) -> int:
     finally:
         progress.close()
     verdict = outcome.verdict
-    if outcome.focus is not None:
-        print(outcome.focus.line())
     _print_verdict(verdict)
     print(f"wrote {len(outcome.result.labels) * 3} trigger pictures, summary.png, report.json and {TRIGGERS_FILE} to "
           f"{out}/ (scan {outcome.result.wall_time_s:.0f} s)")

@@ -77,11 +77,13 @@ class DecisionConfig:
 @dataclass(frozen=True)
 class PipelineEvent:
     """What `scan_model` tells its callback: a finished pre-flight check, a stage starting (`progress` None), an
-    epoch of a stage done, or the source check skipped (`skipped` says why)."""
+    epoch of a stage done, a focused scan's focus once its search ends, or the source check skipped (`skipped`
+    says why)."""
 
     stage: Stage
     preflight: Preflight | None = None
     progress: ScanProgress | None = None
+    focus: FocusSummary | None = None
     candidates: tuple[int, ...] = ()  # the labels the source check examines
     sources_per_label: int = 0
     skipped: str | None = None
@@ -152,6 +154,7 @@ def scan_model(model, images: np.ndarray, labels: np.ndarray | None = None, *, k
     norms = l1_norms(result.masks, quantize=decision.quantize)
     if focus is not None:  # frozen labels' norms, scaled to what the whole budget would have left of them
         norms = focus.scaled_norms(result.labels, norms)
+        notify(PipelineEvent("scan", focus=focus))
     settings: dict[str, Any] = dict(reached=result.reached_threshold, rule=decision.rule, threshold=decision.threshold,
                     min_gap=decision.min_gap, min_ratio=decision.min_ratio, max_spread=decision.max_spread,
                     suspicious_ratio=decision.suspicious_ratio)
