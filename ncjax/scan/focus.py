@@ -12,7 +12,7 @@ The choice is a function of the warm-up's logs alone, so a resumed scan makes th
 """
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Literal, NamedTuple
 
@@ -43,12 +43,13 @@ def best_so_far(reg_best_logs: np.ndarray, epochs: int | None = None) -> np.ndar
     return best
 
 
-def per_label(targets: Sequence[int] | np.ndarray, slot_values: np.ndarray) -> dict[int, float]:
-    """The smallest value over each label's slots, labels in order of first appearance."""
-    best: dict[int, float] = {}
+def per_label(targets: Sequence[int] | np.ndarray, slot_values: np.ndarray,
+              reduce: Callable[[float, float], float] = min) -> dict[int, float]:
+    """`reduce` (the smallest by default) of each label's slots' values, labels in order of first appearance."""
+    out: dict[int, float] = {}
     for label, value in zip(np.asarray(targets).tolist(), np.asarray(slot_values, np.float64).tolist()):
-        best[int(label)] = min(best.get(int(label), np.inf), value)
-    return best
+        out[int(label)] = reduce(out[int(label)], value) if int(label) in out else value
+    return out
 
 
 def choose_focus(norms: dict[int, float], *, candidates: int, anchors: int) -> FocusChoice:
@@ -74,14 +75,31 @@ def anchor_slots(targets: np.ndarray, warmup_norms: np.ndarray, anchors: Sequenc
     return kept
 
 
+class WarmupChoice(NamedTuple):
+    """What the warm-up's logs decide: each slot's warm-up norm, who searches on, and each anchor's one search."""
+
+    slot_norms: np.ndarray  # (S,) best regularizer in the warm-up (inf: not reached)
+    choice: FocusChoice
+    anchor_slot: dict[int, int]  # anchor label -> the slot position that goes on
+
+
+def warmup_choice(targets: np.ndarray, reg_best_logs: np.ndarray, *, warmup_epochs: int, candidates: int,
+                  anchors: int) -> WarmupChoice:
+    """The focus a scan makes after `warmup_epochs`, from its logs alone: the engine freezes by it and the summary
+    reports it, so both read it here."""
+    warm = best_so_far(reg_best_logs, warmup_epochs)
+    choice = choose_focus(per_label(targets, warm), candidates=candidates, anchors=anchors)
+    return WarmupChoice(warm, choice, anchor_slots(targets, warm, choice.anchors))
+
+
 def slots_to_freeze(targets: np.ndarray, reg_best_logs: np.ndarray, *, warmup_epochs: int, candidates: int,
                     anchors: int, searching: Sequence[int]) -> list[int]:
     """Of the slots `searching` (positions), those to freeze now: an anchor's other starts, and every start of a
     label that is neither a candidate nor an anchor once some start of it has reached the attack-success
     threshold."""
-    warm = best_so_far(reg_best_logs, warmup_epochs)
-    choice = choose_focus(per_label(targets, warm), candidates=candidates, anchors=anchors)
-    kept_anchor_slots = set(anchor_slots(targets, warm, choice.anchors).values())
+    focus = warmup_choice(targets, reg_best_logs, warmup_epochs=warmup_epochs, candidates=candidates,
+                          anchors=anchors)
+    choice, kept_anchor_slots = focus.choice, set(focus.anchor_slot.values())
     now = per_label(targets, best_so_far(reg_best_logs))
     frozen = []
     for p in searching:
@@ -157,19 +175,19 @@ def summarize_focus(result: ScanResult) -> FocusSummary | None:
     if config.warmup_epochs is None or (result.sources >= 0).any():
         return None
     logs = np.asarray(result.logs.reg_best)
-    warm_slots, final_slots = best_so_far(logs, config.warmup_epochs), best_so_far(logs)
-    warm, final = per_label(result.labels, warm_slots), per_label(result.labels, final_slots)
-    choice = choose_focus(warm, candidates=config.candidates, anchors=config.anchors)
+    focus = warmup_choice(result.labels, logs, warmup_epochs=config.warmup_epochs, candidates=config.candidates,
+                          anchors=config.anchors)
+    choice, went_on, final_slots = focus.choice, focus.anchor_slot, best_so_far(logs)
+    warm, final = per_label(result.labels, focus.slot_norms), per_label(result.labels, final_slots)
     labels = np.asarray(list(warm), np.int64)
-    epochs = per_label(result.labels, -np.asarray(result.epochs, np.float64))
+    epochs = per_label(result.labels, result.epochs, reduce=max)
     roles: tuple[Role, ...] = tuple(_role(label, choice, warm[label]) for label in labels.tolist())
-    went_on = anchor_slots(result.labels, warm_slots, choice.anchors)
     ratios = [warm[a] / final_slots[went_on[a]] for a in choice.anchors
               if np.isfinite(final_slots[went_on[a]]) and final_slots[went_on[a]] > 0]
     shrink = max(float(np.median(ratios)), 1.0) if ratios else 1.0
     return FocusSummary(
         warmup_epochs=int(config.warmup_epochs), labels=labels, roles=roles,
-        epochs=np.asarray([-epochs[label] for label in labels.tolist()], np.int64),
+        epochs=np.asarray([epochs[label] for label in labels.tolist()], np.int64),
         warmup_norms=np.asarray([warm[label] for label in labels.tolist()]),
         final_norms=np.asarray([final[label] for label in labels.tolist()]), shrink=shrink,
     )

@@ -162,7 +162,6 @@ class ScanConfig:
         settings.update(changes)
         return cls(**settings)
 
-
     @classmethod
     def focused(cls, **changes) -> ScanConfig:
         """For CPUs, the fast preset's epochs spent where they matter: every label warms up for 10 epochs from 2
@@ -170,12 +169,12 @@ class ScanConfig:
         the fast preset's, with 2 anchors at the median from one start each (8 lanes), and the rest are frozen.
         The source check runs the fast preset's 30 epochs. A max_epochs of 10 or less (without warmup_epochs)
         leaves nothing to focus on: every label then runs that schedule. See README for what it was measured to find."""
-        settings: dict[str, Any] = dict(nb_sample=5 * 32, max_epochs=120, patience=3, cost_starts_at_zero=False,
-                                        restarts=2, warmup_epochs=10, candidates=3, anchors=2, check_epochs=30)
+        settings: dict[str, Any] = dict(max_epochs=120, restarts=2, warmup_epochs=10, candidates=3, anchors=2,
+                                        check_epochs=30)
         settings.update(changes)
         if "warmup_epochs" not in changes and settings["max_epochs"] <= settings["warmup_epochs"]:
             settings["warmup_epochs"] = None  # a schedule no longer than the warm-up leaves nothing to focus on
-        return cls(**settings)
+        return cls.fast(**settings)
 
 
 Preset = Literal["paper", "fast", "focused"]
