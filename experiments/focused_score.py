@@ -21,11 +21,11 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import wide_benchmark
 from score import (
-    MAX_FPR,
     TEST_SEEDS,
     _checks,
     candidate_rows,
     choose_max_spread,
+    choose_min_ratio,
     learned_targets,
     old_scans,
     rates,
@@ -93,14 +93,6 @@ def _rate(r: dict) -> str:
             f"{r['extra']} extra labels named")
 
 
-def choose_min_ratio(dev: list[dict]) -> float:
-    for t in np.round(np.arange(2.0, 20.0, 0.1), 1):
-        r = rates(dev, float(t))
-        if r["false"] <= MAX_FPR * r["clean"]:
-            return float(t)
-    return 20.0
-
-
 def _suspicious(sel: list[dict], min_ratio: float, max_spread: float | None) -> str:
     clean = [s for s in sel if not s["targets"] and not s["all_to_all"]]
     n = sum(verdict(s, min_ratio, max_spread).status == "suspicious" for s in clean)
@@ -127,7 +119,7 @@ def main() -> int:
     scans = wide_scans() + real_scans()
     dev = [s for s in scans if s["set"] == "dev"]
     test = [s for s in scans if s["set"] == "test"]
-    t = choose_min_ratio(dev)
+    t = choose_min_ratio(dev, high=20.0)
     m = choose_max_spread([c for c in candidate_rows(dev, t) if c["candidate"]])
     infected = [s for s in scans if s["targets"]]
     frozen = [s for s in infected if s["frozen_targets"]]

@@ -113,13 +113,14 @@ def rates(sel: list[dict], min_ratio: float, max_spread: float | None = None) ->
     return {"found": found, "infected": len(infected), "false": false, "clean": len(clean), "extra": extra}
 
 
-def choose_min_ratio(dev: list[dict]) -> float:
-    """The smallest ratio threshold (0.1 grid from 2) with at most MAX_FPR of dev clean scans called infected."""
-    for t in np.round(np.arange(2.0, 10.0, 0.1), 1):
+def choose_min_ratio(dev: list[dict], high: float = 10.0) -> float:
+    """The smallest ratio threshold (0.1 grid from 2, below `high`) with at most MAX_FPR of dev clean scans called
+    infected; `high` when none is."""
+    for t in np.round(np.arange(2.0, high, 0.1), 1):
         r = rates(dev, float(t))
         if r["false"] <= MAX_FPR * r["clean"]:
             return float(t)
-    return 10.0
+    return high
 
 
 def candidate_rows(sel: list[dict], min_ratio: float) -> list[dict]:

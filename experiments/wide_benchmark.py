@@ -255,6 +255,22 @@ def _trained(recipe: Recipe):
     return model, accuracy, success, (x_scan / 255 if unit else x_scan), y_scan, preprocessing, train_s
 
 
+def _described(recipe: Recipe, accuracy: float, success) -> dict:
+    """The columns every row starts with: the recipe, and what training made of it."""
+    return {
+        "name": recipe.name, "group": recipe.group, "arch": recipe.arch, "data": recipe.data, "scale": recipe.scale,
+        "seed": recipe.seed, "ratio": round(recipe.ratio, 4), "attacks": [a.describe() for a in recipe.attacks],
+        "targets": [a.target for a in recipe.attacks if a.target is not None],
+        "all_to_all": any(a.target is None for a in recipe.attacks),
+        "clean_accuracy": round(accuracy, 4), "attack_success": _round(success),
+    }
+
+
+def _checks_row(checks) -> list[dict]:
+    return [{"label": c.label, "label_norm": round(c.label_norm, 4), "sources": list(c.sources),
+             "norms": _round(c.norms)} for c in checks]
+
+
 def measure_focused(recipe: Recipe) -> dict:
     """One model through the focused preset: warm-up ranks, roles, shrink, scaled norms and the source check."""
     model, accuracy, success, images, y_scan, preprocessing, train_s = _trained(recipe)
@@ -275,16 +291,11 @@ def measure_focused(recipe: Recipe) -> dict:
                            config=config.source_check(), key=key, sources_per_label=SOURCES)
     check_s = time.perf_counter() - start
     return {
-        "name": recipe.name, "group": recipe.group, "arch": recipe.arch, "data": recipe.data, "scale": recipe.scale,
-        "seed": recipe.seed, "ratio": round(recipe.ratio, 4), "attacks": [a.describe() for a in recipe.attacks],
-        "targets": [a.target for a in recipe.attacks if a.target is not None],
-        "all_to_all": any(a.target is None for a in recipe.attacks),
-        "clean_accuracy": round(accuracy, 4), "attack_success": _round(success),
+        **_described(recipe, accuracy, success),
         "labels": chosen.labels.tolist(), "norms": _round(norms), "reached": chosen.reached_threshold.tolist(),
         "warmup_norms": _round(focus.warmup_norms), "focus_labels": focus.labels.tolist(),
         "roles": list(focus.roles), "epochs": focus.epochs.tolist(), "shrink": round(focus.shrink, 4),
-        "sources": [{"label": c.label, "label_norm": round(c.label_norm, 4), "sources": list(c.sources),
-                     "norms": _round(c.norms)} for c in checks],
+        "sources": _checks_row(checks),
         "label_steps": result.label_steps, "train_s": round(train_s, 1), "scan_s": round(scan_s, 1),
         "sources_s": round(check_s, 1), "device": f"{jax.default_backend()}: {jax.devices()[0].device_kind}",
     }
@@ -307,16 +318,11 @@ def measure(recipe: Recipe) -> dict:
                            config=config.replace(restarts=1), key=key, sources_per_label=SOURCES)
     pairs_s = time.perf_counter() - start
     return {
-        "name": recipe.name, "group": recipe.group, "arch": recipe.arch, "data": recipe.data, "scale": recipe.scale,
-        "seed": recipe.seed, "ratio": round(recipe.ratio, 4), "attacks": [a.describe() for a in recipe.attacks],
-        "targets": [a.target for a in recipe.attacks if a.target is not None],
-        "all_to_all": any(a.target is None for a in recipe.attacks),
-        "clean_accuracy": round(accuracy, 4), "attack_success": _round(success),
+        **_described(recipe, accuracy, success),
         "labels": best.labels.tolist(), "norms_1": [round(one[int(v)], 4) for v in best.labels],
         "norms_2": [round(two[int(v)], 4) for v in best.labels],
         "reached": best.reached_threshold.tolist(), "spread": _round(best.spread),
-        "sources": [{"label": c.label, "label_norm": round(c.label_norm, 4), "sources": list(c.sources),
-                     "norms": _round(c.norms)} for c in checks],
+        "sources": _checks_row(checks),
         "train_s": round(train_s, 1), "first_pass_s": round(first_s, 1), "sources_s": round(pairs_s, 1),
         "device": f"{jax.default_backend()}: {jax.devices()[0].device_kind}",
     }
