@@ -100,6 +100,7 @@ class Attack:
     position: str = "bottom-right"
     color: str = "white"  # white, yellow or random
     alpha: float = 0.0
+    sources: tuple[int, ...] | None = None  # a source-specific backdoor: only these classes go to the target
 
     def backdoor(self, shape) -> Backdoor:
         if self.kind == "blend":
@@ -108,10 +109,12 @@ class Attack:
         colors = {"white": 255.0, "yellow": (255.0, 255.0, 0.0), "random": "random"}
         color = colors[self.color] if shape[2] == 3 or self.color != "yellow" else 255.0
         return Backdoor.square(self.size, target=self.target, image_shape=shape, position=self.position,
-                               color=color, seed=self.target or 0)
+                               color=color, seed=self.target or 0, sources=self.sources)
 
     def describe(self) -> str:
         to = "all -> next" if self.target is None else f"-> {self.target}"
+        if self.sources is not None:
+            to = f"{', '.join(map(str, self.sources))} {to}"
         if self.kind == "blend":
             return f"blended random pattern, alpha {self.alpha} {to}"
         return f"{self.color} {self.size}x{self.size} {self.position} {to}"
