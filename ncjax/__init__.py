@@ -35,11 +35,12 @@ from ncjax.scan import (
     enable_compile_cache,
     restart_slots,
     scan_all_labels,
+    scan_pairs,
     scan_slots,
     source_slots,
 )
 from ncjax.search import ScanConfig
-from ncjax.verdict import Verdict, decide, l1_norms
+from ncjax.verdict import Verdict, decide, l1_norms, pair_score
 
 # What a user calls; each subpackage's face (ncjax.models, ncjax.data, ncjax.scan, ncjax.verdict,
 # ncjax.pipeline, ncjax.mitigation, ncjax.auditing, ncjax.lab) exports the rest.
@@ -49,6 +50,6 @@ __all__ = [
     "ModelNotFoundError", "NCJaxError", "OnnxOpError", "PreflightError", "Preprocessing", "SaveError", "ScanConfig",
     "ScanInputError", "ScanResult", "ScanSettings", "Slot", "TriggerSet", "UnsupportedLayerError",
     "UnsupportedModelError", "UsageError", "Verdict", "audit", "best_over_restarts", "check_candidates", "decide",
-    "enable_compile_cache", "l1_norms", "load_images", "load_model", "load_triggers", "mitigate", "restart_slots",
-    "save_model", "scan_all_labels", "scan_model", "scan_slots", "source_slots",
+    "enable_compile_cache", "l1_norms", "load_images", "load_model", "load_triggers", "mitigate", "pair_score",
+    "restart_slots", "save_model", "scan_all_labels", "scan_model", "scan_pairs", "scan_slots", "source_slots",
 ]

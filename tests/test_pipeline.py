@@ -4,6 +4,7 @@ from __future__ import annotations
 import threading
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 import pytest
 
@@ -59,7 +60,51 @@ def test_a_model_the_images_do_not_suit_is_refused_unless_forced():
 
 @pytest.mark.parametrize("bad", [dict(rule="vote"), dict(threshold=0), dict(min_ratio=1.0), dict(min_gap=0.5),
                                  dict(max_spread=float("nan")), dict(source_check=-1), dict(source_check=True),
-                                 dict(quantize="yes")])
+                                 dict(quantize="yes"), dict(pairs="all"), dict(min_asymmetry=1.0)])
 def test_bad_decision_settings_are_refused_with_the_field_named(bad):
     with pytest.raises(ncjax.ConfigError, match=f"DecisionConfig.{next(iter(bad))}"):
         ncjax.DecisionConfig(**bad)
+
+
+def _quadrant_classifier() -> ncjax.Classifier:
+    """Class k is the brightest quadrant k: every label is reachable by a patch in its quadrant."""
+    def apply(params, x):
+        quadrants = [x[:, r:r + 3, c:c + 3].mean(axis=(1, 2, 3)) for r in (0, 3) for c in (0, 3)]
+        return params["scale"] * jnp.stack(quadrants, axis=1)
+
+    return ncjax.Classifier(apply=apply, params={"scale": jnp.float32(1.0)}, input_shape=(6, 6, 3), num_classes=4,
+                            output_activation="linear")
+
+
+def test_the_pair_scan_runs_where_labels_are_few_and_its_score_reaches_the_verdict_and_report(tmp_path):
+    model, images = _quadrant_classifier(), tiny_images()
+    labels = np.asarray(model.apply(model.params, jnp.asarray(images))).argmax(1)
+    config = CONFIG.replace(max_epochs=6, pair_epochs=2)
+    events = []
+    outcome = ncjax.scan_model(model, images, labels, key=jax.random.key(0), config=config,
+                               out=tmp_path / "out", callback=events.append,
+                               decision=ncjax.DecisionConfig(source_check=0, min_asymmetry=1.01))
+    assert outcome.pairs is not None and outcome.pairs.pairs == 12 and outcome.pairs.epochs.max() <= 2
+    assert [e.pair_classes for e in events if e.pair_classes] == [4]
+    assert outcome.verdict.pairs is not None
+    report = outcome.report["pairs"]
+    assert report["classes"] == [0, 1, 2, 3] and len(report["asymmetry"]) == 4
+    assert {(f["source"], f["target"]) for f in report["flagged"]} == {
+        (f.source, f.target) for f in outcome.verdict.pairs.flagged}
+    # At a threshold just above 1 some pair is flagged, and its target is among the infected labels.
+    assert outcome.verdict.pairs.flagged and set(outcome.verdict.pairs.targets) <= set(outcome.verdict.labels)
+    assert (tmp_path / "out" / "pair_scan_state.npz").exists()
+    unlabelled = ncjax.scan_model(model, images, key=jax.random.key(0), config=config)
+    assert unlabelled.pairs is None and unlabelled.report["pairs"] is None
+
+
+def test_a_pair_scan_asked_for_but_impossible_is_refused_before_scanning():
+    model, images = tiny_classifier(), tiny_images()
+    events = []
+    with pytest.raises(ncjax.UsageError, match="--pairs"):
+        ncjax.scan_model(model, images, key=jax.random.key(0), config=CONFIG, force=True, callback=events.append,
+                         decision=ncjax.DecisionConfig(pairs="on"))
+    assert [e.stage for e in events] == ["preflight"]
+    off = ncjax.scan_model(model, images, np.arange(len(images)) % 4, key=jax.random.key(0), config=CONFIG,
+                           force=True, decision=ncjax.DecisionConfig(pairs="off", source_check=0))
+    assert off.pairs is None

@@ -298,7 +298,7 @@ def test_restarts_and_the_source_check(tmp_path, capsys):
     np.savez(data, x=rng.uniform(0, 255, (40, 12, 12, 3)).astype(np.float32), y=np.arange(40) % 5)
     out = tmp_path / "out"
     code = main(["--model", str(MODEL), "--data", str(data), "--out", str(out), *REACHABLE, *SMALL, "--restarts", "2",
-                 "--min-ratio", "1.0001", "--source-check", "2", "--force"])
+                 "--min-ratio", "1.0001", "--source-check", "2", "--force", "--pairs", "off"])
     assert code == 0
     printed = capsys.readouterr().out
     report = json.loads((out / "report.json").read_text())
@@ -319,6 +319,22 @@ def test_restarts_and_the_source_check(tmp_path, capsys):
     assert set(report["verdict_labels"]) == kept
 
 
+def test_the_pair_scan_from_the_command_line(tmp_path, data, capsys):
+    labelled = tmp_path / "labelled.npz"
+    np.savez(labelled, x=np.random.default_rng(0).uniform(0, 255, (40, 12, 12, 3)).astype(np.float32),
+             y=np.arange(40) % 5)
+    args = ["--model", str(MODEL), *REACHABLE, *SMALL, "--source-check", "0", "--force"]
+    assert main([*args, "--data", str(labelled), "--out", str(tmp_path / "a"), "--pair-epochs", "2"]) == 0
+    printed = capsys.readouterr().out
+    assert "pair scan: 20 (source, target) pairs of 5 classes" in printed
+    report = json.loads((tmp_path / "a" / "report.json").read_text())
+    assert report["pairs"]["classes"] == [0, 1, 2, 3, 4] and max(map(max, report["pairs"]["epochs"])) <= 2
+    # Asked for without labels: refused before any scanning, in one line.
+    assert main([*args, "--data", str(data), "--out", str(tmp_path / "b"), "--pairs", "on"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "--pairs" in err[0] and not (tmp_path / "b" / "scan_state.npz").exists()
+
+
 def test_no_source_check_without_labels_or_when_off(tmp_path, data, capsys):
     args = ["--model", str(MODEL), "--data", str(data), *REACHABLE, *SMALL, "--min-ratio", "1.0001"]
     assert main([*args, "--out", str(tmp_path / "a")]) == 0
@@ -335,7 +351,7 @@ def test_an_interrupted_source_check_resumes(tmp_path, monkeypatch, capsys):
     np.savez(data, x=np.random.default_rng(0).uniform(0, 255, (40, 12, 12, 3)).astype(np.float32),
              y=np.arange(40) % 5)
     args = ["--model", str(MODEL), "--data", str(data), "--out", str(tmp_path / "out"), *REACHABLE, *SMALL,
-            "--min-ratio", "1.0001", "--source-check", "2", "--force"]
+            "--min-ratio", "1.0001", "--source-check", "2", "--force", "--pairs", "off"]
     real_check = pipeline_module.check_candidates
 
     def interrupted(*a, callback=None, **k):

@@ -51,7 +51,9 @@ from ncjax.pipeline.model_scan import (
 )
 from ncjax.pipeline.triggers import TRIGGERS_FILE
 from ncjax.scan.compile_cache import disable_compile_cache, enable_compile_cache
+from ncjax.scan.pairs import PAIR_SCAN_LIMIT
 from ncjax.search.config import PRESETS, ScanConfig, device_preset
+from ncjax.verdict.pairs import DEFAULT_MIN_ASYMMETRY
 from ncjax.verdict.score import DEFAULT_MIN_RATIO, DEFAULT_SUSPICIOUS_RATIO
 from ncjax.verdict.source_check import CHECKED_CANDIDATES, DEFAULT_MAX_SPREAD
 
@@ -101,6 +103,13 @@ def build_parser() -> argparse.ArgumentParser:
                         "other classes and set aside a candidate those triggers do not share (0: off; default: 8)")
     p.add_argument("--max-spread", type=finite_at_least(1), default=DEFAULT_MAX_SPREAD,
                    help=f"the source spread above which a candidate is set aside (default: {DEFAULT_MAX_SPREAD:g})")
+    p.add_argument("--pairs", choices=["auto", "on", "off"], default="auto",
+                   help=f"search a trigger for every (source, target) pair of classes, which finds backdoors that "
+                        f"only some classes' images trigger: auto: when --data is labelled and holds at most "
+                        f"{PAIR_SCAN_LIMIT} classes; on: always; off: never (default: auto)")
+    p.add_argument("--min-asymmetry", type=finite_at_least(1, strict=True), default=DEFAULT_MIN_ASYMMETRY,
+                   help=f"a pair whose trigger is this many times smaller than its reverse pair's (rows and columns "
+                        f"accounted for) flags its target (default: {DEFAULT_MIN_ASYMMETRY:g})")
     p.add_argument("--no-quantize", action="store_true", help="MAD on exact norms instead of the PNG-quantized "
                                                              "ones the reference reads back")
     p.add_argument("--resume", action="store_true", help="continue an interrupted scan from OUT/scan_state.npz")
@@ -188,7 +197,8 @@ def _inputs(args: argparse.Namespace, config: ScanConfig) -> _Inputs:
 def decision_from_args(args: argparse.Namespace) -> DecisionConfig:
     return DecisionConfig(rule=args.verdict, threshold=args.threshold, min_ratio=args.min_ratio,
                           suspicious_ratio=args.suspicious_ratio, min_gap=args.min_gap,
-                          source_check=args.source_check, max_spread=args.max_spread, quantize=not args.no_quantize)
+                          source_check=args.source_check, max_spread=args.max_spread, quantize=not args.no_quantize,
+                          pairs=args.pairs, min_asymmetry=args.min_asymmetry)
 
 
 def _printer(args: argparse.Namespace, progress: _Progress, requested: list[str]):
@@ -207,6 +217,12 @@ def _printer(args: argparse.Namespace, progress: _Progress, requested: list[str]
             problem = check.problem()
             if problem and args.force:
                 print(f"note: pre-flight: {problem}; scanning anyway (--force).")
+        elif event.pair_classes:
+            progress.close()
+            count = event.pair_classes
+            print(f"pair scan: {count * (count - 1)} (source, target) pairs of {count} classes, one trigger each")
+        elif event.pairs is not None:
+            progress.close()
         elif event.skipped is not None:
             print(f"note: {event.skipped}, so the source-specific check of the candidates was skipped.")
         elif event.candidates:

@@ -28,19 +28,23 @@ from ncjax.pipeline.summary import save_summary
 from ncjax.pipeline.triggers import TRIGGERS_FILE, TriggerSet
 from ncjax.scan.engine import scan_all_labels
 from ncjax.scan.focus import FocusSummary, summarize_focus
+from ncjax.scan.pairs import PAIR_SCAN_LIMIT, PairNorms, pair_classes, scan_pairs
 from ncjax.scan.restarts import LabelTriggers, best_over_restarts
 from ncjax.scan.result import ScanProgress, ScanResult
 from ncjax.scan.sources import check_candidates
 from ncjax.search.config import ScanConfig, setting
 from ncjax.verdict.decision import Verdict, decide
 from ncjax.verdict.outlier import l1_norms
+from ncjax.verdict.pairs import DEFAULT_MIN_ASYMMETRY, PairScore, pair_score
 from ncjax.verdict.score import DEFAULT_MIN_RATIO, DEFAULT_SUSPICIOUS_RATIO
 from ncjax.verdict.source_check import CHECKED_CANDIDATES, DEFAULT_MAX_SPREAD, SourceCheck
 
 STATE_FILE = "scan_state.npz"
 SOURCE_STATE_FILE = "source_check_state.npz"
+PAIR_STATE_FILE = "pair_scan_state.npz"
 Rule = Literal["score", "gap", "reference"]
-Stage = Literal["preflight", "scan", "source-check"]
+Stage = Literal["preflight", "scan", "source-check", "pairs"]
+PairMode = Literal["auto", "on", "off"]
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -60,6 +64,13 @@ class DecisionConfig:
                                         "from each of this many other classes and set aside a candidate those "
                                         "triggers do not share (0: off)")
     max_spread: float = setting(DEFAULT_MAX_SPREAD, help="the source spread above which a candidate is set aside")
+    pairs: PairMode = setting("auto", help=f"the pair scan, a trigger for every (source, target) pair of classes, "
+                                           f"which finds source-specific backdoors: auto: when the clean images are "
+                                           f"labelled and hold at most {PAIR_SCAN_LIMIT} classes; on: always (an "
+                                           "error without labels or beyond that); off: never")
+    min_asymmetry: float = setting(DEFAULT_MIN_ASYMMETRY, help="a pair whose trigger is this many times smaller than "
+                                                               "its reverse pair's, rows and columns accounted for, "
+                                                               "flags its target, > 1")
     quantize: bool = setting(True, help="compare the norms of the 8-bit mask PNGs, as the reference's MAD script "
                                         "reads them (False: exact norms)")
 
@@ -68,6 +79,7 @@ class DecisionConfig:
         check_number(self, "threshold", low=0, low_open=True)
         check_number(self, "min_ratio", low=1, low_open=True)
         check_number(self, "suspicious_ratio", low=1, low_open=True)
+        check_number(self, "min_asymmetry", low=1, low_open=True)
         for name in ("min_gap", "max_spread"):
             check_number(self, name, low=1)
         check_whole(self, "source_check", low=0)
@@ -86,6 +98,8 @@ class PipelineEvent:
     focus: FocusSummary | None = None
     candidates: tuple[int, ...] = ()  # the labels the source check examines
     sources_per_label: int = 0
+    pairs: PairNorms | None = None  # the pair scan's norms, once it ends
+    pair_classes: int = 0  # the classes the pair scan pairs, when it starts
     skipped: str | None = None
 
 
@@ -101,6 +115,7 @@ class ScanOutcome:
     verdict: Verdict
     report: dict[str, Any]
     focus: FocusSummary | None = None
+    pairs: PairNorms | None = None  # the pair scan's norms, where it ran (the verdict holds their score)
 
 
 def prepare_out(out: str | os.PathLike, *, what: str = "the output folder") -> Path:
@@ -141,6 +156,7 @@ def scan_model(model, images: np.ndarray, labels: np.ndarray | None = None, *, k
     folder = None if out is None else prepare_out(out)
     check = run_preflight(model, images, labels, preprocessing=config.preprocessing, from_files=from_files)
     notify(PipelineEvent("preflight", preflight=check))
+    planned_pair_classes(labels, decision)
     problem = check.problem()
     if problem and not force:
         raise PreflightError(f"pre-flight: {problem}. (--force scans anyway.)")
@@ -161,17 +177,21 @@ def scan_model(model, images: np.ndarray, labels: np.ndarray | None = None, *, k
     verdict = decide(norms, result.labels, **settings)
     sources = _check_sources(model, images, labels, verdict, key=key, config=config, decision=decision,
                              folder=folder, resume=resume, notify=notify)
-    if sources:
-        verdict = decide(norms, result.labels, sources=sources, **settings)
+    pairs = _scan_pairs(model, images, labels, verdict, key=key, config=config, decision=decision, folder=folder,
+                        resume=resume, notify=notify)
+    scored = None if pairs is None else pair_score(pairs.norms, pairs.classes, min_asymmetry=decision.min_asymmetry)
+    if sources or scored is not None:
+        verdict = decide(norms, result.labels, sources=sources, pairs=scored, **settings)
     report = build_report(result, verdict, model=model_name, data=data_name,
                           extra={"quantized_norms": decision.quantize, "preflight": check.as_dict(),
                                  "restarts": _restarts_report(best),
-                                 "focus": None if focus is None else focus.as_dict()})
+                                 "focus": None if focus is None else focus.as_dict(),
+                                 "pairs": _pairs_report(pairs, scored)})
     if folder is not None:
         _write_outputs(folder, result, verdict, report, prefix=prefix, model_name=model_name,
                        preprocessing=config.preprocessing,
                        frozen=() if focus is None else focus.labels_with("frozen"))
-    return ScanOutcome(check, result, best, verdict, report, focus)
+    return ScanOutcome(check, result, best, verdict, report, focus, pairs)
 
 
 def _check_sources(model, images, labels, verdict: Verdict, *, key, config: ScanConfig, decision: DecisionConfig,
@@ -188,6 +208,42 @@ def _check_sources(model, images, labels, verdict: Verdict, *, key, config: Scan
                             sources_per_label=decision.source_check, quantize=decision.quantize,
                             callback=lambda progress: notify(PipelineEvent("source-check", progress=progress)),
                             checkpoint=None if folder is None else folder / SOURCE_STATE_FILE, resume=resume)
+
+
+def planned_pair_classes(labels, decision: DecisionConfig) -> tuple[int, ...]:
+    """The classes the pair scan will pair (empty: no pair scan): under the score rule, when asked for (on) or
+    when it fits (auto: labelled images of 3 to PAIR_SCAN_LIMIT classes). Checked before any scanning, so a pair
+    scan that cannot run costs no label scan."""
+    if decision.pairs == "off" or decision.rule != "score":
+        return ()
+    classes = None if labels is None else pair_classes(labels)
+    fits = classes is not None and 3 <= len(classes) <= PAIR_SCAN_LIMIT
+    if decision.pairs == "auto" or fits:
+        return classes if fits and classes is not None else ()
+    found = "the clean images carry no labels" if classes is None else f"the clean images hold {len(classes)} classes"
+    raise UsageError(f"the pair scan (pairs 'on') needs labelled clean images of 3 to {PAIR_SCAN_LIMIT} classes, but "
+                     f"{found}; set pairs to 'auto' or 'off' (--pairs).")
+
+
+def _scan_pairs(model, images, labels, verdict: Verdict, *, key, config: ScanConfig, decision: DecisionConfig,
+                folder: Path | None, resume: bool, notify) -> PairNorms | None:
+    """The pair scan where planned_pair_classes plans one and the verdict can read it (every label's trigger
+    found)."""
+    classes = planned_pair_classes(labels, decision)
+    if not classes or verdict.status == "inconclusive":
+        return None
+    notify(PipelineEvent("pairs", pair_classes=len(classes)))
+    pairs = scan_pairs(model, images, labels, config=config.pair_search(), key=key, quantize=decision.quantize,
+                       callback=lambda progress: notify(PipelineEvent("pairs", progress=progress)),
+                       checkpoint=None if folder is None else folder / PAIR_STATE_FILE, resume=resume)
+    notify(PipelineEvent("pairs", pairs=pairs))
+    return pairs
+
+
+def _pairs_report(pairs: PairNorms | None, scored: PairScore | None) -> dict | None:
+    if pairs is None or scored is None:
+        return None
+    return {**scored.as_dict(), "epochs": pairs.epochs.tolist(), "wall_time_s": round(pairs.wall_time_s, 2)}
 
 
 def _write_outputs(folder: Path, result: ScanResult, verdict: Verdict, report: dict, *, prefix: str,

@@ -67,6 +67,8 @@ class ScanConfig:
                                    "would give them (0: unscaled)")
     check_epochs: int | None = setting(None, help="epochs at most of each search in the verdict's source check "
                                                   "(default: max_epochs)")
+    pair_epochs: int | None = setting(None, help="epochs at most of each search of the (source, target) pair scan "
+                                                 "(default: max_epochs)")
     preprocessing: Preprocessing = setting(default_factory=Preprocessing,
                                            help="how model inputs relate to raw 0..255 pixels")
     loss: LossName = setting("reference", help="attack loss: reference (what the reference code computes, "
@@ -116,7 +118,7 @@ class ScanConfig:
                 f"{self.preprocessing!r}."
             )
         for name in ("early_stop_patience", "label_chunk", "steps_per_dispatch", "min_lane_width", "warmup_epochs",
-                     "check_epochs"):
+                     "check_epochs", "pair_epochs"):
             check_whole(self, name, optional=True)
         check_whole(self, "candidates")
         check_whole(self, "anchors", low=0)
@@ -154,6 +156,12 @@ class ScanConfig:
         return self.replace(restarts=1, warmup_epochs=None, max_epochs=self.check_epochs or self.max_epochs,
                             check_epochs=None)
 
+    def pair_search(self) -> ScanConfig:
+        """The settings of the (source, target) pair scan's searches: one start each, pair_epochs at most, no
+        focus (every pair is read, none is ranked out)."""
+        return self.replace(restarts=1, warmup_epochs=None, max_epochs=self.pair_epochs or self.max_epochs,
+                            check_epochs=None, pair_epochs=None)
+
     @classmethod
     def fast(cls, **changes) -> ScanConfig:
         """For CPUs: the reference's schedule on 5-step epochs, patience 3, at most 30 epochs (150 steps
@@ -167,10 +175,11 @@ class ScanConfig:
         """For CPUs, the fast preset's epochs spent where they matter: every label warms up for 10 epochs from 2
         starts; then the 3 labels with the smallest triggers search on from both starts for up to 120 epochs, 4x
         the fast preset's, with 2 anchors at the median from one start each (8 lanes), and the rest are frozen.
-        The source check runs the fast preset's 30 epochs. A max_epochs of 10 or less (without warmup_epochs)
-        leaves nothing to focus on: every label then runs that schedule. See README for what it was measured to find."""
+        The source check runs the fast preset's 30 epochs, the pair scan 45. A max_epochs of 10 or less (without
+        warmup_epochs) leaves nothing to focus on: every label then runs that schedule. See README for what it was
+        measured to find."""
         settings: dict[str, Any] = dict(max_epochs=120, restarts=2, warmup_epochs=10, candidates=3, anchors=2,
-                                        check_epochs=30)
+                                        check_epochs=30, pair_epochs=45)
         settings.update(changes)
         if "warmup_epochs" not in changes and settings["max_epochs"] <= settings["warmup_epochs"]:
             settings["warmup_epochs"] = None  # a schedule no longer than the warm-up leaves nothing to focus on

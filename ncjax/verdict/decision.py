@@ -19,6 +19,7 @@ import numpy as np
 from ncjax.core.choices import check_choice
 from ncjax.errors import ConfigError
 from ncjax.verdict.outlier import GapResult, OutlierResult, gap_outliers, mad_outliers
+from ncjax.verdict.pairs import PairScore
 from ncjax.verdict.score import DEFAULT_MIN_RATIO, DEFAULT_SUSPICIOUS_RATIO, ScoreResult, ratio_score
 from ncjax.verdict.source_check import DEFAULT_MAX_SPREAD, SourceCheck
 
@@ -42,6 +43,7 @@ class Verdict:
     natural: tuple[int, ...] = ()  # candidates set aside: their source-specific triggers differ by class
     max_spread: float = DEFAULT_MAX_SPREAD  # a checked candidate whose source spread exceeds this is set aside
     suspicious_ratio: float = DEFAULT_SUSPICIOUS_RATIO  # the score rule's lower bound for "suspicious"
+    pairs: PairScore | None = None  # the pair scan's score, where it ran; its flagged pairs' targets are infected
 
     @property
     def infected(self) -> bool:
@@ -91,17 +93,23 @@ class Verdict:
                         f"{spreads[label]:.2f} > {self.max_spread:g}), as a natural feature's do"
                         for label in self.natural)
         if self.status == "infected":
-            shown = ", ".join(f"{label}: {ratios[label]:.2f}x" for label in self.labels)
-            checked = [f"{label}: {spreads[label]:.2f}" for label in self.labels if label in spreads]
+            by_score = [label for label in self.labels if label in score.candidates]
+            by_pairs = self._pair_reasons([label for label in self.labels if label not in by_score])
+            if not by_score:
+                return (f"INFECTED: {named} ({by_pairs}; the labels' own triggers score {score.score:.2f}, < "
+                        f"{score.min_ratio:g}; anomaly index {index:.2f})")
+            shown = ", ".join(f"{label}: {ratios[label]:.2f}x" for label in by_score)
+            checked = [f"{label}: {spreads[label]:.2f}" for label in by_score if label in spreads]
             uniform = f"; source spread {', '.join(checked)}" if checked else ""
-            return (f"INFECTED: {named} (score {score.score:.2f}: trigger norm{'s' if len(self.labels) > 1 else ''} "
-                    f"smaller than the median label's by {shown}, >= {score.min_ratio:g}{uniform}; anomaly index "
-                    f"{index:.2f}{aside})")
+            also = f"; {by_pairs}" if by_pairs else ""
+            return (f"INFECTED: {named} (score {score.score:.2f}: trigger norm{'s' if len(by_score) > 1 else ''} "
+                    f"smaller than the median label's by {shown}, >= {score.min_ratio:g}{uniform}{also}; anomaly "
+                    f"index {index:.2f}{aside})")
         if self.status == "suspicious":
             return (f"SUSPICIOUS: {named} (score {score.score:.2f}: label {score.top_label}'s trigger is "
                     f"{score.score:.2f}x smaller than the median label's, >= {self.suspicious_ratio:g} but < "
-                    f"{score.min_ratio:g}; anomaly index {index:.2f}{aside}): inspect the trigger pictures, and scan "
-                    "longer (--preset focused, --restarts 2) or with other seeds")
+                    f"{score.min_ratio:g}; anomaly index {index:.2f}{aside}{self._pairs_clear()}): inspect the trigger "
+                    "pictures, and scan longer (--preset focused, --restarts 2) or with other seeds")
         flagged = ""
         if self.mad.flagged:
             which = ("labels " if len(self.mad.flagged) > 1 else "label ") + ", ".join(map(str, self.mad.flagged))
@@ -109,12 +117,31 @@ class Verdict:
                        "labels often are")
         return (f"clean: score {score.score:.2f} (the smallest trigger, label {score.top_label}'s, is "
                 f"{score.score:.2f}x smaller than the median label's, < {self.suspicious_ratio:g}; anomaly index "
-                f"{index:.2f}{flagged})")
+                f"{index:.2f}{flagged}{self._pairs_clear()})")
+
+
+    def _pairs_clear(self) -> str:
+        """What the pair scan found when it names nothing: its largest asymmetry."""
+        if self.pairs is None or not np.isfinite(self.pairs.asymmetry).any():
+            return ""
+        top = self.pairs.top
+        return (f"; pair scan: largest asymmetry {top.asymmetry:.2f} (class {top.source} to label {top.target}), < "
+                f"{self.pairs.min_asymmetry:g}")
+
+    def _pair_reasons(self, labels: list[int]) -> str:
+        """Why the pair scan names `labels`: each one's largest flagged pair."""
+        if not labels or self.pairs is None:
+            return ""
+        first = {f.target: f for f in reversed(self.pairs.flagged)}  # reversed: the largest asymmetry wins
+        shown = "; ".join(f"class {first[label].source} reaches label {label} with a trigger "
+                          f"{first[label].asymmetry:.2f}x smaller than the way back" for label in labels)
+        return (f"source-specific: {shown} (rows and columns accounted for, >= {self.pairs.min_asymmetry:g})")
 
 
 def decide(norms, labels=None, *, reached=None, rule: Rule = "score", threshold: float = 2.0,
            min_gap: float = 1.5, min_ratio: float = DEFAULT_MIN_RATIO, sources: Sequence[SourceCheck] = (),
-           max_spread: float = DEFAULT_MAX_SPREAD, suspicious_ratio: float = DEFAULT_SUSPICIOUS_RATIO) -> Verdict:
+           max_spread: float = DEFAULT_MAX_SPREAD, suspicious_ratio: float = DEFAULT_SUSPICIOUS_RATIO,
+           pairs: PairScore | None = None) -> Verdict:
     """The verdict on a scan's trigger norms (one per label): "infected", "suspicious", "clean" or, when
     `reached` (one bool per label: ScanResult.reached_threshold) says some labels' triggers never reached the
     attack-success threshold, "inconclusive": a label no trigger can reach is not a clean label, and its
@@ -128,6 +155,8 @@ def decide(norms, labels=None, *, reached=None, rule: Rule = "score", threshold:
     `sources` (ncjax.scan.check_sources of the candidates) sets aside candidates whose source spread exceeds
     `max_spread` (a label that different classes reach through different triggers), except the checked candidate
     with the smallest spread: the check prunes the labels named, it does not overrule the score.
+    `pairs` (ncjax.verdict.pair_score of a pair scan) adds the targets of its flagged pairs to the infected labels:
+    a source-specific backdoor leaves the label's own trigger ordinary.
     rule="reference": infected when the MAD test flags any label (anomaly index > threshold below the median).
     rule="gap": infected when, of those labels, the smallest k stand apart from the next label's norm
     by at least `min_gap`; labels flagged by the MAD test alone make the verdict "suspicious".
@@ -142,10 +171,12 @@ def decide(norms, labels=None, *, reached=None, rule: Rule = "score", threshold:
             raise ConfigError(f"reached has shape {reached.shape}; give one bool per label ({mad.labels.shape}).")
         if not reached.all():
             return Verdict("inconclusive", tuple(int(v) for v in mad.labels[~reached]), rule, mad, None)
+    if pairs is not None and rule != "score":
+        raise ConfigError(f"pairs are read under the score rule only, not under rule {rule!r}.")
     if rule == "reference":
         return Verdict("infected" if mad.flagged else "clean", mad.flagged, rule, mad, None)
     if rule == "score":
-        return _by_score(mad, rule, min_ratio, tuple(sources), max_spread, suspicious_ratio)
+        return _by_score(mad, rule, min_ratio, tuple(sources), max_spread, suspicious_ratio, pairs)
     gap = gap_outliers(mad, min_gap=min_gap)
     if gap.flagged:
         return Verdict("infected", gap.flagged, rule, mad, gap)
@@ -153,7 +184,7 @@ def decide(norms, labels=None, *, reached=None, rule: Rule = "score", threshold:
 
 
 def _by_score(mad: OutlierResult, rule: Rule, min_ratio: float, sources: tuple[SourceCheck, ...],
-              max_spread: float, suspicious_ratio: float) -> Verdict:
+              max_spread: float, suspicious_ratio: float, pairs: PairScore | None) -> Verdict:
     if not (isinstance(max_spread, (int, float)) and math.isfinite(max_spread) and max_spread >= 1):
         raise ConfigError(f"max_spread must be a finite number >= 1 (a ratio of norms), got {max_spread!r}.")
     if not (isinstance(suspicious_ratio, (int, float)) and not isinstance(suspicious_ratio, bool)
@@ -162,6 +193,8 @@ def _by_score(mad: OutlierResult, rule: Rule, min_ratio: float, sources: tuple[S
                           "or above, no scan is called suspicious.")
     if not all(isinstance(c, SourceCheck) for c in sources):
         raise ConfigError("sources must be SourceCheck values (from ncjax.scan.check_sources).")
+    if pairs is not None and not isinstance(pairs, PairScore):
+        raise ConfigError("pairs must be a PairScore (from ncjax.verdict.pair_score).")
     score = ratio_score(mad.norms, mad.labels, min_ratio=min_ratio)
     checked = sorted((c for c in sources if c.label in score.candidates), key=lambda c: c.spread)
     # The check names labels; the score decides. Its spread separates injected from natural triggers too weakly
@@ -169,10 +202,12 @@ def _by_score(mad: OutlierResult, rule: Rule, min_ratio: float, sources: tuple[S
     # candidate whose source-specific triggers agree best is never set aside.
     natural = tuple(c.label for c in checked[1:] if c.spread > max_spread)
     kept = tuple(label for label in score.candidates if label not in natural)
+    if pairs is not None:
+        kept += tuple(label for label in pairs.targets if label not in kept)
     order = np.argsort(-score.ratios, kind="stable")
     doubtful = tuple(int(score.labels[i]) for i in order if suspicious_ratio <= score.ratios[i] < min_ratio)
     if score.note:  # too few labels for a median: nothing to suspect either
         doubtful = ()
     status: Status = "infected" if kept else "suspicious" if doubtful else "clean"
     return Verdict(status, kept or doubtful, rule, mad, None, score=score, sources=sources, natural=natural,
-                   max_spread=max_spread, suspicious_ratio=suspicious_ratio)
+                   max_spread=max_spread, suspicious_ratio=suspicious_ratio, pairs=pairs)
