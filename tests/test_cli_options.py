@@ -17,7 +17,8 @@ NUMBERS = {"batch_size": "16", "nb_sample": "64", "max_epochs": "7", "learning_r
            "beta_2": "0.75", "adam_epsilon": "1e-6", "init_cost": "0.01", "patience": "2", "cost_multiplier": "1.5",
            "early_stop_threshold": "0.9", "early_stop_patience": "4", "attack_success_threshold": "0.95",
            "upsample": "2", "restarts": "3", "label_chunk": "3", "steps_per_dispatch": "2", "min_lane_width": "8",
-           "warmup_epochs": "5", "candidates": "4", "anchors": "1", "check_epochs": "20"}
+           "warmup_epochs": "5", "candidates": "4", "anchors": "1", "check_epochs": "20",
+           "pair_epochs": "12"}
 
 
 BOOLEANS = ("bool", bool, "bool | None")
