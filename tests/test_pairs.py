@@ -79,15 +79,19 @@ def test_bad_inputs_are_refused(bad, match):
         pair_score(**settings)
 
 
-def test_a_flagged_pair_makes_a_clean_score_infected_and_the_line_says_why():
+def test_a_flagged_pair_makes_a_clean_score_suspicious_and_the_line_says_why():
     label_norms = np.asarray([40.0, 42, 39, 44, 41, 43, 40, 38])
     planted = _matrix()
     planted[3, 6] /= 4
     verdict = decide(label_norms, pairs=pair_score(planted))
-    assert verdict.status == "infected" and verdict.labels == (6,)
-    assert "source-specific: class 3 reaches label 6" in verdict.line()
+    assert verdict.status == "suspicious" and verdict.labels == (6,)
+    assert "class 3 reaches label 6 with a trigger" in verdict.line() and "score" in verdict.line()
     clean = decide(label_norms, pairs=pair_score(_matrix()))
     assert clean.status == "clean" and "pair scan: largest asymmetry" in clean.line()
+    # A score that names a label keeps it infected; the pair's target is mentioned, not added.
+    infected = decide(np.asarray([10.0, 42, 39, 44, 41, 43, 40, 38]), pairs=pair_score(planted))
+    assert infected.status == "infected" and infected.labels == (0,)
+    assert "the pair scan also suspects: source-specific? class 3 reaches label 6" in infected.line()
     with pytest.raises(ncjax.ConfigError, match="score rule"):
         decide(label_norms, rule="reference", pairs=pair_score(planted))
 

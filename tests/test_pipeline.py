@@ -83,7 +83,7 @@ def test_the_pair_scan_runs_where_labels_are_few_and_its_score_reaches_the_verdi
     events = []
     outcome = ncjax.scan_model(model, images, labels, key=jax.random.key(0), config=config,
                                out=tmp_path / "out", callback=events.append,
-                               decision=ncjax.DecisionConfig(source_check=0, min_asymmetry=1.01))
+                               decision=ncjax.DecisionConfig(source_check=0, min_asymmetry=1.01, min_ratio=100.0))
     assert outcome.pairs is not None and outcome.pairs.pairs == 12 and outcome.pairs.epochs.max() <= 2
     assert [e.pair_classes for e in events if e.pair_classes] == [4]
     assert outcome.verdict.pairs is not None
@@ -91,8 +91,12 @@ def test_the_pair_scan_runs_where_labels_are_few_and_its_score_reaches_the_verdi
     assert report["classes"] == [0, 1, 2, 3] and len(report["asymmetry"]) == 4
     assert {(f["source"], f["target"]) for f in report["flagged"]} == {
         (f.source, f.target) for f in outcome.verdict.pairs.flagged}
-    # At a threshold just above 1 some pair is flagged, and its target is among the infected labels.
-    assert outcome.verdict.pairs.flagged and set(outcome.verdict.pairs.targets) <= set(outcome.verdict.labels)
+    # At a threshold just above 1 some pair is flagged; with a score that names nothing, the scan is suspicious of
+    # its target, and the pair's pictures are written.
+    flagged = outcome.verdict.pairs.flagged
+    assert flagged and outcome.verdict.status == "suspicious"
+    assert set(outcome.verdict.pairs.targets) <= set(outcome.verdict.labels)
+    assert (tmp_path / "out" / f"gtsrb_pair_{flagged[0].source}_to_{flagged[0].target}_fusion.png").exists()
     assert (tmp_path / "out" / "pair_scan_state.npz").exists()
     unlabelled = ncjax.scan_model(model, images, key=jax.random.key(0), config=config)
     assert unlabelled.pairs is None and unlabelled.report["pairs"] is None

@@ -22,7 +22,7 @@ from ncjax.core.choices import check_literal_fields
 from ncjax.core.printable import printable, quoted
 from ncjax.data.preflight import Preflight, run_preflight
 from ncjax.errors import PreflightError, UsageError
-from ncjax.pipeline.pictures import save_trigger_pictures
+from ncjax.pipeline.pictures import save_pair_pictures, save_trigger_pictures
 from ncjax.pipeline.report import build_report, write_json_atomic
 from ncjax.pipeline.summary import save_summary
 from ncjax.pipeline.triggers import TRIGGERS_FILE, TriggerSet
@@ -190,7 +190,7 @@ def scan_model(model, images: np.ndarray, labels: np.ndarray | None = None, *, k
     if folder is not None:
         _write_outputs(folder, result, verdict, report, prefix=prefix, model_name=model_name,
                        preprocessing=config.preprocessing,
-                       frozen=() if focus is None else focus.labels_with("frozen"))
+                       frozen=() if focus is None else focus.labels_with("frozen"), pairs=pairs)
     return ScanOutcome(check, result, best, verdict, report, focus, pairs)
 
 
@@ -247,9 +247,11 @@ def _pairs_report(pairs: PairNorms | None, scored: PairScore | None) -> dict | N
 
 
 def _write_outputs(folder: Path, result: ScanResult, verdict: Verdict, report: dict, *, prefix: str,
-                   model_name: str, preprocessing, frozen: Sequence[int]) -> None:
+                   model_name: str, preprocessing, frozen: Sequence[int], pairs: PairNorms | None) -> None:
     try:
         save_trigger_pictures(result, folder, prefix)
+        if pairs is not None and verdict.pairs is not None:
+            save_pair_pictures(pairs, verdict.pairs.flagged, folder, prefix)
         save_summary(folder / "summary.png", result.masks, result.patterns, verdict,
                      title=f"{printable(Path(model_name).name)}: {verdict.headline()}", frozen=frozen)
         write_json_atomic(report, folder / "report.json")

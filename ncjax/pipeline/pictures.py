@@ -2,12 +2,15 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
 from PIL import Image
 
+from ncjax.scan.pairs import PairNorms
 from ncjax.scan.result import ScanResult
+from ncjax.verdict.pairs import PairFinding
 
 DEFAULT_PREFIX = "gtsrb"
 
@@ -38,10 +41,26 @@ def save_trigger_pictures(result: ScanResult, out: str | os.PathLike, prefix: st
     Path(out).mkdir(parents=True, exist_ok=True)
     written = []
     for i, label in enumerate(result.labels):
-        paths = picture_paths(out, int(label), prefix)
-        mask, pattern = result.masks[i], result.patterns[i]
-        Image.fromarray(_uint8(mask * 255), "L").save(paths["mask"])
-        to_image(pattern).save(paths["pattern"])
-        to_image(pattern * mask[..., None]).save(paths["fusion"])
-        written += list(paths.values())
+        written += _save_trigger(result.masks[i], result.patterns[i], picture_paths(out, int(label), prefix))
+    return written
+
+
+def _save_trigger(mask: np.ndarray, pattern: np.ndarray, paths: dict[str, Path]) -> list[Path]:
+    Image.fromarray(_uint8(mask * 255), "L").save(paths["mask"])
+    to_image(pattern).save(paths["pattern"])
+    to_image(pattern * mask[..., None]).save(paths["fusion"])
+    return list(paths.values())
+
+
+def save_pair_pictures(pairs: PairNorms, findings: Sequence[PairFinding], out: str | os.PathLike,
+                       prefix: str = DEFAULT_PREFIX) -> list[Path]:
+    """Mask, pattern and fusion PNGs of the pairs in `findings` (the flagged ones), named
+    <prefix>_pair_<source>_to_<target>_<kind>.png, so a person can look at what the pair scan found."""
+    index = {int(c): i for i, c in enumerate(pairs.classes)}
+    written = []
+    for finding in findings:
+        row, col = index[finding.source], index[finding.target]
+        stem = Path(out) / f"{prefix}_pair_{finding.source}_to_{finding.target}"
+        paths = {kind: Path(f"{stem}_{kind}.png") for kind in ("mask", "pattern", "fusion")}
+        written += _save_trigger(pairs.masks[row, col], pairs.patterns[row, col], paths)
     return written

@@ -30,6 +30,8 @@ class PairNorms:
     classes: np.ndarray  # (K,) the class ids of the rows and columns
     norms: np.ndarray  # (K, K) each pair's trigger norm; NaN on the diagonal and where it never reached the threshold
     epochs: np.ndarray  # (K, K) epochs each pair's search ran (0 on the diagonal)
+    masks: np.ndarray  # (K, K, H, W) each pair's kept mask (zeros on the diagonal)
+    patterns: np.ndarray  # (K, K, H, W, C) its pattern, raw pixels
     wall_time_s: float
 
     @property
@@ -64,10 +66,14 @@ def scan_pairs(model: Any, images: Any, image_labels: Any, *, config: ScanConfig
     index = {c: i for i, c in enumerate(classes)}
     norms = np.full((len(classes),) * 2, np.nan)
     epochs = np.zeros((len(classes),) * 2, np.int64)
-    for slot, norm, reached, ran in zip(result.slots, found, result.reached_threshold, result.epochs):
+    masks = np.zeros((len(classes),) * 2 + result.masks.shape[1:], np.float32)
+    patterns = np.zeros((len(classes),) * 2 + result.patterns.shape[1:], np.float32)
+    for i, (slot, norm, reached) in enumerate(zip(result.slots, found, result.reached_threshold)):
         assert slot.source is not None  # every slot here is a pair
         row, col = index[int(slot.source)], index[int(slot.target)]
-        epochs[row, col] = max(epochs[row, col], int(ran))
-        if reached and not norm >= norms[row, col]:  # the smallest over restarts; NaN (none yet) compares False
+        epochs[row, col] = max(epochs[row, col], int(result.epochs[i]))
+        if slot.restart == 0 or (reached and not norm >= norms[row, col]):  # NaN (none yet) compares False
+            masks[row, col], patterns[row, col] = result.masks[i], result.patterns[i]
+        if reached and not norm >= norms[row, col]:  # the smallest over restarts
             norms[row, col] = float(norm)
-    return PairNorms(np.asarray(classes), norms, epochs, result.wall_time_s)
+    return PairNorms(np.asarray(classes), norms, epochs, masks, patterns, result.wall_time_s)

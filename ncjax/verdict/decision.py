@@ -43,7 +43,7 @@ class Verdict:
     natural: tuple[int, ...] = ()  # candidates set aside: their source-specific triggers differ by class
     max_spread: float = DEFAULT_MAX_SPREAD  # a checked candidate whose source spread exceeds this is set aside
     suspicious_ratio: float = DEFAULT_SUSPICIOUS_RATIO  # the score rule's lower bound for "suspicious"
-    pairs: PairScore | None = None  # the pair scan's score, where it ran; its flagged pairs' targets are infected
+    pairs: PairScore | None = None  # the pair scan's score, where it ran; its flagged pairs' targets are suspicious
 
     @property
     def infected(self) -> bool:
@@ -92,23 +92,25 @@ class Verdict:
         aside = "".join(f"; label {label} set aside: its source-specific triggers differ by class (spread "
                         f"{spreads[label]:.2f} > {self.max_spread:g}), as a natural feature's do"
                         for label in self.natural)
+        pair_named = [label for label in self.labels if self.pairs is not None and label in self.pairs.targets]
         if self.status == "infected":
-            by_score = [label for label in self.labels if label in score.candidates]
-            by_pairs = self._pair_reasons([label for label in self.labels if label not in by_score])
-            if not by_score:
-                return (f"INFECTED: {named} ({by_pairs}; the labels' own triggers score {score.score:.2f}, < "
-                        f"{score.min_ratio:g}; anomaly index {index:.2f})")
-            shown = ", ".join(f"{label}: {ratios[label]:.2f}x" for label in by_score)
-            checked = [f"{label}: {spreads[label]:.2f}" for label in by_score if label in spreads]
+            shown = ", ".join(f"{label}: {ratios[label]:.2f}x" for label in self.labels)
+            checked = [f"{label}: {spreads[label]:.2f}" for label in self.labels if label in spreads]
             uniform = f"; source spread {', '.join(checked)}" if checked else ""
-            also = f"; {by_pairs}" if by_pairs else ""
-            return (f"INFECTED: {named} (score {score.score:.2f}: trigger norm{'s' if len(by_score) > 1 else ''} "
-                    f"smaller than the median label's by {shown}, >= {score.min_ratio:g}{uniform}{also}; anomaly "
-                    f"index {index:.2f}{aside})")
+            others = [label for label in (self.pairs.targets if self.pairs is not None else ()) if label not in
+                      self.labels]
+            also = f"; the pair scan also suspects: {self._pair_reasons(others)}" if others else ""
+            return (f"INFECTED: {named} (score {score.score:.2f}: trigger norm{'s' if len(self.labels) > 1 else ''} "
+                    f"smaller than the median label's by {shown}, >= {score.min_ratio:g}{uniform}; anomaly index "
+                    f"{index:.2f}{aside}{also})")
         if self.status == "suspicious":
-            return (f"SUSPICIOUS: {named} (score {score.score:.2f}: label {score.top_label}'s trigger is "
-                    f"{score.score:.2f}x smaller than the median label's, >= {self.suspicious_ratio:g} but < "
-                    f"{score.min_ratio:g}; anomaly index {index:.2f}{aside}{self._pairs_clear()}): inspect the trigger "
+            if score.score >= self.suspicious_ratio:
+                by_score = (f"score {score.score:.2f}: label {score.top_label}'s trigger is {score.score:.2f}x smaller "
+                            f"than the median label's, >= {self.suspicious_ratio:g} but < {score.min_ratio:g}; ")
+            else:
+                by_score = f"the labels' own triggers score {score.score:.2f}, < {self.suspicious_ratio:g}; "
+            pairs = f"; {self._pair_reasons(pair_named)}" if pair_named else self._pairs_clear()
+            return (f"SUSPICIOUS: {named} ({by_score}anomaly index {index:.2f}{aside}{pairs}): inspect the trigger "
                     "pictures, and scan longer (--preset focused, --restarts 2) or with other seeds")
         flagged = ""
         if self.mad.flagged:
@@ -135,7 +137,8 @@ class Verdict:
         first = {f.target: f for f in reversed(self.pairs.flagged)}  # reversed: the largest asymmetry wins
         shown = "; ".join(f"class {first[label].source} reaches label {label} with a trigger "
                           f"{first[label].asymmetry:.2f}x smaller than the way back" for label in labels)
-        return (f"source-specific: {shown} (rows and columns accounted for, >= {self.pairs.min_asymmetry:g})")
+        return (f"source-specific? {shown} (rows and columns accounted for, >= {self.pairs.min_asymmetry:g}; see the "
+                "pair pictures)")
 
 
 def decide(norms, labels=None, *, reached=None, rule: Rule = "score", threshold: float = 2.0,
@@ -155,8 +158,9 @@ def decide(norms, labels=None, *, reached=None, rule: Rule = "score", threshold:
     `sources` (ncjax.scan.check_sources of the candidates) sets aside candidates whose source spread exceeds
     `max_spread` (a label that different classes reach through different triggers), except the checked candidate
     with the smallest spread: the check prunes the labels named, it does not overrule the score.
-    `pairs` (ncjax.verdict.pair_score of a pair scan) adds the targets of its flagged pairs to the infected labels:
-    a source-specific backdoor leaves the label's own trigger ordinary.
+    `pairs` (ncjax.verdict.pair_score of a pair scan) makes a scan the score calls clean suspicious of its flagged
+    pairs' targets (and adds them to a suspicious scan's labels): a source-specific backdoor leaves the label's own
+    trigger ordinary.
     rule="reference": infected when the MAD test flags any label (anomaly index > threshold below the median).
     rule="gap": infected when, of those labels, the smallest k stand apart from the next label's norm
     by at least `min_gap`; labels flagged by the MAD test alone make the verdict "suspicious".
@@ -202,12 +206,14 @@ def _by_score(mad: OutlierResult, rule: Rule, min_ratio: float, sources: tuple[S
     # candidate whose source-specific triggers agree best is never set aside.
     natural = tuple(c.label for c in checked[1:] if c.spread > max_spread)
     kept = tuple(label for label in score.candidates if label not in natural)
-    if pairs is not None:
-        kept += tuple(label for label in pairs.targets if label not in kept)
     order = np.argsort(-score.ratios, kind="stable")
     doubtful = tuple(int(score.labels[i]) for i in order if suspicious_ratio <= score.ratios[i] < min_ratio)
     if score.note:  # too few labels for a median: nothing to suspect either
         doubtful = ()
+    # A flagged pair makes the scan suspicious, not infected: one start per pair, and on the development scans a
+    # natural pair of similar classes outranked a weak planted one (experiments/pair_benchmark.md).
+    if pairs is not None:
+        doubtful += tuple(label for label in pairs.targets if label not in doubtful)
     status: Status = "infected" if kept else "suspicious" if doubtful else "clean"
     return Verdict(status, kept or doubtful, rule, mad, None, score=score, sources=sources, natural=natural,
                    max_spread=max_spread, suspicious_ratio=suspicious_ratio, pairs=pairs)
