@@ -83,7 +83,8 @@ def test_the_pair_scan_runs_where_labels_are_few_and_its_score_reaches_the_verdi
     events = []
     outcome = ncjax.scan_model(model, images, labels, key=jax.random.key(0), config=config,
                                out=tmp_path / "out", callback=events.append,
-                               decision=ncjax.DecisionConfig(source_check=0, min_asymmetry=1.01, min_ratio=100.0))
+                               decision=ncjax.DecisionConfig(source_check=0, min_asymmetry=1.01, min_ratio=100.0,
+                                                             pairs="auto"))
     assert outcome.pairs is not None and outcome.pairs.pairs == 12 and outcome.pairs.epochs.max() <= 2
     assert [e.pair_classes for e in events if e.pair_classes] == [4]
     assert outcome.verdict.pairs is not None
@@ -98,8 +99,11 @@ def test_the_pair_scan_runs_where_labels_are_few_and_its_score_reaches_the_verdi
     assert set(outcome.verdict.pairs.targets) <= set(outcome.verdict.labels)
     assert (tmp_path / "out" / f"gtsrb_pair_{flagged[0].source}_to_{flagged[0].target}_fusion.png").exists()
     assert (tmp_path / "out" / "pair_scan_state.npz").exists()
-    unlabelled = ncjax.scan_model(model, images, key=jax.random.key(0), config=config)
+    unlabelled = ncjax.scan_model(model, images, key=jax.random.key(0), config=config,
+                                  decision=ncjax.DecisionConfig(pairs="auto"))
     assert unlabelled.pairs is None and unlabelled.report["pairs"] is None
+    by_default = ncjax.scan_model(model, images, labels, key=jax.random.key(0), config=config)
+    assert by_default.pairs is None and by_default.verdict.pairs is None
 
 
 def test_a_pair_scan_asked_for_but_impossible_is_refused_before_scanning():

@@ -298,7 +298,7 @@ def test_restarts_and_the_source_check(tmp_path, capsys):
     np.savez(data, x=rng.uniform(0, 255, (40, 12, 12, 3)).astype(np.float32), y=np.arange(40) % 5)
     out = tmp_path / "out"
     code = main(["--model", str(MODEL), "--data", str(data), "--out", str(out), *REACHABLE, *SMALL, "--restarts", "2",
-                 "--min-ratio", "1.0001", "--source-check", "2", "--force", "--pairs", "off"])
+                 "--min-ratio", "1.0001", "--source-check", "2", "--force"])
     assert code == 0
     printed = capsys.readouterr().out
     report = json.loads((out / "report.json").read_text())
@@ -324,7 +324,8 @@ def test_the_pair_scan_from_the_command_line(tmp_path, data, capsys):
     np.savez(labelled, x=np.random.default_rng(0).uniform(0, 255, (40, 12, 12, 3)).astype(np.float32),
              y=np.arange(40) % 5)
     args = ["--model", str(MODEL), *REACHABLE, *SMALL, "--source-check", "0", "--force"]
-    assert main([*args, "--data", str(labelled), "--out", str(tmp_path / "a"), "--pair-epochs", "2"]) == 0
+    assert main([*args, "--data", str(labelled), "--out", str(tmp_path / "a"), "--pair-epochs", "2",
+                 "--pairs", "auto"]) == 0
     printed = capsys.readouterr().out
     assert "pair scan: 20 (source, target) pairs of 5 classes" in printed
     report = json.loads((tmp_path / "a" / "report.json").read_text())
@@ -351,7 +352,7 @@ def test_an_interrupted_source_check_resumes(tmp_path, monkeypatch, capsys):
     np.savez(data, x=np.random.default_rng(0).uniform(0, 255, (40, 12, 12, 3)).astype(np.float32),
              y=np.arange(40) % 5)
     args = ["--model", str(MODEL), "--data", str(data), "--out", str(tmp_path / "out"), *REACHABLE, *SMALL,
-            "--min-ratio", "1.0001", "--source-check", "2", "--force", "--pairs", "off"]
+            "--min-ratio", "1.0001", "--source-check", "2", "--force"]
     real_check = pipeline_module.check_candidates
 
     def interrupted(*a, callback=None, **k):

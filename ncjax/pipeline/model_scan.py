@@ -64,10 +64,12 @@ class DecisionConfig:
                                         "from each of this many other classes and set aside a candidate those "
                                         "triggers do not share (0: off)")
     max_spread: float = setting(DEFAULT_MAX_SPREAD, help="the source spread above which a candidate is set aside")
-    pairs: PairMode = setting("auto", help=f"the pair scan, a trigger for every (source, target) pair of classes, "
-                                           f"which finds source-specific backdoors: auto: when the clean images are "
-                                           f"labelled and hold at most {PAIR_SCAN_LIMIT} classes; on: always (an "
-                                           "error without labels or beyond that); off: never")
+    pairs: PairMode = setting("off", help=f"the pair scan, a trigger for every (source, target) pair of classes, "
+                                          f"which looks for source-specific backdoors: auto: when the clean images are "
+                                          f"labelled and hold at most {PAIR_SCAN_LIMIT} classes; on: always (an "
+                                          "error without labels or beyond that); off: never (the default: on the "
+                                          "pair benchmark it called clean models suspicious too often, "
+                                          "experiments/pair_benchmark.md)")
     min_asymmetry: float = setting(DEFAULT_MIN_ASYMMETRY, help="a pair whose trigger is this many times smaller than "
                                                                "its reverse pair's, rows and columns accounted for, "
                                                                "flags its target, > 1")
