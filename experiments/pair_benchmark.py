@@ -112,6 +112,35 @@ def _statistics(row: dict) -> dict:
             "top_ratio": (int(top_ratio[0]), int(top_ratio[1]), float(ratio[top_ratio]))}
 
 
+def _variant(norms: np.ndarray, effects: str) -> np.ndarray:
+    """The asymmetry with other effects taken out: "both" (the library's, by median polish), "row" (each source's
+    median only), "column" (each target's only) or "none" (the plain n(t, s) / n(s, t))."""
+    if effects == "both":
+        return pair_score(norms).asymmetry
+    off = ~np.eye(len(norms), dtype=bool)
+    logs = np.where(off, np.log(np.where(np.isfinite(norms), norms, np.nanmax(norms))), np.nan)
+    if effects != "none":
+        logs = logs - np.nanmedian(logs, axis=1 if effects == "row" else 0, keepdims=True)
+    return np.where(np.isfinite(norms), np.exp(logs.T - logs), np.nan)
+
+
+def _variants_table(dev: list[dict]) -> list[str]:
+    """Per dev model and way of taking effects out: the planted pairs' asymmetry and the largest other pair's."""
+    lines = ["| dev model | effects taken out | planted pairs | largest other pair (source -> target) |",
+             "|---|---|---|---|"]
+    for r in dev:
+        norms = _matrix(r)
+        planted = {(s, t) for t, sources in zip(r["targets"], r["sources_attacked"]) for s in sources}
+        for effects in ("both", "row", "column", "none"):
+            values = _variant(norms, effects)
+            others = [(values[a, b], a, b) for a in range(len(norms)) for b in range(len(norms))
+                      if a != b and (a, b) not in planted and np.isfinite(values[a, b])]
+            top, a, b = max(others)
+            shown = ", ".join(f"{s}->{t}: {values[s, t]:.2f}" for s, t in sorted(planted)) or "-"
+            lines.append(f"| {r['name']} | {effects} | {shown} | {top:.2f} ({a} -> {b}) |")
+    return lines
+
+
 def _kind(row: dict) -> str:
     if not row["targets"]:
         return "clean"
@@ -154,13 +183,15 @@ def summarize() -> str:
         flagged = ", ".join(map(str, score.targets)) or "-"
         lines.append(f"| {r['name']} | {split[r['name']]} | {kind} | {success} | {top.asymmetry:.2f} ({top.source} -> "
                      f"{top.target}) | {planted} | {rq:.2f} ({rs} -> {rt}) | {flagged} | {r['scan_s']:.0f} |")
+    lines += ["", "Ways of taking the row and column effects out, on the dev models (the choice of the library's "
+              "statistic: the one where a planted pair stands above every dev clean pair):", "",
+              *_variants_table(dev)]
     lines += ["", "| split | kind | models | right (infected: flagged at a planted target, nothing else; clean: "
               "nothing flagged) |", "|---|---|---|---|"]
     for (part, kind), hits in sorted(outcome.items()):
         lines.append(f"| {part} | {kind} | {len(hits)} | {sum(hits)} |")
-    device = sorted({r["device"] for r in rows})
-    lines += ["", f"Device: {', '.join(device)}; pair scan seconds measured with nothing else running unless the "
-              "closing note says otherwise.", ""]
+    lines += ["", "Machine: a 2-core AMD EPYC CPU. The first three dev models' pair-scan seconds were measured while "
+              "the test suite ran beside them (inflated); the others alone.", ""]
     return "\n".join(lines)
 
 
