@@ -72,9 +72,7 @@ def test_unreached_pairs_count_as_the_largest_norm_and_are_never_flagged():
                                         (dict(min_asymmetry=float("inf")), "min_asymmetry"),
                                         (dict(classes=[1, 2]), "classes")])
 def test_bad_inputs_are_refused(bad, match):
-    settings = dict(norms=_matrix(4), **{k: v for k, v in bad.items() if k != "norms"})
-    if "norms" in bad:
-        settings["norms"] = bad["norms"]
+    settings = {"norms": _matrix(4), **bad}
     with pytest.raises(ncjax.ConfigError, match=match):
         pair_score(**settings)
 

@@ -158,7 +158,7 @@ def scan_model(model, images: np.ndarray, labels: np.ndarray | None = None, *, k
     folder = None if out is None else prepare_out(out)
     check = run_preflight(model, images, labels, preprocessing=config.preprocessing, from_files=from_files)
     notify(PipelineEvent("preflight", preflight=check))
-    planned_pair_classes(labels, decision)
+    pair_plan = planned_pair_classes(labels, decision)  # before any scanning: a pair scan that cannot run costs none
     problem = check.problem()
     if problem and not force:
         raise PreflightError(f"pre-flight: {problem}. (--force scans anyway.)")
@@ -179,8 +179,10 @@ def scan_model(model, images: np.ndarray, labels: np.ndarray | None = None, *, k
     verdict = decide(norms, result.labels, **settings)
     sources = _check_sources(model, images, labels, verdict, key=key, config=config, decision=decision,
                              folder=folder, resume=resume, notify=notify)
-    pairs = _scan_pairs(model, images, labels, verdict, key=key, config=config, decision=decision, folder=folder,
-                        resume=resume, notify=notify)
+    pairs = None
+    if pair_plan and verdict.status != "inconclusive":  # an inconclusive verdict reads no pairs
+        pairs = _scan_pairs(model, images, labels, pair_plan, key=key, config=config, decision=decision,
+                            folder=folder, resume=resume, notify=notify)
     scored = None if pairs is None else pair_score(pairs.norms, pairs.classes, min_asymmetry=decision.min_asymmetry)
     if sources or scored is not None:
         verdict = decide(norms, result.labels, sources=sources, pairs=scored, **settings)
@@ -219,21 +221,18 @@ def planned_pair_classes(labels, decision: DecisionConfig) -> tuple[int, ...]:
     if decision.pairs == "off" or decision.rule != "score":
         return ()
     classes = None if labels is None else pair_classes(labels)
-    fits = classes is not None and 3 <= len(classes) <= PAIR_SCAN_LIMIT
-    if decision.pairs == "auto" or fits:
-        return classes if fits and classes is not None else ()
+    if classes is not None and 3 <= len(classes) <= PAIR_SCAN_LIMIT:
+        return classes
+    if decision.pairs == "auto":
+        return ()
     found = "the clean images carry no labels" if classes is None else f"the clean images hold {len(classes)} classes"
     raise UsageError(f"the pair scan (pairs 'on') needs labelled clean images of 3 to {PAIR_SCAN_LIMIT} classes, but "
                      f"{found}; set pairs to 'auto' or 'off' (--pairs).")
 
 
-def _scan_pairs(model, images, labels, verdict: Verdict, *, key, config: ScanConfig, decision: DecisionConfig,
-                folder: Path | None, resume: bool, notify) -> PairNorms | None:
-    """The pair scan where planned_pair_classes plans one and the verdict can read it (every label's trigger
-    found)."""
-    classes = planned_pair_classes(labels, decision)
-    if not classes or verdict.status == "inconclusive":
-        return None
+def _scan_pairs(model, images, labels, classes: tuple[int, ...], *, key, config: ScanConfig,
+                decision: DecisionConfig, folder: Path | None, resume: bool, notify) -> PairNorms:
+    """The pair scan of `classes` (planned_pair_classes), with its events and its checkpoint."""
     notify(PipelineEvent("pairs", pair_classes=len(classes)))
     pairs = scan_pairs(model, images, labels, config=config.pair_search(), key=key, quantize=decision.quantize,
                        callback=lambda progress: notify(PipelineEvent("pairs", progress=progress)),

@@ -72,8 +72,9 @@ def scan_pairs(model: Any, images: Any, image_labels: Any, *, config: ScanConfig
         assert slot.source is not None  # every slot here is a pair
         row, col = index[int(slot.source)], index[int(slot.target)]
         epochs[row, col] = max(epochs[row, col], int(result.epochs[i]))
-        if slot.restart == 0 or (reached and not norm >= norms[row, col]):  # NaN (none yet) compares False
-            masks[row, col], patterns[row, col] = result.masks[i], result.patterns[i]
-        if reached and not norm >= norms[row, col]:  # the smallest over restarts
+        smaller = reached and not norm >= norms[row, col]  # the smallest over restarts; NaN (none yet) compares False
+        if smaller:
             norms[row, col] = float(norm)
+        if smaller or slot.restart == 0:  # a pair no start reached keeps its first start's trigger
+            masks[row, col], patterns[row, col] = result.masks[i], result.patterns[i]
     return PairNorms(np.asarray(classes), norms, epochs, masks, patterns, result.wall_time_s)

@@ -121,7 +121,6 @@ class Verdict:
                 f"{score.score:.2f}x smaller than the median label's, < {self.suspicious_ratio:g}; anomaly index "
                 f"{index:.2f}{flagged}{self._pairs_clear()})")
 
-
     def _pairs_clear(self) -> str:
         """What the pair scan found when it names nothing: its largest asymmetry."""
         if self.pairs is None or not np.isfinite(self.pairs.asymmetry).any():

@@ -47,16 +47,12 @@ class PairScore:
     def top(self) -> PairFinding:
         """The pair with the largest asymmetry (flagged or not)."""
         row, col = np.unravel_index(np.nanargmax(self.asymmetry), self.asymmetry.shape)
-        return self._finding(int(row), int(col))
+        return _finding(self.classes, self.norms, self.asymmetry, int(row), int(col))
 
     @property
     def targets(self) -> tuple[int, ...]:
         """The flagged pairs' targets, each once, in the order of their largest asymmetry."""
         return tuple(dict.fromkeys(f.target for f in self.flagged))
-
-    def _finding(self, row: int, col: int) -> PairFinding:
-        return PairFinding(int(self.classes[row]), int(self.classes[col]), float(self.norms[row, col]),
-                           float(self.asymmetry[row, col]))
 
     def as_dict(self) -> dict:
         def cells(values):
@@ -98,7 +94,11 @@ def pair_score(norms, classes=None, *, min_asymmetry: float = DEFAULT_MIN_ASYMME
     residual = pair_residuals(values)
     asymmetry = np.exp(residual.T - residual)
     asymmetry[~np.isfinite(values)] = np.nan
-    score = PairScore(classes, values, asymmetry, float(min_asymmetry), ())
     rows, cols = np.nonzero(np.nan_to_num(asymmetry, nan=0.0) >= min_asymmetry)
-    flagged = sorted((score._finding(int(r), int(c)) for r, c in zip(rows, cols)), key=lambda f: -f.asymmetry)
+    flagged = sorted((_finding(classes, values, asymmetry, int(r), int(c)) for r, c in zip(rows, cols)),
+                     key=lambda f: -f.asymmetry)
     return PairScore(classes, values, asymmetry, float(min_asymmetry), tuple(flagged))
+
+
+def _finding(classes: np.ndarray, norms: np.ndarray, asymmetry: np.ndarray, row: int, col: int) -> PairFinding:
+    return PairFinding(int(classes[row]), int(classes[col]), float(norms[row, col]), float(asymmetry[row, col]))
