@@ -209,23 +209,12 @@ def main() -> int:
     if args.write_split:
         write_split()
         return 0
-    deadline = time.time() + args.budget_s
-    done = {r["name"] for r in wb.rows(RESULTS)}
     split = json.loads(SPLIT.read_text())
-    by_name = {m.name: m for m in MODELS}
     # dev models first: the statistic is chosen on them
-    names = args.only.split(",") if args.only else sorted(by_name, key=lambda n: split[n] != "dev")
-    RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    for name in names:
-        if name in done:
-            continue
-        if time.time() > deadline:
-            print("deadline reached", flush=True)
-            break
-        row = measure(by_name[name])
-        wb._append(RESULTS, row)
-        print(f"{name}: accuracy {row['clean_accuracy']}, attack {row['attack_success']} "
-              f"(train {row['train_s']} s, pairs {row['scan_s']} s)", flush=True)
+    names = args.only.split(",") if args.only else sorted((m.name for m in MODELS), key=lambda n: split[n] != "dev")
+    wb.run_models(names, measure, RESULTS, budget_s=args.budget_s, recipes=MODELS, describe=lambda row: (
+        f"accuracy {row['clean_accuracy']}, attack {row['attack_success']} (train {row['train_s']} s, pairs "
+        f"{row['scan_s']} s)"))
     return 0
 
 

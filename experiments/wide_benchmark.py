@@ -23,6 +23,7 @@ import fcntl
 import json
 import sys
 import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -350,6 +351,25 @@ class ScaledModel:
         return self.model.apply(params, x * self.scale)
 
 
+def run_models(names: Sequence[str], measure: Callable[[Recipe], dict], results: Path, *, budget_s: float,
+               describe: Callable[[dict], str], recipes: Sequence[Recipe] | None = None) -> None:
+    """Measure each named model (of `recipes`, MODELS by default) not yet in `results`, appending its row as it
+    ends and printing `describe(row)`; start none after `budget_s` seconds."""
+    deadline = time.time() + budget_s
+    done = {r["name"] for r in rows(results)}
+    by_name = {m.name: m for m in (MODELS if recipes is None else recipes)}
+    results.parent.mkdir(parents=True, exist_ok=True)
+    for name in names:
+        if name in done:
+            continue
+        if time.time() > deadline:
+            print("deadline reached", flush=True)
+            break
+        row = measure(by_name[name])
+        _append(results, row)
+        print(f"{name}: {describe(row)}", flush=True)
+
+
 def write_split() -> None:
     """Alternate dev/test within each kind of model, in MODELS order; done once, before any scan."""
     split, seen = {}, {}
@@ -374,30 +394,17 @@ def main() -> int:
     if args.write_split:
         write_split()
         return 0
-    deadline = time.time() + args.budget_s
-    done = {r["name"] for r in rows(args.results)}
     k, n = (int(v) for v in args.shard.split("/"))
     names = (args.only.split(",") if args.only else [m.name for m in MODELS])[k::n]
-    by_name = {m.name: m for m in MODELS}
-    args.results.parent.mkdir(parents=True, exist_ok=True)
-    for name in names:
-        if name in done:
-            continue
-        if time.time() > deadline:
-            print("deadline reached", flush=True)
-            break
-        if args.focused:
-            row = measure_focused(by_name[name])
-            _append(args.results, row)
-            print(f"{name}: targets {row['targets']}, smallest {sorted(zip(row['norms'], row['labels']))[:3]}, "
-                  f"roles {row['roles']}, shrink {row['shrink']} (scan {row['scan_s']} + {row['sources_s']} s)",
-                  flush=True)
-            continue
-        row = measure(by_name[name])
-        _append(args.results, row)
-        print(f"{name}: accuracy {row['clean_accuracy']}, attack {row['attack_success']}, "
-              f"smallest {sorted(zip(row['norms_2'], row['labels']))[:3]}, targets {row['targets']} "
-              f"(train {row['train_s']} s, scans {row['first_pass_s']} + {row['sources_s']} s)", flush=True)
+    if args.focused:
+        run_models(names, measure_focused, args.results, budget_s=args.budget_s, describe=lambda row: (
+            f"targets {row['targets']}, smallest {sorted(zip(row['norms'], row['labels']))[:3]}, roles "
+            f"{row['roles']}, shrink {row['shrink']} (scan {row['scan_s']} + {row['sources_s']} s)"))
+    else:
+        run_models(names, measure, args.results, budget_s=args.budget_s, describe=lambda row: (
+            f"accuracy {row['clean_accuracy']}, attack {row['attack_success']}, smallest "
+            f"{sorted(zip(row['norms_2'], row['labels']))[:3]}, targets {row['targets']} (train {row['train_s']} s, "
+            f"scans {row['first_pass_s']} + {row['sources_s']} s)"))
     return 0
 
 
