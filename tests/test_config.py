@@ -56,6 +56,8 @@ def test_replace_validates_again():
 @pytest.mark.parametrize("pre", [
     Preprocessing(), Preprocessing(mode="mnist"), Preprocessing(mode="inception"), Preprocessing(mode="imagenet"),
     Preprocessing(mode="torch"), Preprocessing(mode="custom", scale=1 / 255, offset=-0.5, channel_order="bgr"),
+    Preprocessing(mode="normalize", mean=(0.4914, 0.4822, 0.4465), std=(0.247, 0.243, 0.261)),
+    Preprocessing(mode="mnist", channel_order="bgr"),
 ])
 def test_preprocessing_round_trips(pre):
     raw = np.random.default_rng(0).uniform(0, 255, (2, 3, 3, 3)).astype(np.float32)
@@ -72,6 +74,32 @@ def test_preprocessing_modes_match_the_reference():
     np.testing.assert_allclose(Preprocessing(mode="torch").to_model(raw), torch_style, rtol=1e-5, atol=1e-6)
     with pytest.raises(ncjax.ConfigError, match="3 RGB channels"):
         Preprocessing(mode="torch").to_model(np.zeros((1, 2, 2, 1), np.float32))
+
+
+def test_normalize_is_torchvisions_normalize_on_pixels_over_255_in_either_channel_order():
+    raw = np.random.default_rng(0).uniform(0, 255, (2, 3, 3, 3)).astype(np.float32)
+    mean, std = np.array([0.4914, 0.4822, 0.4465]), np.array([0.247, 0.243, 0.261])
+    cifar = Preprocessing(mode="normalize", mean=tuple(mean), std=tuple(std))
+    np.testing.assert_allclose(cifar.to_model(raw), (raw / 255 - mean) / std, rtol=1e-5, atol=1e-5)
+    bgr = Preprocessing(mode="normalize", mean=tuple(mean), std=tuple(std), channel_order="bgr")
+    np.testing.assert_allclose(bgr.to_model(raw), (raw[..., ::-1] / 255 - mean) / std, rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(Preprocessing(mode="mnist", channel_order="bgr").to_model(raw), raw[..., ::-1] / 255,
+                               rtol=1e-6)
+    gray = Preprocessing(mode="normalize", mean=(0.1307,), std=(0.3081,))  # MNIST's, one value for one channel
+    np.testing.assert_allclose(gray.to_model(raw[..., :1]), (raw[..., :1] / 255 - 0.1307) / 0.3081, rtol=1e-5)
+    with pytest.raises(ncjax.ConfigError, match="2 values per statistic; the images have 3 channels"):
+        Preprocessing(mode="normalize", mean=(0.5, 0.5), std=(0.2, 0.2)).to_model(raw)
+
+
+@pytest.mark.parametrize("settings, match", [
+    (dict(mode="normalize"), "as many means as deviations"),
+    (dict(mode="normalize", mean=(0.5,), std=(0.0,)), "deviations finite and > 0"),
+    (dict(mode="torch", mean=(0.5,), std=(0.2,)), "mean/std are for mode='normalize'"),
+    (dict(mode="imagenet", channel_order="bgr"), "BGR channels by definition"),
+])
+def test_normalize_and_channel_order_validation(settings, match):
+    with pytest.raises(ncjax.ConfigError, match=match):
+        Preprocessing(**settings)
 
 
 def test_preprocessing_validation():

@@ -9,6 +9,7 @@ to use (`--force` scans anyway). The figures go into report.json.
 """
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -17,7 +18,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from ncjax.data.preprocess import Preprocessing, PreprocessingMode
+from ncjax.data.preprocess import ChannelOrder, Preprocessing, PreprocessingMode
 
 MAX_IMAGES = 512  # enough to tell 10 % from 90 %, cheap next to a scan
 # Another reading is clearly better when it is useful, halves the errors and gains this much accuracy.
@@ -63,7 +64,7 @@ class Preflight:
 
 
 def run_preflight(model: Any, images: np.ndarray, labels: np.ndarray | None, *, preprocessing: Preprocessing,
-                  from_files: bool, batch_size: int = 128) -> Preflight:
+                  from_pixels: bool, batch_size: int = 128) -> Preflight:
     """Check `images` (in the model's input scale, as the scan takes them) against `model`."""
     count = min(len(images), MAX_IMAGES)
     x = jnp.asarray(images[:count], jnp.float32)
@@ -80,7 +81,7 @@ def run_preflight(model: Any, images: np.ndarray, labels: np.ndarray | None, *, 
     y = np.asarray(labels[:count])
     accuracy = lambda out: float(np.mean(out.argmax(-1) == y))
     others = tuple(Reading(name, advice, accuracy(_logits(predict, transform(x), batch_size)))
-                   for name, advice, transform in _readings(x, preprocessing, from_files))
+                   for name, advice, transform in _readings(x, preprocessing, from_pixels))
     return Preflight(count, constant, chance, Reading("as set", "", accuracy(logits)), others)
 
 
@@ -88,10 +89,10 @@ def _logits(predict: Callable, x: jax.Array, batch_size: int) -> np.ndarray:
     return np.concatenate([np.asarray(predict(x[i:i + batch_size])) for i in range(0, len(x), batch_size)])
 
 
-def _readings(x: jax.Array, preprocessing: Preprocessing, from_files: bool):
+def _readings(x: jax.Array, preprocessing: Preprocessing, from_pixels: bool):
     """(name, advice, transform of the model-scale images) for each other plausible reading."""
     channels = x.shape[-1]
-    if from_files:  # raw pixels went through `preprocessing`: try the other modes on the same pixels
+    if from_pixels:  # raw pixels went through `preprocessing`: try the other modes on the same pixels
         raw = preprocessing.to_raw(x)
         colour: list[PreprocessingMode] = ["imagenet", "torch"] if channels == 3 else []
         modes: list[PreprocessingMode] = ["raw", "mnist", "inception", *colour]
@@ -99,10 +100,10 @@ def _readings(x: jax.Array, preprocessing: Preprocessing, from_files: bool):
             if mode != preprocessing.mode:
                 other = Preprocessing(mode=mode)
                 yield f"with --preprocess {mode}", f"pass --preprocess {mode}", lambda _, p=other: p.to_model(raw)
-        if channels == 3 and preprocessing.mode in ("raw", "mnist"):
-            flipped = Preprocessing(mode="custom", scale=1.0 if preprocessing.mode == "raw" else 1 / 255,
-                                    channel_order="bgr")
-            yield ("with the channels reversed (BGR)", f"pass --preprocess 0,{flipped.scale:g} --bgr",
+        if channels == 3 and preprocessing.mode != "imagenet":
+            order: ChannelOrder = "rgb" if preprocessing.channel_order == "bgr" else "bgr"
+            flipped = dataclasses.replace(preprocessing, channel_order=order)
+            yield (f"with the channels in {order.upper()} order", f"pass {flipped.describe()}",
                    lambda _: flipped.to_model(raw))
         return
     advice = "save the images in the model's input scale (arrays are taken as the model's inputs)"

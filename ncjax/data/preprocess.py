@@ -2,11 +2,13 @@
 
 The reference's modes: `raw` (identity; GTSRB), `mnist` (x / 255), `inception` ((x / 255 - 0.5) * 2) and
 `imagenet` (RGB->BGR, then minus the channel means [103.939, 116.779, 123.68]). `torch` is torchvision's
-ImageNet normalization, (x / 255 - mean) / std per RGB channel, for PyTorch models read from ONNX files.
-`custom` is model_input = raw * scale + offset, in RGB or BGR channel order, for other pipelines.
+ImageNet normalization, (x / 255 - mean) / std per RGB channel; `normalize` is the same with other means and
+deviations (torchvision's Normalize on 0..1 pixels, e.g. CIFAR-10's). `custom` is model_input = raw * scale +
+offset. Every mode but `imagenet` (BGR by definition) takes the channels in RGB or BGR order.
 """
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Literal
 
@@ -16,33 +18,46 @@ import jax.numpy as jnp
 from ncjax.core.choices import check_literal_fields, match_choice
 from ncjax.errors import ConfigError
 
-PreprocessingMode = Literal["raw", "mnist", "inception", "imagenet", "torch", "custom"]
+PreprocessingMode = Literal["raw", "mnist", "inception", "imagenet", "torch", "normalize", "custom"]
+ChannelOrder = Literal["rgb", "bgr"]
 IMAGENET_BGR_MEANS = (103.939, 116.779, 123.68)
 TORCH_MEAN, TORCH_STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
 
 
 @dataclass(frozen=True, kw_only=True)
 class Preprocessing:
-    """model_input = per-channel (raw * scale + offset), channels reordered to the model's order."""
+    """model_input = per-channel (raw * scale + offset), channels in the model's order."""
 
     mode: PreprocessingMode = "raw"
     scale: float = 1.0  # custom mode only
     offset: float = 0.0  # custom mode only
-    channel_order: Literal["rgb", "bgr"] = "rgb"  # custom mode only: the order the model expects
+    mean: tuple[float, ...] = ()  # normalize mode only: per channel (or one for all), on pixels / 255
+    std: tuple[float, ...] = ()  # normalize mode only
+    channel_order: ChannelOrder = "rgb"  # the order the model expects; imagenet is always BGR
 
     def __post_init__(self) -> None:
+        # Lists (as read back from JSON) become tuples, so settings stay hashable and compare equal.
+        object.__setattr__(self, "mean", tuple(float(v) for v in self.mean))
+        object.__setattr__(self, "std", tuple(float(v) for v in self.std))
         check_literal_fields(self)
-        if self.mode != "custom" and (self.scale != 1.0 or self.offset != 0.0 or self.channel_order != "rgb"):
-            raise ConfigError(
-                f"scale/offset/channel_order are for mode='custom'; mode={self.mode!r} fixes them. "
-                "Use Preprocessing(mode='custom', scale=..., offset=..., channel_order=...)."
-            )
-        if not self.scale or self.scale != self.scale:
-            raise ConfigError(f"preprocessing scale must be a non-zero number, got {self.scale!r}.")
+        if self.mode != "custom" and (self.scale != 1.0 or self.offset != 0.0):
+            raise ConfigError(f"scale/offset are for mode='custom'; mode={self.mode!r} fixes them. Use "
+                              "Preprocessing(mode='custom', scale=..., offset=...).")
+        if self.mode != "normalize" and (self.mean or self.std):
+            raise ConfigError(f"mean/std are for mode='normalize'; mode={self.mode!r} fixes them. Use "
+                              "Preprocessing(mode='normalize', mean=(...), std=(...)).")
+        if self.mode == "imagenet" and self.channel_order != "rgb":
+            raise ConfigError("mode='imagenet' takes BGR channels by definition; leave channel_order out.")
+        if not self.scale or not math.isfinite(self.scale) or not math.isfinite(self.offset):
+            raise ConfigError(f"preprocessing scale must be a finite non-zero number and offset finite, got scale "
+                              f"{self.scale!r}, offset {self.offset!r}.")
+        if self.mode == "normalize":
+            _check_mean_std(self.mean, self.std)
 
     def _affine(self, channels: int) -> tuple[jax.Array, jax.Array, bool]:
         """(scale, offset, bgr) of model_input = reorder(raw) * scale + offset, per channel."""
-        return _AFFINE[self.mode](self, channels)
+        scale, offset, bgr = _AFFINE[self.mode](self, channels)
+        return scale, offset, bgr or self.channel_order == "bgr"
 
     def to_model(self, raw: jax.Array) -> jax.Array:
         """Raw RGB pixels in [0, 255] -> the model's input."""
@@ -56,12 +71,41 @@ class Preprocessing:
         raw = (x - offset) / scale
         return raw[..., ::-1] if bgr else raw
 
+    def describe(self) -> str:
+        """The command-line flags that give this preprocessing."""
+        listed = lambda values: ",".join(f"{v:.9g}" for v in values)
+        text = {"custom": f"--preprocess {self.offset:.9g},{self.scale:.9g}",
+                "normalize": f"--mean {listed(self.mean)} --std {listed(self.std)}"}.get(self.mode,
+                                                                                        f"--preprocess {self.mode}")
+        return text + (" --bgr" if self.channel_order == "bgr" else "")
+
+
+def _check_mean_std(mean: tuple[float, ...], std: tuple[float, ...]) -> None:
+    if not mean or len(mean) != len(std):
+        raise ConfigError(f"mode='normalize' needs as many means as deviations (one, or one per channel); got "
+                          f"{len(mean)} means and {len(std)} deviations.")
+    if not all(math.isfinite(v) for v in mean) or not all(math.isfinite(v) and v > 0 for v in std):
+        raise ConfigError(f"normalize: the means must be finite and the deviations finite and > 0; got mean {mean}, "
+                          f"std {std}.")
+
+
+def _per_channel(values: tuple[float, ...], channels: int, mode: str) -> jax.Array:
+    if len(values) not in (1, channels):
+        raise ConfigError(f"preprocessing mode {mode!r} has {len(values)} values per statistic; the images have "
+                          f"{channels} channels (give one value, or one per channel).")
+    return jnp.broadcast_to(jnp.asarray(values, jnp.float32), (channels,))
+
+
+def _normalize(mean: tuple[float, ...], std: tuple[float, ...], channels: int, mode: str):
+    mean_c, std_c = _per_channel(mean, channels, mode), _per_channel(std, channels, mode)
+    return 1 / (255 * std_c), -mean_c / std_c, False
+
 
 def _torch(p: Preprocessing, channels: int) -> tuple[jax.Array, jax.Array, bool]:
     if channels != 3:
-        raise ConfigError(f"preprocessing mode 'torch' normalizes 3 RGB channels; the images have {channels}.")
-    std = jnp.asarray(TORCH_STD)
-    return 1 / (255 * std), -jnp.asarray(TORCH_MEAN) / std, False
+        raise ConfigError(f"preprocessing mode 'torch' normalizes 3 RGB channels; the images have {channels}. Give "
+                          "the model's own statistics with --mean and --std.")
+    return _normalize(TORCH_MEAN, TORCH_STD, channels, "torch")
 
 
 # One entry per PreprocessingMode; the modes are checked when a Preprocessing is built.
@@ -71,22 +115,41 @@ _AFFINE = {
     "inception": lambda p, c: (jnp.full(c, 2 / 255), jnp.full(c, -1.0), False),
     "imagenet": lambda p, c: (jnp.ones(c), -jnp.asarray(IMAGENET_BGR_MEANS[:c]), c == 3),
     "torch": _torch,
-    "custom": lambda p, c: (jnp.full(c, p.scale), jnp.full(c, p.offset), p.channel_order == "bgr"),
+    "normalize": lambda p, c: _normalize(p.mean, p.std, c, "normalize"),
+    "custom": lambda p, c: (jnp.full(c, p.scale), jnp.full(c, p.offset), False),
 }
 
 
 NAMED_MODES: tuple[PreprocessingMode, ...] = ("raw", "mnist", "inception", "imagenet", "torch")
 
 
-def parse_preprocessing(text: str, *, bgr: bool = False) -> Preprocessing:
-    """A Preprocessing from its short form: a mode name, or OFFSET,SCALE (channels BGR with `bgr`)."""
+def parse_preprocessing(text: str | None = None, *, bgr: bool = False, mean: str | None = None,
+                        std: str | None = None) -> Preprocessing:
+    """A Preprocessing from its short form: a mode name or OFFSET,SCALE (default raw), or per-channel MEAN and STD
+    lists (torchvision's Normalize on pixels / 255); `bgr`: the model takes BGR channels."""
+    order: ChannelOrder = "bgr" if bgr else "rgb"
+    if mean is not None or std is not None:
+        if text is not None or mean is None or std is None:
+            raise ConfigError("mean and std go together, and without a preprocessing mode (they set torchvision's "
+                              "Normalize on pixels / 255).")
+        return Preprocessing(mode="normalize", mean=_numbers(mean, "mean"), std=_numbers(std, "std"),
+                             channel_order=order)
+    text = "raw" if text is None else text
     mode = match_choice(text, NAMED_MODES)
+    if mode == "imagenet" and bgr:
+        raise ConfigError("'imagenet' takes BGR channels by definition; leave out the BGR setting.")
     if mode is not None:
-        if bgr:
-            raise ConfigError(f"BGR channels go with OFFSET,SCALE; '{text}' fixes the channel order.")
-        return Preprocessing(mode=mode)
+        return Preprocessing(mode=mode, channel_order=order)
     try:
         offset, scale = (float(v) for v in str(text).split(","))
     except ValueError:
-        raise ConfigError(f"preprocessing must be {', '.join(NAMED_MODES)} or OFFSET,SCALE; got {text!r}.") from None
-    return Preprocessing(mode="custom", offset=offset, scale=scale, channel_order="bgr" if bgr else "rgb")
+        raise ConfigError(f"preprocessing must be {', '.join(NAMED_MODES)} or OFFSET,SCALE (model input = pixel "
+                          f"* SCALE + OFFSET); got {text!r}.") from None
+    return Preprocessing(mode="custom", offset=offset, scale=scale, channel_order=order)
+
+
+def _numbers(text: str, what: str) -> tuple[float, ...]:
+    try:
+        return tuple(float(v) for v in text.split(","))
+    except ValueError:
+        raise ConfigError(f"{what} must be comma-separated numbers, e.g. 0.4914,0.4822,0.4465; got {text!r}.") from None
