@@ -18,7 +18,7 @@ install: $(VENV)/.installed
 
 # The whole mission on the embedded demo: a verdict, trigger pictures and report.json in ncjax_out/.
 run: install
-	$(BIN)/python -m ncjax.run
+	$(BIN)/python -m ncjax.run --overwrite
 
 # Step throughput (all labels at once vs one at a time), FLOPs, a whole scan, scaling; writes bench.json.
 bench: install

@@ -85,7 +85,7 @@ def main() -> int:
     p.add_argument("--rows", type=int, default=len(ROWS), help="run only the first N rows")
     p.add_argument("--max-epochs", type=int, help="shorter scans (smoke runs)")
     args = p.parse_args()
-    images = ncjax.load_images(str(DATA), (32, 32, 3), key="x_roi")[0]
+    images = ncjax.load_images(str(DATA), (32, 32, 3), key="x_roi").images
     rows: list[dict] = []
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory() as work:

@@ -47,7 +47,8 @@ def _inputs(name: str):
         images, labels = demo.demo_images()
         return demo.demo_model(infected=name == "demo"), images, labels, target
     model = ncjax.load_model(path)
-    images, labels = load_images(GTSRB, model.input_shape, key=key)
+    clean = load_images(GTSRB, model.input_shape, key=key)
+    images, labels = clean.images, clean.labels
     return model, images, labels, target
 
 

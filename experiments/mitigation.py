@@ -114,7 +114,8 @@ def subject_rows(subject: str, work: Path, only: set[str] | None = None) -> list
     triggers = loaded.triggers
     chosen = list(triggers.named) or [int(v) for v in triggers.labels[np.argsort(triggers.norms)[:3]]]
     model = ncjax.load_model(setup["model"])
-    images, labels = ncjax.load_images(setup["data"], model.input_shape, key=setup["data_key"])
+    clean = ncjax.load_images(setup["data"], model.input_shape, key=setup["data_key"])
+    images, labels = clean.images, clean.labels
     true = setup["true"]
     rows = []
     methods = {name: {"method": name} for name in METHODS} | (CURVE if subject == "real-backdoor" else {})

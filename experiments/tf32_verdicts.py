@@ -40,7 +40,7 @@ def images_for(name: str, model) -> np.ndarray:
     file, key = MODELS[name]
     if key is None:
         return demo.demo_images()[0]
-    return ncjax.load_images(str(GTSRB), model.input_shape, key=key)[0]
+    return ncjax.load_images(str(GTSRB), model.input_shape, key=key).images  # raw pixels: the models take them
 
 
 def scan(model, images, config) -> dict:

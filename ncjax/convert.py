@@ -2,14 +2,13 @@
 
 For models ncjax cannot read natively (layers it does not implement, SavedModels); the ONNX file is then
 scanned like any other (`python -m ncjax.run --model model.onnx`). Needs TensorFlow and tf2onnx
-(`pip install 'ncjax[convert]' tensorflow`). Unlike ncjax's own readers, conversion LOADS the model with
+(`pip install 'onnx>=1.14' 'tf2onnx>=1.16' tensorflow`). Unlike ncjax's own readers, conversion LOADS the model with
 TensorFlow, and a Keras file's Lambda layers or a SavedModel's functions are code: convert only files you
 trust. After writing the file it reads it back with ncjax and reports how far its logits are from
 TensorFlow's on random images.
 """
 from __future__ import annotations
 
-import argparse
 import os
 import subprocess
 import sys
@@ -20,7 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ncjax.cli.options import error_line
+from ncjax.cli.options import OneLineParser, error_line
 from ncjax.errors import MissingDependencyError, ModelFileError, ModelNotFoundError, NCJaxError
 
 
@@ -41,7 +40,7 @@ def _tensorflow():
     except ImportError as e:
         raise MissingDependencyError(
             f"converting to ONNX needs TensorFlow and tf2onnx ({e.name} is missing): "
-            "pip install 'ncjax[convert]' tensorflow") from None
+            "pip install 'onnx>=1.14' 'tf2onnx>=1.16' tensorflow") from None
     return tf
 
 
@@ -115,7 +114,7 @@ def _run_tf2onnx(source_args: list[str], output: Path, opset: int) -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m ncjax.convert",
+    parser = OneLineParser(prog="python -m ncjax.convert",
                                      description=__doc__.splitlines()[0].split(": ", 1)[1])
     parser.add_argument("source", help="a TensorFlow SavedModel folder or a Keras .h5/.keras file")
     parser.add_argument("output", help="the ONNX file to write (.onnx)")

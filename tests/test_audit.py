@@ -1,6 +1,7 @@
 """ncjax.audit and `python -m ncjax.audit`: many models, one row each, failures kept as rows, reruns skip."""
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import subprocess
@@ -61,6 +62,10 @@ def test_a_rerun_skips_what_is_done_and_retries_what_failed(zoo, tmp_path):
     assert again.skipped == 2 and again.failed == 1
     assert (out / "a" / "report.json").read_text() == report
     assert [r["name"] for r in read_rows(out)] == ["a", "b", "broken", "broken"]  # only the failure ran again
+    # Other settings never reuse the rows: refused, naming the difference, before any model is scanned.
+    with pytest.raises(ncjax.UsageError, match=r"'a' with other settings .*scan\.seed \(0 here, 1 now\)"):
+        ncjax.audit([folder], out=out, data=str(data), scan=dataclasses.replace(SETTINGS, seed=1))
+    assert len(read_rows(out)) == 4
 
 
 def test_a_manifest_with_truth_gives_rates_and_the_command_line_exit_code(zoo, tmp_path, capsys):
@@ -252,3 +257,13 @@ def test_a_model_scanned_by_the_audit_is_scanned_as_the_command_line_scans_it(zo
 def test_bad_audit_scan_settings_are_refused_with_the_field_named(bad):
     with pytest.raises(ncjax.ConfigError, match=f"ScanSettings.{next(iter(bad))}"):
         ncjax.ScanSettings(**bad)
+
+
+def test_audit_md_says_an_inconclusive_rows_labels_never_reached_the_threshold(tmp_path):
+    from ncjax.auditing.tables import write_markdown
+
+    rows = [{"name": "a", "status": "done", "verdict": "inconclusive", "labels": [0, 4], "score": None},
+            {"name": "b", "status": "done", "verdict": "infected", "labels": [3], "score": 5.0}]
+    write_markdown(rows, tmp_path / "audit.md")
+    table = (tmp_path / "audit.md").read_text()
+    assert "| a | inconclusive |  | never reached: 0 4 |" in table and "| b | infected | 5.00 | 3 |" in table

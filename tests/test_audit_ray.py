@@ -22,7 +22,7 @@ from ncjax.auditing.rows import read_rows
 from ncjax.errors import ConfigError, MissingDependencyError
 from ncjax.pipeline.model_scan import STATE_FILE
 
-ray = pytest.importorskip("ray", reason="the Ray tests need pip install 'ncjax[ray]'")
+ray = pytest.importorskip("ray", reason="the Ray tests need pip install 'ray>=2.9'")
 
 # 40 epochs without early stopping: about 3 s of steps after the compile, time to kill a worker mid-scan.
 SCAN = ["--labels", "1,2,3", "--batch-size", "8", "--nb-sample", "16", "--max-epochs", "40", "--patience", "40",

@@ -20,7 +20,8 @@ pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning", "ignore::F
 
 def test_missing_tensorflow_is_one_clear_error(tmp_path, monkeypatch, capsys):
     monkeypatch.setitem(sys.modules, "tensorflow", None)  # import tensorflow raises ImportError
-    with pytest.raises(ncjax.MissingDependencyError, match=r"pip install 'ncjax\[convert\]' tensorflow") as info:
+    with pytest.raises(ncjax.MissingDependencyError, match=r"pip install 'onnx>=1.14' 'tf2onnx>=1.16' tensorflow") \
+            as info:
         convert_to_onnx(KERAS_FIXTURES / "tfkeras" / "sequential.h5", tmp_path / "m.onnx")
     assert isinstance(info.value, ImportError)
     assert main([str(KERAS_FIXTURES / "tfkeras" / "sequential.h5"), str(tmp_path / "m.onnx")]) == 2
@@ -36,7 +37,7 @@ def test_bad_arguments_exit_2(tmp_path, capsys):
 
 @pytest.fixture(scope="module")
 def tensorflow():
-    pytest.importorskip("tf2onnx", reason="the conversion needs tf2onnx: pip install 'ncjax[convert]'")
+    pytest.importorskip("tf2onnx", reason="the conversion needs tf2onnx: pip install 'tf2onnx>=1.16'")
     return pytest.importorskip("tensorflow", reason="the conversion needs TensorFlow")
 
 

@@ -13,6 +13,7 @@ from PIL import Image
 import ncjax
 from ncjax.lab import Backdoor
 from ncjax.mitigation.cli import main
+from ncjax.pipeline.report import run_record
 from ncjax.pipeline.triggers import TRIGGERS_FILE
 
 QUICK = ["--min-steps", "30"]
@@ -118,3 +119,23 @@ def test_an_onnx_model_is_repaired_into_an_onnx_file(tmp_path, capsys):
     report = json.loads((tmp_path / "repaired.report.json").read_text())
     assert report["read_back"]["max_logit_difference"] < 1e-4 and report["unlearn"]["steps"] >= 4
     assert ncjax.load_model(tmp_path / "repaired.onnx").format == "onnx"
+
+
+def test_the_model_is_never_written_over_and_a_scan_of_another_model_is_refused(setup, tmp_path, capsys):
+    import shutil
+
+    from ncjax import demo
+
+    model = tmp_path / "model.h5"
+    shutil.copyfile(setup["model"], model)
+    args = ["--model", str(model), "--data", setup["data"], "--scan", setup["scan"]]
+    assert main([*args, "--out", str(model)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "is the model itself" in err[0]
+    # The scan's report.json records another file's digest (the clean twin's): refused before any work.
+    other = run_record(seed=0, preset="fast", model_path=demo.demo_model_path(infected=False))
+    (tmp_path / "scan" / "report.json").write_text(json.dumps({"run": other}))
+    assert main([*args, "--out", str(tmp_path / "repaired.h5")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "a scan of another model file" in err[0] and "--force" in err[0]
+    assert not (tmp_path / "repaired.h5").exists()

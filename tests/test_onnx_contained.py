@@ -19,7 +19,7 @@ from ncjax.inspect import main as inspect_main
 from ncjax.mitigation.cli import main as mitigate_main
 from ncjax.run import main as run_main
 
-pytest.importorskip("onnx", reason="the ONNX path needs the onnx package: pip install 'ncjax[onnx]'")
+pytest.importorskip("onnx", reason="the ONNX path needs the onnx package: pip install 'onnx>=1.14'")
 
 SMALL = ["--batch-size", "8", "--nb-sample", "16", "--max-epochs", "2", "--patience", "1", "--no-progress"]
 # How the one-line refusal names where the tensor sits, per carrier.

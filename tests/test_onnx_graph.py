@@ -4,7 +4,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-onnx = pytest.importorskip("onnx", reason="the ONNX path needs the onnx package: pip install 'ncjax[onnx]'")
+onnx = pytest.importorskip("onnx", reason="the ONNX path needs the onnx package: pip install 'onnx>=1.14'")
 from onnx import TensorProto, helper, numpy_helper
 
 from ncjax.models.onnx.graph import parse

@@ -11,7 +11,7 @@ import pytest
 import ncjax
 from conftest import relative_error
 
-onnx = pytest.importorskip("onnx", reason="the ONNX path needs the onnx package: pip install 'ncjax[onnx]'")
+onnx = pytest.importorskip("onnx", reason="the ONNX path needs the onnx package: pip install 'onnx>=1.14'")
 from onnx import TensorProto, helper, numpy_helper
 
 FIXTURES = Path(__file__).resolve().parent / "fixtures" / "onnx"

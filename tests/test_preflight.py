@@ -29,11 +29,11 @@ def _images(n=64, seed=0):
 def test_a_model_that_wants_x_over_255_given_raw_pixels_is_stopped_with_the_flag():
     pixels, labels = _images()
     model = _threshold_model(1.0)  # trained on x / 255
-    wrong = run_preflight(model, pixels, labels, preprocessing=Preprocessing(), from_files=True)
+    wrong = run_preflight(model, pixels, labels, preprocessing=Preprocessing(), from_pixels=True)
     assert wrong.given.accuracy <= 0.6 and "pass --preprocess mnist" in wrong.problem()
-    right = run_preflight(model, pixels / 255, labels, preprocessing=Preprocessing(mode="mnist"), from_files=True)
+    right = run_preflight(model, pixels / 255, labels, preprocessing=Preprocessing(mode="mnist"), from_pixels=True)
     assert right.given.accuracy == 1.0 and right.problem() is None
-    arrays = run_preflight(model, pixels, labels, preprocessing=Preprocessing(), from_files=False)
+    arrays = run_preflight(model, pixels, labels, preprocessing=Preprocessing(), from_pixels=False)
     assert "divided by 255" in arrays.problem()
 
 
@@ -41,9 +41,9 @@ def test_a_constant_model_is_stopped_and_unlabelled_data_only_checks_that():
     pixels, labels = _images()
     constant = ncjax.Classifier(apply=lambda p, x: jnp.zeros((x.shape[0], 3)) + jnp.arange(3.0), params={},
                                 input_shape=(4, 4, 1), num_classes=3, output_activation="linear")
-    check = run_preflight(constant, pixels, None, preprocessing=Preprocessing(), from_files=False)
+    check = run_preflight(constant, pixels, None, preprocessing=Preprocessing(), from_pixels=False)
     assert check.constant_output and "does not depend on its input" in check.problem()
-    fine = run_preflight(_threshold_model(255.0), pixels, None, preprocessing=Preprocessing(), from_files=False)
+    fine = run_preflight(_threshold_model(255.0), pixels, None, preprocessing=Preprocessing(), from_pixels=False)
     assert fine.problem() is None and fine.given is None and fine.as_dict()["accuracy"] is None
 
 
@@ -78,6 +78,6 @@ def test_the_command_line_stops_then_scans_with_force(tmp_path, capsys, monkeypa
     share_of_ones = float(np.mean(labels == 1))  # read raw, every image looks bright: all called 1
     assert report["preflight"]["accuracy"] == 1.0
     assert report["preflight"]["other_readings"]["with --preprocess raw"] == pytest.approx(share_of_ones)
-    report = scanned(run_module.main([*args, "--force"]))
+    report = scanned(run_module.main([*args, "--force", "--overwrite"]))
     assert "scanning anyway" in capsys.readouterr().out
     assert report["preflight"]["accuracy"] == pytest.approx(share_of_ones)

@@ -88,7 +88,8 @@ def test_exit_codes(tmp_path, data, monkeypatch, capsys):
     assert info.value.code == 2
 
     monkeypatch.setattr(pipeline_module, "l1_norms", lambda masks, quantize: np.array([1.0, 50, 52]))
-    args = ["--model", str(MODEL), "--data", str(data), "--out", str(tmp_path / "o"), *REACHABLE, *SMALL]
+    args = ["--model", str(MODEL), "--data", str(data), "--out", str(tmp_path / "o"), "--overwrite", *REACHABLE,
+            *SMALL]
     assert main(args) == 0
     assert main([*args, "--fail-on-detect"]) == 3
     assert "verdict: INFECTED" in capsys.readouterr().out
@@ -117,11 +118,39 @@ def test_every_scan_setting_has_a_flag():
     assert config.nb_sample == 1000  # the paper preset
 
 
-def test_zero_to_one_images_for_a_raw_model_warn(tmp_path):
+@pytest.mark.parametrize("flags, expected", [
+    (["--preprocess", "-1,0.00784313725490196"], ncjax.Preprocessing(mode="custom", offset=-1,
+                                                                      scale=0.00784313725490196)),
+    (["--preprocess", "-.5,2", "--bgr"], ncjax.Preprocessing(mode="custom", offset=-0.5, scale=2, channel_order="bgr")),
+    (["--preprocess", "mnist", "--bgr"], ncjax.Preprocessing(mode="mnist", channel_order="bgr")),
+    (["--mean", "0.4914,0.4822,0.4465", "--std", "0.247,0.243,0.261"],
+     ncjax.Preprocessing(mode="normalize", mean=(0.4914, 0.4822, 0.4465), std=(0.247, 0.243, 0.261))),
+    ([], ncjax.Preprocessing()),
+])
+def test_every_input_convention_is_one_or_two_flags(flags, expected):
+    args = run_module.build_parser().parse_args(flags)
+    assert run_module.config_from_args(args).preprocessing == expected
+
+
+@pytest.mark.parametrize("flags, match", [
+    (["--mean", "0.5"], "mean and std go together"),
+    (["--preprocess", "torch", "--mean", "0.5", "--std", "0.2"], "without a preprocessing mode"),
+    (["--preprocess", "imagenet", "--bgr"], "BGR channels by definition"),
+    (["--preprocess", "-1,x"], "OFFSET,SCALE"),
+])
+def test_contradictory_preprocessing_flags_are_one_line_errors(flags, match, capsys):
+    assert main(["--model", str(MODEL), "--data", "none.npz", *flags]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and re.search(match, err[0])
+
+
+def test_zero_to_one_images_for_a_raw_model_get_a_note(tmp_path, capsys):
     path = tmp_path / "unit.npz"
     np.savez(path, x=np.random.default_rng(0).uniform(0, 1, (40, 12, 12, 3)).astype(np.float32))
-    with pytest.warns(UserWarning, match="--preprocess mnist"):
-        main(["--model", str(MODEL), "--data", str(path), "--out", str(tmp_path / "o"), *SMALL])
+    main(["--model", str(MODEL), "--data", str(path), "--out", str(tmp_path / "o"), *SMALL])
+    out = capsys.readouterr().out
+    assert "note: data read as float arrays, taken as the model's inputs" in out
+    assert "note: the model's inputs lie in [0, 1] but --preprocess is raw" in out and "--preprocess mnist" in out
 
 
 def test_interrupt_then_resume_gives_the_uninterrupted_report(tmp_path, data, monkeypatch, capsys):
@@ -147,7 +176,7 @@ def test_interrupt_then_resume_gives_the_uninterrupted_report(tmp_path, data, mo
 
 
 def test_an_onnx_model_from_the_command_line(tmp_path, capsys):
-    pytest.importorskip("onnx", reason="the ONNX path needs the onnx package: pip install 'ncjax[onnx]'")
+    pytest.importorskip("onnx", reason="the ONNX path needs the onnx package: pip install 'onnx>=1.14'")
     data = tmp_path / "clean16.npz"
     np.savez(data, x=np.random.default_rng(0).uniform(0, 255, (40, 16, 16, 3)).astype(np.float32))
     onnx_model = KERAS_FIXTURES.parent / "onnx" / "torch_grouped.onnx"
@@ -156,7 +185,7 @@ def test_an_onnx_model_from_the_command_line(tmp_path, capsys):
     assert "input (16, 16, 3)" in capsys.readouterr().out
     assert (out / "gtsrb_visualize_mask_label_2.png").exists()
     assert main(["--model", str(onnx_model), "--data", str(data), "--layout", "NHWC", "--out", str(out), *SMALL]) == 2
-    assert "images have 3 channels, the model takes 16" in capsys.readouterr().err  # the wrong layout, caught
+    assert "so 3 channels; the model takes 16" in capsys.readouterr().err  # the wrong layout, caught
 
 
 @pytest.fixture(scope="module")
@@ -385,3 +414,26 @@ def test_the_focused_preset_prints_its_focus_and_reports_it(tmp_path, data, caps
     assert lines.index(focus["line"]) < next(i for i, line in enumerate(lines) if line.startswith("median: "))
     frozen = next(row for row in focus["labels"] if row["role"] == "frozen")
     assert frozen["epochs"] == 6
+
+
+def test_a_used_out_is_refused_unless_overwritten_and_the_report_records_the_run(tmp_path, data, capsys):
+    import hashlib
+
+    out = tmp_path / "out"
+    args = ["--model", str(MODEL), "--data", str(data), "--out", str(out), *SMALL]
+    assert main([*args, "--labels", "1,2,3", "--seed", "5"]) == 0
+    (out / "notes.txt").write_text("mine")  # not a scan's file: never touched
+    capsys.readouterr()
+    assert main([*args, "--labels", "1,2"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "holds another scan's files" in err[0] and "--overwrite" in err[0]
+    assert json.loads((out / "report.json").read_text())["run"]["seed"] == 5  # the first scan, untouched
+    assert main([*args, "--labels", "1,2", "--overwrite"]) == 0
+    assert not (out / "gtsrb_visualize_mask_label_3.png").exists()  # no stale picture of the first scan
+    assert (out / "gtsrb_visualize_mask_label_2.png").exists() and (out / "notes.txt").read_text() == "mine"
+    run = json.loads((out / "report.json").read_text())["run"]
+    assert run["seed"] == 0 and run["preset"] == "focused" and run["data_key"] is None
+    assert run["model_sha256"] == hashlib.sha256(MODEL.read_bytes()).hexdigest()
+    assert run["data_sha256"] == hashlib.sha256(data.read_bytes()).hexdigest()
+    assert run["command"] == ["python", "-m", "ncjax.run", *args, "--labels", "1,2", "--overwrite"]
+    assert len(run["images_sha256"]) == 64 and run["labels_sha256"] is None

@@ -78,3 +78,13 @@ def test_check_candidates_checks_the_scores_largest_candidates_once_each():
     np.testing.assert_array_equal([c.norms for c in checks], [c.norms for c in direct])
     none = ratio_score([10.0, 11.0, 12.0])
     assert check_candidates(model, images, IMAGE_LABELS, none, config=SMALL, key=jax.random.key(0)) == ()
+
+
+def test_check_candidates_of_a_verdict_without_a_score_checks_nothing():
+    from ncjax.scan.sources import check_candidates
+    from ncjax.verdict.decision import decide
+
+    inconclusive = decide([40.0, 100.0, 101.0, 102.0], reached=[True, True, False, True])
+    assert inconclusive.score is None
+    assert check_candidates(None, np.zeros((4, 8, 8, 3)), np.arange(4), inconclusive.score,
+                            config=ncjax.ScanConfig.fast(), key=jax.random.key(0)) == ()

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ncjax.pipeline.summary import GREY, ORANGE, RED, label_colours, summary_image
+from ncjax.pipeline.summary import GREY, ORANGE, PURPLE, RED, label_colours, summary_image
 from ncjax.verdict.decision import decide
 
 H = W = 8
@@ -55,6 +55,17 @@ def test_suspicious_labels_are_orange_and_enlarged():
     image = summary_image(masks, patterns, verdict)
     assert _outline(image, 0) == ORANGE and _outline(image, 3) == GREY
     assert image.height > summary_image(masks, patterns, decide([100.0 + i for i in range(20)])).height
+
+
+def test_an_inconclusive_verdicts_unreached_labels_are_purple_not_suspicious():
+    masks, patterns, _ = _scan()
+    reached = [True] * 20
+    reached[4] = reached[7] = False
+    verdict = decide([40.0] + [100.0 + i for i in range(19)], reached=reached)
+    assert verdict.status == "inconclusive" and verdict.labels == (4, 7)
+    assert label_colours(verdict) == {4: PURPLE, 7: PURPLE}
+    image = summary_image(masks, patterns, verdict)
+    assert _outline(image, 4) == PURPLE and _outline(image, 0) == GREY  # label 0's small norm is not read
 
 
 def test_grayscale_patterns():

@@ -14,6 +14,7 @@ from ncjax.auditing.config import AuditConfig, ScanSettings
 from ncjax.auditing.items import AuditItem, apply_truth, expand
 from ncjax.auditing.local import scan_item
 from ncjax.auditing.rows import append_row, latest_rows
+from ncjax.auditing.settings_record import check_same_settings
 from ncjax.auditing.tables import ROC_FILE, Rates, rates, write_csv, write_markdown, write_roc
 from ncjax.errors import UsageError
 
@@ -51,7 +52,9 @@ def audit(models: Sequence[str | os.PathLike | AuditItem], *, out: str | os.Path
         import_ray()  # before any work: a missing extra is a one-line error, not a failed row per model
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    done = {name for name, row in latest_rows(out).items() if row.get("status") == "done"}
+    earlier = latest_rows(out)
+    check_same_settings(earlier, items, scan, data, out=str(out))
+    done = {name for name, row in earlier.items() if row.get("status") == "done"}
     todo = [item for item in items if item.name not in done]
     with tqdm(total=len(todo), unit="model", desc="audit", file=sys.stderr, disable=not config.progress,
               dynamic_ncols=True) as bar:
@@ -67,7 +70,9 @@ def audit(models: Sequence[str | os.PathLike | AuditItem], *, out: str | os.Path
         else:
             scan_on_ray(todo, out, data=data, settings=scan, config=config, on_row=on_row)
     every = latest_rows(out)
-    rows = tuple(every[item.name] for item in items if item.name in every)
+    # The truth given now labels the rows, reused or not: it is not a scan setting.
+    rows = tuple({**every[item.name], "truth": item.truth, "target": item.target} for item in items
+                 if item.name in every)
     write_csv(list(rows), out / "audit.csv")
     drawn = write_roc(list(rows), out / ROC_FILE)
     if not drawn:

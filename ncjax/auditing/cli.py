@@ -4,7 +4,7 @@ MODELS are model files, folders of them (.h5/.keras/.onnx) or CSV/JSON manifests
 preprocess, layout, truth, target). Flags this command does not know are `python -m ncjax.run`'s scan flags, checked
 before any model and applied to every scan (e.g. --preset fast --restarts 2). A rerun skips models already done.
 With --ray each model is a task on a
-Ray cluster (pip install 'ncjax[ray]'; models, images and --out on a filesystem every node shares). Exit codes:
+Ray cluster (pip install 'ray>=2.9'; models, images and --out on a filesystem every node shares). Exit codes:
 0 every model scanned, 1 some model failed (its row says why), 2 bad input, 130 interrupted (rerun the same
 command to go on).
 """
@@ -17,7 +17,7 @@ from collections.abc import Sequence
 
 from ncjax.auditing.api import audit
 from ncjax.auditing.config import AuditConfig, ScanSettings
-from ncjax.cli.options import OneLineParser, add_dataclass_flags, given_values, run_command
+from ncjax.cli.options import OneLineParser, add_dataclass_flags, given_values, preprocessing_given, run_command
 from ncjax.core.printable import one_line
 from ncjax.errors import UsageError
 from ncjax.search.config import ScanConfig
@@ -67,8 +67,7 @@ def scan_settings(flags: Sequence[str]) -> ScanSettings:
         raise UsageError(f"{', '.join(per_model)}: the audit sets these per model (its arguments and the manifest's "
                          "columns path, data, data_key, layout); leave them out of the scan flags.")
     fields = [f.name for f in dataclasses.fields(ScanConfig) if f.name != "preprocessing"]
-    configured = (args.preset or given_values(args, fields) or args.preprocess != parser.get_default("preprocess")
-                  or args.bgr)
+    configured = args.preset or given_values(args, fields) or preprocessing_given(args)
     return ScanSettings(config=config_from_args(args) if configured else None, decision=decision_from_args(args),
                         labels=tuple(args.labels) if args.labels else None, seed=args.seed, force=args.force,
                         prefix=args.prefix, compile_cache=not args.no_compile_cache,

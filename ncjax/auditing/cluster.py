@@ -21,7 +21,7 @@ def import_ray():
     try:
         import ray
     except ImportError:
-        raise MissingDependencyError("an audit on Ray needs the ray package: pip install 'ncjax[ray]' (or leave "
+        raise MissingDependencyError("an audit on Ray needs the ray package: pip install 'ray>=2.9' (or leave "
                                      "out --ray to scan the models one after another here).") from None
     return ray
 

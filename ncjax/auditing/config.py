@@ -23,7 +23,7 @@ class AuditConfig:
 
     ray: str | None = setting(None, help="run each model as a Ray task: 'auto' (this machine's running cluster, "
                                          "else a local one started for the audit) or a cluster address such as "
-                                         "ray://head:10001; needs pip install 'ncjax[ray]'. Not given: one model "
+                                         "ray://head:10001; needs pip install 'ray>=2.9'. Not given: one model "
                                          "after another in this process")
     cpus_per_model: float | None = setting(None, help="Ray, on a cluster without GPUs: CPUs each model's task asks "
                                                       "for (default: the smallest node's whole count)")

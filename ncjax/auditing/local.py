@@ -12,14 +12,16 @@ import jax
 
 from ncjax.auditing.config import ScanSettings
 from ncjax.auditing.items import AuditItem
+from ncjax.auditing.settings_record import settings_record
 from ncjax.core.printable import one_line
-from ncjax.data.images import in_model_scale, load_images
+from ncjax.data.images import load_images
 from ncjax.data.preprocess import parse_preprocessing
 from ncjax.errors import NCJaxError
 from ncjax.models.loading import load_model
 from ncjax.pipeline.model_scan import STATE_FILE, scan_model
+from ncjax.pipeline.report import run_record
 from ncjax.scan.compile_cache import enable_compile_cache
-from ncjax.search.config import ScanConfig
+from ncjax.search.config import ScanConfig, device_preset
 
 ATTEMPTS_FILE = "attempts.jsonl"  # one line per start of this model's scan: which host and process ran it
 
@@ -34,7 +36,8 @@ def scan_item(item: AuditItem, out: Path, *, data: str | None, settings: ScanSet
     folder.mkdir(parents=True, exist_ok=True)
     resume = (folder / STATE_FILE).exists()
     attempts = _record_attempt(folder, resume=resume)
-    row = {**item_row(item, out, data), "host": socket.gethostname(), "attempts": attempts}
+    row = {**item_row(item, out, data), "host": socket.gethostname(), "attempts": attempts,
+           "settings": settings_record(item, settings, data)}
     start = time.perf_counter()
     try:
         outcome = _scan(item, folder, item.data or data or "", settings, resume=resume)
@@ -52,13 +55,16 @@ def _scan(item: AuditItem, folder: Path, data: str, settings: ScanSettings, *, r
     config = settings.config or ScanConfig.for_device()
     if item.preprocess:
         config = dataclasses.replace(config, preprocessing=parse_preprocessing(item.preprocess))
+    preset = device_preset() if settings.config is None else "as configured"
     model = load_model(item.model, layout=item.layout)
-    images, labels = load_images(data, model.input_shape, key=item.data_key)
-    images = in_model_scale(data, images, config.preprocessing)
-    return scan_model(model, images, labels, key=jax.random.key(settings.seed), config=config,
-                      decision=settings.decision, scan_labels=settings.labels, from_files=Path(data).is_dir(),
-                      force=settings.force, out=folder, resume=resume, prefix=settings.prefix,
-                      model_name=item.model, data_name=data)
+    clean = load_images(data, model.input_shape, key=item.data_key)
+    return scan_model(model, clean.in_model_scale(config.preprocessing), clean.labels,
+                      key=jax.random.key(settings.seed), config=config, decision=settings.decision,
+                      scan_labels=settings.labels, from_pixels=clean.pixels,
+                      force=settings.force, out=folder, resume=resume, overwrite=not resume,
+                      prefix=settings.prefix, model_name=item.model, data_name=data,
+                      run=run_record(seed=settings.seed, preset=preset, model_path=item.model, data_path=data,
+                                     data_key=item.data_key))
 
 
 def item_row(item: AuditItem, out: Path, data: str | None) -> dict:

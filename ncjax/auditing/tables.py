@@ -109,7 +109,10 @@ def write_markdown(rows: list[dict], path: str | os.PathLike, *, roc: str | None
     for r in rows:
         target = "" if r.get("target") is None else f" ({r['target']})"
         truth = "" if r.get("truth") is None else f"{r['truth']}{target}"
+        named = " ".join(map(str, r.get("labels") or []))
+        if named and r.get("verdict") == "inconclusive":
+            named = f"never reached: {named}"
         lines.append(f"| {_cell(r['name'])} | {_cell(r.get('verdict'))} | {_cell(r.get('score'))} | "
-                     f"{_cell(' '.join(map(str, r.get('labels') or [])))} | {truth} | {_cell(r.get('scan_s'))} | "
+                     f"{_cell(named)} | {truth} | {_cell(r.get('scan_s'))} | "
                      f"{_cell(r.get('wall_s'))} | {_cell(r.get('error'))} |")
     Path(path).write_text("\n".join(lines) + "\n")

@@ -140,12 +140,15 @@ def _log(line: str) -> None:
 def _inputs(args: argparse.Namespace):
     from ncjax import demo
     from ncjax.data.images import load_images
+    from ncjax.data.preprocess import Preprocessing
     from ncjax.models.loading import load_model
 
     if args.model:
         model = load_model(args.model)
-        images, labels = load_images(args.data, model.input_shape) if args.data else demo.demo_images()
-        return model, images, labels, args.model
+        if not args.data:
+            return model, *demo.demo_images(), args.model
+        clean = load_images(args.data, model.input_shape)
+        return model, clean.in_model_scale(Preprocessing()), clean.labels, args.model
     if REAL_MODEL.exists() and REAL_DATA.exists():
         with np.load(REAL_DATA) as data:
             return load_model(REAL_MODEL), data["x_roi"].astype(np.float32), data["y"], str(REAL_MODEL)

@@ -7,6 +7,7 @@ import argparse
 import dataclasses
 import logging
 import math
+import re
 import sys
 import types
 import typing
@@ -15,6 +16,7 @@ from typing import Any, NoReturn
 
 from ncjax.core.choices import field_types, literal_choices
 from ncjax.core.printable import one_line
+from ncjax.core.version import __version__
 from ncjax.data.preprocess import Preprocessing, parse_preprocessing
 from ncjax.errors import ConfigError, NCJaxError, UsageError
 
@@ -68,11 +70,40 @@ def given_values(args: argparse.Namespace, names: Iterable[str]) -> dict[str, An
     return {name: getattr(args, name) for name in names if getattr(args, name) is not None}
 
 
+# A value that starts like a negative number: argparse would take "-1,0.0078" for an option.
+_NEGATIVE_VALUE = re.compile(r"^-\.?\d")
+
+
 class OneLineParser(argparse.ArgumentParser):
-    """An argument parser whose errors are one line on stderr and exit 2, like every other ncjax error."""
+    """An argument parser whose errors are one line on stderr and exit 2, like every other ncjax error, with
+    --version. A negative number list after a flag that takes a value (--preprocess -1,0.0078) is that flag's
+    value."""
+
+    invoked_as: str | None = None  # set by `ncjax <command>`, so help and errors name the command as typed
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        if OneLineParser.invoked_as is not None:
+            kwargs["prog"] = OneLineParser.invoked_as
+        super().__init__(*args, **kwargs)
+        self.add_argument("--version", action="version", version=f"ncjax {__version__}")
 
     def error(self, message: str) -> NoReturn:
         self.exit(2, f"error: {message} (see {self.prog} --help)\n")
+
+    def parse_known_args(self, args=None, namespace=None):
+        argv = list(sys.argv[1:] if args is None else args)
+        return super().parse_known_args(self._joined_negative_values(argv), namespace)
+
+    def _joined_negative_values(self, argv: list[str]) -> list[str]:
+        takes_value = {flag for action in self._actions if action.nargs is None and action.option_strings
+                       for flag in action.option_strings}
+        joined: list[str] = []
+        for token in argv:
+            if joined and joined[-1] in takes_value and _NEGATIVE_VALUE.match(token):
+                joined[-1] = f"{joined[-1]}={token}"
+            else:
+                joined.append(token)
+        return joined
 
 
 def label_list(text: str) -> list[int]:
@@ -134,12 +165,31 @@ def file_prefix(text: str) -> str:
     return text
 
 
-def preprocessing_flag(text: str, bgr: bool) -> Preprocessing:
-    """--preprocess (a mode or OFFSET,SCALE) and --bgr as a Preprocessing."""
+PREPROCESS_HELP = ("how the model's inputs relate to raw 0..255 pixels: raw, mnist (x/255), inception (x/127.5 - 1), "
+                   "imagenet (caffe: BGR minus means), torch (torchvision's ImageNet mean/std), or OFFSET,SCALE "
+                   "(input = pixel * SCALE + OFFSET, e.g. -1,0.00784313725490196)")
+
+
+def add_preprocessing_flags(parser: argparse._ActionsContainer, *, default_text: str = "raw") -> None:
+    """--preprocess, --mean, --std and --bgr (each None when not given)."""
+    parser.add_argument("--preprocess", help=f"{PREPROCESS_HELP} (default: {default_text})")
+    parser.add_argument("--mean", help="per-channel means on pixels / 255, with --std: torchvision's Normalize, e.g. "
+                                       "0.4914,0.4822,0.4465 (instead of --preprocess)")
+    parser.add_argument("--std", help="per-channel deviations on pixels / 255, with --mean, e.g. 0.247,0.243,0.261")
+    parser.add_argument("--bgr", action="store_true", help="the model takes its channels in BGR order (with any "
+                                                           "--preprocess but imagenet, which is BGR already)")
+
+
+def preprocessing_given(args: argparse.Namespace) -> bool:
+    return args.preprocess is not None or args.mean is not None or args.std is not None or args.bgr
+
+
+def preprocessing_flag(args: argparse.Namespace) -> Preprocessing:
+    """--preprocess (a mode or OFFSET,SCALE), --mean/--std and --bgr as a Preprocessing."""
     try:
-        return parse_preprocessing(text, bgr=bgr)
+        return parse_preprocessing(args.preprocess, bgr=args.bgr, mean=args.mean, std=args.std)
     except ConfigError as e:
-        raise UsageError(f"--preprocess/--bgr: {e}") from None
+        raise UsageError(f"--preprocess/--mean/--std/--bgr: {e}") from None
 
 
 EXIT_BAD_INPUT = 2

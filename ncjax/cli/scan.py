@@ -14,10 +14,8 @@ import dataclasses
 import signal
 import sys
 import threading
-import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import jax
@@ -26,6 +24,7 @@ import numpy as np
 from ncjax.cli.options import (
     OneLineParser,
     add_dataclass_flags,
+    add_preprocessing_flags,
     file_prefix,
     finite_at_least,
     given_values,
@@ -36,7 +35,7 @@ from ncjax.cli.options import (
     seed,
 )
 from ncjax.core.printable import printable
-from ncjax.data.images import in_model_scale, load_images
+from ncjax.data.images import load_images
 from ncjax.errors import UsageError
 from ncjax.models.classifier import LAYOUTS
 from ncjax.models.loading import load_model, parse_input_shape
@@ -46,9 +45,10 @@ from ncjax.pipeline.model_scan import (
     DecisionConfig,
     PipelineEvent,
     ScanOutcome,
-    prepare_out,
     scan_model,
 )
+from ncjax.pipeline.out_folder import claim_out, prepare_out
+from ncjax.pipeline.report import run_record
 from ncjax.pipeline.triggers import TRIGGERS_FILE
 from ncjax.scan.compile_cache import disable_compile_cache, enable_compile_cache
 from ncjax.scan.pairs import PAIR_SCAN_LIMIT
@@ -58,7 +58,7 @@ from ncjax.verdict.score import DEFAULT_MIN_RATIO, DEFAULT_SUSPICIOUS_RATIO
 from ncjax.verdict.source_check import CHECKED_CANDIDATES, DEFAULT_MAX_SPREAD
 
 EXIT_OK, EXIT_BAD_INPUT, EXIT_INFECTED, EXIT_INCONCLUSIVE, EXIT_INTERRUPTED, EXIT_TERMINATED = 0, 2, 3, 4, 130, 143
-# ScanConfig fields with a flag of their own (--preprocess, --bgr) rather than a generated one.
+# ScanConfig fields with flags of their own (--preprocess, --mean, --std, --bgr) rather than a generated one.
 OWN_FLAG_FIELDS = {"preprocessing"}
 
 
@@ -80,9 +80,7 @@ def build_parser() -> argparse.ArgumentParser:
                                                      "epochs for the likeliest targets (default: focused on CPU, paper "
                                                      "otherwise)")
     p.add_argument("--labels", type=label_list, help="comma-separated labels to scan (default: all)")
-    p.add_argument("--preprocess", default="raw", help="raw|mnist|inception|imagenet|torch|OFFSET,SCALE: how model "
-                                                      "inputs relate to raw 0..255 pixels (default: raw)")
-    p.add_argument("--bgr", action="store_true", help="with OFFSET,SCALE: the model takes BGR channels")
+    add_preprocessing_flags(p)
     p.add_argument("--seed", type=seed, default=0, help="the PRNG seed of the triggers and batches (default: 0)")
     p.add_argument("--threshold", type=finite_at_least(0, strict=True), default=2.0,
                    help="anomaly-index threshold, finite and > 0 (default: 2)")
@@ -115,6 +113,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-quantize", action="store_true", help="MAD on exact norms instead of the PNG-quantized "
                                                              "ones the reference reads back")
     p.add_argument("--resume", action="store_true", help="continue an interrupted scan from OUT/scan_state.npz")
+    p.add_argument("--overwrite", action="store_true", help="remove an earlier scan's files from --out first (without "
+                                                           "this or --resume, an --out holding a scan is refused)")
     p.add_argument("--fail-on-detect", action="store_true", help="exit 3 when the verdict is infected")
     p.add_argument("--no-progress", action="store_true", help="no progress bar on stderr")
     p.add_argument("--force", action="store_true", help="scan even when the pre-flight check finds that the model "
@@ -136,7 +136,7 @@ def _preset(args: argparse.Namespace) -> str:
 def config_from_args(args: argparse.Namespace) -> ScanConfig:
     preset = _preset(args)
     changes = given_values(args, [f.name for f in dataclasses.fields(ScanConfig) if f.name not in OWN_FLAG_FIELDS])
-    changes["preprocessing"] = preprocessing_flag(args.preprocess, args.bgr)
+    changes["preprocessing"] = preprocessing_flag(args)
     return getattr(ScanConfig, preset)(**changes)
 
 
@@ -172,9 +172,10 @@ class _Inputs:
     model: Any
     images: np.ndarray  # in the model's input scale
     labels: np.ndarray | None
-    from_files: bool  # read from image files (raw pixels that went through --preprocess)
+    from_pixels: bool  # read as raw pixels (image files, uint8 arrays) that went through --preprocess
     model_name: str
     data_name: str
+    notes: tuple[str, ...] = ()  # what reading the data assumed or changed
 
 
 def _inputs(args: argparse.Namespace, config: ScanConfig) -> _Inputs:
@@ -191,9 +192,12 @@ def _inputs(args: argparse.Namespace, config: ScanConfig) -> _Inputs:
     if args.model is None or args.data is None:
         raise UsageError("give both --model and --data (clean images), or neither to scan the embedded demo.")
     model = load_model(args.model, layout=args.layout, input_shape=parse_input_shape(args.input_shape))
-    images, labels = load_images(args.data, model.input_shape, key=args.data_key)
-    images = in_model_scale(args.data, images, config.preprocessing)
-    return _Inputs(model, images, labels, Path(args.data).is_dir(), args.model, args.data)
+    clean = load_images(args.data, model.input_shape, key=args.data_key)
+    scale = (f"raw 0..255 pixels, put through {config.preprocessing.describe()}" if clean.pixels else
+             "float arrays, taken as the model's inputs as they are (--preprocess applies to image files and uint8 "
+             "arrays)")
+    return _Inputs(model, clean.in_model_scale(config.preprocessing), clean.labels, clean.pixels, args.model,
+                   args.data, (f"data read as {scale}", *clean.notes))
 
 
 def decision_from_args(args: argparse.Namespace) -> DecisionConfig:
@@ -265,7 +269,7 @@ def _print_verdict(verdict) -> None:
         print(f"note: {outliers.note}")
 
 
-def run(args: argparse.Namespace) -> int:
+def run(args: argparse.Namespace, *, command: Sequence[str] | None = None) -> int:
     config = config_from_args(args)
     decision = decision_from_args(args)
     if args.no_compile_cache:
@@ -273,23 +277,30 @@ def run(args: argparse.Namespace) -> int:
     else:
         enable_compile_cache(args.compile_cache)
     inputs = _inputs(args, config)
+    if args.resume and args.overwrite:
+        raise UsageError("--resume continues the scan in --out and --overwrite removes it; give one of them.")
     out = prepare_out(args.out, what="--out")  # before the scan, so a bad --out costs no scan
-    if config.preprocessing.mode == "raw" and inputs.images.size and float(inputs.images.max()) <= 1.0:
-        warnings.warn("the images lie in [0, 1] but --preprocess is raw (0..255 pixels): if the model takes "
-                      "x / 255, pass --preprocess mnist.", stacklevel=1)
+    claim_out(out, resume=args.resume, overwrite=args.overwrite, what="--out")
     print(f"model: {printable(inputs.model_name, limit=200)} ({inputs.model.num_classes} classes, input "
           f"{inputs.model.input_shape}); data: {printable(inputs.data_name, limit=200)} ({len(inputs.images)} images); "
           f"preset: {_preset(args)}; loss: {config.loss}")
+    for note in inputs.notes:
+        print(f"note: {note}")
+    if config.preprocessing.mode == "raw" and inputs.images.size and float(inputs.images.max()) <= 1.0:
+        print("note: the model's inputs lie in [0, 1] but --preprocess is raw (0..255 pixels), so triggers are "
+              "blended on the wrong scale: if the model takes x / 255, pass --preprocess mnist.")
     state = out / STATE_FILE
-    if state.exists() and not args.resume:
-        print(f"note: {state} exists from an earlier scan; starting afresh (pass --resume to continue it).")
+    if args.resume:
+        print(f"resuming the scan in {out}/ from its checkpoints" if state.exists() else
+              f"note: --resume, but {out}/ holds no checkpoint; starting afresh")
     progress = _Progress(config.max_epochs, not args.no_progress)
     try:
         outcome = _interruptible(lambda requested: scan_model(
             inputs.model, inputs.images, inputs.labels, key=jax.random.key(args.seed), config=config,
-            decision=decision, scan_labels=args.labels, from_files=inputs.from_files, force=args.force, out=out,
+            decision=decision, scan_labels=args.labels, from_pixels=inputs.from_pixels, force=args.force, out=out,
             resume=args.resume, prefix=args.prefix, model_name=inputs.model_name, data_name=inputs.data_name,
-            callback=_printer(args, progress, requested)))
+            run=run_record(seed=args.seed, preset=_preset(args), model_path=args.model, data_path=args.data,
+                           data_key=args.data_key, command=command), callback=_printer(args, progress, requested)))
     except KeyboardInterrupt as e:
         progress.close()
         checked = out / SOURCE_STATE_FILE
@@ -309,7 +320,9 @@ def run(args: argparse.Namespace) -> int:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    return run_command(build_parser(), run, argv)
+    argv = list(sys.argv[1:] if argv is None else argv)
+    parser = build_parser()
+    return run_command(parser, lambda args: run(args, command=[*parser.prog.split(), *argv]), argv)
 
 
 if __name__ == "__main__":

@@ -1,7 +1,7 @@
 """Clean images for a scan: read from the files users have (images), related to raw pixels (preprocess), and
 checked against the model before any scan (preflight)."""
-from ncjax.data.images import in_model_scale, load_images
+from ncjax.data.images import CleanImages, load_images
 from ncjax.data.preflight import Preflight, run_preflight
 from ncjax.data.preprocess import Preprocessing, parse_preprocessing
 
-__all__ = ["Preflight", "Preprocessing", "in_model_scale", "load_images", "parse_preprocessing", "run_preflight"]
+__all__ = ["CleanImages", "Preflight", "Preprocessing", "load_images", "parse_preprocessing", "run_preflight"]

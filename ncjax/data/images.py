@@ -6,7 +6,9 @@ from __future__ import annotations
 import csv
 import os
 import zipfile
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import h5py
 import jax.numpy as jnp
@@ -27,47 +29,66 @@ _READ_ERRORS = (OSError, ValueError, KeyError, EOFError, TypeError, IndexError, 
                 zipfile.BadZipFile, csv.Error, UnicodeDecodeError, Image.DecompressionBombError)
 
 
-def load_images(path: str | os.PathLike, image_shape: tuple[int, int, int], *,
-                key: str | None = None) -> tuple[np.ndarray, np.ndarray | None]:
-    """Images (N, H, W, C) float32 resized to `image_shape`, and labels where the data has them.
+@dataclass(frozen=True)
+class CleanImages:
+    """Clean images read for a scan: (N, H, W, C) float32 at the model's input size, their labels where the data
+    has them, whether they are raw 0..255 pixels (image files, uint8 arrays) that the preprocessing turns into
+    model inputs or model inputs already (float arrays), and notes on what the reading assumed or changed."""
 
-    .npz: array `key`, else `x_roi`, else `x` (labels from `y`); .h5: `X_test`/`Y_test` as the reference's dataset
-    (one-hot labels are turned into ints); a folder with GT-final_test.csv: the official GTSRB layout, each image
-    cropped to its ROI (scaled by actual / recorded size); any other folder: one sub-folder of images per class
-    (sub-folder names that are ints are the labels).
+    images: np.ndarray
+    labels: np.ndarray | None
+    pixels: bool
+    notes: tuple[str, ...] = ()
+
+    def in_model_scale(self, preprocessing: Preprocessing) -> np.ndarray:
+        """The images as the model takes them: raw pixels go through `preprocessing`, model inputs stay."""
+        if not self.pixels:
+            return self.images
+        return np.asarray(preprocessing.to_model(jnp.asarray(self.images)))
+
+
+def load_images(path: str | os.PathLike, image_shape: tuple[int, int, int], *, key: str | None = None) -> CleanImages:
+    """The clean images at `path`, resized to `image_shape`, with labels where the data has them.
+
+    .npz: array `key`, else `x_roi`, `x`, `X_test` or `images` (labels from `y`, `Y_test` or `labels`); .h5:
+    `X_test`/`Y_test` as the reference's dataset (one-hot labels are turned into ints); a folder with
+    GT-final_test.csv: the official GTSRB layout, each image cropped to its ROI (scaled by actual / recorded size);
+    any other folder: one sub-folder of images per class (labelled by their names where every name is a number,
+    else by their sorted order), or images alone (unlabelled). uint8 arrays and image files are raw pixels; float
+    arrays are the model's inputs. Arrays laid out (N, C, H, W) are transposed.
     """
     path = Path(path)
     if not path.exists():
         raise DataError(f"data not found: {str(path)!r}")
     try:
-        images, labels = _read_data(path, image_shape, key)
+        read = _read_data(path, image_shape, key)
     except DataError:
         raise
     except _READ_ERRORS as e:
         raise DataError(f"cannot read the data {str(path)!r}: {type(e).__name__}: {printable(e, limit=200)}") from None
-    images = _fit(_checked_images(images, path), image_shape, path)
-    return images, _checked_labels(labels, len(images), path)
+    images = _checked_images(read.images, path)
+    pixels = path.is_dir() or images.dtype == np.uint8
+    images, notes = _fit(images, image_shape, path)
+    return CleanImages(images, _checked_labels(read.labels, len(images), path), pixels, (*read.notes, *notes))
 
 
-def in_model_scale(path: str | os.PathLike, images: np.ndarray, preprocessing: Preprocessing) -> np.ndarray:
-    """What load_images read from `path`, in the model's input scale. Image files hold raw 0..255 pixels and go
-    through `preprocessing`; arrays (.npz, .h5) are taken in the model's input scale already, as the reference
-    takes its datasets."""
-    if not Path(path).is_dir():
-        return images
-    return np.asarray(preprocessing.to_model(jnp.asarray(images)))
+@dataclass(frozen=True)
+class _Read:
+    images: Any
+    labels: Any
+    notes: tuple[str, ...] = ()
 
 
-def _read_data(path: Path, image_shape, key: str | None):
+def _read_data(path: Path, image_shape, key: str | None) -> _Read:
     if path.is_dir():
         if (path / "GT-final_test.csv").exists():
-            return _gtsrb_folder(path, image_shape)
-        return _class_folders(path, image_shape)
+            return _Read(*_gtsrb_folder(path, image_shape))
+        return _image_folder(path, image_shape)
     check_regular_file(str(path), error=DataError, what="data file")
     if path.suffix == ".npz":
-        return _npz(path, key)
+        return _Read(*_npz(path, key))
     if path.suffix in (".h5", ".hdf5"):
-        return _h5(path, key)
+        return _Read(*_h5(path, key))
     raise DataError(f"{str(path)!r}: unknown data format; give a .npz, a .h5 with X_test, or a folder of images.")
 
 
@@ -206,37 +227,64 @@ def _check_inside(root: Path, file: Path) -> None:
                         f"{quoted(str(root), limit=200)}; copy the images into the folder (or give them as an .npz).")
 
 
-def _class_folders(path: Path, image_shape):
+def _image_folder(path: Path, image_shape) -> _Read:
+    """Class sub-folders of images (labelled), or images alone (unlabelled)."""
     h, w, c = image_shape
+    root = path.resolve()
+    folders = sorted(p for p in path.iterdir() if p.is_dir())
+    if not folders:
+        images = [_read(file, c, size=(w, h)) for file in _image_files(path, root)]
+        if not images:
+            raise DataError(f"{str(path)!r} holds no images: give image files, class sub-folders of them, or "
+                            "GTSRB's layout with GT-final_test.csv.")
+        return _Read(np.stack(images), None, ("the folder has no class sub-folders, so the images carry no labels",))
+    numbered = all(folder.name.isdigit() and len(folder.name) < 10 for folder in folders)
+    names = {int(f.name) if numbered else index: f.name for index, f in enumerate(folders)}
     images, labels = [], []
-    folders, root = sorted(p for p in path.iterdir() if p.is_dir()), path.resolve()
-    for index, folder in enumerate(folders):
-        label = int(folder.name) if folder.name.isdigit() and len(folder.name) < 10 else index
-        for file in sorted(folder.iterdir()):
-            if file.suffix.lower() in IMAGE_SUFFIXES:
-                _check_inside(root, file)
-                images.append(_read(file, c, size=(w, h)))
-                labels.append(label)
+    for label, name in names.items():
+        for file in _image_files(path / name, root):
+            images.append(_read(file, c, size=(w, h)))
+            labels.append(label)
     if not images:
-        raise DataError(f"{str(path)!r} holds no images: give class sub-folders of images, or GTSRB's layout "
-                        "with GT-final_test.csv.")
-    return np.stack(images), np.asarray(labels, np.int64)
+        raise DataError(f"{str(path)!r} holds no images: give image files, class sub-folders of them, or "
+                        "GTSRB's layout with GT-final_test.csv.")
+    notes = () if numbered else (f"labels from the sub-folders' sorted names: {_mapping(names)}",)
+    return _Read(np.stack(images), np.asarray(labels, np.int64), notes)
 
 
-def _fit(images: np.ndarray, image_shape, path: Path) -> np.ndarray:
-    images = np.asarray(images)
-    if images.ndim == 3 and image_shape[2] == 1:
+def _image_files(folder: Path, root: Path) -> list[Path]:
+    files = [file for file in sorted(folder.iterdir()) if file.suffix.lower() in IMAGE_SUFFIXES]
+    for file in files:
+        _check_inside(root, file)
+    return files
+
+
+def _mapping(names: dict[int, str]) -> str:
+    shown = ", ".join(f"{label}={quoted(name, limit=40)}" for label, name in list(names.items())[:10])
+    return shown + (f", ... ({len(names)} classes)" if len(names) > 10 else "")
+
+
+def _fit(images: np.ndarray, image_shape, path: Path) -> tuple[np.ndarray, tuple[str, ...]]:
+    """The images as (N, H, W, C) float32 at the model's size, and notes on what was changed."""
+    h, w, c = image_shape
+    notes = []
+    if images.ndim == 3 and c == 1:
         images = images[..., None]
     if images.ndim != 4:
         raise DataError(f"{str(path)!r}: images have shape {images.shape}; expected (N, H, W, C).")
-    if images.shape[-1] != image_shape[2]:
-        raise DataError(f"{str(path)!r}: images have {images.shape[-1]} channels, the model takes {image_shape[2]}.")
+    # (N, C, H, W): the model's channel count second and a last axis no picture has as channels.
+    if images.shape[-1] != c and images.shape[1] == c and images.shape[-1] not in IMAGE_MODES:
+        notes.append(f"the arrays are laid out (N, C, H, W) {images.shape}; transposed to (N, H, W, C)")
+        images = np.moveaxis(images, 1, -1)
+    if images.shape[-1] != c:
+        raise DataError(f"{str(path)!r}: images have shape {images.shape}, so {images.shape[-1]} channels; the model "
+                        f"takes {c}. Give (N, H, W, {c}) or (N, {c}, H, W) arrays.")
     images = images.astype(np.float32)
-    if images.shape[1:3] != tuple(image_shape[:2]):
+    if images.shape[1:3] != (h, w):
+        notes.append(f"resized from {images.shape[1]}x{images.shape[2]} to the model's {h}x{w}")
         import jax
-        import jax.numpy as jnp
 
         resized = [np.asarray(jax.image.resize(jnp.asarray(images[i:i + 512]), (len(images[i:i + 512]), *image_shape),
                                                "bilinear")) for i in range(0, len(images), 512)]
         images = np.concatenate(resized)
-    return images
+    return images, tuple(notes)

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import json
+import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -18,14 +20,17 @@ import numpy as np
 from ncjax.cli.options import (
     OneLineParser,
     add_dataclass_flags,
+    add_preprocessing_flags,
     given_values,
     label_list,
     preprocessing_flag,
+    preprocessing_given,
     run_command,
     seed,
 )
+from ncjax.core.digest import file_sha256
 from ncjax.core.printable import printable
-from ncjax.data.images import in_model_scale, load_images
+from ncjax.data.images import load_images
 from ncjax.data.preprocess import Preprocessing
 from ncjax.errors import UsageError
 from ncjax.mitigation.api import MitigationResult, mitigate, triggers_for
@@ -59,21 +64,20 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--true-trigger", help="a known trigger to measure too: MASK.png,PATTERN.png (mask gray 0..255, "
                                           "pattern in raw pixels) or an .npz with mask and pattern")
     p.add_argument("--true-target", type=int, help="the known trigger's label (default: the one label removed)")
-    p.add_argument("--preprocess", help="raw|mnist|inception|imagenet|torch|OFFSET,SCALE (default: the scan's)")
-    p.add_argument("--bgr", action="store_true", help="with OFFSET,SCALE: the model takes BGR channels")
+    add_preprocessing_flags(p, default_text="the scan's, from its triggers.npz")
     p.add_argument("--seed", type=seed, default=0, help="the PRNG seed of the split, stamping and batches (default: 0)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar on stderr")
+    p.add_argument("--force", action="store_true", help="repair even though the scan's report.json records another "
+                                                        "model file (its sha256) than --model")
     group = p.add_argument_group("mitigation settings (MitigationConfig)")
     add_dataclass_flags(group, MitigationConfig)
     return p
 
 
 def _preprocessing(args: argparse.Namespace, recorded: Preprocessing | None) -> Preprocessing:
-    if args.preprocess is None:
-        if args.bgr:
-            raise UsageError("--bgr goes with --preprocess OFFSET,SCALE.")
+    if not preprocessing_given(args):
         return recorded or Preprocessing()
-    return preprocessing_flag(args.preprocess, args.bgr)
+    return preprocessing_flag(args)
 
 
 def _outputs(args: argparse.Namespace, method: str, model) -> tuple[Path, Path]:
@@ -84,19 +88,42 @@ def _outputs(args: argparse.Namespace, method: str, model) -> tuple[Path, Path]:
         raise UsageError(f"--out {args.out!r}: {what} is written as a {wanted} file; name it ...{wanted}.")
     if out.is_dir() or not out.parent.is_dir():
         raise UsageError(f"--out {args.out!r} must be a file in an existing folder.")
+    if out.exists() and os.path.samefile(out, args.model):
+        raise UsageError(f"--out {args.out!r} is the model itself; write the repaired model to another file, so the "
+                         "original stays.")
     report = Path(args.report) if args.report else out.with_name(out.stem + ".report.json")
     return out, report
+
+
+def _check_scanned_model(args: argparse.Namespace) -> None:
+    """Refuse triggers from a scan of another model: report.json beside them records the scanned file's sha256."""
+    folder = Path(args.scan) if Path(args.scan).is_dir() else Path(args.scan).parent
+    try:
+        recorded = (json.loads((folder / "report.json").read_text()).get("run") or {}).get("model_sha256")
+    except (OSError, ValueError, AttributeError):
+        recorded = None
+    if recorded is None:
+        print(f"note: {printable(str(folder), limit=200)} holds no report.json recording the scanned model's sha256, "
+              "so --model is not checked against the scan.")
+        return
+    if recorded != file_sha256(args.model):
+        message = (f"--scan {printable(args.scan, limit=200)} is a scan of another model file (sha256 "
+                   f"{recorded[:12]}...) than --model {printable(args.model, limit=200)}")
+        if not args.force:
+            raise UsageError(message + "; give that scan's model, or --force to use its triggers anyway.")
+        print(f"note: {message}; going on (--force).")
 
 
 def run(args: argparse.Namespace) -> int:
     config = MitigationConfig(**given_values(args, [f.name for f in dataclasses.fields(MitigationConfig)]))
     model = load_model(args.model, layout=args.layout, input_shape=parse_input_shape(args.input_shape))
     out, report_path = _outputs(args, config.method, model)
+    _check_scanned_model(args)
     loaded = load_triggers(args.scan)
     preprocessing = _preprocessing(args, loaded.preprocessing)
     triggers = triggers_for(loaded.triggers, args.labels)
-    images, labels = load_images(args.data, model.input_shape, key=args.data_key)
-    images = in_model_scale(args.data, images, preprocessing)
+    clean = load_images(args.data, model.input_shape, key=args.data_key)
+    images, labels = clean.in_model_scale(preprocessing), clean.labels
     true_trigger = read_true_trigger(args.true_trigger, args.true_target, triggers, model.input_shape)
     print(f"{config.method}: model {printable(args.model, limit=200)}, triggers of label(s) "
           f"{', '.join(map(str, triggers.labels))} from {printable(args.scan, limit=200)}; {len(images)} clean images")

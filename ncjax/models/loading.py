@@ -28,7 +28,7 @@ def load_model(
 
     Args:
       path: a Keras full model (`.h5` from Keras 2.x, tf.keras or Keras 3; `.keras` from Keras 3), a
-        weights-only `.h5` together with `architecture`, or an `.onnx` file (needs `pip install 'ncjax[onnx]'`).
+        weights-only `.h5` together with `architecture`, or an `.onnx` file (needs `pip install 'onnx>=1.14'`).
       architecture: the model's architecture JSON (a path, a JSON string or a dict, as `model.to_json()`
         writes), needed for weights-only files; it overrides a full model's own config.
       input_shape: (H, W, C) for models that leave their input size open.

@@ -9,7 +9,7 @@ both call it; what it finds comes back as data, and what happens on the way goes
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -22,8 +22,9 @@ from ncjax.core.choices import check_literal_fields
 from ncjax.core.printable import printable, quoted
 from ncjax.data.preflight import Preflight, run_preflight
 from ncjax.errors import PreflightError, UsageError
+from ncjax.pipeline.out_folder import claim_out, prepare_out
 from ncjax.pipeline.pictures import save_pair_pictures, save_trigger_pictures
-from ncjax.pipeline.report import build_report, write_json_atomic
+from ncjax.pipeline.report import build_report, inputs_digest, write_json_atomic
 from ncjax.pipeline.summary import save_summary
 from ncjax.pipeline.triggers import TRIGGERS_FILE, TriggerSet
 from ncjax.scan.engine import scan_all_labels
@@ -120,43 +121,34 @@ class ScanOutcome:
     pairs: PairNorms | None = None  # the pair scan's norms, where it ran (the verdict holds their score)
 
 
-def prepare_out(out: str | os.PathLike, *, what: str = "the output folder") -> Path:
-    """The output folder, created if missing and checked to take files before any scanning; `what` names it in
-    errors (the command line says --out)."""
-    out = Path(out)
-    if out.exists() and not out.is_dir():
-        raise UsageError(f"{what} {quoted(str(out), limit=200)} is a file; give a folder (it is created if missing).")
-    try:
-        out.mkdir(parents=True, exist_ok=True)
-        probe = out / ".ncjax_write_test"
-        probe.write_bytes(b"")
-        probe.unlink()
-    except OSError as e:
-        raise UsageError(f"cannot write to {what} {quoted(str(out), limit=200)}: {e.strerror or e}.") from None
-    return out
-
-
 def scan_model(model, images: np.ndarray, labels: np.ndarray | None = None, *, key: jax.Array, config: ScanConfig,
                decision: DecisionConfig = DecisionConfig(), scan_labels: Sequence[int] | None = None,
-               from_files: bool = False, force: bool = False, out: str | os.PathLike | None = None,
-               resume: bool = False, prefix: str = "gtsrb", model_name: str = "", data_name: str = "",
+               from_pixels: bool = False, force: bool = False, out: str | os.PathLike | None = None,
+               resume: bool = False, overwrite: bool = False, prefix: str = "gtsrb", model_name: str = "",
+               data_name: str = "", run: Mapping[str, Any] | None = None,
                callback: Callable[[PipelineEvent], None] | None = None) -> ScanOutcome:
     """Scan `model` on clean `images` (in its input scale; `labels` where known) and decide.
 
     Args:
       scan_labels: the labels to search (default: all).
-      from_files: the images were read from image files (raw pixels put through config.preprocessing), which
+      from_pixels: the images were read as raw pixels (image files, uint8 arrays) and put through
+        config.preprocessing, which
         the pre-flight check takes into account.
       force: scan even when the pre-flight check finds the model does not see the images as set (else a
         PreflightError says which setting to use).
       out: a folder for the outputs and the checkpoints; with `resume`, an interrupted scan's checkpoints there
-        are continued. None: nothing is written.
+        are continued; with `overwrite`, an earlier scan's files there are removed first; with neither, a folder
+        holding a scan's files is refused (UsageError). None: nothing is written.
+      run: how the scan was asked for (seed, preset, command line, file digests: `run_record`), kept in
+        report.json's "run" beside the digest of the images as scanned.
       callback: called with a PipelineEvent after the pre-flight check, at each stage's start and after each
         epoch; raising from it (KeyboardInterrupt) stops the scan after its checkpoint.
     """
     notify = callback or (lambda event: None)
     folder = None if out is None else prepare_out(out)
-    check = run_preflight(model, images, labels, preprocessing=config.preprocessing, from_files=from_files)
+    if folder is not None:
+        claim_out(folder, resume=resume, overwrite=overwrite)
+    check = run_preflight(model, images, labels, preprocessing=config.preprocessing, from_pixels=from_pixels)
     notify(PipelineEvent("preflight", preflight=check))
     pair_plan = planned_pair_classes(labels, decision)  # before any scanning: a pair scan that cannot run costs none
     problem = check.problem()
@@ -190,7 +182,8 @@ def scan_model(model, images: np.ndarray, labels: np.ndarray | None = None, *, k
                           extra={"quantized_norms": decision.quantize, "preflight": check.as_dict(),
                                  "restarts": _restarts_report(best),
                                  "focus": None if focus is None else focus.as_dict(),
-                                 "pairs": _pairs_report(pairs, scored)})
+                                 "pairs": _pairs_report(pairs, scored),
+                                 "run": {**(run or {}), **inputs_digest(images, labels)}})
     if folder is not None:
         _write_outputs(folder, result, verdict, report, prefix=prefix, model_name=model_name,
                        preprocessing=config.preprocessing,

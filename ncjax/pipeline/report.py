@@ -5,12 +5,14 @@ import dataclasses
 import json
 import os
 import platform
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import jax
 import numpy as np
 
+from ncjax.core.digest import array_sha256, file_sha256
 from ncjax.core.version import __version__
 from ncjax.models.safe_files import atomic_path
 from ncjax.scan.result import ScanResult
@@ -78,6 +80,25 @@ def build_report(result: ScanResult, verdict: Verdict, *, model: str, data: str,
                      "python": platform.python_version(), "device": str(jax.devices()[0].device_kind)},
         **(extra or {}),
     }
+
+
+def run_record(*, seed: int, preset: str, model_path: str | os.PathLike | None = None,
+               data_path: str | os.PathLike | None = None, data_key: str | None = None,
+               command: Sequence[str] | None = None) -> dict[str, Any]:
+    """What report.json's "run" says of how a scan was asked for: the seed and preset, the model and data files
+    with their sha256 digests (a folder's over its files), the data key and the command line."""
+    return {"seed": seed, "preset": preset,
+            "model_path": None if model_path is None else os.fspath(model_path),
+            "model_sha256": None if model_path is None else file_sha256(model_path),
+            "data_path": None if data_path is None else os.fspath(data_path),
+            "data_sha256": None if data_path is None else file_sha256(data_path),
+            "data_key": data_key, "command": None if command is None else list(command)}
+
+
+def inputs_digest(images: np.ndarray, labels: np.ndarray | None) -> dict[str, str | None]:
+    """The sha256 of the images (in the model's input scale) and labels a scan read."""
+    return {"images_sha256": array_sha256(np.asarray(images)),
+            "labels_sha256": None if labels is None else array_sha256(np.asarray(labels))}
 
 
 def write_json_atomic(data: dict[str, Any], path: str | os.PathLike) -> None:

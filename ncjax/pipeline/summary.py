@@ -19,6 +19,7 @@ from ncjax.pipeline.pictures import to_image
 from ncjax.verdict.decision import Verdict
 
 RED, ORANGE, GREY, BLACK, BLUE = (220, 30, 30), (240, 140, 0), (150, 150, 150), (20, 20, 20), (40, 90, 200)
+PURPLE = (140, 60, 170)
 MARGIN, CHART_H, ZOOM = 30, 220, 4
 
 
@@ -32,7 +33,10 @@ def _label(draw: ImageDraw.ImageDraw, xy, text: str, colour) -> None:
 def label_colours(verdict: Verdict) -> dict[int, tuple[int, int, int]]:
     """Red for the verdict's infected labels; orange for the labels it names suspicious, the candidates the source
     check set aside and, under the gap or the reference's rule, the other labels the reference's rule flags (the
-    score rule reports those flags but does not read them)."""
+    score rule reports those flags but does not read them). An inconclusive verdict's labels, which never reached
+    the attack-success threshold, are purple: nothing is suspected of them."""
+    if verdict.status == "inconclusive":
+        return {label: PURPLE for label in verdict.labels}
     infected = set(verdict.labels) if verdict.infected else set()
     flagged = set(verdict.mad.flagged) if verdict.rule != "score" else set()
     named = flagged | set(verdict.natural) | (set() if verdict.infected else set(verdict.labels))
@@ -54,7 +58,7 @@ def _fusion_tile(mask: np.ndarray, pattern: np.ndarray, scale: int) -> Image.Ima
 def _legend(draw: ImageDraw.ImageDraw, y: int, frozen: bool) -> None:
     x = MARGIN
     for colour, text in ((RED, "infected (the verdict)"), (ORANGE, "suspicious or set aside"),
-                         (GREY, "not flagged")):
+                         (PURPLE, "never reached the threshold"), (GREY, "not flagged")):
         draw.rectangle([x, y + 2, x + 10, y + 12], fill=colour)
         draw.text((x + 14, y), text, fill=BLACK)
         x += 24 + int(draw.textlength(text))

@@ -65,12 +65,15 @@ def check_sources(model: Any, images: Any, image_labels: Any, label_norms: dict[
                  for label, norm in label_norms.items())
 
 
-def check_candidates(model: Any, images: Any, image_labels: Any, score: ScoreResult, *, config: ScanConfig,
+def check_candidates(model: Any, images: Any, image_labels: Any, score: ScoreResult | None, *, config: ScanConfig,
                      key: jax.Array, sources_per_label: int | None = 8, quantize: bool = True, callback=None,
                      checkpoint: str | os.PathLike | None = None, resume: bool = False) -> tuple[SourceCheck, ...]:
     """The check the verdict reads: the score's CHECKED_CANDIDATES largest candidates, one unfocused search per
     pair of at most config.check_epochs epochs (config.source_check(): it keeps the check's cost bounded). Empty
-    when the score names none."""
+    when the score names none, and for a verdict without a score (`Verdict.score` is None when the verdict is
+    inconclusive or another rule's)."""
+    if score is None:
+        return ()
     norms = dict(zip(score.labels.tolist(), score.norms.tolist()))
     candidates = {label: norms[label] for label in score.candidates[:CHECKED_CANDIDATES]}
     return check_sources(model, images, image_labels, candidates, config=config.source_check(), key=key,

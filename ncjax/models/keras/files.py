@@ -99,7 +99,8 @@ def read_model_file(path: str | os.PathLike, *, architecture: str | os.PathLike 
     if os.path.isdir(path):
         raise ModelFileError(
             f"{path!r} is a directory. ncjax reads Keras .h5 and .keras files; convert a TensorFlow "
-            "SavedModel to ONNX first: python -m ncjax.convert DIR model.onnx (pip install 'ncjax[convert]')."
+            "SavedModel to ONNX first: ncjax convert DIR model.onnx (needs pip install 'onnx>=1.14' 'tf2onnx>=1.16' "
+            "tensorflow)."
         )
     check_regular_file(path)
     formats = file_formats(path)

@@ -76,7 +76,7 @@ def read_proto(path: str | os.PathLike):
     try:
         import onnx
     except ImportError:
-        raise MissingDependencyError("reading .onnx files needs the onnx package: pip install 'ncjax[onnx]'.") from None
+        raise MissingDependencyError("reading .onnx files needs the onnx package: pip install 'onnx>=1.14'.") from None
     path = os.fspath(path)
     where = quoted(path, limit=200)
     check_regular_file(path)

@@ -18,7 +18,7 @@ def save_onnx(model: Classifier, path: str | os.PathLike) -> None:
         import onnx
         from onnx import numpy_helper
     except ImportError:
-        raise MissingDependencyError("writing .onnx files needs the onnx package: pip install 'ncjax[onnx]'.") from None
+        raise MissingDependencyError("writing .onnx files needs the onnx package: pip install 'onnx>=1.14'.") from None
     if model.format != "onnx" or not model.source or not os.path.exists(model.source):
         raise SaveError("an ONNX model is written by editing its source file, which is not at hand "
                         f"({model.source!r}); load the model from its .onnx file.")
