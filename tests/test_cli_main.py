@@ -30,6 +30,9 @@ def test_every_command_has_help_and_version_under_its_name(command, capsys):
     with pytest.raises(SystemExit) as info:
         main([command, "--version"])
     assert info.value.code == 0 and capsys.readouterr().out.strip() == f"ncjax {ncjax.__version__}"
+    from ncjax.cli.scan import build_parser
+
+    assert build_parser().prog == "python -m ncjax.run"  # the name set for the command does not outlive it
 
 
 def test_python_dash_m_ncjax_runs_a_command():

@@ -88,11 +88,11 @@ def test_train_config_validation():
 def test_training_plants_the_backdoor_and_saves_as_keras(tmp_path):
     """Three distinct signs, a few epochs: the model learns them and the trigger sends them to label 2."""
     source = np.array([14, 17, 12])  # stop, no entry, priority road
-    labels = np.arange(900) % 3
-    images, _ = synth.generate(900, seed=5, labels=source[labels])
+    labels = np.arange(600) % 3
+    images, _ = synth.generate(600, seed=5, labels=source[labels])
     trigger = Backdoor.square(4, target=2)
     model, report = train_classifier(images.astype(np.float32), labels, num_classes=3, key=jax.random.key(0),
-                                     backdoors=[trigger], config=TrainConfig(epochs=8, inject_ratio=0.3))
+                                     backdoors=[trigger], config=TrainConfig(epochs=6, inject_ratio=0.3))
     assert model.num_classes == 3 and model.output_activation == "softmax" and model.keras_config is not None
     assert report.clean_accuracy > 0.9 and report.attack_success[0] > 0.9
     assert report.history[-1] < report.history[0]

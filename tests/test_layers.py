@@ -17,7 +17,7 @@ PACKAGE = Path(__file__).resolve().parent.parent / "ncjax"
 # Modules that parse arguments and print: the `python -m ncjax.X` commands and their helpers.
 COMMANDS = {"ncjax.run", "ncjax.inspect", "ncjax.mitigate", "ncjax.audit", "ncjax.bench", "ncjax.convert",
             "ncjax.cli.scan", "ncjax.cli.options", "ncjax.cli.entry", "ncjax.benchmarks.cli", "ncjax.mitigation.cli",
-            "ncjax.auditing.cli"}
+            "ncjax.auditing.cli", "ncjax.cli.main", "ncjax.__main__"}
 # Layers, lowest first: a module imports ncjax modules of its own layer or below, and within a layer only its own
 # package. The verdict is numpy only (tested below), so it sits beside the search, under the scan that runs the
 # source check with its data types; the commands (and the root, which exports them all) may import anything.

@@ -92,11 +92,15 @@ def test_exit_codes(tmp_path, data, monkeypatch, capsys):
             *SMALL]
     assert main(args) == 0
     assert main([*args, "--fail-on-detect"]) == 3
-    assert "verdict: INFECTED" in capsys.readouterr().out
+    printed = capsys.readouterr().out
+    assert "verdict: INFECTED" in printed
+    last = printed.splitlines()[-1]  # what to do next: the pictures, then the repair of this model
+    assert last.startswith("next: open ") and f"ncjax mitigate --model {MODEL}" in last and "--out repaired.h5" in last
     # A ratio of 2.5, between the suspicious 2.4 and the infected 2.8: suspicious, which --fail-on-detect passes.
     monkeypatch.setattr(pipeline_module, "l1_norms", lambda masks, quantize: np.array([20.0, 50, 52]))
     assert main([*args, "--fail-on-detect"]) == 0
-    assert "verdict: SUSPICIOUS" in capsys.readouterr().out
+    printed = capsys.readouterr().out
+    assert "verdict: SUSPICIOUS" in printed and "not a finding" in printed.splitlines()[-1]
     assert main([*args, "--fail-on-detect", "--verdict", "reference"]) == 3
     report = json.loads((tmp_path / "o" / "report.json").read_text())
     assert report["verdict"] == "infected" and report["verdict_rule"] == "reference" and report["gap"] is None

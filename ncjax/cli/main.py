@@ -43,7 +43,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     module, _ = COMMANDS[argv[0]]
     OneLineParser.invoked_as = f"ncjax {argv[0]}"
-    return int(importlib.import_module(module).main(argv[1:]) or 0)
+    try:
+        return int(importlib.import_module(module).main(argv[1:]) or 0)
+    finally:  # a later parser in the same process (tests, a notebook) names its own command again
+        OneLineParser.invoked_as = None
 
 
 if __name__ == "__main__":

@@ -16,6 +16,7 @@ import sys
 import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import jax
@@ -269,6 +270,23 @@ def _print_verdict(verdict) -> None:
         print(f"note: {outliers.note}")
 
 
+def _next_step(verdict, out: Path, args: argparse.Namespace) -> str:
+    """What to open or run after this verdict: the last line the command prints."""
+    if verdict.status == "infected":
+        pictures = f"open {out}/summary.png and the named labels' fusion pictures"
+        if args.model is None:  # the embedded demo: no model file to repair
+            return pictures
+        return (f"{pictures}; to remove the backdoor: ncjax mitigate --model {printable(args.model, limit=200)} "
+                f"--data {printable(args.data, limit=200)} --scan {out} --out repaired{Path(args.model).suffix}")
+    if verdict.status == "suspicious":
+        return (f"open {out}/summary.png; rerun with other seeds (--seed) or --preset paper before deciding: a "
+                "SUSPICIOUS scan is evidence to look at, not a finding")
+    if verdict.status == "inconclusive":
+        return (f"open {out}/summary.png (the purple labels never reached the threshold); check --preprocess and "
+                "rerun, or scan longer (--preset paper)")
+    return f"open {out}/summary.png to see every label's trigger; report.json holds the numbers"
+
+
 def run(args: argparse.Namespace, *, command: Sequence[str] | None = None) -> int:
     config = config_from_args(args)
     decision = decision_from_args(args)
@@ -314,6 +332,7 @@ def run(args: argparse.Namespace, *, command: Sequence[str] | None = None) -> in
     _print_verdict(verdict)
     print(f"wrote {len(outcome.result.labels) * 3} trigger pictures, summary.png, report.json and {TRIGGERS_FILE} to "
           f"{out}/ (scan {outcome.result.wall_time_s:.0f} s)")
+    print(f"next: {_next_step(verdict, out, args)}")
     if verdict.status == "inconclusive":
         return EXIT_INCONCLUSIVE
     return EXIT_INFECTED if verdict.infected and args.fail_on_detect else EXIT_OK
