@@ -13,6 +13,7 @@ from conftest import tiny_classifier, tiny_images
 from ncjax.errors import ConfigError
 from ncjax.scan.focus import (
     FocusChoice,
+    FocusSummary,
     anchor_slots,
     best_so_far,
     choose_focus,
@@ -189,3 +190,14 @@ def test_the_summary_marks_frozen_labels():
     plain = np.asarray(summary_image(masks, patterns, verdict))
     starred = np.asarray(summary_image(masks, patterns, verdict, frozen=[2, 5]))
     assert plain.shape == starred.shape and (plain != starred).any()
+
+
+def test_the_focus_line_names_its_candidates_or_says_there_were_none():
+    inf = np.inf
+    some = FocusSummary(10, np.array([0, 1, 2]), ("candidate", "frozen", "unranked"), np.array([40, 10, 25]),
+                        np.array([5.0, 9.0, inf]), np.array([3.0, 9.0, 7.0]), 1.5)
+    assert some.line().startswith("focused search: label 0 searched on (up to 40 epochs); 1 label frozen after")
+    assert some.line().endswith("1 reached no trigger in the warm-up and searched on until they did")
+    none = FocusSummary(1, np.array([0, 1]), ("unranked", "unranked"), np.array([2, 2]), np.array([inf, inf]),
+                        np.array([inf, inf]), 1.0)
+    assert none.line().startswith("focused search: no ranked label searched on (up to 2 epochs); 0 labels frozen")

@@ -130,11 +130,13 @@ class FocusSummary:
 
     def line(self) -> str:
         """One line for people: who searched on, who was frozen when, and the scale on frozen norms."""
-        kept = ", ".join(map(str, self.labels_with("candidate")))
+        candidates = self.labels_with("candidate")
         anchors = self.labels_with("anchor")
         frozen, unranked = self.labels_with("frozen"), self.labels_with("unranked")
-        parts = [f"focused search: label{'s' if len(self.labels_with('candidate')) != 1 else ''} {kept} searched on "
-                 f"(up to {int(self.epochs.max())} epochs)"]
+        # No candidate when no label reached a trigger in the warm-up: then only the unranked ones search on.
+        kept = (f"label{'s' if len(candidates) != 1 else ''} {', '.join(map(str, candidates))}" if candidates else
+                "no ranked label")
+        parts = [f"focused search: {kept} searched on (up to {int(self.epochs.max())} epochs)"]
         if anchors:
             parts.append(f"anchor{'s' if len(anchors) > 1 else ''} {', '.join(map(str, anchors))} at the median")
         plural = "s" if len(frozen) != 1 else ""
