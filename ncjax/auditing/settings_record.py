@@ -16,16 +16,10 @@ _NOT_RECORDED = ("compile_cache", "compile_cache_dir")
 
 def settings_record(item: AuditItem, settings: ScanSettings, data: str | None) -> dict[str, Any]:
     """The scan settings, and the model's own manifest columns, as plain JSON values."""
-    scan = {f.name: getattr(settings, f.name) for f in dataclasses.fields(settings) if f.name not in _NOT_RECORDED}
+    scan = {name: value for name, value in dataclasses.asdict(settings).items() if name not in _NOT_RECORDED}
     record = {"scan": scan, "data": item.data or data, "data_key": item.data_key, "preprocess": item.preprocess,
               "layout": item.layout}
-    return json.loads(json.dumps(record, default=_plain))
-
-
-def _plain(value: Any) -> Any:
-    if dataclasses.is_dataclass(value) and not isinstance(value, type):
-        return {f.name: getattr(value, f.name) for f in dataclasses.fields(value)}
-    raise TypeError(f"{type(value).__name__} is not recordable")
+    return json.loads(json.dumps(record))  # tuples become lists, as a row read back from audit.jsonl holds them
 
 
 def check_same_settings(rows: dict[str, dict], items: list[AuditItem], settings: ScanSettings,

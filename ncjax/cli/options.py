@@ -171,7 +171,7 @@ PREPROCESS_HELP = ("how the model's inputs relate to raw 0..255 pixels: raw, mni
 
 
 def add_preprocessing_flags(parser: argparse._ActionsContainer, *, default_text: str = "raw") -> None:
-    """--preprocess, --mean, --std and --bgr (each None when not given)."""
+    """--preprocess, --mean and --std (None when not given) and --bgr."""
     parser.add_argument("--preprocess", help=f"{PREPROCESS_HELP} (default: {default_text})")
     parser.add_argument("--mean", help="per-channel means on pixels / 255, with --std: torchvision's Normalize, e.g. "
                                        "0.4914,0.4822,0.4465 (instead of --preprocess)")

@@ -82,13 +82,13 @@ class _Read:
 def _read_data(path: Path, image_shape, key: str | None) -> _Read:
     if path.is_dir():
         if (path / "GT-final_test.csv").exists():
-            return _Read(*_gtsrb_folder(path, image_shape))
+            return _gtsrb_folder(path, image_shape)
         return _image_folder(path, image_shape)
     check_regular_file(str(path), error=DataError, what="data file")
     if path.suffix == ".npz":
-        return _Read(*_npz(path, key))
+        return _npz(path, key)
     if path.suffix in (".h5", ".hdf5"):
-        return _Read(*_h5(path, key))
+        return _h5(path, key)
     raise DataError(f"{str(path)!r}: unknown data format; give a .npz, a .h5 with X_test, or a folder of images.")
 
 
@@ -113,7 +113,7 @@ def _checked_labels(labels, count: int, path: Path) -> np.ndarray | None:
     return labels.astype(np.int64)
 
 
-def _npz(path: Path, key: str | None):
+def _npz(path: Path, key: str | None) -> _Read:
     with open_npz(str(path), error=DataError, what="data file", max_bytes=MAX_DATA_BYTES) as data:
         names = data.files
         name = key or next((k for k in ("x_roi", "x", "X_test", "images") if k in names), None)
@@ -121,10 +121,10 @@ def _npz(path: Path, key: str | None):
             raise DataError(f"{str(path)!r} has arrays {_listed(names)}; name the images with --data-key.")
         label_name = next((k for k in ("y", "Y_test", "labels") if k in names), None)
         labels = data[label_name] if label_name is not None else None
-        return data[name], _int_labels(labels)
+        return _Read(data[name], _int_labels(labels))
 
 
-def _h5(path: Path, key: str | None):
+def _h5(path: Path, key: str | None) -> _Read:
     try:
         with h5py.File(path, "r") as f:
             check_hdf5_contained(f, repr(str(path)), error=DataError, max_bytes=MAX_DATA_BYTES)
@@ -132,7 +132,7 @@ def _h5(path: Path, key: str | None):
             if name is None or name not in f or not isinstance(f[name], h5py.Dataset):
                 raise DataError(f"{str(path)!r} has datasets {_listed(list(f))}; name the images with --data-key.")
             labels = np.asarray(f["Y_test"]) if "Y_test" in f else None
-            return np.asarray(f[name]), _int_labels(labels)
+            return _Read(np.asarray(f[name]), _int_labels(labels))
     except OSError as e:
         raise DataError(f"cannot read {str(path)!r} as HDF5: {e}") from e
 
@@ -179,7 +179,7 @@ def _read(path: Path, channels: int, box=None, size=None) -> np.ndarray:
         return pixels[..., None] if pixels.ndim == 2 else pixels
 
 
-def _gtsrb_folder(path: Path, image_shape):
+def _gtsrb_folder(path: Path, image_shape) -> _Read:
     h, w, c = image_shape
     images, labels = [], []
     table, root = path / "GT-final_test.csv", path.resolve()
@@ -208,7 +208,7 @@ def _gtsrb_folder(path: Path, image_shape):
             labels.append(label)
     if not images:
         raise DataError(f"{str(path)!r}: GT-final_test.csv names no image present in the folder.")
-    return np.stack(images), np.asarray(labels, np.int64)
+    return _Read(np.stack(images), np.asarray(labels, np.int64))
 
 
 def _named_file(folder: Path, name, where: str) -> Path:
@@ -232,24 +232,18 @@ def _image_folder(path: Path, image_shape) -> _Read:
     h, w, c = image_shape
     root = path.resolve()
     folders = sorted(p for p in path.iterdir() if p.is_dir())
-    if not folders:
-        images = [_read(file, c, size=(w, h)) for file in _image_files(path, root)]
-        if not images:
-            raise DataError(f"{str(path)!r} holds no images: give image files, class sub-folders of them, or "
-                            "GTSRB's layout with GT-final_test.csv.")
-        return _Read(np.stack(images), None, ("the folder has no class sub-folders, so the images carry no labels",))
     numbered = all(folder.name.isdigit() and len(folder.name) < 10 for folder in folders)
     names = {int(f.name) if numbered else index: f.name for index, f in enumerate(folders)}
-    images, labels = [], []
-    for label, name in names.items():
-        for file in _image_files(path / name, root):
-            images.append(_read(file, c, size=(w, h)))
-            labels.append(label)
-    if not images:
+    files = ([(file, label) for label, name in names.items() for file in _image_files(path / name, root)] if folders
+             else [(file, None) for file in _image_files(path, root)])
+    if not files:
         raise DataError(f"{str(path)!r} holds no images: give image files, class sub-folders of them, or "
                         "GTSRB's layout with GT-final_test.csv.")
+    images = np.stack([_read(file, c, size=(w, h)) for file, _ in files])
+    if not folders:
+        return _Read(images, None, ("the folder has no class sub-folders, so the images carry no labels",))
     notes = () if numbered else (f"labels from the sub-folders' sorted names: {_mapping(names)}",)
-    return _Read(np.stack(images), np.asarray(labels, np.int64), notes)
+    return _Read(images, np.asarray([label for _, label in files], np.int64), notes)
 
 
 def _image_files(folder: Path, root: Path) -> list[Path]:
