@@ -233,10 +233,13 @@ def test_the_scan_flags_are_checked_once_before_any_model(zoo, tmp_path, capsys)
 def test_the_command_lines_scan_flags_are_the_settings_the_library_takes():
     from ncjax.auditing.cli import scan_settings
 
-    assert scan_settings(SCAN) == SETTINGS
-    assert scan_settings([]) == ncjax.ScanSettings()  # each model gets its own device's preset
+    # As ncjax scan: each model's convention chosen from labelled pixels unless one is given.
+    assert scan_settings(SCAN) == dataclasses.replace(SETTINGS, preprocess_auto=True)
+    assert scan_settings([]) == ncjax.ScanSettings(preprocess_auto=True)  # each model gets its device's preset
     assert scan_settings(["--preset", "paper", "--no-compile-cache", "--seed", "3"]) == ncjax.ScanSettings(
-        config=ncjax.ScanConfig.paper(), seed=3, compile_cache=False)
+        config=ncjax.ScanConfig.paper(), seed=3, compile_cache=False, preprocess_auto=True)
+    assert scan_settings(["--preprocess", "mnist"]) == ncjax.ScanSettings(
+        config=ncjax.ScanConfig.for_device(preprocessing=ncjax.Preprocessing(mode="mnist")))
 
 
 def test_a_model_scanned_by_the_audit_is_scanned_as_the_command_line_scans_it(zoo, tmp_path, capsys):
@@ -267,3 +270,32 @@ def test_audit_md_says_an_inconclusive_rows_labels_never_reached_the_threshold(t
     write_markdown(rows, tmp_path / "audit.md")
     table = (tmp_path / "audit.md").read_text()
     assert "| a | inconclusive |  | never reached: 0 4 |" in table and "| b | infected | 5.00 | 3 |" in table
+
+
+def test_a_manifest_preprocess_takes_auto_or_the_flags_and_is_checked_before_any_model(tmp_path):
+    manifest = tmp_path / "models.json"
+    rows = [{"path": "a.h5", "preprocess": "auto"}, {"path": "b.h5", "preprocess": "mnist --bgr"},
+            {"path": "c.h5", "preprocess": "--mean 0.4914,0.4822,0.4465 --std 0.247,0.243,0.261"},
+            {"path": "d.h5", "preprocess": "-1,0.00784313725490196"}]
+    manifest.write_text(json.dumps(rows))
+    assert [item.preprocess for item in expand([str(manifest)])] == [row["preprocess"] for row in rows]
+    manifest.write_text(json.dumps([*rows, {"path": "e.h5", "preprocess": "--mean 0.5"}]))
+    with pytest.raises(ncjax.UsageError, match="row 5: mean and std go together"):
+        expand([str(manifest)])
+
+
+def test_a_manifest_gives_a_weights_only_models_architecture_and_auto_needs_pixels(zoo, tmp_path):
+    from conftest import KERAS_FIXTURES
+
+    folder, data = zoo
+    manifest = tmp_path / "m.json"
+    manifest.write_text(json.dumps([
+        {"path": str(KERAS_FIXTURES / "tfkeras" / "nested_weights.h5"), "name": "bare"},
+        {"path": str(KERAS_FIXTURES / "tfkeras" / "nested_weights.h5"), "name": "whole",
+         "architecture": str(KERAS_FIXTURES / "tfkeras" / "nested.json")},
+        {"path": str(folder / "a.h5"), "preprocess": "auto"}]))
+    scan = dataclasses.replace(SETTINGS, labels=(0,), config=dataclasses.replace(SETTINGS.config, max_epochs=1))
+    rows = ncjax.audit([manifest], out=tmp_path / "out", data=str(data), scan=scan).rows
+    assert [row["status"] for row in rows] == ["error", "done", "error"]
+    assert "--architecture" in rows[0]["error"] and rows[1]["settings"]["architecture"].endswith("nested.json")
+    assert "float arrays" in rows[2]["error"]  # the zoo's images are float: the model's inputs, no pixels

@@ -10,6 +10,8 @@ from ncjax import ScanConfig
 from ncjax.cli.options import add_dataclass_flags
 from ncjax.cli.scan import OWN_FLAG_FIELDS, build_parser, config_from_args
 from ncjax.core.choices import field_types, literal_choices
+from ncjax.errors import UsageError
+from ncjax.search.config import PRESETS
 
 FIELDS = [f for f in dataclasses.fields(ScanConfig) if f.name not in OWN_FLAG_FIELDS]
 # A valid value for a numeric field, chosen inside the field's range and unlike the presets' values.
@@ -72,6 +74,27 @@ def test_every_flag_shows_its_help(capsys):
     text = " ".join(capsys.readouterr().out.split())
     for f in FIELDS:
         assert " ".join(f.metadata["help"].split()) in text, f.name
+
+
+def test_help_shows_each_presets_value_where_the_presets_differ(capsys):
+    with pytest.raises(SystemExit):
+        build_parser().parse_args(["--help"])
+    text = " ".join(capsys.readouterr().out.split())
+    presets = {name: getattr(ScanConfig, name)() for name in PRESETS}
+    differing = [f.name for f in FIELDS if len({repr(getattr(c, f.name)) for c in presets.values()}) > 1]
+    assert "max_epochs" in differing and "learning_rate" not in differing
+    for name in differing:
+        shown = ", ".join(f"{preset}: {getattr(config, name)}" for preset, config in presets.items())
+        assert f"({shown})" in text, name
+    assert f"(default: {ScanConfig().learning_rate})" in text
+
+
+def test_a_settings_error_names_the_flags_not_the_python_fields(capsys):
+    args = build_parser().parse_args(["--nb-sample", "4", "--batch-size", "8", "--early-stop-patience", "-1"])
+    with pytest.raises(UsageError) as info:
+        config_from_args(args)
+    assert "ScanConfig" not in str(info.value) and "_" not in str(info.value).split(",")[0]
+    assert "--nb-sample" in str(info.value) or "--early-stop-patience" in str(info.value)
 
 
 def test_a_field_without_help_or_flag_type_is_a_programming_error():

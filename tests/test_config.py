@@ -8,6 +8,7 @@ import pytest
 
 import ncjax
 from ncjax import Preprocessing, ScanConfig
+from ncjax.data.preprocess import parse_described
 
 
 def test_defaults_are_the_reference():
@@ -62,6 +63,13 @@ def test_replace_validates_again():
 def test_preprocessing_round_trips(pre):
     raw = np.random.default_rng(0).uniform(0, 255, (2, 3, 3, 3)).astype(np.float32)
     np.testing.assert_allclose(pre.to_raw(pre.to_model(raw)), raw, rtol=1e-5, atol=1e-3)
+    assert parse_described(pre.describe()) == pre  # the flags it prints give it back
+
+
+@pytest.mark.parametrize("text", ["--bgr --bgr mnist", "--mean 0.5", "mnist --std", "--scale 2", "mnist raw"])
+def test_described_flags_that_give_no_preprocessing_are_refused(text):
+    with pytest.raises(ncjax.ConfigError):
+        parse_described(text)
 
 
 def test_preprocessing_modes_match_the_reference():

@@ -75,7 +75,7 @@ def test_prune_and_filter_from_the_command_line(setup, capsys):
     (["--out", "x.h5", "--true-target", "3"], "--true-target goes with --true-trigger"),
     (["--out", "x.h5", "--layer", "flatten", "--method", "prune"], "choose one of"),
     (["--out", "x.h5", "--layer", "dense"], "unlearning fine-tunes every layer"),
-    (["--out", "x.h5", "--holdout-share", "1"], "holdout_share"),
+    (["--out", "x.h5", "--holdout-share", "1"], "--holdout-share must be"),
 ])
 def test_bad_command_lines_end_in_one_line_and_exit_2(setup, capsys, monkeypatch, extra, says):
     monkeypatch.chdir(setup["dir"])

@@ -69,6 +69,10 @@ def test_the_command_line_stops_then_scans_with_force(tmp_path, capsys, monkeypa
         assert code == (4 if report["verdict"] == "inconclusive" else 0)
         return report
 
+    report = scanned(run_module.main(args))  # by default the convention is chosen from the labelled images
+    assert "(the default for labelled pixels): chose --preprocess mnist" in capsys.readouterr().out
+    assert report["preflight"]["accuracy"] == 1.0 and report["run"]["preprocess_auto"]["chosen"] == "--preprocess mnist"
+    args += ["--preprocess", "raw", "--overwrite"]
     assert run_module.main(args) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "pass --preprocess mnist" in err[0] and "--force" in err[0]
@@ -78,6 +82,22 @@ def test_the_command_line_stops_then_scans_with_force(tmp_path, capsys, monkeypa
     share_of_ones = float(np.mean(labels == 1))  # read raw, every image looks bright: all called 1
     assert report["preflight"]["accuracy"] == 1.0
     assert report["preflight"]["other_readings"]["with --preprocess raw"] == pytest.approx(share_of_ones)
-    report = scanned(run_module.main([*args, "--force", "--overwrite"]))
+    report = scanned(run_module.main([*args, "--force"]))
     assert "scanning anyway" in capsys.readouterr().out
     assert report["preflight"]["accuracy"] == pytest.approx(share_of_ones)
+
+
+def test_an_accuracy_near_chance_stops_the_scan_with_what_to_check():
+    pixels, labels = _images()
+    model = _threshold_model(255.0)
+    fine = run_preflight(model, pixels, labels, preprocessing=Preprocessing(), from_pixels=False)
+    assert fine.given.accuracy == 1.0 and fine.problem() is None
+    # Labels numbered otherwise than the model's classes: no reading helps, and the accuracy is about chance.
+    swapped = run_preflight(model, pixels, 1 - labels, preprocessing=Preprocessing(), from_pixels=False)
+    assert swapped.given.accuracy == 0.0
+    assert "about chance" in swapped.problem() and "labels number the classes" in swapped.problem()
+    half = np.where(np.arange(len(labels)) % 2 == 0, labels, 1 - labels)  # 50 %: chance for two classes
+    assert "about chance" in run_preflight(model, pixels, half, preprocessing=Preprocessing(),
+                                           from_pixels=False).problem()
+    most = np.where(np.arange(len(labels)) % 4 == 0, 1 - labels, labels)  # 75 %: well above chance
+    assert run_preflight(model, pixels, most, preprocessing=Preprocessing(), from_pixels=False).problem() is None

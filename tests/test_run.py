@@ -217,7 +217,11 @@ def test_a_grayscale_model_end_to_end(tmp_path, grayscale_model, capsys):
         for k in range(8):
             Image.fromarray(rng.integers(0, 256, (30, 30), dtype=np.uint8), "L").save(folder / str(label) / f"{k}.png")
     out = tmp_path / "out"
+    # Random weights classify no image right under any convention: --force scans them anyway.
     args = ["--model", str(grayscale_model), "--data", str(folder), "--out", str(out), "--labels", "0,4,9", *SMALL]
+    assert main(args) == 2
+    assert "no input convention makes the model classify" in capsys.readouterr().err
+    args.append("--force")
     code = main(args)
     for kind in ("mask", "pattern", "fusion"):
         with Image.open(out / f"gtsrb_visualize_{kind}_label_4.png") as picture:
@@ -237,7 +241,8 @@ def test_a_grayscale_model_end_to_end(tmp_path, grayscale_model, capsys):
     (["--threshold", "nan"], "--threshold"), (["--threshold", "inf"], "--threshold"),
     (["--threshold", "-1"], "--threshold"), (["--min-gap", "0.5"], "--min-gap"),
     (["--prefix", "../x"], "--prefix"), (["--prefix", "/abs/x"], "--prefix"),
-    (["--upsample", "1000"], "upsample"), (["--learning-rate", "nan"], "learning_rate"),
+    (["--upsample", "1000"], "--upsample"), (["--learning-rate", "nan"], "--learning-rate must be"),
+    (["--nb-sample", "4"], "--nb-sample (4) must be at least --batch-size (8)"),
     (["--out", "/proc/ncjax-out"], "cannot write to --out"),
 ])
 def test_bad_command_lines_end_in_one_line_and_exit_2(tmp_path, data, capsys, extra, says):
@@ -441,3 +446,28 @@ def test_a_used_out_is_refused_unless_overwritten_and_the_report_records_the_run
     assert run["data_sha256"] == hashlib.sha256(data.read_bytes()).hexdigest()
     assert run["command"] == ["python", "-m", "ncjax.run", *args, "--labels", "1,2", "--overwrite"]
     assert len(run["images_sha256"]) == 64 and run["labels_sha256"] is None
+
+
+def test_a_weights_only_keras_file_scans_with_its_architecture(tmp_path, data, capsys):
+    weights, architecture = KERAS_FIXTURES / "tfkeras" / "nested_weights.h5", KERAS_FIXTURES / "tfkeras" / "nested.json"
+    args = ["--model", str(weights), "--data", str(data), "--out", str(tmp_path / "o"), *SMALL, "--max-epochs", "1",
+            "--labels", "0", "--source-check", "0"]
+    assert main(args) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "holds weights only" in err[0] and "--architecture model.json" in err[0]
+    assert main([*args, "--architecture", str(architecture)]) in (0, 4)
+    report = json.loads((tmp_path / "o" / "report.json").read_text())
+    assert [row["label"] for row in report["labels"]] == [0]
+
+
+def test_the_progress_bar_says_the_epoch_and_how_many_labels_search_and_are_done(capsys):
+    from ncjax.scan.result import ScanProgress
+
+    progress = run_module._Progress(30, enabled=True)
+    progress.update(ScanProgress(epoch=12, labels_done=0, labels_total=43, active_labels=tuple(range(43)),
+                                 elapsed_s=1.0))
+    assert progress.bar.desc.startswith("epoch 12/30: 43 labels searching, 0/43 done")
+    progress.update(ScanProgress(epoch=20, labels_done=40, labels_total=43, active_labels=(3, 7, 33), elapsed_s=2.0))
+    assert progress.bar.desc.startswith("epoch 20/30: 3 labels searching, 40/43 done")
+    progress.close()
+    assert "epoch 20/30" in capsys.readouterr().err

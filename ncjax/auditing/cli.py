@@ -1,12 +1,11 @@
 """`python -m ncjax.audit MODELS... --data D --out DIR`: scan many models, one row each in DIR/audit.jsonl.
 
 MODELS are model files, folders of them (.h5/.keras/.onnx) or CSV/JSON manifests (path, data, data_key,
-preprocess, layout, truth, target). Flags this command does not know are `python -m ncjax.run`'s scan flags, checked
-before any model and applied to every scan (e.g. --preset fast --restarts 2). A rerun skips models already done.
-With --ray each model is a task on a
-Ray cluster (pip install 'ray>=2.9'; models, images and --out on a filesystem every node shares). Exit codes:
-0 every model scanned, 1 some model failed (its row says why), 2 bad input, 130 interrupted (rerun the same
-command to go on).
+preprocess, layout, architecture, truth, target). Flags this command does not know are `ncjax scan`'s flags,
+checked before any model and applied to every scan (e.g. --preset fast --restarts 2). A rerun skips models already
+done. With --ray each model is a task on a Ray cluster (pip install 'ray>=2.9'; models, images and --out on a
+filesystem every node shares). Exit codes: 0 every model scanned, 1 some model failed (its row says why), 2 bad
+input, 130 interrupted (rerun the same command to go on).
 """
 from __future__ import annotations
 
@@ -17,7 +16,14 @@ from collections.abc import Sequence
 
 from ncjax.auditing.api import audit
 from ncjax.auditing.config import AuditConfig, ScanSettings
-from ncjax.cli.options import OneLineParser, add_dataclass_flags, given_values, preprocessing_given, run_command
+from ncjax.cli.options import (
+    OneLineParser,
+    add_dataclass_flags,
+    given_values,
+    preprocessing_auto,
+    preprocessing_given,
+    run_command,
+)
 from ncjax.core.printable import one_line
 from ncjax.errors import UsageError
 from ncjax.search.config import ScanConfig
@@ -50,8 +56,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 # python -m ncjax.run's flags that the audit sets per model (from its arguments or a manifest row).
 _PER_MODEL = {"model": "--model", "data": "--data", "out": "--out", "resume": "--resume", "demo_clean": "--demo-clean",
-              "data_key": "--data-key", "layout": "--layout", "input_shape": "--input-shape",
-              "fail_on_detect": "--fail-on-detect"}
+              "data_key": "--data-key", "layout": "--layout", "architecture": "--architecture",
+              "input_shape": "--input-shape", "fail_on_detect": "--fail-on-detect"}
 
 
 def scan_settings(flags: Sequence[str]) -> ScanSettings:
@@ -65,11 +71,13 @@ def scan_settings(flags: Sequence[str]) -> ScanSettings:
     per_model = [flag for name, flag in _PER_MODEL.items() if getattr(args, name) != parser.get_default(name)]
     if per_model:
         raise UsageError(f"{', '.join(per_model)}: the audit sets these per model (its arguments and the manifest's "
-                         "columns path, data, data_key, layout); leave them out of the scan flags.")
+                         "columns path, data, data_key, layout, architecture); leave them out of the scan flags.")
     fields = [f.name for f in dataclasses.fields(ScanConfig) if f.name != "preprocessing"]
-    configured = args.preset or given_values(args, fields) or preprocessing_given(args)
+    auto = preprocessing_auto(args) or not preprocessing_given(args)  # as ncjax scan: auto unless one is given
+    configured = args.preset or given_values(args, fields) or (preprocessing_given(args) and not auto)
     return ScanSettings(config=config_from_args(args) if configured else None, decision=decision_from_args(args),
                         labels=tuple(args.labels) if args.labels else None, seed=args.seed, force=args.force,
+                        preprocess_auto=auto,
                         prefix=args.prefix, compile_cache=not args.no_compile_cache,
                         compile_cache_dir=args.compile_cache)
 

@@ -57,6 +57,10 @@ class ScanSettings:
     seed: int = setting(0, help="the PRNG seed of every model's scan")
     force: bool = setting(False, help="scan even when the pre-flight check finds the model does not see the "
                                       "images as set")
+    preprocess_auto: bool = setting(False, help="where a model's clean images are labelled raw pixels, choose its "
+                                                "input convention from them, as --preprocess auto does (a manifest "
+                                                "row's preprocess overrides it); elsewhere the config's preprocessing "
+                                                "holds")
     prefix: str = setting("gtsrb", help="the trigger pictures' file-name prefix")
     compile_cache: bool = setting(True, help="keep compiled steps in compile_cache_dir and reuse them")
     compile_cache_dir: str | None = setting(None, help="the compile cache's folder (None: $NCJAX_COMPILE_CACHE, "
@@ -76,5 +80,5 @@ class ScanSettings:
         if not isinstance(self.prefix, str) or not self.prefix or any(c in self.prefix for c in "/\\\0") or \
                 self.prefix in (".", ".."):
             raise ConfigError(f"ScanSettings.prefix must be a file-name prefix (no path), got {self.prefix!r}.")
-        for name in ("force", "compile_cache"):
+        for name in ("force", "preprocess_auto", "compile_cache"):
             check_flag(self, name)

@@ -13,13 +13,14 @@ from typing import Literal
 
 from ncjax.core.choices import ChoiceT, match_choice
 from ncjax.core.printable import quoted
-from ncjax.errors import UsageError
+from ncjax.data.preprocess import parse_described
+from ncjax.errors import ConfigError, UsageError
 from ncjax.models.classifier import LAYOUTS, Layout
 
 MODEL_SUFFIXES = (".h5", ".keras", ".onnx")
 Truth = Literal["infected", "clean"]
 TRUTHS: tuple[Truth, ...] = typing.get_args(Truth)
-MANIFEST_FIELDS = ("path", "data", "data_key", "preprocess", "layout", "truth", "target")
+MANIFEST_FIELDS = ("path", "data", "data_key", "preprocess", "layout", "architecture", "truth", "target")
 
 
 @dataclass(frozen=True)
@@ -32,6 +33,7 @@ class AuditItem:
     data_key: str | None = None
     preprocess: str | None = None
     layout: Layout | None = None
+    architecture: str | None = None  # a Keras weights-only file's architecture JSON
     truth: Truth | None = None
     target: int | None = None
 
@@ -69,8 +71,8 @@ def _named(items: Iterable[AuditItem]) -> list[AuditItem]:
 
 
 def read_manifest(path: Path) -> list[AuditItem]:
-    """A manifest's rows: `path` required; data, data_key, preprocess, layout, truth, target optional. Relative
-    paths are taken from the manifest's folder."""
+    """A manifest's rows: `path` required; data, data_key, preprocess, layout, architecture, truth, target
+    optional. Relative paths are taken from the manifest's folder."""
     try:
         text = path.read_text()
         rows = json.loads(text) if path.suffix.lower() == ".json" else list(csv.DictReader(text.splitlines()))
@@ -87,9 +89,25 @@ def read_manifest(path: Path) -> list[AuditItem]:
         data = _relative(path, row["data"]) if row.get("data") else None
         items.append(AuditItem(model=_relative(path, row["path"]), data=data,
                                name=_folder_name(row.get("name"), where), data_key=row.get("data_key") or None,
-                               preprocess=row.get("preprocess") or None, layout=_layout(row.get("layout"), where),
+                               preprocess=_preprocess(row.get("preprocess"), where),
+                               layout=_layout(row.get("layout"), where),
+                               architecture=_relative(path, row["architecture"]) if row.get("architecture") else None,
                                truth=_truth(row.get("truth"), where), target=_target(row.get("target"), where)))
     return items
+
+
+def _preprocess(value, where: str) -> str | None:
+    """A row's preprocess: auto, a mode, OFFSET,SCALE or the flags (e.g. '--mean 0.49,0.48,0.45 --std 0.25,0.24,0.26
+    --bgr'), checked now rather than when its model's turn comes."""
+    if value in (None, ""):
+        return None
+    text = str(value).strip()
+    if text != "auto":
+        try:
+            parse_described(text)
+        except ConfigError as e:
+            raise UsageError(f"{where}: {e}") from None
+    return text
 
 
 def _folder_name(value, where: str) -> str:

@@ -14,8 +14,9 @@ from ncjax.auditing.config import ScanSettings
 from ncjax.auditing.items import AuditItem
 from ncjax.auditing.settings_record import settings_record
 from ncjax.core.printable import one_line
+from ncjax.data.convention import auto_convention
 from ncjax.data.images import load_images
-from ncjax.data.preprocess import parse_preprocessing
+from ncjax.data.preprocess import parse_described
 from ncjax.errors import NCJaxError
 from ncjax.models.loading import load_model
 from ncjax.pipeline.model_scan import STATE_FILE, scan_model
@@ -23,6 +24,7 @@ from ncjax.pipeline.report import run_record
 from ncjax.scan.compile_cache import enable_compile_cache
 from ncjax.search.config import ScanConfig, device_preset
 
+AUTO = "auto"  # a manifest's preprocess that chooses the model's convention from its labelled images
 ATTEMPTS_FILE = "attempts.jsonl"  # one line per start of this model's scan: which host and process ran it
 
 
@@ -53,18 +55,23 @@ def _scan(item: AuditItem, folder: Path, data: str, settings: ScanSettings, *, r
     if settings.compile_cache:
         enable_compile_cache(settings.compile_cache_dir)
     config = settings.config or ScanConfig.for_device()
-    if item.preprocess:
-        config = dataclasses.replace(config, preprocessing=parse_preprocessing(item.preprocess))
+    if item.preprocess and item.preprocess != AUTO:
+        config = dataclasses.replace(config, preprocessing=parse_described(item.preprocess))
     preset = device_preset() if settings.config is None else "as configured"
-    model = load_model(item.model, layout=item.layout)
+    model = load_model(item.model, architecture=item.architecture, layout=item.layout)
     clean = load_images(data, model.input_shape, key=item.data_key)
+    labelled_pixels = clean.pixels and clean.labels is not None
+    auto = item.preprocess == AUTO or (item.preprocess is None and settings.preprocess_auto and labelled_pixels)
+    run = run_record(seed=settings.seed, preset=preset, model_path=item.model, data_path=data, data_key=item.data_key)
+    if auto:
+        convention = auto_convention(model, clean, force=settings.force)
+        config = dataclasses.replace(config, preprocessing=convention.best.preprocessing)
+        run["preprocess_auto"] = convention.as_dict()
     return scan_model(model, clean.in_model_scale(config.preprocessing), clean.labels,
                       key=jax.random.key(settings.seed), config=config, decision=settings.decision,
                       scan_labels=settings.labels, from_pixels=clean.pixels,
                       force=settings.force, out=folder, resume=resume, overwrite=not resume,
-                      prefix=settings.prefix, model_name=item.model, data_name=data,
-                      run=run_record(seed=settings.seed, preset=preset, model_path=item.model, data_path=data,
-                                     data_key=item.data_key))
+                      prefix=settings.prefix, model_name=item.model, data_name=data, run=run)
 
 
 def item_row(item: AuditItem, out: Path, data: str | None) -> dict:

@@ -18,7 +18,7 @@ def settings_record(item: AuditItem, settings: ScanSettings, data: str | None) -
     """The scan settings, and the model's own manifest columns, as plain JSON values."""
     scan = {name: value for name, value in dataclasses.asdict(settings).items() if name not in _NOT_RECORDED}
     record = {"scan": scan, "data": item.data or data, "data_key": item.data_key, "preprocess": item.preprocess,
-              "layout": item.layout}
+              "layout": item.layout, "architecture": item.architecture}
     return json.loads(json.dumps(record))  # tuples become lists, as a row read back from audit.jsonl holds them
 
 

@@ -11,7 +11,7 @@ import re
 import sys
 import types
 import typing
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any, NoReturn
 
 from ncjax.core.choices import field_types, literal_choices
@@ -36,10 +36,20 @@ def _default_text(f: dataclasses.Field) -> str:
     return f" (default: {f.default})" if f.default is not None else ""
 
 
+def _preset_defaults(name: str, presets: Mapping[str, Any]) -> str:
+    """' (default: X)' when every preset agrees, else each preset's value."""
+    values = {preset: getattr(config, name) for preset, config in presets.items()}
+    if len(set(map(repr, values.values()))) == 1:
+        value = next(iter(values.values()))
+        return "" if value is None else f" (default: {value})"
+    return " (" + ", ".join(f"{preset}: {value}" for preset, value in values.items()) + ")"
+
+
 def add_dataclass_flags(group: argparse._ActionsContainer, cls: type, *, skip: Iterable[str] = (),
-                        default_note: str = "") -> list[str]:
+                        presets: Mapping[str, Any] | None = None) -> list[str]:
     """Add one flag per field of `cls` not in `skip`; returns the field names. Every flag defaults to None
-    (not given), so the caller can tell what the user set from what a preset decides."""
+    (not given), so the caller can tell what the user set from what a preset decides; with `presets` (name ->
+    instance), each flag's help shows each preset's value where they differ."""
     names = []
     for f in dataclasses.fields(cls):
         if f.name in skip:
@@ -49,7 +59,7 @@ def add_dataclass_flags(group: argparse._ActionsContainer, cls: type, *, skip: I
         if not help_text:
             raise TypeError(f"{cls.__name__}.{f.name} has no help text: give it metadata={{'help': ...}}.")
         flag = "--" + f.name.replace("_", "-")
-        help_text += default_note or _default_text(f)
+        help_text += _default_text(f) if presets is None else _preset_defaults(f.name, presets)
         choices = literal_choices(annotation)
         base = _base_type(annotation)
         if choices is not None:
@@ -63,6 +73,22 @@ def add_dataclass_flags(group: argparse._ActionsContainer, cls: type, *, skip: I
                             "give it a flag of its own.")
         names.append(f.name)
     return names
+
+
+def settings_from_flags(build: Callable[..., Any], cls: type, **values: Any) -> Any:
+    """`build(**values)` (a settings class or a preset of it), its ConfigError reworded for a command-line user:
+    `Cls.field_name` and bare field names with an underscore become the flags that set them (--field-name)."""
+    try:
+        return build(**values)
+    except ConfigError as e:
+        message = re.sub(rf"\b{cls.__name__}\.(\w+)", lambda m: _flag(m.group(1)), str(e))
+        for name in (f.name for f in dataclasses.fields(cls) if "_" in f.name):
+            message = re.sub(rf"(?<![-\w]){name}\b", _flag(name), message)
+        raise UsageError(message) from None
+
+
+def _flag(name: str) -> str:
+    return "--" + name.replace("_", "-")
 
 
 def given_values(args: argparse.Namespace, names: Iterable[str]) -> dict[str, Any]:
@@ -168,11 +194,16 @@ def file_prefix(text: str) -> str:
 PREPROCESS_HELP = ("how the model's inputs relate to raw 0..255 pixels: raw, mnist (x/255), inception (x/127.5 - 1), "
                    "imagenet (caffe: BGR minus means), torch (torchvision's ImageNet mean/std), or OFFSET,SCALE "
                    "(input = pixel * SCALE + OFFSET, e.g. -1,0.00784313725490196)")
+ARCHITECTURE_HELP = "a Keras weights-only .h5's architecture: the JSON file model.to_json() wrote"
+AUTO = "auto"
+AUTO_HELP = ("; auto: with labelled image files or uint8 arrays, try each of these (RGB and BGR) and keep the one "
+             "the model classifies best")
 
 
-def add_preprocessing_flags(parser: argparse._ActionsContainer, *, default_text: str = "raw") -> None:
-    """--preprocess, --mean and --std (None when not given) and --bgr."""
-    parser.add_argument("--preprocess", help=f"{PREPROCESS_HELP} (default: {default_text})")
+def add_preprocessing_flags(parser: argparse._ActionsContainer, *, default_text: str = "raw",
+                            auto: bool = False) -> None:
+    """--preprocess, --mean and --std (None when not given) and --bgr; `auto`: --preprocess auto is offered."""
+    parser.add_argument("--preprocess", help=f"{PREPROCESS_HELP}{AUTO_HELP if auto else ''} (default: {default_text})")
     parser.add_argument("--mean", help="per-channel means on pixels / 255, with --std: torchvision's Normalize, e.g. "
                                        "0.4914,0.4822,0.4465 (instead of --preprocess)")
     parser.add_argument("--std", help="per-channel deviations on pixels / 255, with --mean, e.g. 0.247,0.243,0.261")
@@ -184,8 +215,21 @@ def preprocessing_given(args: argparse.Namespace) -> bool:
     return args.preprocess is not None or args.mean is not None or args.std is not None or args.bgr
 
 
+def preprocessing_auto(args: argparse.Namespace) -> bool:
+    """--preprocess auto was given (alone: it tries both channel orders and the usual statistics itself)."""
+    if args.preprocess != AUTO:
+        return False
+    if args.bgr or args.mean is not None or args.std is not None:
+        raise UsageError("--preprocess auto tries both channel orders and the usual means and deviations itself; leave "
+                         "out --bgr, --mean and --std, or give the convention instead of auto.")
+    return True
+
+
 def preprocessing_flag(args: argparse.Namespace) -> Preprocessing:
     """--preprocess (a mode or OFFSET,SCALE), --mean/--std and --bgr as a Preprocessing."""
+    if args.preprocess == AUTO:
+        raise UsageError("--preprocess auto is for scans (ncjax scan, ncjax audit); here give the model's convention "
+                         "(a scan's report.json names the one auto chose).")
     try:
         return parse_preprocessing(args.preprocess, bgr=args.bgr, mean=args.mean, std=args.std)
     except ConfigError as e:

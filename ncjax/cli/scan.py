@@ -23,6 +23,7 @@ import jax
 import numpy as np
 
 from ncjax.cli.options import (
+    ARCHITECTURE_HELP,
     OneLineParser,
     add_dataclass_flags,
     add_preprocessing_flags,
@@ -31,12 +32,17 @@ from ncjax.cli.options import (
     given_values,
     int_at_least,
     label_list,
+    preprocessing_auto,
     preprocessing_flag,
+    preprocessing_given,
     run_command,
     seed,
+    settings_from_flags,
 )
 from ncjax.core.printable import printable
-from ncjax.data.images import load_images
+from ncjax.data.convention import ConventionChoice, auto_convention
+from ncjax.data.images import CleanImages, load_images
+from ncjax.data.preprocess import Preprocessing
 from ncjax.errors import UsageError
 from ncjax.models.classifier import LAYOUTS
 from ncjax.models.loading import load_model, parse_input_shape
@@ -66,6 +72,7 @@ OWN_FLAG_FIELDS = {"preprocessing"}
 def build_parser() -> argparse.ArgumentParser:
     p = OneLineParser(prog="python -m ncjax.run", description=__doc__.splitlines()[0].split(": ", 1)[1])
     p.add_argument("--model", help="Keras (.h5/.keras) or ONNX (.onnx) model; default: the embedded demo model")
+    p.add_argument("--architecture", help=ARCHITECTURE_HELP)
     p.add_argument("--layout", choices=LAYOUTS, help="an ONNX model's input layout, where it is ambiguous")
     p.add_argument("--input-shape", help="H,W,C for models that leave their image size open")
     p.add_argument("--data", help="clean images: .npz (x_roi or x, y) or reference .h5 (X_test) arrays in the model's "
@@ -81,7 +88,7 @@ def build_parser() -> argparse.ArgumentParser:
                                                      "epochs for the likeliest targets (default: focused on CPU, paper "
                                                      "otherwise)")
     p.add_argument("--labels", type=label_list, help="comma-separated labels to scan (default: all)")
-    add_preprocessing_flags(p)
+    add_preprocessing_flags(p, auto=True, default_text="auto for labelled image files or uint8 arrays, else raw")
     p.add_argument("--seed", type=seed, default=0, help="the PRNG seed of the triggers and batches (default: 0)")
     p.add_argument("--threshold", type=finite_at_least(0, strict=True), default=2.0,
                    help="anomaly-index threshold, finite and > 0 (default: 2)")
@@ -124,9 +131,10 @@ def build_parser() -> argparse.ArgumentParser:
                                                           "the same architecture (default: $NCJAX_COMPILE_CACHE, else "
                                                           "~/.cache/ncjax/jax-compile)")
     p.add_argument("--no-compile-cache", action="store_true", help="compile every step afresh, keeping nothing")
-    group = p.add_argument_group("scan settings (ScanConfig)", "left out, a setting takes the preset's value; the "
-                                 "defaults shown are the paper preset's")
-    add_dataclass_flags(group, ScanConfig, skip=OWN_FLAG_FIELDS)
+    group = p.add_argument_group("scan settings (ScanConfig)", "left out, a setting takes the preset's value (each "
+                                 "preset's is shown where they differ)")
+    add_dataclass_flags(group, ScanConfig, skip=OWN_FLAG_FIELDS,
+                        presets={name: getattr(ScanConfig, name)() for name in PRESETS})
     return p
 
 
@@ -137,8 +145,9 @@ def _preset(args: argparse.Namespace) -> str:
 def config_from_args(args: argparse.Namespace) -> ScanConfig:
     preset = _preset(args)
     changes = given_values(args, [f.name for f in dataclasses.fields(ScanConfig) if f.name not in OWN_FLAG_FIELDS])
-    changes["preprocessing"] = preprocessing_flag(args)
-    return getattr(ScanConfig, preset)(**changes)
+    # auto is settled once the model and images are read (_inputs); raw holds its place until then.
+    changes["preprocessing"] = Preprocessing() if preprocessing_auto(args) else preprocessing_flag(args)
+    return settings_from_flags(getattr(ScanConfig, preset), ScanConfig, **changes)
 
 
 class _Progress:
@@ -159,7 +168,8 @@ class _Progress:
             self.bar = tqdm(total=total, unit="label-epoch", file=sys.stderr, dynamic_ncols=True)
         done_units = progress.labels_done * self.max_epochs + len(progress.active_labels) * progress.epoch
         self.bar.n = min(max(done_units, self.bar.n), self.bar.total)
-        self.bar.set_description(f"labels done {progress.labels_done}/{progress.labels_total}, epoch {progress.epoch}")
+        self.bar.set_description(f"epoch {progress.epoch}/{self.max_epochs}: {len(progress.active_labels)} labels "
+                                 f"searching, {progress.labels_done}/{progress.labels_total} done")
         self.bar.refresh()
 
     def close(self) -> None:
@@ -176,6 +186,8 @@ class _Inputs:
     from_pixels: bool  # read as raw pixels (image files, uint8 arrays) that went through --preprocess
     model_name: str
     data_name: str
+    preprocessing: Preprocessing  # as given, or as --preprocess auto chose
+    convention: ConventionChoice | None = None  # what --preprocess auto tried
     notes: tuple[str, ...] = ()  # what reading the data assumed or changed
 
 
@@ -188,17 +200,31 @@ def _inputs(args: argparse.Namespace, config: ScanConfig) -> _Inputs:
         which = "clean twin" if args.demo_clean else "backdoored at 33"
         print(f"no --model/--data: scanning the embedded demo ({which}).")
         demo_x, demo_y = demo.demo_images()
+        if preprocessing_auto(args):
+            raise UsageError("--preprocess auto reads raw pixels; the demo's images are the model's inputs already, "
+                             "so leave it out.")
         return _Inputs(demo.demo_model(infected=not args.demo_clean), demo_x, demo_y, False,
-                       str(demo.demo_model_path(infected=not args.demo_clean)), "ncjax.demo.demo_images()")
+                       str(demo.demo_model_path(infected=not args.demo_clean)), "ncjax.demo.demo_images()",
+                       config.preprocessing)
     if args.model is None or args.data is None:
         raise UsageError("give both --model and --data (clean images), or neither to scan the embedded demo.")
-    model = load_model(args.model, layout=args.layout, input_shape=parse_input_shape(args.input_shape))
+    model = load_model(args.model, architecture=args.architecture, layout=args.layout,
+                       input_shape=parse_input_shape(args.input_shape))
     clean = load_images(args.data, model.input_shape, key=args.data_key)
-    scale = (f"raw 0..255 pixels, put through {config.preprocessing.describe()}" if clean.pixels else
+    convention = auto_convention(model, clean, force=args.force) if _auto(args, clean) else None
+    preprocessing = config.preprocessing if convention is None else convention.best.preprocessing
+    scale = (f"raw 0..255 pixels, put through {preprocessing.describe()}" if clean.pixels else
              "float arrays, taken as the model's inputs as they are (--preprocess applies to image files and uint8 "
              "arrays)")
-    return _Inputs(model, clean.in_model_scale(config.preprocessing), clean.labels, clean.pixels, args.model,
-                   args.data, (f"data read as {scale}", *clean.notes))
+    return _Inputs(model, clean.in_model_scale(preprocessing), clean.labels, clean.pixels, args.model, args.data,
+                   preprocessing, convention, (f"data read as {scale}", *clean.notes))
+
+
+def _auto(args: argparse.Namespace, clean: CleanImages) -> bool:
+    """Whether to choose the input convention: asked for (--preprocess auto), or by default for labelled raw
+    pixels (on models trained on x/255, [-1, 1] or mean/std, raw pixels still classify 75-93 % right, so a wrong
+    default would pass the pre-flight unseen: experiments/conventions.md)."""
+    return preprocessing_auto(args) or (not preprocessing_given(args) and clean.pixels and clean.labels is not None)
 
 
 def decision_from_args(args: argparse.Namespace) -> DecisionConfig:
@@ -287,6 +313,12 @@ def _next_step(verdict, out: Path, args: argparse.Namespace) -> str:
     return f"open {out}/summary.png to see every label's trigger; report.json holds the numbers"
 
 
+def _run_record(args: argparse.Namespace, inputs: _Inputs, command: Sequence[str] | None) -> dict[str, Any]:
+    record = run_record(seed=args.seed, preset=_preset(args), model_path=args.model, data_path=args.data,
+                        data_key=args.data_key, command=command)
+    return record if inputs.convention is None else {**record, "preprocess_auto": inputs.convention.as_dict()}
+
+
 def run(args: argparse.Namespace, *, command: Sequence[str] | None = None) -> int:
     config = config_from_args(args)
     decision = decision_from_args(args)
@@ -295,6 +327,7 @@ def run(args: argparse.Namespace, *, command: Sequence[str] | None = None) -> in
     else:
         enable_compile_cache(args.compile_cache)
     inputs = _inputs(args, config)
+    config = dataclasses.replace(config, preprocessing=inputs.preprocessing)
     if args.resume and args.overwrite:
         raise UsageError("--resume continues the scan in --out and --overwrite removes it; give one of them.")
     out = prepare_out(args.out, what="--out")  # before the scan, so a bad --out costs no scan
@@ -302,6 +335,11 @@ def run(args: argparse.Namespace, *, command: Sequence[str] | None = None) -> in
     print(f"model: {printable(inputs.model_name, limit=200)} ({inputs.model.num_classes} classes, input "
           f"{inputs.model.input_shape}); data: {printable(inputs.data_name, limit=200)} ({len(inputs.images)} images); "
           f"preset: {_preset(args)}; loss: {config.loss}")
+    if inputs.convention is not None:
+        how = "--preprocess auto" if preprocessing_auto(args) else "--preprocess auto (the default for labelled pixels)"
+        print(f"{how}: {inputs.convention.line()}")
+        if inputs.convention.problem():
+            print(f"note: {inputs.convention.problem()}; scanning with the best anyway (--force).")
     for note in inputs.notes:
         print(f"note: {note}")
     if config.preprocessing.mode == "raw" and inputs.images.size and float(inputs.images.max()) <= 1.0:
@@ -317,8 +355,7 @@ def run(args: argparse.Namespace, *, command: Sequence[str] | None = None) -> in
             inputs.model, inputs.images, inputs.labels, key=jax.random.key(args.seed), config=config,
             decision=decision, scan_labels=args.labels, from_pixels=inputs.from_pixels, force=args.force, out=out,
             resume=args.resume, prefix=args.prefix, model_name=inputs.model_name, data_name=inputs.data_name,
-            run=run_record(seed=args.seed, preset=_preset(args), model_path=args.model, data_path=args.data,
-                           data_key=args.data_key, command=command), callback=_printer(args, progress, requested)))
+            run=_run_record(args, inputs, command), callback=_printer(args, progress, requested)))
     except KeyboardInterrupt as e:
         progress.close()
         checked = out / SOURCE_STATE_FILE

@@ -4,8 +4,8 @@ A wrong intensity range or channel order is the most common way to get a meaning
 (the reference's issue tracker opens with an MNIST model whose anomaly index a mismatched range inverted). With
 labelled images, the model's accuracy on them is measured as given and under the other plausible readings
 (divided by 255, times 255, channels reversed; for image files, every preprocessing mode); a reading that is
-clearly better, or a model whose output does not depend on its input, stops the command line with the flags
-to use (`--force` scans anyway). The figures go into report.json.
+clearly better, an accuracy near chance, or a model whose output does not depend on its input, stops the
+command line with what to check (`--force` scans anyway). The figures go into report.json.
 """
 from __future__ import annotations
 
@@ -23,6 +23,9 @@ from ncjax.data.preprocess import ChannelOrder, Preprocessing, PreprocessingMode
 MAX_IMAGES = 512  # enough to tell 10 % from 90 %, cheap next to a scan
 # Another reading is clearly better when it is useful, halves the errors and gains this much accuracy.
 USEFUL_ACCURACY, ERROR_RATIO, MARGIN = 0.5, 0.5, 0.2
+# Near chance: less than this share of the way from chance to every image right. A model reading its images as
+# trained gets far more; one that does not (wrong scale, wrong order, labels numbered otherwise) gets about chance.
+NEAR_CHANCE = 0.1
 
 
 @dataclass(frozen=True)
@@ -47,14 +50,21 @@ class Preflight:
         if self.constant_output:
             return (f"the model gives the same output for all {self.images} clean images checked: it does not depend "
                     "on its input (all-zero or broken weights?), so no trigger can be measured")
-        if self.given is None or not self.others:
+        if self.given is None:
             return None
-        best = max(self.others, key=lambda r: r.accuracy)
         given = self.given.accuracy
-        if (best.accuracy >= max(USEFUL_ACCURACY, given + MARGIN)
+        best = max(self.others, key=lambda r: r.accuracy, default=None)
+        # Clearly better means useful and well above chance (with two classes, 58 % is no reading's merit).
+        useful = max(USEFUL_ACCURACY, self.chance + USEFUL_ACCURACY * (1 - self.chance))
+        if (best is not None and best.accuracy >= max(useful, given + MARGIN)
                 and 1 - best.accuracy <= ERROR_RATIO * (1 - given)):
             return (f"the model classifies the clean images far better {best.name} ({best.accuracy:.0%}) than as "
-                    f"set ({self.given.accuracy:.0%}, chance {self.chance:.0%}): {best.advice}")
+                    f"set ({given:.0%}, chance {self.chance:.0%}): {best.advice}")
+        if given < self.chance + NEAR_CHANCE * (1 - self.chance):
+            return (f"the model classifies only {given:.1%} of the {self.images} labelled clean images correctly, "
+                    f"about chance ({self.chance:.1%}), so it does not see them as it was trained to: check the "
+                    "input convention (--preprocess; --preprocess auto tries the usual ones on labelled pixels), the "
+                    "channel order (--bgr), and that the labels number the classes as the model does")
         return None
 
     def as_dict(self) -> dict[str, Any]:

@@ -73,8 +73,8 @@ class Preprocessing:
 
     def describe(self) -> str:
         """The command-line flags that give this preprocessing."""
-        listed = lambda values: ",".join(f"{v:.9g}" for v in values)
-        text = {"custom": f"--preprocess {self.offset:.9g},{self.scale:.9g}",
+        listed = lambda values: ",".join(map(repr, values))  # the shortest text that reads back the same float
+        text = {"custom": f"--preprocess {self.offset!r},{self.scale!r}",
                 "normalize": f"--mean {listed(self.mean)} --std {listed(self.std)}"}.get(self.mode,
                                                                                         f"--preprocess {self.mode}")
         return text + (" --bgr" if self.channel_order == "bgr" else "")
@@ -153,3 +153,24 @@ def _numbers(text: str, what: str) -> tuple[float, ...]:
         return tuple(float(v) for v in text.split(","))
     except ValueError:
         raise ConfigError(f"{what} must be comma-separated numbers, e.g. 0.4914,0.4822,0.4465; got {text!r}.") from None
+
+
+def parse_described(text: str) -> Preprocessing:
+    """A Preprocessing from its command-line flags as `Preprocessing.describe()` writes them ("--preprocess mnist
+    --bgr", "--mean 0.49,0.48,0.45 --std 0.25,0.24,0.26"), or from the short form alone ("mnist", "-1,0.0078")."""
+    tokens = text.split()
+    given: dict[str, str | None] = {"--preprocess": None, "--mean": None, "--std": None}
+    bgr = False
+    if tokens and not tokens[0].startswith("--"):
+        given["--preprocess"] = tokens.pop(0)
+    while tokens:
+        flag = tokens.pop(0)
+        if flag == "--bgr":
+            bgr = True
+        elif flag in given and tokens and given[flag] is None:
+            given[flag] = tokens.pop(0)
+        else:
+            raise ConfigError(f"preprocessing {text!r}: expected a mode or OFFSET,SCALE, or the flags --preprocess "
+                              "MODE, --mean M --std S and --bgr, each once; e.g. 'mnist --bgr' or '--mean 0.49,0.48,"
+                              "0.45 --std 0.25,0.24,0.26'.")
+    return parse_preprocessing(given["--preprocess"], bgr=bgr, mean=given["--mean"], std=given["--std"])

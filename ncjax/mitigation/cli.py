@@ -18,6 +18,7 @@ import jax
 import numpy as np
 
 from ncjax.cli.options import (
+    ARCHITECTURE_HELP,
     OneLineParser,
     add_dataclass_flags,
     add_preprocessing_flags,
@@ -27,6 +28,7 @@ from ncjax.cli.options import (
     preprocessing_given,
     run_command,
     seed,
+    settings_from_flags,
 )
 from ncjax.core.digest import file_sha256
 from ncjax.core.printable import printable
@@ -52,6 +54,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--data", required=True, help="clean images with labels, as for python -m ncjax.run")
     p.add_argument("--data-key", help="name of the image array in --data")
     p.add_argument("--layout", choices=LAYOUTS, help="an ONNX model's input layout, where it is ambiguous")
+    p.add_argument("--architecture", help=ARCHITECTURE_HELP)
     p.add_argument("--input-shape", help="H,W,C for models that leave their image size open")
     p.add_argument("--scan", required=True, help="the scan's output folder (its triggers.npz) or a triggers file")
     p.add_argument("--labels", type=label_list, help="comma-separated labels whose triggers to remove (default: "
@@ -115,8 +118,10 @@ def _check_scanned_model(args: argparse.Namespace) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    config = MitigationConfig(**given_values(args, [f.name for f in dataclasses.fields(MitigationConfig)]))
-    model = load_model(args.model, layout=args.layout, input_shape=parse_input_shape(args.input_shape))
+    config = settings_from_flags(MitigationConfig, MitigationConfig,
+                                 **given_values(args, [f.name for f in dataclasses.fields(MitigationConfig)]))
+    model = load_model(args.model, architecture=args.architecture, layout=args.layout,
+                       input_shape=parse_input_shape(args.input_shape))
     out, report_path = _outputs(args, config.method, model)
     _check_scanned_model(args)
     loaded = load_triggers(args.scan)

@@ -46,7 +46,7 @@ def check_images(images: Any, image_shape: tuple[int, int, int], config: ScanCon
     if len(array) < config.batch_size:
         raise ScanInputError(
             f"{len(array)} clean images are fewer than one batch ({config.batch_size}); give more images "
-            "or a smaller ScanConfig.batch_size."
+            "or a smaller batch size (ScanConfig.batch_size, --batch-size)."
         )
     return array
 
@@ -81,6 +81,6 @@ def check_key(key: Any) -> jax.Array:
 def check_config_fits(config: ScanConfig, image_shape: tuple[int, int, int]) -> None:
     """Settings that depend on the image size."""
     if config.upsample > max(image_shape[:2]):
-        raise ScanInputError(f"ScanConfig.upsample ({config.upsample}) is larger than the images ({image_shape[0]}x"
-                             f"{image_shape[1]}): the mask would be one super-pixel. Use at most "
+        raise ScanInputError(f"the upsample setting ({config.upsample}; --upsample) is larger than the images "
+                             f"({image_shape[0]}x{image_shape[1]}): the mask would be one super-pixel. Use at most "
                              f"{max(image_shape[:2])}.")

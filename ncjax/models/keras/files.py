@@ -165,8 +165,9 @@ def _read_hdf5(f: h5py.File, path: str, architecture: dict[str, Any] | None) -> 
     if architecture is None:
         raise ModelFileError(
             f"{path!r} holds weights only (saved with model.save_weights), not the architecture. Pass the "
-            "architecture too: load_model(path, architecture='model.json') with the JSON from "
-            "model.to_json(), or save the full model with model.save('model.h5')."
+            "architecture too, the JSON from model.to_json() (--architecture model.json on the command line, "
+            "load_model(path, architecture='model.json') in Python), or save the full model with "
+            "model.save('model.h5')."
         )
     config = architecture
     if "layers" in f and "layer_names" not in f.attrs:
