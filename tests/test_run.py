@@ -471,3 +471,41 @@ def test_the_progress_bar_says_the_epoch_and_how_many_labels_search_and_are_done
     assert progress.bar.desc.startswith("epoch 20/30: 3 labels searching, 40/43 done")
     progress.close()
     assert "epoch 20/30" in capsys.readouterr().err
+
+
+def _pixel_files(tmp_path, pixels: np.ndarray, form: str):
+    """`pixels` (N, H, W, 3) uint8 saved as a user would hand them: an (N, H, W, C) or (N, C, H, W) uint8 npz, or a
+    flat folder of PNGs."""
+    if form == "folder":
+        folder = tmp_path / "pngs"
+        folder.mkdir()
+        from PIL import Image
+
+        for i, image in enumerate(pixels):
+            Image.fromarray(image, "RGB").save(folder / f"{i:03d}.png")
+        return folder
+    path = tmp_path / f"{form}.npz"
+    np.savez(path, x=pixels.transpose(0, 3, 1, 2) if form == "nchw" else pixels)
+    return path
+
+
+@pytest.mark.parametrize("flags, form", [
+    (["--preprocess", "mnist"], "nhwc"), (["--preprocess", "-1,0.00784313725490196"], "nhwc"),
+    (["--preprocess", "inception"], "nchw"), (["--mean", "0.4914,0.4822,0.4465", "--std", "0.247,0.243,0.261"], "nhwc"),
+    (["--preprocess", "mnist", "--bgr"], "folder"),
+])
+def test_pixels_in_any_layout_scan_as_the_same_images_in_the_models_scale(tmp_path, capsys, flags, form):
+    """The done-when list: each convention's raw pixels give the scan the model-scale array gives."""
+    pixels = np.random.default_rng(0).integers(0, 256, (40, 12, 12, 3), dtype=np.uint8)
+    preprocessing = run_module.preprocessing_flag(run_module.build_parser().parse_args(flags))
+    model_scale = tmp_path / "model_scale.npz"
+    np.savez(model_scale, x=np.asarray(preprocessing.to_model(pixels.astype(np.float32)), np.float32))
+    common = ["--model", str(MODEL), *SMALL, *REACHABLE, "--max-epochs", "3", *flags]
+    reports = []
+    for name, data in (("a", model_scale), ("b", _pixel_files(tmp_path, pixels, form))):
+        main([*common, "--data", str(data), "--out", str(tmp_path / name)])
+        reports.append(json.loads((tmp_path / name / "report.json").read_text()))
+    assert "raw 0..255 pixels, put through" in capsys.readouterr().out
+    norms = [[row["l1_norm"] for row in report["labels"]] for report in reports]
+    np.testing.assert_allclose(norms[0], norms[1], rtol=1e-3)
+    assert reports[0]["verdict"] == reports[1]["verdict"]
