@@ -5,7 +5,7 @@ configure_xla_flags()  # must run before JAX initializes a backend
 
 from ncjax.auditing import AuditConfig, ScanSettings, audit
 from ncjax.core.version import __version__ as __version__
-from ncjax.data import Preprocessing, load_images
+from ncjax.data import Preprocessing, auto_convention, load_images
 from ncjax.errors import (
     CheckpointError,
     ConfigError,
@@ -49,7 +49,8 @@ __all__ = [
     "InjectionError", "MissingDependencyError", "MitigationConfig", "MitigationError", "ModelFileError",
     "ModelNotFoundError", "NCJaxError", "OnnxOpError", "PreflightError", "Preprocessing", "SaveError", "ScanConfig",
     "ScanInputError", "ScanResult", "ScanSettings", "Slot", "TriggerSet", "UnsupportedLayerError",
-    "UnsupportedModelError", "UsageError", "Verdict", "audit", "best_over_restarts", "check_candidates", "decide",
-    "enable_compile_cache", "l1_norms", "load_images", "load_model", "load_triggers", "mitigate", "pair_score",
+    "UnsupportedModelError", "UsageError", "Verdict", "audit", "auto_convention", "best_over_restarts",
+    "check_candidates", "decide", "enable_compile_cache", "l1_norms", "load_images", "load_model", "load_triggers",
+    "mitigate", "pair_score",
     "restart_slots", "save_model", "scan_all_labels", "scan_model", "scan_pairs", "scan_slots", "source_slots",
 ]

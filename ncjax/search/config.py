@@ -165,7 +165,7 @@ class ScanConfig:
     @classmethod
     def fast(cls, **changes) -> ScanConfig:
         """For CPUs: the reference's schedule on 5-step epochs, patience 3, at most 30 epochs (150 steps
-        per label), cost starting at init_cost. See README for what it was measured to find."""
+        per label), cost starting at init_cost. See docs/detection-quality.md for what it was measured to find."""
         settings: dict[str, Any] = dict(nb_sample=5 * 32, max_epochs=30, patience=3, cost_starts_at_zero=False)
         settings.update(changes)
         return cls(**settings)
@@ -176,8 +176,8 @@ class ScanConfig:
         starts; then the 3 labels with the smallest triggers search on from both starts for up to 120 epochs, 4x
         the fast preset's, with 2 anchors at the median from one start each (8 lanes), and the rest are frozen.
         The source check runs the fast preset's 30 epochs, the pair scan 45. A max_epochs of 10 or less (without
-        warmup_epochs) leaves nothing to focus on: every label then runs that schedule. See README for what it was
-        measured to find."""
+        warmup_epochs) leaves nothing to focus on: every label then runs that schedule. See docs/detection-quality.md
+        for what it was measured to find."""
         settings: dict[str, Any] = dict(max_epochs=120, restarts=2, warmup_epochs=10, candidates=3, anchors=2,
                                         check_epochs=30, pair_epochs=45)
         settings.update(changes)
@@ -192,7 +192,7 @@ PRESETS: tuple[str, ...] = typing.get_args(Preset)
 
 def device_preset() -> Preset:
     """focused on CPUs (the fast preset's budget spent on the likeliest targets; measured to find more in about
-    the time of the fast preset and its source check, README "Detection quality"), paper on accelerators: the
+    the time of the fast preset and its source check, docs/detection-quality.md), paper on accelerators: the
     default of every command and of the audit."""
     import jax
 
