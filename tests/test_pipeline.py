@@ -116,3 +116,11 @@ def test_a_pair_scan_asked_for_but_impossible_is_refused_before_scanning():
     off = ncjax.scan_model(model, images, np.arange(len(images)) % 4, key=jax.random.key(0), config=CONFIG,
                            force=True, decision=ncjax.DecisionConfig(pairs="off", source_check=0))
     assert off.pairs is None
+
+
+def test_a_used_output_folder_is_refused_in_the_callers_own_terms(tmp_path):
+    (tmp_path / "report.json").write_text("{}")  # another scan's file
+    with pytest.raises(ncjax.UsageError, match=r"resume it \(resume=True\), replace it \(overwrite=True"):
+        ncjax.scan_model(tiny_classifier(), tiny_images(), key=jax.random.key(0), config=ncjax.ScanConfig.fast(),
+                         out=tmp_path)
+    assert (tmp_path / "report.json").read_text() == "{}"

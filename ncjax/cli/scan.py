@@ -331,7 +331,7 @@ def run(args: argparse.Namespace, *, command: Sequence[str] | None = None) -> in
     if args.resume and args.overwrite:
         raise UsageError("--resume continues the scan in --out and --overwrite removes it; give one of them.")
     out = prepare_out(args.out, what="--out")  # before the scan, so a bad --out costs no scan
-    claim_out(out, resume=args.resume, overwrite=args.overwrite, what="--out")
+    claim_out(out, resume=args.resume, overwrite=args.overwrite, what="--out", options=("--resume", "--overwrite"))
     print(f"model: {printable(inputs.model_name, limit=200)} ({inputs.model.num_classes} classes, input "
           f"{inputs.model.input_shape}); data: {printable(inputs.data_name, limit=200)} ({len(inputs.images)} images); "
           f"preset: {_preset(args)}; loss: {config.loss}")

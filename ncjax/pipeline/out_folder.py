@@ -40,9 +40,11 @@ def scan_files(folder: Path) -> list[Path]:
                   if p.is_file() and (p.name in SCAN_FILE_NAMES or _PICTURE.fullmatch(p.name)))
 
 
-def claim_out(folder: Path, *, resume: bool, overwrite: bool, what: str = "the output folder") -> None:
+def claim_out(folder: Path, *, resume: bool, overwrite: bool, what: str = "the output folder",
+              options: tuple[str, str] = ("resume=True", "overwrite=True")) -> None:
     """Make `folder` this scan's: an earlier scan's files there are kept to resume (`resume`), removed
-    (`overwrite`), or refused, so that a folder never mixes two scans' pictures and reports."""
+    (`overwrite`), or refused, so that a folder never mixes two scans' pictures and reports. `options` name the
+    two settings in the refusal as the caller spells them (the command line: --resume, --overwrite)."""
     if resume:
         return
     found = scan_files(folder)
@@ -51,6 +53,7 @@ def claim_out(folder: Path, *, resume: bool, overwrite: bool, what: str = "the o
     if not overwrite:
         names = ", ".join(p.name for p in found[:3]) + (f" and {len(found) - 3} more" if len(found) > 3 else "")
         raise UsageError(f"{what} {quoted(str(folder), limit=200)} holds another scan's files ({names}); resume it "
-                         "(--resume), replace it (--overwrite removes those files first), or choose another folder.")
+                         f"({options[0]}), replace it ({options[1]} removes those files first), or choose another "
+                         "folder.")
     for path in found:
         path.unlink()
