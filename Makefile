@@ -39,10 +39,11 @@ bench-peers: install $(PEER_PYTHON)
 	$(BIN)/python -m ncjax.bench --peers --peer-python $(PEER_PYTHON)
 
 # Lint and types first (ruff and mypy, configured in pyproject.toml): a finding fails the run before the tests start.
+# Two workers, each taking whole test files (module fixtures built once): 5.5 instead of 8 minutes on 2 cores.
 test: install
 	$(BIN)/ruff check .
 	$(BIN)/mypy
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q -n 2 --dist loadfile
 
 # Also the slow checks (full 43-label scans of the demo model and of its clean twin).
 test-slow: install

@@ -494,18 +494,31 @@ def _pixel_files(tmp_path, pixels: np.ndarray, form: str):
     (["--preprocess", "inception"], "nchw"), (["--mean", "0.4914,0.4822,0.4465", "--std", "0.247,0.243,0.261"], "nhwc"),
     (["--preprocess", "mnist", "--bgr"], "folder"),
 ])
-def test_pixels_in_any_layout_scan_as_the_same_images_in_the_models_scale(tmp_path, capsys, flags, form):
-    """The done-when list: each convention's raw pixels give the scan the model-scale array gives."""
+def test_pixels_in_any_layout_reach_the_scan_as_the_same_images_in_the_models_scale(tmp_path, flags, form):
+    """The done-when list: each convention's raw pixels, in each layout, are handed to the scan as the model-scale
+    array would be (the scan is a function of those images, its settings and the key)."""
     pixels = np.random.default_rng(0).integers(0, 256, (40, 12, 12, 3), dtype=np.uint8)
+    args = run_module.build_parser().parse_args(["--model", str(MODEL), "--data",
+                                                 str(_pixel_files(tmp_path, pixels, form)), *flags])
+    config = run_module.config_from_args(args)
+    inputs = run_module._inputs(args, config)
+    expected = np.asarray(config.preprocessing.to_model(pixels.astype(np.float32)))
+    assert inputs.from_pixels and inputs.preprocessing == config.preprocessing
+    np.testing.assert_allclose(inputs.images, expected, rtol=1e-6, atol=1e-6)
+
+
+def test_pixels_and_their_model_scale_array_give_the_same_scan(tmp_path, capsys):
+    pixels = np.random.default_rng(0).integers(0, 256, (40, 12, 12, 3), dtype=np.uint8)
+    flags = ["--preprocess", "inception"]
     preprocessing = run_module.preprocessing_flag(run_module.build_parser().parse_args(flags))
     model_scale = tmp_path / "model_scale.npz"
     np.savez(model_scale, x=np.asarray(preprocessing.to_model(pixels.astype(np.float32)), np.float32))
     common = ["--model", str(MODEL), *SMALL, *REACHABLE, "--max-epochs", "3", *flags]
     reports = []
-    for name, data in (("a", model_scale), ("b", _pixel_files(tmp_path, pixels, form))):
+    for name, data in (("a", model_scale), ("b", _pixel_files(tmp_path, pixels, "nchw"))):
         main([*common, "--data", str(data), "--out", str(tmp_path / name)])
         reports.append(json.loads((tmp_path / name / "report.json").read_text()))
-    assert "raw 0..255 pixels, put through" in capsys.readouterr().out
+    assert "raw 0..255 pixels, put through --preprocess inception" in capsys.readouterr().out
     norms = [[row["l1_norm"] for row in report["labels"]] for report in reports]
     np.testing.assert_allclose(norms[0], norms[1], rtol=1e-3)
     assert reports[0]["verdict"] == reports[1]["verdict"]
