@@ -8,9 +8,9 @@ other classes' margins, p = 1 - F(r_max)^(K-1) (the largest of K-1 null draws), 
 images are used. This is a probe outside the scan engine, to see whether the statistic separates these models
 before it becomes a search kind of the engine.
 
-    python experiments/max_margin_probe.py [--steps 150 --starts 4]    # needs ../shared/real for the real models
+    python experiments/max_margin_probe.py [--steps 150 --starts 4 --out results/max_margin_probe.jsonl]
 
-Writes results/max_margin_probe.jsonl.
+The real models need ../shared/real.
 """
 from __future__ import annotations
 
@@ -85,6 +85,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--steps", type=int, default=150)
     parser.add_argument("--starts", type=int, default=4)
+    parser.add_argument("--out", type=Path, default=OUT)
     args = parser.parse_args()
     rows = []
     for name, load in MODELS.items():
@@ -102,7 +103,7 @@ def main() -> int:
                "seconds": round(time.perf_counter() - start, 1)}
         rows.append(row)
         print(json.dumps(row), flush=True)
-    OUT.write_text("".join(json.dumps(row) + "\n" for row in rows))
+        args.out.write_text("".join(json.dumps(row) + "\n" for row in rows))
     return 0
 
 
