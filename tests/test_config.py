@@ -66,7 +66,8 @@ def test_preprocessing_round_trips(pre):
     assert parse_described(pre.describe()) == pre  # the flags it prints give it back
 
 
-@pytest.mark.parametrize("text", ["--bgr --bgr mnist", "--mean 0.5", "mnist --std", "--scale 2", "mnist raw"])
+@pytest.mark.parametrize("text", ["--bgr --bgr mnist", "mnist --bgr --bgr", "--mean 0.5", "mnist --std", "--scale 2",
+                                  "mnist raw"])
 def test_described_flags_that_give_no_preprocessing_are_refused(text):
     with pytest.raises(ncjax.ConfigError):
         parse_described(text)

@@ -13,6 +13,7 @@ from typing import Literal
 
 from ncjax.core.choices import ChoiceT, match_choice
 from ncjax.core.printable import quoted
+from ncjax.data.convention import AUTO
 from ncjax.data.preprocess import parse_described
 from ncjax.errors import ConfigError, UsageError
 from ncjax.models.classifier import LAYOUTS, Layout
@@ -102,7 +103,7 @@ def _preprocess(value, where: str) -> str | None:
     if value in (None, ""):
         return None
     text = str(value).strip()
-    if text != "auto":
+    if text != AUTO:
         try:
             parse_described(text)
         except ConfigError as e:

@@ -14,7 +14,7 @@ from ncjax.auditing.config import ScanSettings
 from ncjax.auditing.items import AuditItem
 from ncjax.auditing.settings_record import settings_record
 from ncjax.core.printable import one_line
-from ncjax.data.convention import auto_convention
+from ncjax.data.convention import AUTO, auto_convention
 from ncjax.data.images import load_images
 from ncjax.data.preprocess import parse_described
 from ncjax.errors import NCJaxError
@@ -24,7 +24,6 @@ from ncjax.pipeline.report import run_record
 from ncjax.scan.compile_cache import enable_compile_cache
 from ncjax.search.config import ScanConfig, device_preset
 
-AUTO = "auto"  # a manifest's preprocess that chooses the model's convention from its labelled images
 ATTEMPTS_FILE = "attempts.jsonl"  # one line per start of this model's scan: which host and process ran it
 
 

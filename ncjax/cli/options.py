@@ -17,6 +17,7 @@ from typing import Any, NoReturn
 from ncjax.core.choices import field_types, literal_choices
 from ncjax.core.printable import one_line
 from ncjax.core.version import __version__
+from ncjax.data.convention import AUTO
 from ncjax.data.preprocess import Preprocessing, parse_preprocessing
 from ncjax.errors import ConfigError, NCJaxError, UsageError
 
@@ -195,7 +196,6 @@ PREPROCESS_HELP = ("how the model's inputs relate to raw 0..255 pixels: raw, mni
                    "imagenet (caffe: BGR minus means), torch (torchvision's ImageNet mean/std), or OFFSET,SCALE "
                    "(input = pixel * SCALE + OFFSET, e.g. -1,0.00784313725490196)")
 ARCHITECTURE_HELP = "a Keras weights-only .h5's architecture: the JSON file model.to_json() wrote"
-AUTO = "auto"
 AUTO_HELP = ("; auto: with labelled image files or uint8 arrays, try each of these (RGB and BGR) and keep the one "
              "the model classifies best")
 

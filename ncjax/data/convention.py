@@ -8,19 +8,18 @@ when none is, the choice refuses rather than scan a model that cannot read its i
 """
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-import jax
 import jax.numpy as jnp
 import numpy as np
 
+from ncjax.data.accuracy import MAX_IMAGES, batched_logits
 from ncjax.data.images import CleanImages
 from ncjax.data.preprocess import Preprocessing, PreprocessingMode
 from ncjax.errors import DataError, PreflightError
 
-MAX_IMAGES = 512  # as the pre-flight: enough to tell 10 % from 90 %
+AUTO = "auto"  # the --preprocess value (and manifest preprocess) that asks for the choice
 USEFUL_ACCURACY, OVER_CHANCE = 0.5, 0.2  # a clearly right convention reaches both
 CLOSE = 0.02  # a runner-up this close in accuracy is named as a close call
 
@@ -99,17 +98,11 @@ def choose_convention(model: Any, pixels: np.ndarray, labels: np.ndarray | None,
     count = min(len(pixels), MAX_IMAGES)
     raw = jnp.asarray(pixels[:count], jnp.float32)
     y = np.asarray(labels[:count])
-    predict = jax.jit(lambda batch: model.apply(model.params, batch))
-    trials = [ConventionTrial(p, _accuracy(predict, p.to_model(raw), y, batch_size))
+    predict = batched_logits(model, batch_size=batch_size)
+    trials = [ConventionTrial(p, float(np.mean(predict(p.to_model(raw)).argmax(-1) == y)))
               for p in candidate_conventions(raw.shape[-1])]
     trials.sort(key=lambda t: -t.accuracy)  # stable: among equals the simpler convention, listed first, wins
     return ConventionChoice(tuple(trials), count, 1.0 / int(model.num_classes))
-
-
-def _accuracy(predict: Callable, x: jax.Array, y: np.ndarray, batch_size: int) -> float:
-    predicted = np.concatenate([np.asarray(predict(x[i:i + batch_size])).argmax(-1)
-                                for i in range(0, len(x), batch_size)])
-    return float(np.mean(predicted == y))
 
 
 def auto_convention(model: Any, clean: CleanImages, *, force: bool = False) -> ConventionChoice:

@@ -10,7 +10,6 @@ command line with what to check (`--force` scans anyway). The figures go into re
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -18,9 +17,9 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from ncjax.data.accuracy import MAX_IMAGES, batched_logits
 from ncjax.data.preprocess import ChannelOrder, Preprocessing, PreprocessingMode
 
-MAX_IMAGES = 512  # enough to tell 10 % from 90 %, cheap next to a scan
 # Another reading is clearly better when it is useful, halves the errors and gains this much accuracy.
 USEFUL_ACCURACY, ERROR_RATIO, MARGIN = 0.5, 0.5, 0.2
 # Near chance: less than this share of the way from chance to every image right. A model reading its images as
@@ -78,25 +77,21 @@ def run_preflight(model: Any, images: np.ndarray, labels: np.ndarray | None, *, 
     """Check `images` (in the model's input scale, as the scan takes them) against `model`."""
     count = min(len(images), MAX_IMAGES)
     x = jnp.asarray(images[:count], jnp.float32)
-    predict = jax.jit(lambda batch: model.apply(model.params, batch))
-    logits = _logits(predict, x, batch_size)
+    predict = batched_logits(model, batch_size=batch_size)
+    logits = predict(x)
     # Random images over the same range too: identical clean images alone would prove nothing.
     low, high = float(jnp.min(x)), float(jnp.max(x))
     probes = jax.random.uniform(jax.random.key(0), (8, *x.shape[1:]), minval=low, maxval=max(high, low + 1))
-    both = np.concatenate([logits, _logits(predict, probes, batch_size)])
+    both = np.concatenate([logits, predict(probes)])
     constant = bool(np.all(np.abs(both - both[:1]) <= 1e-6 * (np.abs(both).max() + 1e-12)))
     chance = 1.0 / int(model.num_classes)
     if labels is None or constant:
         return Preflight(count, constant, chance, None, ())
     y = np.asarray(labels[:count])
     accuracy = lambda out: float(np.mean(out.argmax(-1) == y))
-    others = tuple(Reading(name, advice, accuracy(_logits(predict, transform(x), batch_size)))
+    others = tuple(Reading(name, advice, accuracy(predict(transform(x))))
                    for name, advice, transform in _readings(x, preprocessing, from_pixels))
     return Preflight(count, constant, chance, Reading("as set", "", accuracy(logits)), others)
-
-
-def _logits(predict: Callable, x: jax.Array, batch_size: int) -> np.ndarray:
-    return np.concatenate([np.asarray(predict(x[i:i + batch_size])) for i in range(0, len(x), batch_size)])
 
 
 def _readings(x: jax.Array, preprocessing: Preprocessing, from_pixels: bool):

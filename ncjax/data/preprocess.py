@@ -165,7 +165,7 @@ def parse_described(text: str) -> Preprocessing:
         given["--preprocess"] = tokens.pop(0)
     while tokens:
         flag = tokens.pop(0)
-        if flag == "--bgr":
+        if flag == "--bgr" and not bgr:
             bgr = True
         elif flag in given and tokens and given[flag] is None:
             given[flag] = tokens.pop(0)

@@ -132,8 +132,7 @@ def scan_model(model, images: np.ndarray, labels: np.ndarray | None = None, *, k
     Args:
       scan_labels: the labels to search (default: all).
       from_pixels: the images were read as raw pixels (image files, uint8 arrays) and put through
-        config.preprocessing, which
-        the pre-flight check takes into account.
+        config.preprocessing, which the pre-flight check takes into account.
       force: scan even when the pre-flight check finds the model does not see the images as set (else a
         PreflightError says which setting to use).
       out: a folder for the outputs and the checkpoints; with `resume`, an interrupted scan's checkpoints there
