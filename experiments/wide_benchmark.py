@@ -191,7 +191,8 @@ def dataset(data: str, n: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
     return images, labels
 
 
-def train(recipe: Recipe, x_raw: np.ndarray, y: np.ndarray, backdoors) -> tuple[Classifier, float]:
+def train(recipe: Recipe, x_raw: np.ndarray, y: np.ndarray, backdoors, *, epochs: int = EPOCHS
+          ) -> tuple[Classifier, float]:
     net = ARCHS[recipe.arch](len(CLASSES))
     scale = 1.0 if recipe.scale == "raw" else 1 / 255
     init_key, dropout_key = jax.random.split(jax.random.key(recipe.seed))
@@ -213,7 +214,7 @@ def train(recipe: Recipe, x_raw: np.ndarray, y: np.ndarray, backdoors) -> tuple[
 
     rng = np.random.default_rng(recipe.seed)
     start = time.perf_counter()
-    for epoch in range(EPOCHS):
+    for epoch in range(epochs):
         xe, ye, _ = poison(x_raw, y, backdoors, recipe.ratio, len(CLASSES), rng)
         order = rng.permutation(len(xe))
         for b in range(len(xe) // 32):
