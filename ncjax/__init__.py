@@ -28,6 +28,7 @@ from ncjax.mitigation import MitigationConfig, TriggerSet, load_triggers, mitiga
 from ncjax.models import Classifier, load_model
 from ncjax.pipeline import DecisionConfig, scan_model
 from ncjax.scan import (
+    MarginResult,
     ScanResult,
     Slot,
     best_over_restarts,
@@ -35,22 +36,24 @@ from ncjax.scan import (
     enable_compile_cache,
     restart_slots,
     scan_all_labels,
+    scan_margins,
     scan_pairs,
     scan_slots,
     source_slots,
 )
 from ncjax.search import ScanConfig
-from ncjax.verdict import Verdict, decide, l1_norms, pair_score
+from ncjax.verdict import Verdict, decide, l1_norms, margin_score, pair_score
 
 # What a user calls; each subpackage's face (ncjax.models, ncjax.data, ncjax.scan, ncjax.verdict,
 # ncjax.pipeline, ncjax.mitigation, ncjax.auditing, ncjax.lab) exports the rest.
 __all__ = [
     "AuditConfig", "CheckpointError", "Classifier", "ConfigError", "DataError", "DecisionConfig",
-    "InjectionError", "MissingDependencyError", "MitigationConfig", "MitigationError", "ModelFileError",
+    "InjectionError", "MarginResult", "MissingDependencyError", "MitigationConfig", "MitigationError", "ModelFileError",
     "ModelNotFoundError", "NCJaxError", "OnnxOpError", "PreflightError", "Preprocessing", "SaveError", "ScanConfig",
     "ScanInputError", "ScanResult", "ScanSettings", "Slot", "TriggerSet", "UnsupportedLayerError",
     "UnsupportedModelError", "UsageError", "Verdict", "audit", "auto_convention", "best_over_restarts",
     "check_candidates", "decide", "enable_compile_cache", "l1_norms", "load_images", "load_model", "load_triggers",
-    "mitigate", "pair_score",
-    "restart_slots", "save_model", "scan_all_labels", "scan_model", "scan_pairs", "scan_slots", "source_slots",
+    "margin_score", "mitigate", "pair_score",
+    "restart_slots", "save_model", "scan_all_labels", "scan_margins", "scan_model", "scan_pairs", "scan_slots",
+    "source_slots",
 ]

@@ -20,15 +20,8 @@ from jax.sharding import NamedSharding
 from ncjax.scan.ahead import Ahead, abstract
 from ncjax.scan.pass_orders import PassOrders
 from ncjax.search.config import ScanConfig
-from ncjax.search.step import (
-    EpochSummary,
-    SlotState,
-    batch_of_pass,
-    draw_pool_batch,
-    epoch_summary,
-    slot_end_epoch,
-    slot_step,
-)
+from ncjax.search.kinds import SearchState, search_functions
+from ncjax.search.step import EpochSummary, batch_of_pass, draw_pool_batch
 
 
 class Pools(NamedTuple):
@@ -57,23 +50,25 @@ class CompiledSteps:
         self._no_orders = jnp.zeros((1, 1), jnp.int32) if per_slot_batches else None
         self._orders = PassOrders(num_images, batch, sharding)
         per_pass = self._orders.per_pass
+        search = search_functions(config.search)
 
-        def shared_batch(states: SlotState, images, data_key, pools: Pools, orders, first_step, step):  # (B, H, W, C)
+        def shared_batch(states: SearchState, images, data_key, pools: Pools, orders, first_step, step):  # (B, H, W, C)
             order = orders[step // per_pass - first_step // per_pass]
             return images[batch_of_pass(order, step, per_pass, batch)]
 
-        def own_batches(states: SlotState, images, data_key, pools: Pools, orders, first_step, step):
+        def own_batches(states: SearchState, images, data_key, pools: Pools, orders, first_step, step):
             draw = jax.vmap(draw_pool_batch, in_axes=(None, None, 0, 0, None))  # (lanes, B, H, W, C)
             return images[draw(data_key, step, pools.table[states.pool], pools.sizes[states.pool], batch)]
 
         batches, batch_axis = (own_batches, 0) if per_slot_batches else (shared_batch, None)
 
-        def steps(states: SlotState, images, params, data_key, pools: Pools, orders, first_step, n: int) -> SlotState:
+        def steps(states: SearchState, images, params, data_key, pools: Pools, orders, first_step,
+                  n: int) -> SearchState:
             self.traces["steps"] += 1
 
             def one(carry, step):
                 raw = batches(carry, images, data_key, pools, orders, first_step, step)
-                step_all = jax.vmap(slot_step, in_axes=(0, batch_axis, None, None, None, None))
+                step_all = jax.vmap(search.step, in_axes=(0, batch_axis, None, None, None, None))
                 return step_all(carry, raw, params, apply, config, image_shape), None
 
             if n == 1:
@@ -83,11 +78,11 @@ class CompiledSteps:
             # Keep the slot axis sharded across calls, so every call sees the layout it was compiled for.
             return jax.lax.with_sharding_constraint(states, sharding)
 
-        def end(states: SlotState) -> tuple[SlotState, EpochSummary]:
+        def end(states: SearchState) -> tuple[SearchState, EpochSummary]:
             self.traces["end"] += 1
-            new = jax.vmap(slot_end_epoch, in_axes=(0, None, None))(states, config, image_shape)
+            new = jax.vmap(search.end_epoch, in_axes=(0, None, None))(states, config, image_shape)
             new = jax.lax.with_sharding_constraint(new, sharding)
-            return new, epoch_summary(states, new, config)
+            return new, search.summary(states, new, config)
 
         self._steps = jax.jit(steps, static_argnames="n", donate_argnums=0)
         self._end = jax.jit(end, donate_argnums=0)
@@ -135,7 +130,7 @@ class CompiledSteps:
             self.compile_time_s += time.perf_counter() - start
             return self._cache[key](*args)
 
-    def precompile(self, states: SlotState, images, params, data_key, pools: Pools, widths: Sequence[int],
+    def precompile(self, states: SearchState, images, params, data_key, pools: Pools, widths: Sequence[int],
                    steps_per_call: Sequence[int]) -> None:
         """Start building the steps (each count in `steps_per_call`) and the epoch end at each of `widths` in
         background threads; `steps` and `end` at those widths then wait for these builds instead of compiling."""
@@ -165,7 +160,8 @@ class CompiledSteps:
     def cache_key(name: str, width: int, **static) -> tuple:
         return (name, width, tuple(sorted(static.items())))
 
-    def steps(self, states: SlotState, images, params, data_key, pools: Pools, first_step: int, n: int) -> SlotState:
+    def steps(self, states: SearchState, images, params, data_key, pools: Pools, first_step: int,
+              n: int) -> SearchState:
         """`n` optimizer steps of every lane, starting at global step `first_step`."""
         orders = self._orders_for(data_key, first_step, n)
         args = (states, images, params, data_key, pools, orders, jnp.asarray(first_step, jnp.int32))
@@ -177,7 +173,7 @@ class CompiledSteps:
             return self._no_orders
         return self._orders.orders(data_key, first_step, n)
 
-    def end(self, states: SlotState) -> tuple[SlotState, EpochSummary]:
+    def end(self, states: SearchState) -> tuple[SearchState, EpochSummary]:
         """Close the epoch of every lane."""
         return self._call("end", self._end, (states,), {})
 

@@ -23,7 +23,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from ncjax.errors import ScanInputError
+from ncjax.errors import ConfigError, ScanInputError
 from ncjax.scan.checkpoint import (
     CheckpointPosition,
     fingerprint,
@@ -35,15 +35,19 @@ from ncjax.scan.checkpoint import (
 from ncjax.scan.compiled import CompiledSteps, Pools
 from ncjax.scan.focus import slots_to_freeze
 from ncjax.scan.inputs import check_config_fits, check_images, check_key, check_labels, check_model
-from ncjax.scan.outputs import ScanOutputs
+from ncjax.scan.margin_outputs import MarginOutputs
+from ncjax.scan.margin_result import MarginResult
+from ncjax.scan.outputs import ScanOutputs, SearchOutputs
 from ncjax.scan.plan import PADDING, ScanPlan, compacted_width, narrower_widths, padded_lanes, plan_scan
 from ncjax.scan.result import ScanProgress, ScanResult
 from ncjax.scan.slots import Slot, SlotTable, build_slot_table, check_image_labels, restart_slots, slot_keys
 from ncjax.search.config import ScanConfig
-from ncjax.search.step import EpochSummary, SlotState, init_slot
+from ncjax.search.kinds import SearchState, search_functions
+from ncjax.search.step import EpochSummary
 
 logger = logging.getLogger(__name__)
 Callback = Callable[[ScanProgress], None]
+OUTPUTS: dict[str, type[SearchOutputs]] = {"trigger": ScanOutputs, "margin": MarginOutputs}
 
 
 @dataclass(frozen=True)
@@ -70,7 +74,7 @@ class _Chunk:
     first: int
     epoch: int
     lanes: list[int]
-    states: SlotState
+    states: SearchState
 
 
 def scan_slots(
@@ -96,6 +100,30 @@ def scan_slots(
       image_labels: the images' labels (N,), needed by slots with a source class.
       config, key, callback, devices, checkpoint, resume: as in `scan_all_labels`.
     """
+    if isinstance(config, ScanConfig) and config.search != "trigger":
+        raise ConfigError(f"scan_slots and scan_all_labels run trigger searches; config.search is {config.search!r}: "
+                          "call ncjax.scan_margins for the maximum-margin search.")
+    result = run_searches(model, images, slots, image_labels=image_labels, config=config, key=key, callback=callback,
+                          devices=devices, checkpoint=checkpoint, resume=resume)
+    assert isinstance(result, ScanResult)  # a trigger search's outputs
+    return result
+
+
+def run_searches(
+    model: Any,
+    images: Any,
+    slots: Sequence[Slot],
+    *,
+    image_labels: Any = None,
+    config: ScanConfig,
+    key: jax.Array,
+    callback: Callback | None = None,
+    devices: Sequence[jax.Device] | None = None,
+    checkpoint: str | os.PathLike | None = None,
+    resume: bool = False,
+) -> ScanResult | MarginResult:
+    """scan_slots for any search kind (config.search): a ScanResult for trigger searches, a MarginResult for
+    maximum-margin ones."""
     if not isinstance(config, ScanConfig):
         raise ScanInputError(f"config must be a ScanConfig, got {type(config).__name__}.")
     image_shape = check_model(model)
@@ -107,7 +135,7 @@ def scan_slots(
     devices = list(devices) if devices is not None else jax.devices()
     start = time.perf_counter()
     scan = _prepare(model, clean, table, config, key, devices, image_shape)
-    out = ScanOutputs(tuple(slots), image_shape, config)
+    out = OUTPUTS[config.search](tuple(slots), image_shape, config)
     stamp = None if checkpoint is None else _fingerprint(model, clean, slots, image_labels, config, key)
     chunk = None
     if resume and checkpoint is not None and stamp is not None and os.path.exists(checkpoint):
@@ -165,6 +193,9 @@ def scan_all_labels(
     """
     if not isinstance(config, ScanConfig):
         raise ScanInputError(f"config must be a ScanConfig, got {type(config).__name__}.")
+    if config.search != "trigger":
+        raise ConfigError(f"scan_all_labels runs trigger searches; config.search is {config.search!r}: call "
+                          "ncjax.scan_margins for the maximum-margin search.")
     check_model(model)
     slots = restart_slots(check_labels(labels, int(model.num_classes)), config.restarts)
     return scan_slots(model, images, slots, config=config, key=key, callback=callback, devices=devices,
@@ -203,14 +234,15 @@ def _fingerprint(model, clean, slots, image_labels, config, key) -> str:
                        *jax.tree_util.tree_leaves(jax.device_get(model.params)))
 
 
-def _fresh_states(scan: _Scan, lanes: list[int]) -> SlotState:
+def _fresh_states(scan: _Scan, lanes: list[int]) -> SearchState:
     """Initial states of `lanes`; a padding lane repeats the chunk's first slot (and is frozen)."""
     index = np.asarray([max(p, 0) for p in lanes])
     targets, pools = jnp.asarray(scan.table.targets[index]), jnp.asarray(scan.table.pools[index])
     keys = slot_keys(scan.init_key, targets, jnp.asarray(scan.table.restarts[index]))
     # Op by op, not jitted: XLA's fusion would round the initial pattern differently (by up to 3e-4 in tanh
     # space), and Adam amplifies that into other results for the same key (a key's results are kept stable).
-    return jax.vmap(init_slot, in_axes=(0, 0, 0, None, None))(keys, targets, pools, scan.config, scan.image_shape)
+    init = search_functions(scan.config.search).init
+    return jax.vmap(init, in_axes=(0, 0, 0, None, None))(keys, targets, pools, scan.config, scan.image_shape)
 
 
 def _start_chunk(scan: _Scan, first: int) -> _Chunk:
@@ -219,7 +251,7 @@ def _start_chunk(scan: _Scan, first: int) -> _Chunk:
     return _Chunk(first=first, epoch=0, lanes=lanes, states=_place(scan, _fresh_states(scan, lanes), lanes))
 
 
-def _resume(scan: _Scan, out: ScanOutputs, checkpoint, stamp: str) -> _Chunk | None:
+def _resume(scan: _Scan, out: SearchOutputs, checkpoint, stamp: str) -> _Chunk | None:
     """The chunk to continue from `checkpoint` (None when it stopped between chunks); restores `out`. The
     checkpoint is checked whole first: arrays, position and lanes as this scan writes them."""
     saved = load_checkpoint(checkpoint, fingerprint=stamp)
@@ -236,7 +268,7 @@ def _resume(scan: _Scan, out: ScanOutputs, checkpoint, stamp: str) -> _Chunk | N
                   states=_place(scan, jax.device_put(states), lanes))
 
 
-def _check_position(scan: _Scan, out: ScanOutputs, position: CheckpointPosition, *, has_states: bool, path) -> None:
+def _check_position(scan: _Scan, out: SearchOutputs, position: CheckpointPosition, *, has_states: bool, path) -> None:
     """A checkpoint's position agrees with its results; a CheckpointError names the first condition that fails."""
     failed = next((why for why, holds in _position_conditions(scan, out, position, has_states=has_states)
                    if not holds()), None)
@@ -245,7 +277,7 @@ def _check_position(scan: _Scan, out: ScanOutputs, position: CheckpointPosition,
                             f"{list(position.lanes)[:8]}) does not match its results: {failed}")
 
 
-def _position_conditions(scan: _Scan, out: ScanOutputs, position: CheckpointPosition, *, has_states: bool):
+def _position_conditions(scan: _Scan, out: SearchOutputs, position: CheckpointPosition, *, has_states: bool):
     """(what must hold, a check of it) in order, each checked only once those before it hold."""
     count, width = len(scan.table.targets), scan.plan.chunk_width
     first, lanes, epoch = position.first, list(position.lanes), position.epoch
@@ -263,21 +295,21 @@ def _position_conditions(scan: _Scan, out: ScanOutputs, position: CheckpointPosi
         yield "the epoch lies within the schedule", lambda: 1 <= epoch <= scan.config.max_epochs
         yield "the lanes split evenly over the devices", lambda: len(lanes) % scan.plan.num_devices == 0
         yield "every lane's logs hold one entry per epoch run", lambda: all(
-            (~np.isnan(out.logs["asr"][p])).sum() == epoch for p in active)
+            out.logged_epochs()[p] == epoch for p in active)
     else:
         yield "between chunks there are no lanes and no epoch", lambda: not lanes and epoch == 0
     yield "the finished slots are those before the chunk and those done in it", lambda: np.array_equal(
         out.finished, expected_done)
 
 
-def _resume_position(out: ScanOutputs) -> int:
+def _resume_position(out: SearchOutputs) -> int:
     """Where to start when no chunk is in flight: after the last slot already finished in order."""
     unfinished = np.flatnonzero(~out.finished)
     return int(unfinished[0]) if unfinished.size else len(out.finished)
 
 
-def _run_chunk(scan: _Scan, chunk: _Chunk, out: ScanOutputs, checkpoint, stamp, callback: Callback | None,
-               start: float) -> SlotState:
+def _run_chunk(scan: _Scan, chunk: _Chunk, out: SearchOutputs, checkpoint, stamp, callback: Callback | None,
+               start: float) -> SearchState:
     """Epochs of one chunk until every slot in it has finished; returns the last states."""
     first_epoch = True
     while True:
@@ -320,16 +352,16 @@ def _precompile_narrower(scan: _Scan, chunk: _Chunk) -> None:
                              scan.plan.dispatch)
 
 
-def _record(scan: _Scan, chunk: _Chunk, out: ScanOutputs, summary: EpochSummary) -> list[int]:
+def _record(scan: _Scan, chunk: _Chunk, out: SearchOutputs, summary: EpochSummary) -> list[int]:
     """Log the epoch, harvest the slots that finished in it; returns the lanes still searching."""
     searching = out.record_epoch(chunk.lanes, chunk.epoch, summary, scan.config.steps_per_epoch)
     finished = [lane for lane in searching if summary.done[lane]]
     if finished:
-        out.harvest(chunk.states, chunk.lanes, finished, summary.logs.asr)
+        out.harvest(chunk.states, chunk.lanes, finished, summary)
     return [lane for lane in searching if not summary.done[lane]]
 
 
-def _freeze(scan: _Scan, chunk: _Chunk, out: ScanOutputs, summary: EpochSummary, active: list[int]) -> list[int]:
+def _freeze(scan: _Scan, chunk: _Chunk, out: SearchOutputs, summary: EpochSummary, active: list[int]) -> list[int]:
     """After the warm-up, harvest the lanes the focus drops (their best trigger so far is their result); returns
     the lanes still searching (the compaction then makes the others padding)."""
     warmup = scan.config.warmup_epochs
@@ -341,7 +373,7 @@ def _freeze(scan: _Scan, chunk: _Chunk, out: ScanOutputs, summary: EpochSummary,
     if not frozen:
         return active
     lanes = [lane for lane in active if chunk.lanes[lane] in frozen]
-    out.harvest(chunk.states, chunk.lanes, lanes, summary.logs.asr)
+    out.harvest(chunk.states, chunk.lanes, lanes, summary)
     logger.info("focus after epoch %d: %d searches frozen", chunk.epoch, len(lanes))
     return [lane for lane in active if lane not in lanes]
 
@@ -360,7 +392,7 @@ def _compact(scan: _Scan, chunk: _Chunk, active: list[int]) -> None:
     chunk.states = _place(scan, chunk.states, chunk.lanes, index)
 
 
-def _save(scan: _Scan, chunk: _Chunk, out: ScanOutputs, checkpoint, stamp: str, *, done: bool) -> None:
+def _save(scan: _Scan, chunk: _Chunk, out: SearchOutputs, checkpoint, stamp: str, *, done: bool) -> None:
     if done:
         next_first = min(chunk.first + scan.plan.chunk_width, len(scan.table.targets))
         position, states = CheckpointPosition(next_first, 0, ()), None
@@ -369,7 +401,7 @@ def _save(scan: _Scan, chunk: _Chunk, out: ScanOutputs, checkpoint, stamp: str, 
     save_checkpoint(checkpoint, fingerprint=stamp, position=position, states=states, outputs=out.state())
 
 
-def _place(scan: _Scan, states: SlotState, lanes: list[int], index: Sequence[int] | None = None) -> SlotState:
+def _place(scan: _Scan, states: SearchState, lanes: list[int], index: Sequence[int] | None = None) -> SearchState:
     """The lanes `index` of `states` (all of them by default), padding lanes frozen as finished (they change
     nothing and are never read back), sharded."""
     # Host arrays go straight in: jnp.asarray of a host array compiles a copy per shape in this JAX.
@@ -379,8 +411,7 @@ def _place(scan: _Scan, states: SlotState, lanes: list[int], index: Sequence[int
 
 
 @jax.jit
-def _take_lanes(states: SlotState, index: jax.Array, padding: jax.Array) -> SlotState:
+def _take_lanes(states: SearchState, index: jax.Array, padding: jax.Array) -> SearchState:
     # One compiled call per (width, new width): leaf by leaf, this was a gather per leaf and width, compiled on
     # the fly (on a GPU over a hundred small compiles per scan).
-    states = jax.tree_util.tree_map(lambda a: a[index], states)
-    return states._replace(schedule=states.schedule._replace(done=states.schedule.done | padding))
+    return jax.tree_util.tree_map(lambda a: a[index], states).frozen(padding)

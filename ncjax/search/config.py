@@ -16,6 +16,7 @@ from ncjax.errors import ConfigError
 from ncjax.search.losses import LossName
 
 Regularization = Literal["l1", "l2"]
+SearchKind = Literal["trigger", "margin"]
 MatmulPrecision = Literal["default", "high", "highest"]
 
 
@@ -32,6 +33,11 @@ class ScanConfig:
     tracking and early stopping act at the end of each epoch, per label.
     """
 
+    search: SearchKind = setting(
+        "trigger", help="what each search optimizes: trigger (Neural Cleanse: the smallest mask and pattern that sends "
+                        "clean images to the label) or margin (MM-BD: an input that maximizes the label's logit margin "
+                        "over the others, max_epochs epochs from a random image; it reads the Adam and epoch settings, "
+                        "restarts and preprocessing, and none of the cost, mask or threshold settings)")
     batch_size: int = setting(32, help="clean images per optimizer step")
     nb_sample: int = setting(1000, help="sets the epoch length: nb_sample // batch_size steps per epoch")
     max_epochs: int = setting(1000, help="epochs at most per label (the reference's 'steps')")
@@ -122,6 +128,9 @@ class ScanConfig:
             check_whole(self, name, optional=True)
         check_whole(self, "candidates")
         check_whole(self, "anchors", low=0)
+        if self.search == "margin" and self.warmup_epochs is not None:
+            raise ConfigError("ScanConfig.warmup_epochs focuses trigger searches; the margin search runs every label's "
+                              "whole schedule: set warmup_epochs=None (ScanConfig.margin() does).")
         if self.warmup_epochs is not None and self.warmup_epochs >= self.max_epochs:
             raise ConfigError(
                 f"ScanConfig.warmup_epochs ({self.warmup_epochs}) must be below max_epochs ({self.max_epochs}): the "
@@ -167,6 +176,15 @@ class ScanConfig:
         """For CPUs: the reference's schedule on 5-step epochs, patience 3, at most 30 epochs (150 steps
         per label), cost starting at init_cost. See docs/detection-quality.md for what it was measured to find."""
         settings: dict[str, Any] = dict(nb_sample=5 * 32, max_epochs=30, patience=3, cost_starts_at_zero=False)
+        settings.update(changes)
+        return cls(**settings)
+
+    @classmethod
+    def margin(cls, **changes) -> ScanConfig:
+        """The maximum-margin search (MM-BD): 4 random starts per label, 30 epochs of 5 steps at learning rate 0.05
+        (150 Adam steps each); see experiments/attack_benchmark.md for what it was measured to find."""
+        settings: dict[str, Any] = dict(search="margin", nb_sample=5 * 32, max_epochs=30, restarts=4,
+                                        learning_rate=0.05, beta_1=0.9, beta_2=0.999)
         settings.update(changes)
         return cls(**settings)
 

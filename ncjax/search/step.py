@@ -29,6 +29,10 @@ class SlotState(NamedTuple):
     sums: EpochStats  # running sums over the current epoch's steps
     schedule: ScheduleState
 
+    def frozen(self, mask: jax.Array) -> SlotState:
+        """The same state with the lanes in `mask` marked finished."""
+        return self._replace(schedule=self.schedule._replace(done=self.schedule.done | mask))
+
 
 def make_optimizer(config: ScanConfig) -> optax.GradientTransformation:
     return keras_adam(config.learning_rate, config.beta_1, config.beta_2, config.adam_epsilon)
@@ -86,7 +90,7 @@ class EpochSummary(NamedTuple):
     """What the host reads back after each epoch, one entry per lane."""
 
     done: jax.Array  # bool: finished (early stop or max_epochs)
-    logs: EpochLogs  # the epoch's means and schedule values
+    logs: Any  # the search's logs of the epoch: EpochLogs (means and schedule values) or MarginLogs
 
 
 def slot_end_epoch(state: SlotState, config: ScanConfig, image_shape: tuple[int, int, int]) -> SlotState:
