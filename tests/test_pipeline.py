@@ -124,3 +124,23 @@ def test_a_used_output_folder_is_refused_in_the_callers_own_terms(tmp_path):
         ncjax.scan_model(tiny_classifier(), tiny_images(), key=jax.random.key(0), config=ncjax.ScanConfig.fast(),
                          out=tmp_path)
     assert (tmp_path / "report.json").read_text() == "{}"
+
+
+def test_the_combined_rule_runs_the_margin_search_and_reports_it_beside_the_triggers(tmp_path):
+    import json
+
+    model, images = tiny_classifier(), tiny_images()
+    events = []
+    outcome = ncjax.scan_model(model, images, key=jax.random.key(0), config=CONFIG, force=True, out=tmp_path / "out",
+                               decision=ncjax.DecisionConfig(rule="combined", source_check=0), callback=events.append)
+    verdict, margins = outcome.verdict, outcome.margins
+    assert verdict.rule == "combined" and verdict.margin is not None and margins is not None
+    assert margins.labels.tolist() == list(range(model.num_classes)) and "maximum margin: label" in verdict.line()
+    report = json.loads((tmp_path / "out" / "report.json").read_text())
+    assert report["margins"]["margins"] == pytest.approx(margins.margins.tolist())
+    assert report["margins"]["p_value"] == pytest.approx(verdict.margin.p_value)
+    assert (tmp_path / "out" / "margin_scan_state.npz").exists()
+    assert [e.margin for e in events if e.margin is not None] == [verdict.margin]
+    plain = ncjax.scan_model(model, images, key=jax.random.key(0), config=CONFIG, force=True,
+                             decision=ncjax.DecisionConfig(source_check=0))
+    assert plain.margins is None and plain.report["margins"] is None and plain.verdict.margin is None

@@ -55,7 +55,7 @@ def test_unknown_rule_lists_the_rules():
 
     import ncjax
 
-    with pytest.raises(ncjax.ConfigError, match="verdict rule must be one of 'score', 'gap', 'reference'; got 'mad'"):
+    with pytest.raises(ncjax.ConfigError, match="verdict rule must be one of 'score', 'gap', 'reference', 'margin', 'combined'; got 'mad'"):
         decide([1.0, 2.0, 3.0], rule="mad")  # type: ignore[arg-type]  # a wrong type, on purpose
 
 
@@ -120,3 +120,40 @@ def test_the_source_check_prunes_the_labels_named_but_never_the_best_agreeing_ca
     assert decide(norms, sources=[check(10, 4.0)], max_spread=5.0).labels == (10, 11)
     with pytest.raises(ncjax.ConfigError, match="max_spread"):
         decide(norms, max_spread=0.5)
+
+
+MARGINS = [80.0, 120.0, 95.0, 105.0, 70.0, 130.0, 90.0, 110.0, 100.0, 115.0]
+OUTLIER = MARGINS[:9] + [400.0]  # label 9's margin stands far above the others'
+
+
+def test_the_margin_rule_reads_the_margin_statistic_alone():
+    found = decide(BULK + [101.0, 99.0], rule="margin", margin=ncjax.margin_score(OUTLIER))
+    assert found.status == "infected" and found.labels == (9,) and found.evidence == ("margin",)
+    assert found.line().startswith("INFECTED: label 9 (maximum margin: label 9 reaches 400.0")
+    clear = decide(BULK + [101.0, 20.0], rule="margin", margin=ncjax.margin_score(MARGINS))
+    assert clear.status == "clean" and clear.line().startswith("clean: maximum margin: label 5 reaches 130.0")
+    with pytest.raises(ncjax.ConfigError, match="margin=ncjax.margin_score"):
+        decide(BULK, rule="combined")
+
+
+@pytest.mark.parametrize("norms, margins, status, labels, evidence, starts", [
+    (BULK + [101.0, 20.0], MARGINS, "infected", (9,), ("trigger",), "INFECTED: label 9 (score"),
+    (BULK + [101.0, 99.0], OUTLIER, "infected", (9,), ("margin",), "INFECTED: label 9 by its logit margin"),
+    (BULK + [20.0, 99.0], OUTLIER, "infected", (8, 9), ("trigger", "margin"), "INFECTED: label 8 (score"),
+    (BULK + [101.0, 99.0], MARGINS, "clean", (), (), "clean: score"),
+])
+def test_the_combined_rule_says_which_evidence_fired(norms, margins, status, labels, evidence, starts):
+    v = decide(norms, rule="combined", margin=ncjax.margin_score(margins))
+    assert (v.status, v.labels, v.evidence, v.rule) == (status, labels, evidence, "combined")
+    assert v.line().startswith(starts) and "maximum margin: label" in v.line()
+    assert v.by_trigger is not None and v.by_trigger.rule == "score"
+    if evidence == ("trigger", "margin"):
+        assert "also label 9 by its logit margin" in v.line()
+
+
+def test_a_flagged_margin_makes_an_inconclusive_trigger_scan_infected_and_an_unflagged_one_leaves_it():
+    reached = [True] * 9 + [False]
+    flagged = decide(BULK + [101.0, 99.0], rule="combined", reached=reached, margin=ncjax.margin_score(OUTLIER))
+    assert flagged.status == "infected" and flagged.labels == (9,) and flagged.evidence == ("margin",)
+    plain = decide(BULK + [101.0, 99.0], rule="combined", reached=reached, margin=ncjax.margin_score(MARGINS))
+    assert plain.status == "inconclusive" and plain.line().startswith("INCONCLUSIVE")

@@ -170,6 +170,17 @@ def finite_at_least(minimum: float, *, strict: bool = False):
     return parse
 
 
+def probability(text: str) -> float:
+    """A float flag type: a probability strictly between 0 and 1."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not 0 < value < 1:
+        raise argparse.ArgumentTypeError(f"{text!r} must lie strictly between 0 and 1")
+    return value
+
+
 def int_at_least(minimum: int):
     """An int flag type: a whole number >= minimum."""
     def parse(text: str) -> int:

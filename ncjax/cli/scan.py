@@ -14,6 +14,7 @@ import dataclasses
 import signal
 import sys
 import threading
+import typing
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -35,6 +36,7 @@ from ncjax.cli.options import (
     preprocessing_auto,
     preprocessing_flag,
     preprocessing_given,
+    probability,
     run_command,
     seed,
     settings_from_flags,
@@ -60,6 +62,8 @@ from ncjax.pipeline.triggers import TRIGGERS_FILE
 from ncjax.scan.compile_cache import disable_compile_cache, enable_compile_cache
 from ncjax.scan.pairs import PAIR_SCAN_LIMIT
 from ncjax.search.config import PRESETS, ScanConfig, device_preset
+from ncjax.verdict.decision import Rule
+from ncjax.verdict.margin import DEFAULT_MAX_P
 from ncjax.verdict.pairs import DEFAULT_MIN_ASYMMETRY
 from ncjax.verdict.score import DEFAULT_MIN_RATIO, DEFAULT_SUSPICIOUS_RATIO
 from ncjax.verdict.source_check import CHECKED_CANDIDATES, DEFAULT_MAX_SPREAD
@@ -92,10 +96,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=seed, default=0, help="the PRNG seed of the triggers and batches (default: 0)")
     p.add_argument("--threshold", type=finite_at_least(0, strict=True), default=2.0,
                    help="anomaly-index threshold, finite and > 0 (default: 2)")
-    p.add_argument("--verdict", choices=["score", "gap", "reference"], default="score",
+    p.add_argument("--verdict", choices=typing.get_args(Rule), default="score",
                    help="score: labels whose trigger is --min-ratio times smaller than the median label's (measured in "
                         "experiments/score.md); gap: MAD-flagged labels standing apart from the next label's norm by "
-                        "--min-gap; reference: the MAD rule alone (default: score)")
+                        "--min-gap; reference: the MAD rule alone; margin: MM-BD's maximum-margin statistic alone (a "
+                        "second, shorter search: every label's largest logit margin over the others); combined: the "
+                        "score or the margin statistic, the verdict saying which fired "
+                        "(experiments/attack_benchmark.md; default: score)")
+    p.add_argument("--max-p", type=probability, default=DEFAULT_MAX_P,
+                   help=f"with --verdict margin or combined, the p-value below which the largest margin flags its "
+                        f"label (default: {DEFAULT_MAX_P:g})")
     p.add_argument("--min-ratio", type=finite_at_least(1, strict=True), default=DEFAULT_MIN_RATIO,
                    help=f"median norm over a label's norm for --verdict score, finite and > 1 (default: "
                         f"{DEFAULT_MIN_RATIO:g})")
@@ -231,14 +241,21 @@ def decision_from_args(args: argparse.Namespace) -> DecisionConfig:
     return DecisionConfig(rule=args.verdict, threshold=args.threshold, min_ratio=args.min_ratio,
                           suspicious_ratio=args.suspicious_ratio, min_gap=args.min_gap,
                           source_check=args.source_check, max_spread=args.max_spread, quantize=not args.no_quantize,
-                          pairs=args.pairs, min_asymmetry=args.min_asymmetry)
+                          pairs=args.pairs, min_asymmetry=args.min_asymmetry, max_p=args.max_p)
 
 
-def _printer(args: argparse.Namespace, progress: _Progress, requested: list[str]):
+def _printer(args: argparse.Namespace, progress: _Progress, requested: list[str], margin_config: ScanConfig):
     """The pipeline's callback: the lines the command prints on the way, the progress bars, and SIGTERM."""
     def on_event(event: PipelineEvent) -> None:
         if event.progress is not None:
             progress.update(event.progress)
+        elif event.stage == "margins" and event.margin is None:
+            progress.close()
+            progress.max_epochs = margin_config.max_epochs
+            print(f"margin search: every label's largest logit margin, {margin_config.restarts} random starts each, "
+                  f"{margin_config.max_epochs * margin_config.steps_per_epoch} steps")
+        elif event.margin is not None:
+            progress.close()
         elif event.focus is not None:
             progress.close()
             print(event.focus.line())
@@ -355,7 +372,8 @@ def run(args: argparse.Namespace, *, command: Sequence[str] | None = None) -> in
             inputs.model, inputs.images, inputs.labels, key=jax.random.key(args.seed), config=config,
             decision=decision, scan_labels=args.labels, from_pixels=inputs.from_pixels, force=args.force, out=out,
             resume=args.resume, prefix=args.prefix, model_name=inputs.model_name, data_name=inputs.data_name,
-            run=_run_record(args, inputs, command), callback=_printer(args, progress, requested)))
+            run=_run_record(args, inputs, command),
+            callback=_printer(args, progress, requested, config.margin_search())))
     except KeyboardInterrupt as e:
         progress.close()
         checked = out / SOURCE_STATE_FILE

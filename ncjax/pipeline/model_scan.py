@@ -29,12 +29,15 @@ from ncjax.pipeline.summary import save_summary
 from ncjax.pipeline.triggers import TRIGGERS_FILE, TriggerSet
 from ncjax.scan.engine import scan_all_labels
 from ncjax.scan.focus import FocusSummary, summarize_focus
+from ncjax.scan.margin_result import LabelMargins
+from ncjax.scan.margins import scan_margins
 from ncjax.scan.pairs import PAIR_SCAN_LIMIT, PairNorms, pair_classes, scan_pairs
 from ncjax.scan.restarts import LabelTriggers, best_over_restarts
 from ncjax.scan.result import ScanProgress, ScanResult
 from ncjax.scan.sources import check_candidates
 from ncjax.search.config import ScanConfig, setting
-from ncjax.verdict.decision import Verdict, decide
+from ncjax.verdict.decision import Rule, Verdict, decide
+from ncjax.verdict.margin import DEFAULT_MAX_P, MarginScore, margin_score
 from ncjax.verdict.outlier import l1_norms
 from ncjax.verdict.pairs import DEFAULT_MIN_ASYMMETRY, PairScore, pair_score
 from ncjax.verdict.score import DEFAULT_MIN_RATIO, DEFAULT_SUSPICIOUS_RATIO
@@ -43,8 +46,8 @@ from ncjax.verdict.source_check import CHECKED_CANDIDATES, DEFAULT_MAX_SPREAD, S
 STATE_FILE = "scan_state.npz"
 SOURCE_STATE_FILE = "source_check_state.npz"
 PAIR_STATE_FILE = "pair_scan_state.npz"
-Rule = Literal["score", "gap", "reference"]
-Stage = Literal["preflight", "scan", "source-check", "pairs"]
+MARGIN_STATE_FILE = "margin_scan_state.npz"
+Stage = Literal["preflight", "scan", "source-check", "pairs", "margins"]
 PairMode = Literal["auto", "on", "off"]
 
 
@@ -54,7 +57,12 @@ class DecisionConfig:
 
     rule: Rule = setting("score", help="score: labels whose trigger is min_ratio times smaller than the median "
                                        "label's (measured in experiments/score.md); gap: MAD-flagged labels standing "
-                                       "apart from the next label's norm by min_gap; reference: the MAD rule alone")
+                                       "apart from the next label's norm by min_gap; reference: the MAD rule alone; "
+                                       "margin: MM-BD's maximum-margin statistic alone (a second search, every label's "
+                                       "largest logit margin); combined: the score or the margin statistic "
+                                       "(experiments/attack_benchmark.md)")
+    max_p: float = setting(DEFAULT_MAX_P, help="under the margin and combined rules, the p-value below which the "
+                                               "largest margin flags its label, in (0, 1)")
     threshold: float = setting(2.0, help="anomaly-index threshold of the reference's MAD rule, finite and > 0")
     min_ratio: float = setting(DEFAULT_MIN_RATIO, help="median norm over a label's norm for the score rule, > 1")
     suspicious_ratio: float = setting(
@@ -83,6 +91,7 @@ class DecisionConfig:
         check_number(self, "min_ratio", low=1, low_open=True)
         check_number(self, "suspicious_ratio", low=1, low_open=True)
         check_number(self, "min_asymmetry", low=1, low_open=True)
+        check_number(self, "max_p", low=0, high=1, low_open=True, high_open=True)
         for name in ("min_gap", "max_spread"):
             check_number(self, name, low=1)
         check_whole(self, "source_check", low=0)
@@ -103,6 +112,7 @@ class PipelineEvent:
     sources_per_label: int = 0
     pairs: PairNorms | None = None  # the pair scan's norms, once it ends
     pair_classes: int = 0  # the classes the pair scan pairs, when it starts
+    margin: MarginScore | None = None  # the maximum-margin statistic, once its search ends
     skipped: str | None = None
 
 
@@ -119,6 +129,8 @@ class ScanOutcome:
     report: dict[str, Any]
     focus: FocusSummary | None = None
     pairs: PairNorms | None = None  # the pair scan's norms, where it ran (the verdict holds their score)
+    margins: LabelMargins | None = None  # each label's largest margin, where the rule read them (the verdict holds
+    # their statistic)
 
 
 def scan_model(model, images: np.ndarray, labels: np.ndarray | None = None, *, key: jax.Array, config: ScanConfig,
@@ -167,6 +179,11 @@ def scan_model(model, images: np.ndarray, labels: np.ndarray | None = None, *, k
     settings: dict[str, Any] = dict(reached=result.reached_threshold, rule=decision.rule, threshold=decision.threshold,
                     min_gap=decision.min_gap, min_ratio=decision.min_ratio, max_spread=decision.max_spread,
                     suspicious_ratio=decision.suspicious_ratio)
+    margins = _scan_margins(model, images, scan_labels, key=key, config=config, decision=decision, folder=folder,
+                            resume=resume, notify=notify)
+    if margins is not None:
+        settings["margin"] = margin_score(margins.margins, margins.labels, max_p=decision.max_p)
+        notify(PipelineEvent("margins", margin=settings["margin"]))
     verdict = decide(norms, result.labels, **settings)
     sources = _check_sources(model, images, labels, verdict, key=key, config=config, decision=decision,
                              folder=folder, resume=resume, notify=notify)
@@ -182,12 +199,34 @@ def scan_model(model, images: np.ndarray, labels: np.ndarray | None = None, *, k
                                  "restarts": _restarts_report(best),
                                  "focus": None if focus is None else focus.as_dict(),
                                  "pairs": _pairs_report(pairs, scored),
+                                 "margins": _margins_report(margins, verdict.margin),
                                  "run": {**(run or {}), **inputs_digest(images, labels)}})
     if folder is not None:
         _write_outputs(folder, result, verdict, report, prefix=prefix, model_name=model_name,
                        preprocessing=config.preprocessing,
                        frozen=() if focus is None else focus.labels_with("frozen"), pairs=pairs)
-    return ScanOutcome(check, result, best, verdict, report, focus, pairs)
+    return ScanOutcome(check, result, best, verdict, report, focus, pairs, margins)
+
+
+def _scan_margins(model, images, scan_labels, *, key, config: ScanConfig, decision: DecisionConfig,
+                  folder: Path | None, resume: bool, notify) -> LabelMargins | None:
+    """Every label's largest margin (MM-BD), when the rule reads it."""
+    if decision.rule not in ("margin", "combined"):
+        return None
+    notify(PipelineEvent("margins"))
+    found = scan_margins(model, images, labels=None if scan_labels is None else list(scan_labels),
+                         config=config.margin_search(), key=key,
+                         callback=lambda progress: notify(PipelineEvent("margins", progress=progress)),
+                         checkpoint=None if folder is None else folder / MARGIN_STATE_FILE, resume=resume)
+    return found.per_label()
+
+
+def _margins_report(margins: LabelMargins | None, score: MarginScore | None) -> dict | None:
+    if margins is None or score is None:
+        return None
+    return {"labels": margins.labels.tolist(), "margins": [float(v) for v in margins.margins],
+            "top_label": score.top_label, "largest": score.largest, "median": score.median, "ratio": score.ratio,
+            "p_value": score.p_value, "max_p": score.max_p, "flagged": list(score.flagged), "note": score.note}
 
 
 def _check_sources(model, images, labels, verdict: Verdict, *, key, config: ScanConfig, decision: DecisionConfig,

@@ -11,8 +11,8 @@ from ncjax.errors import UsageError
 
 # The files a scan writes: its checkpoints, report.json, summary.png, triggers.npz and the trigger pictures
 # (<prefix>_visualize_<kind>_label_<k>.png, <prefix>_pair_<s>_to_<t>_<kind>.png) whatever the prefix.
-SCAN_FILE_NAMES = frozenset({"scan_state.npz", "source_check_state.npz", "pair_scan_state.npz", "report.json",
-                             "summary.png", "triggers.npz"})
+SCAN_FILE_NAMES = frozenset({"scan_state.npz", "source_check_state.npz", "pair_scan_state.npz",
+                             "margin_scan_state.npz", "report.json", "summary.png", "triggers.npz"})
 _PICTURE = re.compile(r".+_(visualize_(mask|pattern|fusion)_label_\d+|pair_\d+_to_\d+_(mask|pattern|fusion))\.png")
 
 

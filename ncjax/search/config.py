@@ -171,6 +171,13 @@ class ScanConfig:
         return self.replace(restarts=1, warmup_epochs=None, max_epochs=self.pair_epochs or self.max_epochs,
                             check_epochs=None, pair_epochs=None)
 
+    def margin_search(self) -> ScanConfig:
+        """The settings of the verdict's maximum-margin search: ScanConfig.margin() with this config's
+        preprocessing and execution settings."""
+        execution = ("preprocessing", "matmul_precision", "deterministic", "steps_per_dispatch", "min_lane_width",
+                     "precompile_widths")
+        return ScanConfig.margin(**{name: getattr(self, name) for name in execution})
+
     @classmethod
     def fast(cls, **changes) -> ScanConfig:
         """For CPUs: the reference's schedule on 5-step epochs, patience 3, at most 30 epochs (150 steps

@@ -5,25 +5,29 @@ a scan whose largest ratio reaches `suspicious_ratio` but not `min_ratio` is sus
 and checked in experiments/score.md). rule="gap": the reference's MAD-flagged labels whose
 norms stand apart from the next label's by `min_gap` (chosen in experiments/verdicts.md).
 rule="reference": the MAD test alone (anomaly index > threshold), as the reference decides.
+rule="margin": MM-BD's maximum-margin statistic alone (ncjax.verdict.margin); rule="combined": infected when the
+score or the margin statistic finds a label, the line saying which evidence fired.
 """
 from __future__ import annotations
 
 import math
 import typing
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Literal
 
 import numpy as np
 
 from ncjax.core.choices import check_choice
 from ncjax.errors import ConfigError
+from ncjax.verdict.margin import MarginScore
 from ncjax.verdict.outlier import GapResult, OutlierResult, gap_outliers, mad_outliers
 from ncjax.verdict.pairs import PairScore
 from ncjax.verdict.score import DEFAULT_MIN_RATIO, DEFAULT_SUSPICIOUS_RATIO, ScoreResult, ratio_score
 from ncjax.verdict.source_check import DEFAULT_MAX_SPREAD, SourceCheck
 
-Rule = Literal["score", "gap", "reference"]
+Rule = Literal["score", "gap", "reference", "margin", "combined"]
+Evidence = Literal["trigger", "margin"]
 Status = Literal["infected", "suspicious", "clean", "inconclusive"]
 
 
@@ -44,6 +48,9 @@ class Verdict:
     max_spread: float = DEFAULT_MAX_SPREAD  # a checked candidate whose source spread exceeds this is set aside
     suspicious_ratio: float = DEFAULT_SUSPICIOUS_RATIO  # the score rule's lower bound for "suspicious"
     pairs: PairScore | None = None  # the pair scan's score, where it ran; its flagged pairs' targets are suspicious
+    margin: MarginScore | None = None  # the maximum-margin statistic, under the margin and combined rules
+    evidence: tuple[Evidence, ...] = ()  # what found the labels of an infected verdict: the trigger score, the margin
+    by_trigger: Verdict | None = None  # under the combined rule, the score rule's own verdict
 
     @property
     def infected(self) -> bool:
@@ -63,6 +70,8 @@ class Verdict:
         index, threshold = self.mad.anomaly_index, self.mad.threshold
         several = len(self.labels) > 1
         named = ("labels " if several else "label ") + ", ".join(map(str, self.labels))
+        if self.rule in ("margin", "combined"):
+            return self._margin_line(named)
         if self.status == "clean" and self.rule != "score":
             return f"clean: no label flagged (anomaly index {index:.2f})"
         if self.status == "inconclusive":
@@ -121,6 +130,25 @@ class Verdict:
                 f"{score.score:.2f}x smaller than the median label's, < {self.suspicious_ratio:g}; anomaly index "
                 f"{index:.2f}{flagged}{self._pairs_clear()})")
 
+    def _margin_line(self, named: str) -> str:
+        margin = self.margin
+        assert margin is not None  # these rules record the statistic
+        if margin.note:
+            clause = f"maximum margin: {margin.note}"
+        else:
+            beyond = "<" if margin.flagged else ">="
+            clause = (f"maximum margin: label {margin.top_label} reaches {margin.largest:.1f}, {margin.ratio:.2f}x the "
+                      f"median label's (p {margin.p_value:.2g} {beyond} {margin.max_p:g})")
+        if self.rule == "margin":
+            return f"INFECTED: {named} ({clause})" if self.status == "infected" else f"clean: {clause}"
+        assert self.by_trigger is not None  # the combined rule keeps the score's own verdict
+        own = self.by_trigger.line()
+        if self.status == "infected" and "trigger" not in self.evidence:
+            return f"INFECTED: {named} by its logit margin ({clause}); the trigger search alone: {own}"
+        if "margin" in self.evidence and set(margin.flagged) - set(self.by_trigger.labels):
+            return f"{own}; also label {margin.top_label} by its logit margin ({clause})"
+        return f"{own}; {clause}"
+
     def _pairs_clear(self) -> str:
         """What the pair scan found when it names nothing: its largest asymmetry."""
         if self.pairs is None or not np.isfinite(self.pairs.asymmetry).any():
@@ -143,7 +171,7 @@ class Verdict:
 def decide(norms, labels=None, *, reached=None, rule: Rule = "score", threshold: float = 2.0,
            min_gap: float = 1.5, min_ratio: float = DEFAULT_MIN_RATIO, sources: Sequence[SourceCheck] = (),
            max_spread: float = DEFAULT_MAX_SPREAD, suspicious_ratio: float = DEFAULT_SUSPICIOUS_RATIO,
-           pairs: PairScore | None = None) -> Verdict:
+           pairs: PairScore | None = None, margin: MarginScore | None = None) -> Verdict:
     """The verdict on a scan's trigger norms (one per label): "infected", "suspicious", "clean" or, when
     `reached` (one bool per label: ScanResult.reached_threshold) says some labels' triggers never reached the
     attack-success threshold, "inconclusive": a label no trigger can reach is not a clean label, and its
@@ -163,11 +191,26 @@ def decide(norms, labels=None, *, reached=None, rule: Rule = "score", threshold:
     rule="reference": infected when the MAD test flags any label (anomaly index > threshold below the median).
     rule="gap": infected when, of those labels, the smallest k stand apart from the next label's norm
     by at least `min_gap`; labels flagged by the MAD test alone make the verdict "suspicious".
+    rule="margin": infected when `margin` (ncjax.margin_score of a maximum-margin scan) flags its top label.
+    rule="combined": the score rule's verdict, made infected (naming the label too) where `margin` flags a label;
+    `evidence` says which statistic found the labels.
     """
     check_choice(rule, typing.get_args(Rule), "the verdict rule")
     if not (isinstance(threshold, (int, float)) and math.isfinite(threshold) and threshold > 0):
         raise ConfigError(f"the anomaly-index threshold must be a finite number > 0, got {threshold!r}.")
+    if rule in ("margin", "combined") and not isinstance(margin, MarginScore):
+        raise ConfigError(f"the {rule} rule reads the maximum-margin statistic: pass margin=ncjax.margin_score(...) "
+                          "of a maximum-margin scan (ncjax.scan_margins).")
     mad = mad_outliers(np.asarray(norms), labels, threshold=threshold)
+    if rule == "margin":  # the trigger norms are reported, not read
+        assert margin is not None
+        return Verdict("infected" if margin.flagged else "clean", margin.flagged, rule, mad, None, margin=margin,
+                       evidence=("margin",) if margin.flagged else ())
+    if rule == "combined":
+        assert margin is not None
+        own = decide(norms, labels, reached=reached, rule="score", threshold=threshold, min_ratio=min_ratio,
+                     sources=sources, max_spread=max_spread, suspicious_ratio=suspicious_ratio, pairs=pairs)
+        return _with_margin(own, margin)
     if reached is not None:
         reached = np.asarray(reached, bool)
         if reached.shape != mad.labels.shape:
@@ -216,3 +259,14 @@ def _by_score(mad: OutlierResult, rule: Rule, min_ratio: float, sources: tuple[S
     status: Status = "infected" if kept else "suspicious" if doubtful else "clean"
     return Verdict(status, kept or doubtful, rule, mad, None, score=score, sources=sources, natural=natural,
                    max_spread=max_spread, suspicious_ratio=suspicious_ratio, pairs=pairs)
+
+
+def _with_margin(own: Verdict, margin: MarginScore) -> Verdict:
+    """The combined rule: the score's verdict `own`, and the margin statistic's flagged label beside it."""
+    evidence: tuple[Evidence, ...] = ("trigger",) if own.status == "infected" else ()
+    if not margin.flagged:
+        return replace(own, rule="combined", margin=margin, evidence=evidence, by_trigger=own)
+    labels = own.labels if own.status == "infected" else ()
+    labels += tuple(label for label in margin.flagged if label not in labels)
+    return replace(own, status="infected", labels=labels, rule="combined", margin=margin,
+                   evidence=(*evidence, "margin"), by_trigger=own)
