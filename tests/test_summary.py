@@ -72,3 +72,19 @@ def test_grayscale_patterns():
     masks, patterns, verdict = _scan()
     image = summary_image(masks, patterns[..., :1], verdict)
     assert image.mode == "RGB" and image.width >= 720
+
+
+def test_the_margins_read_by_the_verdict_get_a_chart_with_the_flagged_label_in_red():
+    import ncjax
+    from ncjax.pipeline.summary import CHART_H, MARGIN
+
+    masks, patterns, _ = _scan()
+    norms, margins = [100.0 + i for i in range(20)], [100.0 + 3 * i for i in range(20)]
+    verdict = decide(norms)
+    quiet = decide(norms, rule="combined", margin=ncjax.margin_score(margins))
+    loud = decide(norms, rule="combined", margin=ncjax.margin_score(margins[:7] + [900.0] + margins[8:]))
+    assert (verdict.status, quiet.status, loud.status, loud.labels) == ("clean", "clean", "infected", (7,))
+    plain, charted, flagged = (summary_image(masks, patterns, v) for v in (verdict, quiet, loud))
+    assert charted.height == plain.height + CHART_H + MARGIN
+    red = lambda image: int((np.asarray(image)[plain.height:] == RED).all(axis=-1).sum())
+    assert red(charted) == 0 and red(flagged) > 100  # label 7's bar (and its enlarged trigger)

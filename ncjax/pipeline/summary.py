@@ -130,15 +130,37 @@ def _chart(image: Image.Image, verdict: Verdict, colours, top: int) -> None:
                                   f"{outliers.anomaly_index:.2f}", fill=BLACK)
 
 
+def _margin_chart(image: Image.Image, verdict: Verdict, colours, top: int) -> None:
+    """Bars of each label's largest logit margin (the margin search), the median, and the statistic."""
+    margin = verdict.margin
+    assert margin is not None  # drawn only where the rule read the margins
+    draw = ImageDraw.Draw(image)
+    left, right, bottom = MARGIN + 30, image.width - MARGIN, top + CHART_H - 20
+    peak = float(max(margin.margins.max(), margin.median, 0.0)) * 1.05 or 1.0
+    to_y = lambda v: bottom - (bottom - top) * (max(float(v), 0.0) / peak)
+    bar = (right - left) / len(margin.labels)
+    for i, label in enumerate(margin.labels):
+        colour = RED if int(label) in margin.flagged else colours.get(int(label), BLUE)
+        draw.rectangle([left + i * bar + 1, to_y(margin.margins[i]), left + (i + 1) * bar - 1, bottom], fill=colour)
+    draw.line([left, to_y(margin.median), right, to_y(margin.median)], fill=BLACK, width=2)
+    _label(draw, (left + 4, to_y(margin.median) - 12), f"median margin {margin.median:.1f}", BLACK)
+    draw.line([left, bottom, right, bottom], fill=BLACK)
+    read = margin.note or (f"largest: label {margin.top_label}, p {margin.p_text()} "
+                           f"({'<' if margin.flagged else '>='} {margin.max_p:g})")
+    draw.text((left, bottom + 4), f"maximum-margin search: each label's largest logit margin; {read}", fill=BLACK)
+
+
 def summary_image(masks: np.ndarray, patterns: np.ndarray, verdict: Verdict, *, title: str = "",
                   columns: int = 11, scale: int = 3, frozen: Collection[int] = ()) -> Image.Image:
-    """The picture: title, legend, mask grid, the verdict's labels enlarged, the norms' bar chart; `frozen`:
+    """The picture: title, legend, mask grid, the verdict's labels enlarged, the norms' bar chart and, where the
+    verdict read them, the margins' bar chart; `frozen`:
     the labels a focused search froze after its warm-up."""
     n, h, w = masks.shape
     rows = math.ceil(n / columns)
     zoom_h = h * ZOOM + 30 if verdict.labels else 0
     width = max(columns * (w * scale + 8) + 2 * MARGIN, 720)
-    image = Image.new("RGB", (width, 60 + rows * (h * scale + 20) + zoom_h + CHART_H + 2 * MARGIN), "white")
+    charts = CHART_H + (CHART_H + MARGIN if verdict.margin is not None else 0)
+    image = Image.new("RGB", (width, 60 + rows * (h * scale + 20) + zoom_h + charts + 2 * MARGIN), "white")
     draw = ImageDraw.Draw(image)
     draw.text((MARGIN, 10), title or "Neural Cleanse: reversed trigger masks and their L1 norms", fill=BLACK)
     frozen = {int(label) for label in frozen}
@@ -147,6 +169,8 @@ def summary_image(masks: np.ndarray, patterns: np.ndarray, verdict: Verdict, *, 
     below = _grid(image, masks, verdict, colours, 50, columns, scale, frozen)
     below = _zoomed(image, masks, patterns, verdict, colours, below + 10)
     _chart(image, verdict, colours, below + MARGIN)
+    if verdict.margin is not None:
+        _margin_chart(image, verdict, colours, below + MARGIN + CHART_H + MARGIN)
     return image
 
 

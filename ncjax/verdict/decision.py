@@ -138,7 +138,7 @@ class Verdict:
         else:
             beyond = "<" if margin.flagged else ">="
             clause = (f"maximum margin: label {margin.top_label} reaches {margin.largest:.1f}, {margin.ratio:.2f}x the "
-                      f"median label's (p {margin.p_value:.2g} {beyond} {margin.max_p:g})")
+                      f"median label's (p {margin.p_text()}, {beyond} {margin.max_p:g})")
         if self.rule == "margin":
             return f"INFECTED: {named} ({clause})" if self.status == "infected" else f"clean: {clause}"
         assert self.by_trigger is not None  # the combined rule keeps the score's own verdict

@@ -29,6 +29,10 @@ class MarginScore:
     flagged: tuple[int, ...]  # the top label where p_value < max_p
     note: str | None = None  # why the statistic cannot be read
 
+    def p_text(self) -> str:
+        """The p-value for people: two significant digits, or a bound below float32's reach."""
+        return "< 1e-6" if self.p_value < 1e-6 else f"{self.p_value:.2g}"
+
 
 def gamma_order_p(largest: float, others: np.ndarray) -> float:
     """P(the largest of len(others) Gamma draws fitted to `others` >= largest)."""
