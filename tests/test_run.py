@@ -522,3 +522,18 @@ def test_pixels_and_their_model_scale_array_give_the_same_scan(tmp_path, capsys)
     norms = [[row["l1_norm"] for row in report["labels"]] for report in reports]
     np.testing.assert_allclose(norms[0], norms[1], rtol=1e-3)
     assert reports[0]["verdict"] == reports[1]["verdict"]
+
+
+def test_the_combined_verdict_runs_the_margin_search_and_prints_what_it_read(tmp_path, data, capsys):
+    out = tmp_path / "out"
+    code = main(["--model", str(MODEL), "--data", str(data), "--out", str(out), *REACHABLE, *SMALL,
+                 "--verdict", "combined", "--max-p", "0.01"])
+    assert code == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert any(line.startswith("margin search: every label's largest logit margin, 4 random starts") for line in lines)
+    report = json.loads((out / "report.json").read_text())
+    assert report["verdict_rule"] == "combined" and report["margins"]["labels"] == [1, 2, 3]
+    assert report["margins"]["max_p"] == 0.01 and "maximum margin: only 3 label(s)" in report["verdict_line"]
+    with pytest.raises(SystemExit) as refused:
+        main(["--model", str(MODEL), "--data", str(data), "--out", str(tmp_path / "o"), "--max-p", "1"])
+    assert refused.value.code == 2 and "--max-p" in capsys.readouterr().err

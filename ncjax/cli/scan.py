@@ -315,6 +315,10 @@ def _print_verdict(verdict) -> None:
 
 def _next_step(verdict, out: Path, args: argparse.Namespace) -> str:
     """What to open or run after this verdict: the last line the command prints."""
+    if verdict.status == "infected" and verdict.evidence == ("margin",):
+        return (f"open {out}/summary.png (the margin chart): only the margin statistic found this label, so its "
+                "reversed trigger is not small and `ncjax mitigate`, which unlearns that trigger, may not remove the "
+                "backdoor; retrain from trusted data if you can")
     if verdict.status == "infected":
         pictures = f"open {out}/summary.png and the named labels' fusion pictures"
         if args.model is None:  # the embedded demo: no model file to repair
