@@ -25,7 +25,8 @@ LAYERS = {"ncjax.errors": 0, "ncjax.core": 1, "ncjax.models": 2, "ncjax.data": 3
           "ncjax.verdict": 4, "ncjax.scan": 5, "ncjax.pipeline": 6, "ncjax.mitigation": 7, "ncjax.auditing": 7,
           "ncjax.lab": 7, "ncjax.benchmarks": 7, "ncjax.cli": 7, "ncjax.demo": 8}
 TOP = 9
-NUMPY_ONLY = {"ncjax.verdict.outlier", "ncjax.verdict.score", "ncjax.verdict.source_check", "ncjax.verdict.decision"}
+NUMPY_ONLY = {"ncjax.verdict.outlier", "ncjax.verdict.score", "ncjax.verdict.source_check", "ncjax.verdict.decision",
+              "ncjax.verdict.margin"}
 
 
 def _name(path: Path) -> str:

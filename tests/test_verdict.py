@@ -55,7 +55,8 @@ def test_unknown_rule_lists_the_rules():
 
     import ncjax
 
-    with pytest.raises(ncjax.ConfigError, match="verdict rule must be one of 'score', 'gap', 'reference', 'margin', 'combined'; got 'mad'"):
+    rules = "'score', 'gap', 'reference', 'margin', 'combined'"
+    with pytest.raises(ncjax.ConfigError, match=f"verdict rule must be one of {rules}; got 'mad'"):
         decide([1.0, 2.0, 3.0], rule="mad")  # type: ignore[arg-type]  # a wrong type, on purpose
 
 

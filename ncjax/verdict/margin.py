@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-from jax.scipy.special import gammainc
+from scipy.special import gammainc
 
 from ncjax.errors import ConfigError
 
