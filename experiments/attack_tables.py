@@ -1,116 +1,132 @@
-"""The tables of experiments/attack_benchmark.md, from results/attack_benchmark.jsonl and attack_split.json.
+"""The tables of experiments/attack_benchmark.md, from results/attack_benchmark.jsonl and attack_split.json, with the
+real GTSRB models' margins (results/real_margins.jsonl) as further clean and infected scans.
 
-Neural Cleanse is read as ncjax reads it: ncjax.decide on the quantized norms (the ratio score, min_ratio 2.8); a
-model is found when the verdict is INFECTED and names its target. The maximum-margin statistics of each kind of
-start (random, clean images) are computed per model:
-- p: MM-BD's, the largest margin against a Gamma fitted by moments to the other classes' margins, as the largest
-  of K-1 null draws; small is suspicious;
-- ratio: the largest margin over the median margin.
-A model counts as backdoored only where training planted it (attack success of at least PLANTED).
+Neural Cleanse is read as ncjax reads it: ncjax.decide on the quantized norms (the ratio score, min_ratio 2.8); it
+finds a model when the verdict is INFECTED and names the target. The maximum-margin statistic (ncjax.margin_score)
+of the random starts finds a model when it flags the target. The combined verdict finds a model when either does;
+a clean model is a false alarm when either calls it infected. A model counts as backdoored only where training
+planted it (attack success of at least PLANTED).
+
+max_p is chosen on the dev split: the largest on a grid whose combined false alarms on the dev clean scans (the
+benchmark's, and the real clean models' margins at seeds 0-2, whose trigger verdicts are clean at every seed:
+experiments/focused_score.md) stay at or below 5 %. The real models' seeds 3-4 are test scans.
     python experiments/attack_benchmark.py --summarize
 """
 from __future__ import annotations
 
+import json
 from collections import defaultdict
+from pathlib import Path
 
 import numpy as np
-from scipy.stats import gamma
 
 import ncjax
 
 PLANTED = 0.5
+GRID = (0.001, 0.002, 0.005, 0.01, 0.02, 0.03, 0.05, 0.1, 0.2)
+REAL_MARGINS = Path(__file__).parent / "results" / "real_margins.jsonl"
 
 
-def gamma_p(margins: np.ndarray) -> tuple[int, float]:
-    """(the class with the largest margin, its p-value against a Gamma fitted to the others)."""
-    top = int(np.argmax(margins))
-    rest = np.delete(margins, top)
-    shift = min(0.0, float(rest.min())) - 1e-6  # a Gamma needs positive values
-    rest = rest - shift
-    mean, var = float(rest.mean()), float(rest.var())
-    cdf = float(gamma.cdf(margins[top] - shift, mean**2 / var, scale=var / mean))
-    return top, 1.0 - cdf ** (len(margins) - 1)
-
-
-def margin_stats(margins) -> dict:
-    margins = np.asarray(margins, np.float64)
-    top, p = gamma_p(margins)
-    return {"top": top, "p": p, "ratio": float(margins[top] / np.median(margins))}
-
-
-def nc_stats(row: dict) -> dict:
+def nc_found(row: dict) -> tuple[bool, bool, float]:
+    """(called infected, naming the target, the score) under ncjax's default verdict."""
     verdict = ncjax.decide(np.asarray(row["norms"]), np.asarray(row["labels"]), reached=np.asarray(row["reached"]))
     score = verdict.score.score if verdict.score is not None else float("nan")
-    top = verdict.score.top_label if verdict.score is not None else None
-    return {"status": verdict.status, "labels": verdict.labels, "score": score, "top": top}
+    infected = verdict.status == "infected"
+    return infected, infected and row["target"] in verdict.labels, score
 
 
 def is_planted(row: dict) -> bool:
     return row["target"] is not None and min(row["attack_success"]) >= PLANTED
 
 
-def print_tables(rows: list[dict], split: dict[str, str]) -> None:
-    models = []
+def _scans(rows: list[dict], split: dict[str, str]) -> list[dict]:
+    scans = []
     for row in rows:
-        models.append({"row": row, "split": split[row["name"]], "nc": nc_stats(row),
-                       "random": margin_stats(row["margins_random"]), "clean": margin_stats(row["margins_clean"])})
-    _per_model(models)
-    for kind in ("random", "clean"):
-        for stat in ("p", "ratio"):
-            _separation(models, kind, stat)
-    _per_attack(models)
+        if row["target"] is not None and not is_planted(row):
+            continue
+        infected, named, score = nc_found(row)
+        margin = ncjax.margin_score(row["margins_random"])
+        clean_starts = ncjax.margin_score(row["margins_clean"])
+        scans.append({"name": row["name"], "attack": row["attack"], "split": split[row["name"]],
+                      "target": row["target"], "nc_infected": infected, "nc_named": named, "nc_score": score,
+                      "p": margin.p_value, "top": margin.top_label, "p_clean": clean_starts.p_value,
+                      "top_clean": clean_starts.top_label, "row": row})
+    if REAL_MARGINS.exists():
+        for real in map(json.loads, REAL_MARGINS.read_text().splitlines()):
+            infected = "backdoored" in real["model"]
+            scans.append({"name": f"{real['model']} (seed {real['seed']})", "split": "dev" if real["seed"] < 3 else
+                          "test", "attack": ("real: white 4x4 corner" if infected else "real: clean")
+                          if real["model"].startswith("real") else ("demo: white 4x4 corner" if infected else
+                                                                    "demo: clean"),
+                          "target": 33 if infected else None, "nc_infected": infected, "nc_named": infected,
+                          "nc_score": float("nan"), "p": real["p_value"], "top": real["top"], "row": None})
+    return scans
 
 
-def _per_model(models) -> None:
-    print("| model | split | accuracy | attack success | NC verdict | NC score (top) | MM random: p (top), ratio "
-          "| MM clean: p (top), ratio |")
+def _found(scan: dict, max_p: float, *, kind: str) -> bool:
+    """Whether `kind` (nc, mm, combined) calls the scan infected (naming the target where it has one)."""
+    mm = scan["p"] < max_p and (scan["target"] is None or scan["top"] == scan["target"])
+    nc = scan["nc_named"] if scan["target"] is not None else scan["nc_infected"]
+    return {"nc": nc, "mm": mm, "combined": nc or mm}[kind]
+
+
+def choose_max_p(scans: list[dict]) -> float:
+    clean = [s for s in scans if s["split"] == "dev" and s["target"] is None]
+    allowed = [p for p in GRID if sum(_found(s, p, kind="combined") for s in clean) <= 0.05 * len(clean)]
+    return max(allowed) if allowed else min(GRID)
+
+
+def print_tables(rows: list[dict], split: dict[str, str]) -> None:
+    scans = _scans(rows, split)
+    max_p = choose_max_p(scans)
+    _per_model([s for s in scans if s["row"] is not None])
+    print(f"max_p chosen on dev: **{max_p:g}**\n")
+    _per_attack(scans, max_p)
+    _rates(scans, max_p)
+
+
+def _per_model(scans) -> None:
+    print("| model | split | accuracy | attack success | NC score | NC finds | MM p (top), random starts | "
+          "MM p (top), clean starts |")
     print("|---|---|---|---|---|---|---|---|")
-    for m in models:
-        r, nc = m["row"], m["nc"]
-        verdict = nc["status"] + (f" {', '.join(map(str, nc['labels']))}" if nc["labels"] else "")
-        mm = [f"{m[k]['p']:.3g} ({m[k]['top']}), {m[k]['ratio']:.2f}" for k in ("random", "clean")]
-        print(f"| {r['name']} (target {r['target']}) | {m['split']} | {r['clean_accuracy']:.3f} | "
-              f"{', '.join(f'{v:.2f}' for v in r['attack_success']) or '-'} | {verdict} | {nc['score']:.2f} "
-              f"({nc['top']}) | {mm[0]} | {mm[1]} |")
-    print()
-
-
-def _separation(models, kind: str, stat: str) -> None:
-    """How well one maximum-margin statistic separates planted from clean models, per split (ROC-AUC), with the
-    target named (top class)."""
-    sign = -1 if stat == "p" else 1
-    for part in ("dev", "test"):
-        clean = [sign * m[kind][stat] for m in models if m["split"] == part and m["row"]["target"] is None]
-        planted = [sign * m[kind][stat] for m in models if m["split"] == part and is_planted(m["row"])]
-        named = sum(m[kind]["top"] == m["row"]["target"] for m in models if m["split"] == part
-                    and is_planted(m["row"]))
-        auc = _auc(planted, clean)
-        print(f"- MM {kind} starts, {stat}, {part}: AUC {auc:.3f}; top class is the target in {named}/{len(planted)}")
-    print()
-
-
-def _auc(positive, negative) -> float:
-    if not positive or not negative:
-        return float("nan")
-    wins = sum((p > n) + 0.5 * (p == n) for p in positive for n in negative)
-    return wins / (len(positive) * len(negative))
-
-
-def _per_attack(models) -> None:
-    table = defaultdict(lambda: [0, 0, 0, 0])  # planted, NC found, not planted, clean called infected
-    for m in models:
-        r = m["row"]
-        counts = table[r["attack"]]
-        if r["target"] is None:
-            counts[3] += m["nc"]["status"] == "infected"
-            counts[0] += 1
-        elif is_planted(r):
-            counts[0] += 1
-            counts[1] += m["nc"]["status"] == "infected" and r["target"] in m["nc"]["labels"]
+    for s in scans:
+        r = s["row"]
+        if s["target"] is not None:
+            finds = "yes" if s["nc_named"] else "no"
         else:
-            counts[2] += 1
-    print("| attack type | models (planted) | Neural Cleanse: found at target | not planted | clean called infected |")
+            finds = "FALSE ALARM" if s["nc_infected"] else "-"
+        print(f"| {r['name']} (target {r['target']}) | {s['split']} | {r['clean_accuracy']:.3f} | "
+              f"{', '.join(f'{v:.2f}' for v in r['attack_success']) or '-'} | {s['nc_score']:.2f} | {finds} | "
+              f"{s['p']:.2g} ({s['top']}) | {s['p_clean']:.2g} ({s['top_clean']}) |")
+    print()
+
+
+def _per_attack(scans, max_p: float) -> None:
+    table: dict[str, list[list[int]]] = defaultdict(lambda: [[0, 0, 0, 0] for _ in range(2)])
+    for s in scans:
+        counts = table[s["attack"]][s["split"] == "test"]
+        counts[0] += 1
+        for i, kind in enumerate(("nc", "mm", "combined")):
+            counts[i + 1] += _found(s, max_p, kind=kind)
+    print(f"| attack type | scans (dev + test) | Neural Cleanse | maximum margin (p < {max_p:g}) | combined |")
     print("|---|---|---|---|---|")
-    for attack, (n, found, unplanted, false) in table.items():
-        print(f"| {attack} | {n} | {found if attack != 'clean' else '-'} | {unplanted} | "
-              f"{false if attack == 'clean' else '-'} |")
+    for attack in sorted(table, key=lambda a: (a.startswith(("real", "demo")), a == "clean", a)):
+        dev, test = table[attack]
+        cells = [f"{dev[i]} + {test[i]}" for i in range(1, 4)]
+        what = "called infected" if "clean" in attack else "found at target"
+        print(f"| {attack} ({what}) | {dev[0]} + {test[0]} | " + " | ".join(cells) + " |")
+    print()
+
+
+def _rates(scans, max_p: float) -> None:
+    for part in ("dev", "test"):
+        mine = [s for s in scans if s["split"] == part]
+        infected = [s for s in mine if s["target"] is not None]
+        clean = [s for s in mine if s["target"] is None]
+        line = [f"{part}:"]
+        for kind in ("nc", "mm", "combined"):
+            found = sum(_found(s, max_p, kind=kind) for s in infected)
+            false = sum(_found(s, max_p, kind=kind) for s in clean)
+            line.append(f"{kind} {found}/{len(infected)} found, {false}/{len(clean)} clean called infected;")
+        print("- " + " ".join(line))
+    print()
