@@ -1,6 +1,8 @@
-"""scan_slots and scan_all_labels: many Neural Cleanse trigger searches in one compiled step.
+"""scan_slots and scan_all_labels: many Neural Cleanse trigger searches in one compiled step (run_searches: any
+search kind, so the maximum-margin searches of ncjax.scan.margins run here too).
 
-A slot is one trigger search (ncjax.scan.slots). Slots run in chunks; within a chunk every slot's state has a
+A slot is one search (ncjax.scan.slots); ScanConfig.search says what it optimizes (ncjax.search.kinds). Slots run
+in chunks; within a chunk every slot's state has a
 leading slot axis and all lanes advance in lockstep, the step `jax.vmap(slot_step)` compiled once per width.
 After each epoch one small device->host read returns the epoch's summary. Slots that finish are harvested
 and the chunk is compacted to the next power-of-two width, so finished slots stop costing compute while the
