@@ -2,8 +2,8 @@
 search kind, so the maximum-margin searches of ncjax.scan.margins run here too).
 
 A slot is one search (ncjax.scan.slots); ScanConfig.search says what it optimizes (ncjax.search.kinds). Slots run
-in chunks; within a chunk every slot's state has a
-leading slot axis and all lanes advance in lockstep, the step `jax.vmap(slot_step)` compiled once per width.
+in chunks; within a chunk every slot's state has a leading slot axis and all lanes advance in lockstep, the step
+`jax.vmap(step)` compiled once per width.
 After each epoch one small device->host read returns the epoch's summary. Slots that finish are harvested
 and the chunk is compacted to the next power-of-two width, so finished slots stop costing compute while the
 number of compiled widths stays small. With several devices the slot axis is sharded over a mesh axis.
