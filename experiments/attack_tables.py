@@ -50,7 +50,7 @@ def _scans(rows: list[dict], split: dict[str, str]) -> list[dict]:
         scans.append({"name": row["name"], "attack": row["attack"], "split": split[row["name"]],
                       "target": row["target"], "nc_infected": infected, "nc_named": named, "nc_score": score,
                       "p": margin.p_value, "top": margin.top_label, "p_clean": clean_starts.p_value,
-                      "top_clean": clean_starts.top_label, "row": row})
+                      "top_clean": clean_starts.top_label, "gap": top_gap(row["margins_random"]), "row": row})
     if REAL_MARGINS.exists():
         for real in map(json.loads, REAL_MARGINS.read_text().splitlines()):
             infected = "backdoored" in real["model"]
@@ -59,8 +59,34 @@ def _scans(rows: list[dict], split: dict[str, str]) -> list[dict]:
                           if real["model"].startswith("real") else ("demo: white 4x4 corner" if infected else
                                                                     "demo: clean"),
                           "target": 33 if infected else None, "nc_infected": infected, "nc_named": infected,
-                          "nc_score": float("nan"), "p": real["p_value"], "top": real["top"], "row": None})
+                          "nc_score": float("nan"), "p": real["p_value"], "top": real["top"],
+                          "gap": top_gap(real["margins"]), "row": None})
     return scans
+
+
+def top_gap(margins) -> float:
+    """The largest margin over the second largest: how far one label stands alone."""
+    first, second = np.sort(np.asarray(margins, np.float64))[::-1][:2]
+    return float(first / second) if second > 0 else float("inf")
+
+
+def _auc(positive, negative) -> float:
+    if not positive or not negative:
+        return float("nan")
+    wins = sum((p > n) + 0.5 * (p == n) for p in positive for n in negative)
+    return wins / (len(positive) * len(negative))
+
+
+def _separation(scans) -> None:
+    """ROC-AUC of two margin statistics per split, infected (named or not) against clean scans."""
+    for part in ("dev", "test"):
+        infected = [s for s in scans if s["split"] == part and s["target"] is not None]
+        clean = [s for s in scans if s["split"] == part and s["target"] is None]
+        strength = lambda s: -np.log10(max(s["p"], 1e-300))
+        p_auc = _auc([strength(s) for s in infected], [strength(s) for s in clean])
+        gap_auc = _auc([s["gap"] for s in infected], [s["gap"] for s in clean])
+        print(f"- {part}: ROC-AUC of the p-value {p_auc:.3f}, of the top gap (largest / second margin) {gap_auc:.3f}")
+    print()
 
 
 def _found(scan: dict, max_p: float, *, kind: str) -> bool:
@@ -83,12 +109,13 @@ def print_tables(rows: list[dict], split: dict[str, str]) -> None:
     print(f"max_p chosen on dev: **{max_p:g}**\n")
     _per_attack(scans, max_p)
     _rates(scans, max_p)
+    _separation(scans)
 
 
 def _per_model(scans) -> None:
     print("| model | split | accuracy | attack success | NC score | NC finds | MM p (top), random starts | "
-          "MM p (top), clean starts |")
-    print("|---|---|---|---|---|---|---|---|")
+          "MM p (top), clean starts | MM top gap |")
+    print("|---|---|---|---|---|---|---|---|---|")
     for s in scans:
         r = s["row"]
         if s["target"] is not None:
@@ -97,7 +124,7 @@ def _per_model(scans) -> None:
             finds = "FALSE ALARM" if s["nc_infected"] else "-"
         print(f"| {r['name']} (target {r['target']}) | {s['split']} | {r['clean_accuracy']:.3f} | "
               f"{', '.join(f'{v:.2f}' for v in r['attack_success']) or '-'} | {s['nc_score']:.2f} | {finds} | "
-              f"{s['p']:.2g} ({s['top']}) | {s['p_clean']:.2g} ({s['top_clean']}) |")
+              f"{s['p']:.2g} ({s['top']}) | {s['p_clean']:.2g} ({s['top_clean']}) | {s['gap']:.2f} |")
     print()
 
 
