@@ -9,7 +9,9 @@ planted it (attack success of at least PLANTED).
 
 max_p is chosen on the dev split: the largest on a grid whose combined false alarms on the dev clean scans (the
 benchmark's, and the real clean models' margins at seeds 0-2, whose trigger verdicts are clean at every seed:
-experiments/focused_score.md) stay at or below 5 %. The real models' seeds 3-4 are test scans.
+experiments/focused_score.md) stay at or below 5 %, and so do the margin statistic's alone on the demo's clean twin
+(its trigger verdicts at these seeds were not measured: its rows count for the margin statistic only). The real
+and demo models' seeds 3-4 are test scans.
     python experiments/attack_benchmark.py --summarize
 """
 from __future__ import annotations
@@ -23,7 +25,7 @@ import numpy as np
 import ncjax
 
 PLANTED = 0.5
-GRID = (0.001, 0.002, 0.005, 0.01, 0.02, 0.03, 0.05, 0.1, 0.2)
+GRID = (1e-6, 1e-5, 1e-4, 0.001, 0.002, 0.005, 0.01, 0.02, 0.03, 0.05, 0.1, 0.2)
 REAL_MARGINS = Path(__file__).parent / "results" / "real_margins.jsonl"
 
 
@@ -47,17 +49,18 @@ def _scans(rows: list[dict], split: dict[str, str]) -> list[dict]:
         infected, named, score = nc_found(row)
         margin = ncjax.margin_score(row["margins_random"])
         clean_starts = ncjax.margin_score(row["margins_clean"])
-        scans.append({"name": row["name"], "attack": row["attack"], "split": split[row["name"]],
+        scans.append({"nc_known": True, "name": row["name"], "attack": row["attack"], "split": split[row["name"]],
                       "target": row["target"], "nc_infected": infected, "nc_named": named, "nc_score": score,
                       "p": margin.p_value, "top": margin.top_label, "p_clean": clean_starts.p_value,
                       "top_clean": clean_starts.top_label, "gap": top_gap(row["margins_random"]), "row": row})
     if REAL_MARGINS.exists():
         for real in map(json.loads, REAL_MARGINS.read_text().splitlines()):
             infected = "backdoored" in real["model"]
-            scans.append({"name": f"{real['model']} (seed {real['seed']})", "split": "dev" if real["seed"] < 3 else
-                          "test", "attack": ("real: white 4x4 corner" if infected else "real: clean")
-                          if real["model"].startswith("real") else ("demo: white 4x4 corner" if infected else
-                                                                    "demo: clean"),
+            known = real["model"].startswith("real")
+            source = "real" if known else "demo"
+            scans.append({"nc_known": known, "name": f"{real['model']} (seed {real['seed']})",
+                          "split": "dev" if real["seed"] < 3 else "test",
+                          "attack": f"{source}: {'white 4x4 corner' if infected else 'clean'}",
                           "target": 33 if infected else None, "nc_infected": infected, "nc_named": infected,
                           "nc_score": float("nan"), "p": real["p_value"], "top": real["top"],
                           "gap": top_gap(real["margins"]), "row": None})
@@ -85,12 +88,18 @@ def _separation(scans) -> None:
         strength = lambda s: -np.log10(max(s["p"], 1e-300))
         p_auc = _auc([strength(s) for s in infected], [strength(s) for s in clean])
         gap_auc = _auc([s["gap"] for s in infected], [s["gap"] for s in clean])
-        print(f"- {part}: ROC-AUC of the p-value {p_auc:.3f}, of the top gap (largest / second margin) {gap_auc:.3f}")
+        scored = lambda group: [s["nc_score"] for s in group if s["row"] is not None]
+        nc_auc = _auc(scored(infected), scored(clean))
+        print(f"- {part}: ROC-AUC of the margin's p-value {p_auc:.3f}, of its top gap (largest / second margin) "
+              f"{gap_auc:.3f}; of the trigger score on the benchmark's models {nc_auc:.3f}")
     print()
 
 
-def _found(scan: dict, max_p: float, *, kind: str) -> bool:
-    """Whether `kind` (nc, mm, combined) calls the scan infected (naming the target where it has one)."""
+def _found(scan: dict, max_p: float, *, kind: str) -> bool | None:
+    """Whether `kind` (nc, mm, combined) calls the scan infected (naming the target where it has one); None where
+    the trigger verdict of the scan was not measured."""
+    if kind != "mm" and not scan["nc_known"]:
+        return None
     mm = scan["p"] < max_p and (scan["target"] is None or scan["top"] == scan["target"])
     nc = scan["nc_named"] if scan["target"] is not None else scan["nc_infected"]
     return {"nc": nc, "mm": mm, "combined": nc or mm}[kind]
@@ -98,7 +107,8 @@ def _found(scan: dict, max_p: float, *, kind: str) -> bool:
 
 def choose_max_p(scans: list[dict]) -> float:
     clean = [s for s in scans if s["split"] == "dev" and s["target"] is None]
-    allowed = [p for p in GRID if sum(_found(s, p, kind="combined") for s in clean) <= 0.05 * len(clean)]
+    alarms = lambda p: sum(bool(_found(s, p, kind="combined" if s["nc_known"] else "mm")) for s in clean)
+    allowed = [p for p in GRID if alarms(p) <= 0.05 * len(clean)]
     return max(allowed) if allowed else min(GRID)
 
 
@@ -129,12 +139,13 @@ def _per_model(scans) -> None:
 
 
 def _per_attack(scans, max_p: float) -> None:
-    table: dict[str, list[list[int]]] = defaultdict(lambda: [[0, 0, 0, 0] for _ in range(2)])
+    table: dict[str, list[list]] = defaultdict(lambda: [[0, 0, 0, 0] for _ in range(2)])
     for s in scans:
         counts = table[s["attack"]][s["split"] == "test"]
         counts[0] += 1
         for i, kind in enumerate(("nc", "mm", "combined")):
-            counts[i + 1] += _found(s, max_p, kind=kind)
+            found = _found(s, max_p, kind=kind)
+            counts[i + 1] = "-" if found is None else counts[i + 1] + found
     print(f"| attack type | scans (dev + test) | Neural Cleanse | maximum margin (p < {max_p:g}) | combined |")
     print("|---|---|---|---|---|")
     for attack in sorted(table, key=lambda a: (a.startswith(("real", "demo")), a == "clean", a)):
@@ -148,9 +159,9 @@ def _per_attack(scans, max_p: float) -> None:
 def _rates(scans, max_p: float) -> None:
     for part in ("dev", "test"):
         mine = [s for s in scans if s["split"] == part]
-        infected = [s for s in mine if s["target"] is not None]
-        clean = [s for s in mine if s["target"] is None]
-        line = [f"{part}:"]
+        infected = [s for s in mine if s["target"] is not None and s["nc_known"]]
+        clean = [s for s in mine if s["target"] is None and s["nc_known"]]
+        line = [f"{part} (the demo models apart):"]
         for kind in ("nc", "mm", "combined"):
             found = sum(_found(s, max_p, kind=kind) for s in infected)
             false = sum(_found(s, max_p, kind=kind) for s in clean)
