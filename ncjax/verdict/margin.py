@@ -2,7 +2,8 @@
 
 The other labels' margins make the null: a Gamma fitted to them by moments (shifted to be positive where some are
 negative). The largest margin's p-value is that of the largest of K - 1 draws from it: 1 - F(largest)^(K - 1).
-A small p-value flags the label (Wang, Miller and Kesidis, IEEE S&P 2024, with their order-statistic p-value).
+A small p-value flags the label (Wang, Miller and Kesidis, IEEE S&P 2024, with their order-statistic p-value; the
+threshold is ncjax's, measured).
 """
 from __future__ import annotations
 
@@ -13,7 +14,9 @@ from scipy.special import gammainc
 
 from ncjax.errors import ConfigError
 
-DEFAULT_MAX_P = 0.05  # the paper's significance level
+# Chosen on the attack benchmark's dev split (experiments/attack_benchmark.md): MM-BD's own 0.05 called the real
+# clean GTSRB twin infected (p 0.044), and the demo's clean twin reaches 2.5e-4; 1e-4 kept every dev clean model clean.
+DEFAULT_MAX_P = 1e-4
 
 
 @dataclass(frozen=True)
