@@ -17,6 +17,7 @@ from ncjax.auditing.rows import append_row, latest_rows
 from ncjax.auditing.settings_record import check_same_settings
 from ncjax.auditing.tables import ROC_FILE, Rates, rates, write_csv, write_markdown, write_roc
 from ncjax.errors import UsageError
+from ncjax.pipeline.out_lock import hold_out
 
 
 @dataclass(frozen=True)
@@ -52,6 +53,13 @@ def audit(models: Sequence[str | os.PathLike | AuditItem], *, out: str | os.Path
         import_ray()  # before any work: a missing extra is a one-line error, not a failed row per model
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
+    with hold_out(out, what="the audit's output folder"):  # a second audit there is refused, not interleaved
+        return _audit_into(out, items, data=data, scan=scan, config=config, callback=callback)
+
+
+def _audit_into(out: Path, items: list[AuditItem], *, data: str | None, scan: ScanSettings, config: AuditConfig,
+                callback: Callable[[dict], None] | None) -> AuditResult:
+    """The audit once its folder is held: the models not done yet, then the tables of every row."""
     earlier = latest_rows(out)
     check_same_settings(earlier, items, scan, data, out=str(out))
     done = {name for name, row in earlier.items() if row.get("status") == "done"}

@@ -57,6 +57,7 @@ from ncjax.pipeline.model_scan import (
     scan_model,
 )
 from ncjax.pipeline.out_folder import claim_out, prepare_out
+from ncjax.pipeline.out_lock import hold_out
 from ncjax.pipeline.report import run_record
 from ncjax.pipeline.triggers import TRIGGERS_FILE
 from ncjax.scan.compile_cache import disable_compile_cache, enable_compile_cache
@@ -352,7 +353,14 @@ def run(args: argparse.Namespace, *, command: Sequence[str] | None = None) -> in
     if args.resume and args.overwrite:
         raise UsageError("--resume continues the scan in --out and --overwrite removes it; give one of them.")
     out = prepare_out(args.out, what="--out")  # before the scan, so a bad --out costs no scan
-    claim_out(out, resume=args.resume, overwrite=args.overwrite, what="--out", options=("--resume", "--overwrite"))
+    with hold_out(out, what="--out"):  # before claiming it: --overwrite must not delete a running scan's files
+        claim_out(out, resume=args.resume, overwrite=args.overwrite, what="--out", options=("--resume", "--overwrite"))
+        return _scan_into(out, args, inputs, config, decision, command)
+
+
+def _scan_into(out: Path, args: argparse.Namespace, inputs: _Inputs, config: ScanConfig, decision: DecisionConfig,
+               command: Sequence[str] | None) -> int:
+    """The scan into the held and claimed `out`, with what the command prints around it."""
     print(f"model: {printable(inputs.model_name, limit=200)} ({inputs.model.num_classes} classes, input "
           f"{inputs.model.input_shape}); data: {printable(inputs.data_name, limit=200)} ({len(inputs.images)} images); "
           f"preset: {_preset(args)}; loss: {config.loss}")

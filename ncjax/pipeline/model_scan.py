@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable, Mapping, Sequence
+from contextlib import nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -23,6 +24,7 @@ from ncjax.core.printable import printable, quoted
 from ncjax.data.preflight import Preflight, run_preflight
 from ncjax.errors import PreflightError, UsageError
 from ncjax.pipeline.out_folder import claim_out, prepare_out
+from ncjax.pipeline.out_lock import hold_out
 from ncjax.pipeline.pictures import save_pair_pictures, save_trigger_pictures
 from ncjax.pipeline.report import build_report, inputs_digest, write_json_atomic
 from ncjax.pipeline.summary import save_summary
@@ -157,8 +159,19 @@ def scan_model(model, images: np.ndarray, labels: np.ndarray | None = None, *, k
     """
     notify = callback or (lambda event: None)
     folder = None if out is None else prepare_out(out)
-    if folder is not None:
-        claim_out(folder, resume=resume, overwrite=overwrite)
+    with nullcontext() if folder is None else hold_out(folder):
+        if folder is not None:
+            claim_out(folder, resume=resume, overwrite=overwrite)
+        return _scan_and_decide(model, images, labels, key=key, config=config, decision=decision,
+                                scan_labels=scan_labels, from_pixels=from_pixels, force=force, folder=folder,
+                                resume=resume, prefix=prefix, model_name=model_name, data_name=data_name, run=run,
+                                notify=notify)
+
+
+def _scan_and_decide(model, images, labels, *, key, config: ScanConfig, decision: DecisionConfig, scan_labels,
+                     from_pixels: bool, force: bool, folder: Path | None, resume: bool, prefix: str, model_name: str,
+                     data_name: str, run, notify) -> ScanOutcome:
+    """scan_model's stages once its folder is held: pre-flight, scans, verdict, report, files."""
     check = run_preflight(model, images, labels, preprocessing=config.preprocessing, from_pixels=from_pixels)
     notify(PipelineEvent("preflight", preflight=check))
     pair_plan = planned_pair_classes(labels, decision)  # before any scanning: a pair scan that cannot run costs none
