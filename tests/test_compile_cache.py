@@ -65,3 +65,19 @@ def test_a_folder_that_cannot_be_made_leaves_the_cache_off(tmp_path, cache_hits)
     blocker.write_text("")
     assert enable_compile_cache(blocker / "cache") is None
     assert jax.config.jax_compilation_cache_dir is None
+
+
+def test_a_corrupt_or_read_only_cache_is_bypassed_with_a_warning_and_the_same_result(tmp_path, cache_hits):
+    folder = enable_compile_cache(tmp_path / "cache")
+    assert folder is not None
+    model, images = tiny_classifier(), tiny_images()
+    first = ncjax.scan_all_labels(model, images, labels=[1, 2], config=CONFIG, key=jax.random.key(0))
+    for entry in folder.iterdir():
+        entry.write_bytes(b"not a compiled step")
+    folder.chmod(0o555)
+    try:
+        with pytest.warns(UserWarning, match="persistent compilation cache"):
+            again = ncjax.scan_all_labels(model, images, labels=[1, 2], config=CONFIG, key=jax.random.key(0))
+    finally:
+        folder.chmod(0o755)
+    np.testing.assert_array_equal(again.masks, first.masks)
