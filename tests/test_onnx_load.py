@@ -161,3 +161,17 @@ def test_bad_files(tmp_path):
         ncjax.load_model(garbage)
     with pytest.raises(ncjax.UnsupportedModelError, match="architecture="):
         ncjax.load_model(FIXTURES / "torch_grouped.onnx", architecture={})
+
+
+@pytest.mark.parametrize("image, pads", [((3, 30000, 30000), 1), ((3, 8, 8), 1_000_000)])
+def test_an_input_or_a_node_output_no_scan_could_hold_is_refused_before_anything_is_allocated(tmp_path, image, pads):
+    c, h, w = image
+    kernel = numpy_helper.from_array(np.ones((2, c, 3, 3), np.float32), "k")
+    w_dense = numpy_helper.from_array(np.ones((2, 4), np.float32), "w")
+    nodes = [helper.make_node("Conv", ["images", "k"], ["conv"], pads=[pads] * 4),
+             helper.make_node("GlobalAveragePool", ["conv"], ["pooled"]),
+             helper.make_node("Flatten", ["pooled"], ["flat"]), helper.make_node("Gemm", ["flat", "w"], ["scores"])]
+    inputs = [helper.make_tensor_value_info("images", TensorProto.FLOAT, ["N", c, h, w])]
+    path = _save(tmp_path, nodes, inputs=inputs, initializers=[kernel, w_dense])
+    with pytest.raises(ncjax.ModelFileError, match="per image; that is not a size an image classifier can have"):
+        ncjax.load_model(path)

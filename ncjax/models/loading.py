@@ -67,7 +67,9 @@ def _load(path, *, architecture, input_shape, layout) -> Classifier:
             raise UnsupportedModelError("architecture= is for Keras weights-only files; an .onnx file holds its graph.")
         from ncjax.models.onnx import load_onnx
 
-        return load_onnx(path, input_shape=input_shape, layout=layout)
+        model = load_onnx(path, input_shape=input_shape, layout=layout)
+        check_activation_sizes(model.layers, model.input_shape, path)  # shapes only so far: nothing allocated
+        return model
     if layout is not None:
         raise UnsupportedModelError("layout= is for .onnx files; Keras models are NHWC (channels_last).")
     model_file = read_model_file(path, architecture=architecture)
