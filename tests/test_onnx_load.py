@@ -175,3 +175,28 @@ def test_an_input_or_a_node_output_no_scan_could_hold_is_refused_before_anything
     path = _save(tmp_path, nodes, inputs=inputs, initializers=[kernel, w_dense])
     with pytest.raises(ncjax.ModelFileError, match="per image; that is not a size an image classifier can have"):
         ncjax.load_model(path)
+
+
+@pytest.mark.parametrize("attrs, says", [
+    (dict(strides=[0, 0]), "its strides must be 2 whole numbers from 1 up"),
+    (dict(strides=[-1, 1]), "its strides must be 2 whole numbers from 1 up"),
+    (dict(pads=[-2, 0, 0, 0]), "its pads must be 4 whole numbers from 0 up"),
+    (dict(dilations=[0, 1]), "its dilations must be 2 whole numbers from 1 up"),
+    (dict(kernel_shape=[0, 0]), "its kernel_shape must be 2 whole numbers from 1 up"),
+    (dict(kernel_shape=[5, 5]), "its kernel_shape does not match its weights"),
+    (dict(group=3), "its group does not divide"),
+])
+def test_window_attributes_are_checked_by_range_at_their_own_node(tmp_path, attrs, says):
+    kernel = numpy_helper.from_array(np.ones((2, 3, 3, 3), np.float32), "k")
+    head, weights = _flatten_gemm("conv", features=2 * 8 * 8)
+    node = helper.make_node("Conv", ["images", "k"], ["conv"], name="the_conv", **{"pads": [1] * 4, **attrs})
+    path = _save(tmp_path, [node, *head], initializers=[kernel, *weights])
+    with pytest.raises(ncjax.UnsupportedModelError, match=rf"'the_conv' \(Conv\): {says}"):
+        ncjax.load_model(path)
+
+
+def test_a_cast_to_complex_numbers_is_refused(tmp_path):
+    head, weights = _flatten_gemm("cast")
+    node = helper.make_node("Cast", ["images"], ["cast"], to=TensorProto.COMPLEX64)
+    with pytest.raises(ncjax.UnsupportedModelError, match="casts to a type other than a real number or bool"):
+        ncjax.load_model(_save(tmp_path, [node, *head], initializers=weights))

@@ -19,6 +19,9 @@ from ncjax.core.printable import quoted
 from ncjax.errors import OnnxOpError
 
 Value = Any  # np.ndarray (static) or jax.Array (traced)
+# Cast's `to`, as TensorProto numbers: FLOAT, UINT8, INT8, UINT16, INT16, INT32, INT64, BOOL, FLOAT16, DOUBLE, UINT32,
+# UINT64 (strings, complex numbers and the 8-bit floats refused).
+CAST_TARGETS = frozenset({1, 2, 3, 4, 5, 6, 7, 9, 10, 11, 12, 13})
 Op = Callable[[list, dict, int], list]
 OPS: dict[str, Op] = {}
 
@@ -115,6 +118,8 @@ def identity(inputs, attrs, opset):
 def cast(inputs, attrs, opset):
     from onnx import helper
 
+    if attrs.get("to") not in CAST_TARGETS:
+        raise OnnxOpError("it casts to a type other than a real number or bool, which no classifier's images need.")
     dtype = helper.tensor_dtype_to_np_dtype(attrs["to"])
     x = inputs[0]
     return [np.asarray(x).astype(dtype) if static(x) else jnp.asarray(x).astype(dtype)]
@@ -266,6 +271,22 @@ def gemm(inputs, attrs, opset):
 # ------------------------------------------------------------------------------------------ convolution, pooling
 
 
+def _check_window(attrs, n: int, kernel) -> None:
+    """A convolution's or pooling's window attributes, by type and range, before any array is built (the
+    messages name the attribute, not its values, which come from the file)."""
+    wanted = {"kernel_shape": (n, 1), "strides": (n, 1), "dilations": (n, 1), "pads": (2 * n, 0)}
+    for name, (length, low) in wanted.items():
+        values = attrs.get(name)
+        if values is None:
+            continue
+        if (not isinstance(values, (list, tuple)) or len(values) != length
+                or not all(isinstance(v, int) and low <= v <= 1 << 20 for v in values)):
+            raise OnnxOpError(f"its {name} must be {length} whole numbers from {low} up (one per spatial axis"
+                              f"{', begins then ends' if name == 'pads' else ''}).")
+    if kernel is not None and attrs.get("kernel_shape") is not None and list(attrs["kernel_shape"]) != list(kernel):
+        raise OnnxOpError("its kernel_shape does not match its weights' spatial shape.")
+
+
 def _spatial_pads(attrs, in_sizes, kernel, strides, dilations) -> list[tuple[int, int]]:
     """(begin, end) padding per spatial axis from pads or auto_pad."""
     auto_pad = attrs.get("auto_pad", "NOTSET")
@@ -290,6 +311,12 @@ def conv(inputs, attrs, opset):
     x, w = jnp.asarray(inputs[0]), jnp.asarray(inputs[1])
     if x.ndim != 4:
         raise OnnxOpError(f"only 2-D convolutions (4-D inputs) are supported, got a {x.ndim}-D input.")
+    if w.ndim != 4:
+        raise OnnxOpError(f"its weights must be 4-D (out, in / group, kH, kW), got {w.ndim}-D.")
+    _check_window(attrs, 2, list(w.shape[2:]))
+    group = attrs.get("group", 1)
+    if not isinstance(group, int) or group < 1 or x.shape[1] != w.shape[1] * group or w.shape[0] % group:
+        raise OnnxOpError("its group does not divide its input and output channels as its weights' shape says.")
     kernel = attrs.get("kernel_shape", list(w.shape[2:]))
     strides = attrs.get("strides", [1, 1])
     dilations = attrs.get("dilations", [1, 1])
@@ -305,6 +332,9 @@ def conv(inputs, attrs, opset):
 def _pool_geometry(x, attrs):
     if x.ndim != 4:
         raise OnnxOpError(f"only 2-D pooling (4-D inputs) is supported, got a {x.ndim}-D input.")
+    if "kernel_shape" not in attrs:
+        raise OnnxOpError("it has no kernel_shape, which pooling requires.")
+    _check_window(attrs, 2, None)
     kernel = attrs["kernel_shape"]
     strides = attrs.get("strides", [1] * len(kernel))
     dilations = attrs.get("dilations", [1] * len(kernel))
