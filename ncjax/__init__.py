@@ -23,6 +23,7 @@ from ncjax.errors import (
     UnsupportedLayerError,
     UnsupportedModelError,
     UsageError,
+    WriteError,
 )
 from ncjax.mitigation import MitigationConfig, TriggerSet, load_triggers, mitigate, save_model
 from ncjax.models import Classifier, load_model
@@ -51,7 +52,7 @@ __all__ = [
     "InjectionError", "MarginResult", "MissingDependencyError", "MitigationConfig", "MitigationError", "ModelFileError",
     "ModelNotFoundError", "NCJaxError", "OnnxOpError", "PreflightError", "Preprocessing", "SaveError", "ScanConfig",
     "ScanInputError", "ScanResult", "ScanSettings", "Slot", "TriggerSet", "UnsupportedLayerError",
-    "UnsupportedModelError", "UsageError", "Verdict", "audit", "auto_convention", "best_over_restarts",
+    "UnsupportedModelError", "UsageError", "Verdict", "WriteError", "audit", "auto_convention", "best_over_restarts",
     "check_candidates", "decide", "enable_compile_cache", "l1_norms", "load_images", "load_model", "load_triggers",
     "margin_score", "mitigate", "pair_score",
     "restart_slots", "save_model", "scan_all_labels", "scan_margins", "scan_model", "scan_pairs", "scan_slots",

@@ -44,6 +44,10 @@ class CheckpointError(NCJaxError, ValueError):
     """A checkpoint that does not belong to this scan, comes from another format, or cannot be read."""
 
 
+class WriteError(NCJaxError, OSError):
+    """An output that cannot be written (a full disk, a folder made read-only); what was written before stays intact."""
+
+
 class SaveError(NCJaxError, ValueError):
     """A classifier that cannot be written as a Keras file."""
 

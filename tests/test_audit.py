@@ -299,3 +299,20 @@ def test_a_manifest_gives_a_weights_only_models_architecture_and_auto_needs_pixe
     assert [row["status"] for row in rows] == ["error", "done", "error"]
     assert "--architecture" in rows[0]["error"] and rows[1]["settings"]["architecture"].endswith("nested.json")
     assert "float arrays" in rows[2]["error"]  # the zoo's images are float: the model's inputs, no pixels
+
+
+def test_a_row_after_a_torn_line_is_kept_and_a_full_disk_is_one_error(tmp_path, monkeypatch):
+    import errno
+
+    from ncjax.auditing import rows
+
+    (tmp_path / rows.ROWS_FILE).write_text('{"name": "a", "status": "done"}\n{"name": "b", "sta')  # torn mid-write
+    rows.append_row(tmp_path, {"name": "c", "status": "done"})
+    assert [r["name"] for r in rows.read_rows(tmp_path)] == ["a", "c"]
+
+    def full(*args, **kwargs):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(rows, "open", full, raising=False)
+    with pytest.raises(ncjax.WriteError, match="No space left on device.*rerun the audit"):
+        rows.append_row(tmp_path, {"name": "d", "status": "done"})

@@ -537,3 +537,30 @@ def test_the_combined_verdict_runs_the_margin_search_and_prints_what_it_read(tmp
     with pytest.raises(SystemExit) as refused:
         main(["--model", str(MODEL), "--data", str(data), "--out", str(tmp_path / "o"), "--max-p", "1"])
     assert refused.value.code == 2 and "--max-p" in capsys.readouterr().err
+
+
+def test_a_full_disk_while_checkpointing_ends_in_one_line_and_the_scan_resumes(tmp_path, data, monkeypatch, capsys):
+    import errno
+
+    import ncjax.scan.checkpoint as checkpoint_module
+
+    args = ["--model", str(MODEL), "--data", str(data), "--out", str(tmp_path / "out"), *REACHABLE, *SMALL,
+            "--source-check", "0"]
+    assert main([*args[:5], str(tmp_path / "whole"), *args[6:]]) == 0
+    whole = json.loads((tmp_path / "whole" / "report.json").read_text())
+    real_write, calls = checkpoint_module.write_npz_atomic, []
+
+    def fill_up(path, **arrays):
+        calls.append(path)
+        if len(calls) == 3:
+            raise OSError(errno.ENOSPC, "No space left on device")
+        real_write(path, **arrays)
+
+    monkeypatch.setattr(checkpoint_module, "write_npz_atomic", fill_up)
+    assert main(args) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "No space left on device" in err[0] and "--resume" in err[0]
+    monkeypatch.setattr(checkpoint_module, "write_npz_atomic", real_write)
+    assert main([*args, "--resume"]) == 0
+    resumed = json.loads((tmp_path / "out" / "report.json").read_text())
+    assert [e["l1_norm"] for e in resumed["labels"]] == [e["l1_norm"] for e in whole["labels"]]

@@ -5,6 +5,8 @@ import json
 import os
 from pathlib import Path
 
+from ncjax.errors import WriteError
+
 ROWS_FILE = "audit.jsonl"
 
 
@@ -30,7 +32,21 @@ def latest_rows(out: str | os.PathLike) -> dict[str, dict]:
 
 
 def append_row(out: str | os.PathLike, row: dict) -> None:
-    with open(Path(out) / ROWS_FILE, "a") as f:
-        f.write(json.dumps(row) + "\n")
-        f.flush()
-        os.fsync(f.fileno())
+    """Append `row`; after a torn last line (a crash or a full disk mid-write) on a line of its own, so the torn
+    one is skipped and this one kept."""
+    path = Path(out) / ROWS_FILE
+    try:
+        torn = path.exists() and path.stat().st_size > 0 and _last_byte(path) != b"\n"
+        with open(path, "a") as f:
+            f.write(("\n" if torn else "") + json.dumps(row) + "\n")
+            f.flush()
+            os.fsync(f.fileno())
+    except OSError as e:
+        raise WriteError(f"cannot append to {str(path)!r} ({e.strerror or type(e).__name__}); the rows before are "
+                         "intact: free the space and rerun the audit, which skips the models already done.") from None
+
+
+def _last_byte(path: Path) -> bytes:
+    with open(path, "rb") as f:
+        f.seek(-1, os.SEEK_END)
+        return f.read(1)

@@ -16,7 +16,7 @@ import jax
 import numpy as np
 
 from ncjax.core.printable import quoted
-from ncjax.errors import CheckpointError
+from ncjax.errors import CheckpointError, WriteError
 from ncjax.models.safe_files import open_npz, write_npz_atomic
 
 FORMAT = 2  # 2: slots (states keyed by leaf path); 1: labels (states keyed by leaf index)
@@ -100,8 +100,13 @@ def save_checkpoint(path: str | os.PathLike, *, fingerprint: str, position: Chec
     if states is not None:
         arrays |= {f"state/{name}": leaf for name, leaf in state_leaves(states).items()}
     meta = np.asarray([FORMAT, position.first, position.epoch, int(states is not None)], np.int64)
-    write_npz_atomic(path, meta=meta, lanes=np.asarray(position.lanes, np.int64), fingerprint=np.asarray(fingerprint),
-                     **arrays)
+    try:
+        write_npz_atomic(path, meta=meta, lanes=np.asarray(position.lanes, np.int64),
+                         fingerprint=np.asarray(fingerprint), **arrays)
+    except OSError as e:
+        raise WriteError(f"cannot write the checkpoint {str(path)!r} ({e.strerror or type(e).__name__}); the one "
+                         "before it is intact: free the space (or make the folder writable) and rerun with --resume "
+                         "(resume=True) to continue from it.") from None
 
 
 def load_checkpoint(path: str | os.PathLike, *, fingerprint: str) -> SavedScan:
