@@ -101,3 +101,16 @@ def test_an_accuracy_near_chance_stops_the_scan_with_what_to_check():
                                            from_pixels=False).problem()
     most = np.where(np.arange(len(labels)) % 4 == 0, 1 - labels, labels)  # 75 %: well above chance
     assert run_preflight(model, pixels, most, preprocessing=Preprocessing(), from_pixels=False).problem() is None
+
+
+def test_a_model_whose_outputs_are_not_finite_is_refused_before_any_scan():
+    import jax
+    import jax.numpy as jnp
+
+    import ncjax
+    from conftest import tiny_images
+
+    broken = ncjax.Classifier(apply=lambda p, x: jnp.full((x.shape[0], 4), jnp.nan) * p["w"], params={"w": 1.0},
+                              input_shape=(6, 6, 3), num_classes=4, output_activation="linear")
+    with pytest.raises(ncjax.PreflightError, match="outputs for 48 of 48 images are not finite"):
+        ncjax.scan_model(broken, tiny_images(), key=jax.random.key(0), config=ncjax.ScanConfig.fast(), force=True)
