@@ -200,3 +200,23 @@ def test_a_cast_to_complex_numbers_is_refused(tmp_path):
     node = helper.make_node("Cast", ["images"], ["cast"], to=TensorProto.COMPLEX64)
     with pytest.raises(ncjax.UnsupportedModelError, match="casts to a type other than a real number or bool"):
         ncjax.load_model(_save(tmp_path, [node, *head], initializers=weights))
+
+
+def _int64(name, values):
+    return numpy_helper.from_array(np.asarray(values, np.int64), name)
+
+
+@pytest.mark.parametrize("node, constants, says", [
+    (helper.make_node("Gather", ["images", "i"], ["taken"], axis=1), [_int64("i", [0, 1, 7])],
+     "its indices lie outside the 3 entries"),
+    (helper.make_node("Gather", ["images", "i"], ["taken"], axis=9), [_int64("i", [0])], "its axis lies outside"),
+    (helper.make_node("Slice", ["images", "s", "e", "a"], ["taken"]), [_int64("s", [0]), _int64("e", [2]),
+                                                                        _int64("a", [7])], "its axes must be distinct"),
+    (helper.make_node("Slice", ["images", "s", "e", "a", "t"], ["taken"]),
+     [_int64("s", [0]), _int64("e", [2]), _int64("a", [1]), _int64("t", [0])], "steps not 0"),
+])
+def test_gather_and_slice_out_of_range_are_refused_not_clamped(tmp_path, node, constants, says):
+    head, weights = _flatten_gemm("taken", features=8)
+    path = _save(tmp_path, [node, *head], initializers=[*constants, *weights])
+    with pytest.raises(ncjax.UnsupportedModelError, match=says):
+        ncjax.load_model(path)

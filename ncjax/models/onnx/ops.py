@@ -159,6 +159,12 @@ def shape(inputs, attrs, opset):
 def gather(inputs, attrs, opset):
     data, indices = inputs
     axis = attrs.get("axis", 0)
+    rank = np.ndim(data)
+    if not isinstance(axis, int) or not -rank <= axis < rank:
+        raise OnnxOpError(f"its axis lies outside its data's {rank} axes.")
+    size = np.shape(data)[axis]
+    if static(indices) and np.size(indices) and not (-size <= np.min(indices) and np.max(indices) < size):
+        raise OnnxOpError(f"its indices lie outside the {size} entries of the axis they index.")
     if static(data) and static(indices):
         return [np.take(data, indices, axis=axis)]
     idx = need_static(indices, "Gather's indices on an image tensor")
@@ -176,8 +182,12 @@ def slice_(inputs, attrs, opset):
         axes = ints(inputs[3], "Slice's axes") if len(inputs) > 3 and inputs[3] is not None else None
         steps = ints(inputs[4], "Slice's steps") if len(inputs) > 4 and inputs[4] is not None else None
     rank = np.ndim(x)
+    if axes is not None and (any(not -rank <= a < rank for a in axes) or len({a % rank for a in axes}) != len(axes)):
+        raise OnnxOpError(f"its axes must be distinct axes of its input's {rank}.")
     axes = list(range(len(starts))) if axes is None else [a % rank for a in axes]
     steps = [1] * len(starts) if steps is None else steps
+    if not len(starts) == len(ends) == len(axes) == len(steps) or 0 in steps:
+        raise OnnxOpError("its starts, ends, axes and steps must have one entry each per sliced axis, steps not 0.")
     index = [slice(None)] * rank
     for axis, start, end, step in zip(axes, starts, ends, steps):
         index[axis] = _onnx_slice(start, end, step, np.shape(x)[axis])
