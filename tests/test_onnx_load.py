@@ -220,3 +220,31 @@ def test_gather_and_slice_out_of_range_are_refused_not_clamped(tmp_path, node, c
     path = _save(tmp_path, [node, *head], initializers=[*constants, *weights])
     with pytest.raises(ncjax.UnsupportedModelError, match=says):
         ncjax.load_model(path)
+
+
+def test_unknown_opsets_a_missing_ir_version_and_twice_defined_names_are_refused(tmp_path):
+    head, weights = _flatten_gemm()
+    for opset in (99, 0):
+        images = helper.make_tensor_value_info("images", TensorProto.FLOAT, ["N", 3, 8, 8])
+        graph = helper.make_graph(head, "g", [images], [helper.make_tensor_value_info("scores", TensorProto.FLOAT,
+                                                                                      ["N", 4])], initializer=weights)
+        model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", opset)] if opset else [])
+        onnx.save(model, tmp_path / "versioned.onnx")
+        with pytest.raises(ncjax.ModelFileError, match="standard opset this onnx package does not define"):
+            ncjax.load_model(tmp_path / "versioned.onnx")
+    model = onnx.load(_save(tmp_path, head, initializers=weights))
+    model.ir_version = 0
+    onnx.save(model, tmp_path / "no_ir.onnx")
+    with pytest.raises(ncjax.ModelFileError, match="declares no IR version"):
+        ncjax.load_model(tmp_path / "no_ir.onnx")
+    twice = [helper.make_node("Relu", ["images"], ["r"]), helper.make_node("Relu", ["images"], ["r"]),
+             *_flatten_gemm("r")[0]]
+    with pytest.raises(ncjax.ModelFileError, match="defines 'r', which the graph already defines"):
+        ncjax.load_model(_save(tmp_path, twice, initializers=weights, name="twice.onnx"))
+
+
+def test_a_pooling_window_larger_than_its_input_is_refused(tmp_path):
+    head, weights = _flatten_gemm("pooled", features=3)
+    node = helper.make_node("MaxPool", ["images"], ["pooled"], kernel_shape=[9, 9], name="big_pool")
+    with pytest.raises(ncjax.UnsupportedModelError, match="'big_pool' \\(MaxPool\\): its window is larger"):
+        ncjax.load_model(_save(tmp_path, [node, *head], initializers=weights))

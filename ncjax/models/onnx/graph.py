@@ -110,6 +110,7 @@ def _attributes(proto) -> dict[str, Any]:
 def parse(model, where: str) -> OnnxGraph:
     """Check a loaded onnx.ModelProto against what ncjax implements and turn it into an OnnxGraph."""
     opset = max((o.version for o in model.opset_import if o.domain in ("", "ai.onnx")), default=0)
+    _check_versions(model, opset, where)
     g = model.graph
     initializers = {init.name: tensor_array(init) for init in g.initializer}
     params = {k: v for k, v in initializers.items() if np.issubdtype(v.dtype, np.floating)}
@@ -137,6 +138,7 @@ def parse(model, where: str) -> OnnxGraph:
                 f"ncjax does not implement. Supported: {supported}.")
         nodes.append(Node(name, proto.op_type, tuple(proto.input), tuple(proto.output), _attributes(proto)))
 
+    _check_names(nodes, [i.name for i in g.input] + list(initializers), where)
     used = {name for node in nodes for name in node.inputs} | {g.output[0].name}
     for node in nodes:
         extra = [o for o in node.outputs[1:] if o and o in used]
@@ -153,3 +155,30 @@ def parse(model, where: str) -> OnnxGraph:
         nodes.remove(last)  # apply returns logits; what was removed is recorded
         output, activation = last.inputs[0], FINAL_ACTIVATIONS[last.op_type]
     return OnnxGraph(tuple(nodes), params, constants, inputs[0].name, dims, output, activation, opset)
+
+
+def _check_versions(model, opset: int, where: str) -> None:
+    """An IR version and a standard opset this onnx package defines: the operators' meaning depends on them."""
+    from onnx import defs
+
+    newest = defs.onnx_opset_version()
+    if model.ir_version < 1:
+        raise ModelFileError(f"{where} declares no IR version; the file is malformed.")
+    if not 1 <= opset <= newest:
+        raise ModelFileError(f"{where} imports {'no standard opset' if opset == 0 else 'a standard opset'} this onnx "
+                             f"package does not define (it knows 1 to {newest}), so its operators' meaning is unknown; "
+                             "export it again with a released opset (torch.onnx.export(..., opset_version=17)).")
+
+
+def _check_names(nodes, defined: list[str], where: str) -> None:
+    """Every value is defined once: a node output that repeats another's name, an input's or an initializer's would
+    make the graph mean two things."""
+    seen = set(defined)
+    for node in nodes:
+        for name in node.outputs:
+            if not name:
+                continue
+            if name in seen:
+                raise ModelFileError(f"{where}: node {quoted(node.name)} ({node.op_type}) defines {quoted(name)}, "
+                                     "which the graph already defines; the file is malformed.")
+            seen.add(name)

@@ -352,6 +352,8 @@ def _pool_geometry(x, attrs):
     extra = []
     for size, k, s, d, (begin, end) in zip(x.shape[2:], kernel, strides, dilations, pads):
         span = (k - 1) * d + 1
+        if span > size + begin + end:
+            raise OnnxOpError("its window is larger than its padded input.")
         if attrs.get("ceil_mode", 0):
             out = math.ceil((size + begin + end - span) / s) + 1
             if (out - 1) * s >= size + begin:  # the last window must start inside the input or its left pad
