@@ -8,12 +8,12 @@ import pytest
 
 from ncjax import ScanConfig
 from ncjax.cli.options import add_dataclass_flags
-from ncjax.cli.scan import OWN_FLAG_FIELDS, build_parser, config_from_args
+from ncjax.cli.scan import OWN_FLAG_FIELDS, UNFLAGGED_FIELDS, build_parser, config_from_args
 from ncjax.core.choices import field_types, literal_choices
 from ncjax.errors import UsageError
 from ncjax.search.config import PRESETS
 
-FIELDS = [f for f in dataclasses.fields(ScanConfig) if f.name not in OWN_FLAG_FIELDS]
+FIELDS = [f for f in dataclasses.fields(ScanConfig) if f.name not in OWN_FLAG_FIELDS | UNFLAGGED_FIELDS]
 # A valid value for a numeric field, chosen inside the field's range and unlike the presets' values.
 NUMBERS = {"batch_size": "16", "nb_sample": "64", "max_epochs": "7", "learning_rate": "0.05", "beta_1": "0.25",
            "beta_2": "0.75", "adam_epsilon": "1e-6", "init_cost": "0.01", "patience": "2", "cost_multiplier": "1.5",

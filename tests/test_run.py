@@ -113,7 +113,8 @@ def test_every_scan_setting_has_a_flag():
 
     parser = run_module.build_parser()
     flags = {a.dest for a in parser._actions}
-    assert {f.name for f in dataclasses.fields(ScanConfig)} - {"preprocessing"} <= flags
+    assert {f.name for f in dataclasses.fields(ScanConfig)} - {"preprocessing", "search"} <= flags
+    assert "search" not in flags  # the command scans triggers; --verdict margin or combined adds the margin search
     args = parser.parse_args(["--preset", "paper", "--no-early-stop", "--upsample", "2", "--preprocess", "0,0.5",
                               "--bgr", "--loss", "crossentropy"])
     config = run_module.config_from_args(args)

@@ -26,7 +26,6 @@ from ncjax.cli.options import (
 )
 from ncjax.core.printable import one_line
 from ncjax.errors import UsageError
-from ncjax.search.config import ScanConfig
 
 EXIT_OK, EXIT_SOME_FAILED, EXIT_INTERRUPTED = 0, 1, 130
 
@@ -64,7 +63,7 @@ def scan_settings(flags: Sequence[str]) -> ScanSettings:
     """The flags of `python -m ncjax.run` given to the audit, checked once before any model and turned into
     ScanSettings. Without --preset and without scan settings, each model gets its device's preset (focused on CPUs,
     paper on accelerators); with scan settings but no --preset, the preset of this machine's device."""
-    from ncjax.cli.scan import build_parser, config_from_args, decision_from_args
+    from ncjax.cli.scan import build_parser, config_from_args, decision_from_args, generated_flag_fields
 
     parser = build_parser()
     args = parser.parse_args(list(flags))
@@ -72,9 +71,9 @@ def scan_settings(flags: Sequence[str]) -> ScanSettings:
     if per_model:
         raise UsageError(f"{', '.join(per_model)}: the audit sets these per model (its arguments and the manifest's "
                          "columns path, data, data_key, layout, architecture); leave them out of the scan flags.")
-    fields = [f.name for f in dataclasses.fields(ScanConfig) if f.name != "preprocessing"]
     auto = preprocessing_auto(args) or not preprocessing_given(args)  # as ncjax scan: auto unless one is given
-    configured = args.preset or given_values(args, fields) or (preprocessing_given(args) and not auto)
+    configured = (args.preset or given_values(args, generated_flag_fields())
+                  or (preprocessing_given(args) and not auto))
     return ScanSettings(config=config_from_args(args) if configured else None, decision=decision_from_args(args),
                         labels=tuple(args.labels) if args.labels else None, seed=args.seed, force=args.force,
                         preprocess_auto=auto,

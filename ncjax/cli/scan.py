@@ -72,6 +72,8 @@ from ncjax.verdict.source_check import CHECKED_CANDIDATES, DEFAULT_MAX_SPREAD
 EXIT_OK, EXIT_BAD_INPUT, EXIT_INFECTED, EXIT_INCONCLUSIVE, EXIT_INTERRUPTED, EXIT_TERMINATED = 0, 2, 3, 4, 130, 143
 # ScanConfig fields with flags of their own (--preprocess, --mean, --std, --bgr) rather than a generated one.
 OWN_FLAG_FIELDS = {"preprocessing"}
+# ScanConfig fields no flag sets: the command scans triggers; --verdict margin or combined adds the margin search.
+UNFLAGGED_FIELDS = {"search"}
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -144,7 +146,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-compile-cache", action="store_true", help="compile every step afresh, keeping nothing")
     group = p.add_argument_group("scan settings (ScanConfig)", "left out, a setting takes the preset's value (each "
                                  "preset's is shown where they differ)")
-    add_dataclass_flags(group, ScanConfig, skip=OWN_FLAG_FIELDS,
+    add_dataclass_flags(group, ScanConfig, skip=OWN_FLAG_FIELDS | UNFLAGGED_FIELDS,
                         presets={name: getattr(ScanConfig, name)() for name in PRESETS})
     return p
 
@@ -153,9 +155,14 @@ def _preset(args: argparse.Namespace) -> str:
     return args.preset or device_preset()
 
 
+def generated_flag_fields() -> list[str]:
+    """The ScanConfig fields whose flags are generated from them (the scan-settings group of --help)."""
+    return [f.name for f in dataclasses.fields(ScanConfig) if f.name not in OWN_FLAG_FIELDS | UNFLAGGED_FIELDS]
+
+
 def config_from_args(args: argparse.Namespace) -> ScanConfig:
     preset = _preset(args)
-    changes = given_values(args, [f.name for f in dataclasses.fields(ScanConfig) if f.name not in OWN_FLAG_FIELDS])
+    changes = given_values(args, generated_flag_fields())
     # auto is settled once the model and images are read (_inputs); raw holds its place until then.
     changes["preprocessing"] = Preprocessing() if preprocessing_auto(args) else preprocessing_flag(args)
     return settings_from_flags(getattr(ScanConfig, preset), ScanConfig, **changes)
