@@ -195,9 +195,6 @@ def scan_all_labels(
     """
     if not isinstance(config, ScanConfig):
         raise ScanInputError(f"config must be a ScanConfig, got {type(config).__name__}.")
-    if config.search != "trigger":
-        raise ConfigError(f"scan_all_labels runs trigger searches; config.search is {config.search!r}: call "
-                          "ncjax.scan_margins for the maximum-margin search.")
     check_model(model)
     slots = restart_slots(check_labels(labels, int(model.num_classes)), config.restarts)
     return scan_slots(model, images, slots, config=config, key=key, callback=callback, devices=devices,

@@ -49,8 +49,19 @@ class Verdict:
     suspicious_ratio: float = DEFAULT_SUSPICIOUS_RATIO  # the score rule's lower bound for "suspicious"
     pairs: PairScore | None = None  # the pair scan's score, where it ran; its flagged pairs' targets are suspicious
     margin: MarginScore | None = None  # the maximum-margin statistic, under the margin and combined rules
-    evidence: tuple[Evidence, ...] = ()  # what found the labels of an infected verdict: the trigger score, the margin
     by_trigger: Verdict | None = None  # under the combined rule, the score rule's own verdict
+
+    @property
+    def evidence(self) -> tuple[Evidence, ...]:
+        """Under the margin and combined rules, what found the labels: the trigger score, the margin, both or none."""
+        if self.margin is None:
+            return ()
+        found: list[Evidence] = []
+        if self.by_trigger is not None and self.by_trigger.status == "infected":
+            found.append("trigger")
+        if self.margin.flagged:
+            found.append("margin")
+        return tuple(found)
 
     @property
     def infected(self) -> bool:
@@ -201,16 +212,15 @@ def decide(norms, labels=None, *, reached=None, rule: Rule = "score", threshold:
     if rule in ("margin", "combined") and not isinstance(margin, MarginScore):
         raise ConfigError(f"the {rule} rule reads the maximum-margin statistic: pass margin=ncjax.margin_score(...) "
                           "of a maximum-margin scan (ncjax.scan_margins).")
-    mad = mad_outliers(np.asarray(norms), labels, threshold=threshold)
-    if rule == "margin":  # the trigger norms are reported, not read
-        assert margin is not None
-        return Verdict("infected" if margin.flagged else "clean", margin.flagged, rule, mad, None, margin=margin,
-                       evidence=("margin",) if margin.flagged else ())
     if rule == "combined":
         assert margin is not None
         own = decide(norms, labels, reached=reached, rule="score", threshold=threshold, min_ratio=min_ratio,
                      sources=sources, max_spread=max_spread, suspicious_ratio=suspicious_ratio, pairs=pairs)
         return _with_margin(own, margin)
+    mad = mad_outliers(np.asarray(norms), labels, threshold=threshold)
+    if rule == "margin":  # the trigger norms are reported, not read
+        assert margin is not None
+        return Verdict("infected" if margin.flagged else "clean", margin.flagged, rule, mad, None, margin=margin)
     if reached is not None:
         reached = np.asarray(reached, bool)
         if reached.shape != mad.labels.shape:
@@ -263,10 +273,8 @@ def _by_score(mad: OutlierResult, rule: Rule, min_ratio: float, sources: tuple[S
 
 def _with_margin(own: Verdict, margin: MarginScore) -> Verdict:
     """The combined rule: the score's verdict `own`, and the margin statistic's flagged label beside it."""
-    evidence: tuple[Evidence, ...] = ("trigger",) if own.status == "infected" else ()
     if not margin.flagged:
-        return replace(own, rule="combined", margin=margin, evidence=evidence, by_trigger=own)
+        return replace(own, rule="combined", margin=margin, by_trigger=own)
     labels = own.labels if own.status == "infected" else ()
     labels += tuple(label for label in margin.flagged if label not in labels)
-    return replace(own, status="infected", labels=labels, rule="combined", margin=margin,
-                   evidence=(*evidence, "margin"), by_trigger=own)
+    return replace(own, status="infected", labels=labels, rule="combined", margin=margin, by_trigger=own)
