@@ -26,7 +26,7 @@ LAYERS = {"ncjax.errors": 0, "ncjax.core": 1, "ncjax.models": 2, "ncjax.data": 3
           "ncjax.lab": 7, "ncjax.benchmarks": 7, "ncjax.cli": 7, "ncjax.demo": 8}
 TOP = 9
 NUMPY_ONLY = {"ncjax.verdict.outlier", "ncjax.verdict.score", "ncjax.verdict.source_check", "ncjax.verdict.decision",
-              "ncjax.verdict.margin"}
+              "ncjax.verdict.margin", "ncjax.verdict.per_label"}
 
 
 def _name(path: Path) -> str:

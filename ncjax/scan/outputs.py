@@ -59,7 +59,7 @@ class SearchOutputs:
 
     def _problems(self, arrays: dict[str, np.ndarray]) -> list[str]:
         """What a scan writes always satisfies: the conditions a saved state breaks, in words."""
-        logged = (~np.isnan(arrays[f"log_{self.LOGGED[0]}"])).sum(axis=1)  # epochs logged per slot
+        logged = _epochs_logged(arrays[f"log_{self.LOGGED[0]}"])
         finished, epochs = arrays["finished"], arrays["epochs"]
         label_steps, slot_steps = (int(x) for x in arrays["steps"])
         problems = []
@@ -82,7 +82,7 @@ class SearchOutputs:
 
     def logged_epochs(self) -> np.ndarray:
         """(slots,) the epochs logged so far per slot."""
-        return (~np.isnan(self.logs[self.LOGGED[0]])).sum(axis=1)
+        return _epochs_logged(self.logs[self.LOGGED[0]])
 
     def record_epoch(self, positions: list[int], epoch: int, summary: EpochSummary, steps_per_epoch: int) -> list[int]:
         """Log the epoch of the lanes still searching; returns those lanes."""
@@ -93,6 +93,11 @@ class SearchOutputs:
             for name in self.LOGGED:
                 self.logs[name][positions[lane], epoch] = getattr(summary.logs, name)[lane]
         return active
+
+
+def _epochs_logged(log: np.ndarray) -> np.ndarray:
+    """(slots,) the epochs a (slots, max_epochs) log holds per slot: its entries that are not NaN."""
+    return (~np.isnan(log)).sum(axis=1)
 
 
 class ScanOutputs(SearchOutputs):

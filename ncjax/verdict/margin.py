@@ -13,6 +13,7 @@ import numpy as np
 from scipy.special import gammainc
 
 from ncjax.errors import ConfigError
+from ncjax.verdict.per_label import per_label
 
 # Chosen on the attack benchmark's dev split (experiments/attack_benchmark.md): MM-BD's own 0.05 called the real
 # clean GTSRB twin infected (p 0.044), and the demo's clean twin reaches 2.5e-4; 1e-4 kept every dev clean model clean.
@@ -52,12 +53,7 @@ def margin_score(margins, labels=None, *, max_p: float = DEFAULT_MAX_P) -> Margi
     """The statistic of one model's per-label largest margins (MarginResult.per_label().margins)."""
     if not (isinstance(max_p, (int, float)) and not isinstance(max_p, bool) and 0 < max_p < 1):
         raise ConfigError(f"max_p must be a probability in (0, 1), got {max_p!r}.")
-    margins = np.asarray(margins, np.float64)
-    if margins.ndim != 1 or margins.size == 0 or not np.all(np.isfinite(margins)):
-        raise ConfigError(f"margins must be a non-empty 1-D array of finite numbers, got shape {margins.shape}.")
-    labels = np.arange(len(margins)) if labels is None else np.asarray(labels)
-    if labels.shape != margins.shape:
-        raise ConfigError(f"labels {labels.shape} and margins {margins.shape} differ in length.")
+    margins, labels = per_label(margins, labels, what="margins")
     top = int(np.argmax(margins))
     largest, median = float(margins[top]), float(np.median(margins))
     ratio = largest / median if median > 0 else float("inf")

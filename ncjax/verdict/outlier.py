@@ -6,6 +6,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ncjax.errors import ConfigError
+from ncjax.verdict.per_label import per_label
 
 
 @dataclass(frozen=True)
@@ -42,12 +43,7 @@ def l1_norms(masks: np.ndarray, *, quantize: bool = False) -> np.ndarray:
 
 def mad_outliers(norms, labels=None, *, threshold: float = 2.0, consistency: float = 1.4826) -> OutlierResult:
     """Median absolute deviation test over the labels' trigger norms."""
-    norms = np.asarray(norms, np.float64)
-    if norms.ndim != 1 or norms.size == 0 or not np.all(np.isfinite(norms)):
-        raise ConfigError(f"norms must be a non-empty 1-D array of finite numbers, got shape {norms.shape}.")
-    labels = np.arange(len(norms)) if labels is None else np.asarray(labels)
-    if labels.shape != norms.shape:
-        raise ConfigError(f"labels {labels.shape} and norms {norms.shape} differ in length.")
+    norms, labels = per_label(norms, labels, what="norms")
     median = float(np.median(norms))
     deviation = np.abs(norms - median)
     mad = float(consistency * np.median(deviation))

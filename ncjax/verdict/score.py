@@ -13,6 +13,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ncjax.errors import ConfigError
+from ncjax.verdict.per_label import per_label
 
 # Chosen on the development scans (experiments/score.md): the smallest ratio, on a 0.1 grid, that called at most
 # 5 % of the clean development scans infected (1 of 36).
@@ -41,12 +42,7 @@ def ratio_score(norms, labels=None, *, min_ratio: float = DEFAULT_MIN_RATIO) -> 
     if not (isinstance(min_ratio, (int, float)) and not isinstance(min_ratio, bool) and np.isfinite(min_ratio)
             and min_ratio > 1):
         raise ConfigError(f"min_ratio must be a finite number > 1 (a ratio of norms), got {min_ratio!r}.")
-    norms = np.asarray(norms, np.float64)
-    if norms.ndim != 1 or norms.size == 0 or not np.all(np.isfinite(norms)) or (norms < 0).any():
-        raise ConfigError(f"norms must be a non-empty 1-D array of finite numbers >= 0, got shape {norms.shape}.")
-    labels = np.arange(len(norms)) if labels is None else np.asarray(labels)
-    if labels.shape != norms.shape:
-        raise ConfigError(f"labels {labels.shape} and norms {norms.shape} differ in length.")
+    norms, labels = per_label(norms, labels, what="norms", nonnegative=True)
     median = float(np.median(norms))
     with np.errstate(divide="ignore", invalid="ignore"):
         ratios = np.where(norms > 0, median / np.where(norms > 0, norms, 1), np.inf)
