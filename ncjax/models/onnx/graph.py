@@ -14,6 +14,14 @@ import numpy as np
 from ncjax.core.printable import printable, quoted
 from ncjax.errors import ModelFileError, OnnxOpError, UnsupportedLayerError, UnsupportedModelError
 from ncjax.models.onnx.ops import OPS, supported_ops
+from ncjax.models.onnx.structure import (
+    check_attribute,
+    check_element_type,
+    check_order,
+    check_size,
+    check_tensor_dims,
+    check_versions,
+)
 
 FINAL_ACTIVATIONS = {"Softmax": "softmax", "LogSoftmax": "log_softmax"}
 
@@ -42,11 +50,6 @@ class OnnxGraph:
         """The graph's output for the input tensor `x`, in the file's own layout (or node `until`'s first)."""
         values: dict[str, Any] = {**self.constants, **params, self.input_name: x}
         for node in self.nodes:
-            missing = [name for name in node.inputs if name and name not in values]
-            if missing:
-                raise UnsupportedModelError(f"ONNX node {quoted(node.name)} ({node.op_type}) reads "
-                                            f"{quoted(missing[0])}, "
-                                            "which no earlier node, initializer or input gives.")
             inputs = [values[name] if name else None for name in node.inputs]
             outputs = _run_op(node, inputs, self.opset)
             for name, value in zip(node.outputs, outputs):
@@ -84,6 +87,7 @@ def tensor_array(tensor) -> np.ndarray:
     if tensor.data_location == TensorProto.EXTERNAL or len(tensor.external_data):
         raise ModelFileError(f"tensor {quoted(tensor.name)} keeps its data in an external file; ncjax reads nothing "
                              "but the model file itself.")
+    check_tensor_dims(tensor)
     try:
         return numpy_helper.to_array(tensor)
     except Exception as e:  # an undefined element type, data that does not fill the dims, ...: no values shown
@@ -91,11 +95,12 @@ def tensor_array(tensor) -> np.ndarray:
                              "malformed.") from None
 
 
-def _attributes(proto) -> dict[str, Any]:
+def _attributes(proto, node_name: str, where: str) -> dict[str, Any]:
     from onnx import helper
 
     attrs = {}
     for attribute in proto.attribute:
+        check_attribute(attribute, node_name, where)
         value = helper.get_attribute_value(attribute)
         if isinstance(value, bytes):
             value = value.decode()
@@ -110,8 +115,9 @@ def _attributes(proto) -> dict[str, Any]:
 def parse(model, where: str) -> OnnxGraph:
     """Check a loaded onnx.ModelProto against what ncjax implements and turn it into an OnnxGraph."""
     opset = max((o.version for o in model.opset_import if o.domain in ("", "ai.onnx")), default=0)
-    _check_versions(model, opset, where)
+    check_versions(model, opset, where)
     g = model.graph
+    check_size(len(g.node), where)
     initializers = {init.name: tensor_array(init) for init in g.initializer}
     params = {k: v for k, v in initializers.items() if np.issubdtype(v.dtype, np.floating)}
     constants = {k: v for k, v in initializers.items() if k not in params}
@@ -120,6 +126,7 @@ def parse(model, where: str) -> OnnxGraph:
         raise UnsupportedModelError(
             f"{where} has {len(inputs)} input(s) and {len(g.output)} output(s); ncjax scans classifiers with one "
             "image input and one output.")
+    check_element_type(inputs[0].type.tensor_type.elem_type, f"{where}: the input {quoted(inputs[0].name)}")
     dims = tuple(d.dim_value if d.HasField("dim_value") else (d.dim_param or None)
                  for d in inputs[0].type.tensor_type.shape.dim)
 
@@ -136,9 +143,10 @@ def parse(model, where: str) -> OnnxGraph:
             raise UnsupportedLayerError(
                 f"{where}: node {quoted(name)} (position {position}) is an ONNX {printable(proto.op_type)}, which "
                 f"ncjax does not implement. Supported: {supported}.")
-        nodes.append(Node(name, proto.op_type, tuple(proto.input), tuple(proto.output), _attributes(proto)))
+        nodes.append(Node(name, proto.op_type, tuple(proto.input), tuple(proto.output),
+                          _attributes(proto, name, where)))
 
-    _check_names(nodes, [i.name for i in g.input] + list(initializers), where)
+    check_order(nodes, [inputs[0].name, *initializers], g.output[0].name, where)
     used = {name for node in nodes for name in node.inputs} | {g.output[0].name}
     for node in nodes:
         extra = [o for o in node.outputs[1:] if o and o in used]
@@ -155,30 +163,3 @@ def parse(model, where: str) -> OnnxGraph:
         nodes.remove(last)  # apply returns logits; what was removed is recorded
         output, activation = last.inputs[0], FINAL_ACTIVATIONS[last.op_type]
     return OnnxGraph(tuple(nodes), params, constants, inputs[0].name, dims, output, activation, opset)
-
-
-def _check_versions(model, opset: int, where: str) -> None:
-    """An IR version and a standard opset this onnx package defines: the operators' meaning depends on them."""
-    from onnx import defs
-
-    newest = defs.onnx_opset_version()
-    if model.ir_version < 1:
-        raise ModelFileError(f"{where} declares no IR version; the file is malformed.")
-    if not 1 <= opset <= newest:
-        raise ModelFileError(f"{where} imports {'no standard opset' if opset == 0 else 'a standard opset'} this onnx "
-                             f"package does not define (it knows 1 to {newest}), so its operators' meaning is unknown; "
-                             "export it again with a released opset (torch.onnx.export(..., opset_version=17)).")
-
-
-def _check_names(nodes, defined: list[str], where: str) -> None:
-    """Every value is defined once: a node output that repeats another's name, an input's or an initializer's would
-    make the graph mean two things."""
-    seen = set(defined)
-    for node in nodes:
-        for name in node.outputs:
-            if not name:
-                continue
-            if name in seen:
-                raise ModelFileError(f"{where}: node {quoted(node.name)} ({node.op_type}) defines {quoted(name)}, "
-                                     "which the graph already defines; the file is malformed.")
-            seen.add(name)

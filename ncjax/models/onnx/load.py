@@ -61,7 +61,7 @@ def load_onnx(path: str | os.PathLike, *, input_shape: Sequence[int] | None = No
         raise
     except Exception as e:  # JAX's message can quote values from the file: only its type is shown
         raise UnsupportedModelError(f"{where} does not run on images of shape {shape} ({type(e).__name__}).") from None
-    if len(out.shape) != 2:
+    if len(out.shape) != 2 or out.shape[0] != 2:
         raise UnsupportedModelError(f"{where}: the output has shape {out.shape} for 2 images; a classifier's is "
                                     "(batch, classes).")
     return Classifier(apply=apply, params=params, input_shape=shape, num_classes=int(out.shape[1]),
@@ -115,6 +115,9 @@ def dims_text(dims) -> str:
 
 def _image_shape(dims, layout: Layout, given: Sequence[int] | None, where: str) -> tuple[int, int, int]:
     named = (dims[2], dims[3], dims[1]) if layout == "NCHW" else (dims[1], dims[2], dims[3])
+    if any(isinstance(v, int) and v <= 0 for v in named):
+        raise ModelFileError(f"{where}: the input declares {dims_text(dims)}; a dimension of 0 is not a size an image "
+                             "can have.")
     h, w, c = (v if isinstance(v, int) and v > 0 else None for v in named)
     declared = (h, w, c)
     if given is not None:

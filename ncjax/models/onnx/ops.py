@@ -55,6 +55,21 @@ def ints(v: Value, what: str) -> list[int]:
     return [int(i) for i in need_static(v, what).reshape(-1)]
 
 
+def axis_of(axis: Any, rank: int, what: str = "axis") -> int:
+    """An axis attribute or input in [-rank, rank), as a non-negative axis; numpy and JAX would wrap or clamp
+    others silently."""
+    if isinstance(axis, (bool, np.bool_)) or not isinstance(axis, (int, np.integer)) or not -rank <= axis < rank:
+        raise OnnxOpError(f"its {what} lies outside its input's {rank} axes.")
+    return int(axis) % rank
+
+
+def distinct_axes(axes: Sequence[Any], rank: int, what: str = "axes") -> list[int]:
+    out = [axis_of(a, rank, what) for a in axes]
+    if len(set(out)) != len(out):
+        raise OnnxOpError(f"its {what} name one axis twice.")
+    return out
+
+
 # ------------------------------------------------------------------------------------------ elementwise
 
 
@@ -208,21 +223,31 @@ def _onnx_slice(start: int, end: int, step: int, size: int) -> slice:
 @op("Concat")
 def concat(inputs, attrs, opset):
     values = [v for v in inputs if v is not None]
-    return [xp(*values).concatenate(values, axis=attrs["axis"])]
+    axis = axis_of(attrs.get("axis"), np.ndim(values[0]))
+    return [xp(*values).concatenate(values, axis=axis)]
 
 
 @op("Reshape")
 def reshape(inputs, attrs, opset):
     x, target = inputs[0], ints(inputs[1], "Reshape's shape")
     if not attrs.get("allowzero", 0):
+        if any(d == 0 for d in target[np.ndim(x):]):
+            raise OnnxOpError("its target copies (0) an axis its input does not have.")
         target = [np.shape(x)[i] if d == 0 else d for i, d in enumerate(target)]
+    known = int(np.prod([d for d in target if d != -1], dtype=np.float64))
+    if min(target, default=0) < -1 or target.count(-1) > 1 or (
+            known != np.size(x) if -1 not in target else (known == 0 or np.size(x) % known)):
+        raise OnnxOpError(f"its target shape (rank {len(target)}) does not hold the {np.size(x)} values of its "
+                          "input (at most one -1, no other negative size).")
     return [xp(x).reshape(x, target)]
 
 
 @op("Flatten")
 def flatten(inputs, attrs, opset):
     x = inputs[0]
-    axis = attrs.get("axis", 1) % max(np.ndim(x), 1) if attrs.get("axis", 1) < 0 else attrs.get("axis", 1)
+    rank = np.ndim(x)
+    axis = attrs.get("axis", 1)
+    axis = rank if axis == rank else axis_of(axis, rank)  # the spec allows [-rank, rank]
     dims = np.shape(x)
     return [xp(x).reshape(x, (int(np.prod(dims[:axis])), int(np.prod(dims[axis:]))))]
 
@@ -231,6 +256,8 @@ def flatten(inputs, attrs, opset):
 def transpose(inputs, attrs, opset):
     x = inputs[0]
     perm = attrs.get("perm", list(range(np.ndim(x)))[::-1])
+    if sorted(perm) != list(range(np.ndim(x))):
+        raise OnnxOpError(f"its perm is not a permutation of its input's {np.ndim(x)} axes.")
     return [xp(x).transpose(x, perm)]
 
 
@@ -246,7 +273,10 @@ def squeeze(inputs, attrs, opset):
     axes = _axes(inputs, attrs, opset)
     if axes is None:
         axes = [i for i, d in enumerate(np.shape(x)) if d == 1]
-    return [xp(x).squeeze(x, tuple(a % np.ndim(x) for a in axes))]
+    axes = distinct_axes(axes, np.ndim(x))
+    if any(np.shape(x)[a] != 1 for a in axes):
+        raise OnnxOpError("it squeezes an axis whose size is not 1.")
+    return [xp(x).squeeze(x, tuple(axes))]
 
 
 @op("Unsqueeze")
@@ -254,7 +284,7 @@ def unsqueeze(inputs, attrs, opset):
     x = inputs[0]
     axes = _axes(inputs, attrs, opset)
     rank = np.ndim(x) + len(axes)
-    for axis in sorted(a % rank for a in axes):
+    for axis in sorted(distinct_axes(axes, rank)):
         x = xp(x).expand_dims(x, axis)
     return [x]
 
@@ -415,7 +445,7 @@ def reduce_mean(inputs, attrs, opset):
         if attrs.get("noop_with_empty_axes", 0):
             return [x]
         axes = list(range(np.ndim(x)))
-    return [xp(x).mean(x, axis=tuple(a % np.ndim(x) for a in axes), keepdims=bool(attrs.get("keepdims", 1)))]
+    return [xp(x).mean(x, axis=tuple(distinct_axes(axes, np.ndim(x))), keepdims=bool(attrs.get("keepdims", 1)))]
 
 
 @op("BatchNormalization")
@@ -439,7 +469,9 @@ def pad(inputs, attrs, opset):
         value = inputs[2] if len(inputs) > 2 and inputs[2] is not None else 0.0
         axes = ints(inputs[3], "Pad's axes") if len(inputs) > 3 and inputs[3] is not None else None
     rank = np.ndim(x)
-    axes = list(range(rank)) if axes is None else [a % rank for a in axes]
+    axes = list(range(rank)) if axes is None else distinct_axes(axes, rank)
+    if len(flat) != 2 * len(axes):
+        raise OnnxOpError(f"its pads must have two entries per padded axis ({2 * len(axes)}).")
     widths = [(0, 0)] * rank
     for i, axis in enumerate(axes):
         widths[axis] = (flat[i], flat[i + len(axes)])
@@ -459,10 +491,10 @@ def _softmax_like(fn):
     def run(inputs, attrs, opset):
         x = jnp.asarray(inputs[0])
         if opset < 13:  # coerced to 2-D at `axis` (default 1)
-            axis = attrs.get("axis", 1) % x.ndim
+            axis = axis_of(attrs.get("axis", 1), x.ndim)
             flat = x.reshape(int(np.prod(x.shape[:axis])), -1)
             return [fn(flat, axis=1).reshape(x.shape)]
-        return [fn(x, axis=attrs.get("axis", -1))]
+        return [fn(x, axis=axis_of(attrs.get("axis", -1), x.ndim))]
     return run
 
 
