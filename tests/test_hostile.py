@@ -7,6 +7,7 @@ import pytest
 
 from hostile.checks import canary_forms, refused, time_limit
 from hostile.make_hostile import KERAS_H5, data_cases, model_cases
+from hostile.onnx_bent import base_model, bent_cases, nan_output_model
 from hostile.planted import FORGED, canary_cases, named_cases
 from ncjax.auditing.cli import main as audit_main
 from ncjax.inspect import main as inspect_main
@@ -30,6 +31,12 @@ def data(tmp_path_factory):
     return data_cases(tmp_path_factory.mktemp("hostile_data"))
 
 
+def _has_onnx() -> bool:
+    import importlib.util
+
+    return importlib.util.find_spec("onnx") is not None
+
+
 def _case_names(builder):
     import tempfile
     from pathlib import Path
@@ -49,6 +56,36 @@ def test_hostile_model_files_are_refused(models, name, capsys, tmp_path):
     refused(capsys, lambda: run_main(["--model", str(case.path), "--data", str(data), "--out", str(out), *SMALL]),
              case.says)
     assert _files(case.path.parent) == before and not (out / "report.json").exists()
+
+
+@pytest.fixture(scope="module")
+def bent(tmp_path_factory):
+    return bent_cases(tmp_path_factory.mktemp("bent_onnx"))
+
+
+@pytest.mark.parametrize("name", _case_names(bent_cases) if _has_onnx() else [])
+def test_bent_onnx_files_are_refused_before_any_array_is_built(bent, name, capsys, tmp_path):
+    case = next(c for c in bent if c.name == name)
+    refused(capsys, lambda: inspect_main([str(case.path)]), case.says)
+    data = tmp_path / "clean.npz"
+    np.savez(data, x=np.zeros((40, 8, 8, 3), np.float32))
+    out = tmp_path / "out"
+    refused(capsys, lambda: run_main(["--model", str(case.path), "--data", str(data), "--out", str(out), *SMALL]),
+            case.says)
+    assert not (out / "report.json").exists()
+
+
+def test_the_unbent_onnx_base_loads_and_a_nan_output_is_refused_before_the_scan(capsys, tmp_path):
+    pytest.importorskip("onnx")
+    assert inspect_main([str(base_model(tmp_path))]) == 0
+    capsys.readouterr()
+    nan_model = nan_output_model(tmp_path)
+    data = tmp_path / "clean.npz"
+    np.savez(data, x=np.random.default_rng(0).uniform(0, 1, (40, 8, 8, 3)).astype(np.float32))
+    out = tmp_path / "out"
+    refused(capsys, lambda: run_main(["--model", str(nan_model), "--data", str(data), "--out", str(out), *SMALL]),
+            "not finite")
+    assert not (out / "triggers.npz").exists()
 
 
 @pytest.mark.parametrize("name", _case_names(data_cases))
