@@ -9,11 +9,9 @@ from onnx import TensorProto, helper
 from ncjax.errors import ModelFileError, UnsupportedModelError
 from ncjax.models.onnx.graph import Node
 from ncjax.models.onnx.structure import (
-    MAX_NODES,
     check_attribute,
     check_element_type,
     check_order,
-    check_size,
     check_tensor_dims,
 )
 
@@ -37,12 +35,6 @@ def test_a_value_defined_twice_or_an_output_no_node_computes_is_refused():
         check_order([_node("a", ["x"], ["x"])], ["x"], "x", "m")
     with pytest.raises(ModelFileError, match="the graph's output 'z' is computed by no node"):
         check_order([_node("a", ["x"], ["y"])], ["x"], "z", "m")
-
-
-def test_the_node_count_is_bounded():
-    check_size(MAX_NODES, "m")
-    with pytest.raises(UnsupportedModelError, match=f"{MAX_NODES + 1} nodes"):
-        check_size(MAX_NODES + 1, "m")
 
 
 @pytest.mark.parametrize("elem_type", [TensorProto.STRING, TensorProto.COMPLEX64, TensorProto.UNDEFINED])

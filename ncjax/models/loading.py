@@ -7,14 +7,14 @@ from collections.abc import Sequence
 from typing import Any
 
 import jax
-import numpy as np
 
-from ncjax.core.printable import printable, quoted
+from ncjax.core.printable import printable
 from ncjax.errors import ModelFileError, NCJaxError, UnsupportedModelError, UsageError
 from ncjax.models.classifier import Classifier, Layout
 from ncjax.models.keras.files import read_model_file
 from ncjax.models.keras.graph import MODEL_CLASSES, build_graph, declared_input_shapes
 from ncjax.models.keras.roles import KerasRoles
+from ncjax.models.limits import check_activation_sizes, check_graph_size, keras_layer_count
 
 
 def load_model(
@@ -79,6 +79,7 @@ def _load(path, *, architecture, input_shape, layout) -> Classifier:
             f"{os.fspath(path)!r}: the top-level config is a {config.get('class_name')!r}, not a Keras model "
             f"({', '.join(sorted(MODEL_CLASSES))})."
         )
+    check_graph_size(keras_layer_count(config), "layers", repr(os.fspath(path)))
     shapes = declared_input_shapes(config)
     if len(shapes) != 1:
         raise UnsupportedModelError(
@@ -118,22 +119,6 @@ def _load(path, *, architecture, input_shape, layout) -> Classifier:
         graph=graph,
         roles=KerasRoles(),
     )
-
-
-# Values per image at the input or after any layer: far beyond any image classifier a scan can run (the scan
-# holds batch x slots x this); absurd static shapes would otherwise abort XLA without a message.
-MAX_VALUES_PER_IMAGE = 1 << 27
-
-
-def check_activation_sizes(layers, input_shape: tuple[int, int, int], path) -> None:
-    """Refuse an input or layer output whose declared size no scan could hold."""
-    sizes = [("the input", tuple(input_shape))] + [(f"layer {quoted(layer.path)}", tuple(layer.output_shape[1:]))
-                                                   for layer in layers]
-    for name, shape in sizes:
-        values = float(np.prod([d for d in shape if d], dtype=np.float64))
-        if values > MAX_VALUES_PER_IMAGE or any(d is not None and d <= 0 for d in shape):
-            raise ModelFileError(f"{os.fspath(path)!r}: {name} has shape {shape} per image; that is not a size an "
-                                 "image classifier can have (refused before anything is allocated).")
 
 
 def _input_shape(declared: tuple | None, given: Sequence[int] | None, path) -> tuple[int, int, int]:

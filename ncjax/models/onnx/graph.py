@@ -13,12 +13,12 @@ import numpy as np
 
 from ncjax.core.printable import printable, quoted
 from ncjax.errors import ModelFileError, OnnxOpError, UnsupportedLayerError, UnsupportedModelError
+from ncjax.models.limits import check_graph_size
 from ncjax.models.onnx.ops import OPS, supported_ops
 from ncjax.models.onnx.structure import (
     check_attribute,
     check_element_type,
     check_order,
-    check_size,
     check_tensor_dims,
     check_versions,
 )
@@ -117,7 +117,7 @@ def parse(model, where: str) -> OnnxGraph:
     opset = max((o.version for o in model.opset_import if o.domain in ("", "ai.onnx")), default=0)
     check_versions(model, opset, where)
     g = model.graph
-    check_size(len(g.node), where)
+    check_graph_size(len(g.node), "nodes", where)
     initializers = {init.name: tensor_array(init) for init in g.initializer}
     params = {k: v for k, v in initializers.items() if np.issubdtype(v.dtype, np.floating)}
     constants = {k: v for k, v in initializers.items() if k not in params}

@@ -17,9 +17,6 @@ MIN_OPSET = 7
 # TensorProto element types that hold numbers ncjax computes with: the float and integer types and bool.
 # Strings, complex numbers, the 4- and 8-bit floats and undefined (0) are refused.
 NUMERIC_TYPES = frozenset({1, 2, 3, 4, 5, 6, 7, 9, 10, 11, 12, 13, 16})
-# The most nodes a graph may have. Compiling the scan's step grows faster than linearly with depth (XLA fuses
-# long elementwise chains), and image classifiers ncjax can scan have a few hundred nodes.
-MAX_NODES = 1000
 
 
 def check_versions(model: Any, opset: int, where: str) -> None:
@@ -34,13 +31,6 @@ def check_versions(model: Any, opset: int, where: str) -> None:
         raise ModelFileError(f"{where} imports {said}; ncjax implements opsets {MIN_OPSET} to {newest}, so its "
                              "operators' meaning is unknown. Export it again with a released opset "
                              "(torch.onnx.export(..., opset_version=17)).")
-
-
-def check_size(node_count: int, where: str) -> None:
-    if node_count > MAX_NODES:
-        raise UnsupportedModelError(f"{where} has {node_count} nodes; ncjax scans graphs of at most {MAX_NODES} "
-                                    "nodes (compiling the scan's step grows faster than the graph), and image "
-                                    "classifiers have far fewer. It is refused before anything is compiled.")
 
 
 def check_element_type(elem_type: int, what: str) -> None:

@@ -1,0 +1,50 @@
+"""The sizes a model file may declare: beyond them no scan could run, so the file is refused before anything is
+allocated or compiled, in one line, instead of ending in an out-of-memory abort or a compile that never ends."""
+from __future__ import annotations
+
+import os
+from typing import Any
+
+import numpy as np
+
+from ncjax.core.printable import quoted
+from ncjax.errors import ModelFileError, UnsupportedModelError
+
+# Values per image at the input or after any layer: far beyond any image classifier a scan can run (the scan
+# holds batch x slots x this); absurd static shapes would otherwise abort XLA without a message.
+MAX_VALUES_PER_IMAGE = 1 << 27
+# Layers or nodes in one model. Compiling the scan's step grows faster than the graph's depth (on a 2-core CPU,
+# 1,000 chained ONNX Relu nodes: 6 s; 2,000: 4-5 minutes); image classifiers have a few hundred.
+MAX_GRAPH_NODES = 1000
+
+
+def check_activation_sizes(layers, input_shape: tuple[int, int, int], path) -> None:
+    """Refuse an input or layer output whose declared size no scan could hold."""
+    sizes = [("the input", tuple(input_shape))] + [(f"layer {quoted(layer.path)}", tuple(layer.output_shape[1:]))
+                                                   for layer in layers]
+    for name, shape in sizes:
+        values = float(np.prod([d for d in shape if d], dtype=np.float64))
+        if values > MAX_VALUES_PER_IMAGE or any(d is not None and d <= 0 for d in shape):
+            raise ModelFileError(f"{os.fspath(path)!r}: {name} has shape {shape} per image; that is not a size an "
+                                 "image classifier can have (refused before anything is allocated).")
+
+
+def check_graph_size(count: int, unit: str, where: str) -> None:
+    """Refuse a model of more than MAX_GRAPH_NODES `unit`s ("nodes", "layers")."""
+    if count > MAX_GRAPH_NODES:
+        raise UnsupportedModelError(f"{where} has {count} {unit}; ncjax scans models of at most {MAX_GRAPH_NODES} "
+                                    f"{unit} (compiling the scan's step grows faster than the graph), and image "
+                                    "classifiers have far fewer. It is refused before anything is compiled.")
+
+
+def keras_layer_count(config: Any) -> int:
+    """Layers in a Keras model config, nested models' layers included (their own entry counts too)."""
+    count, stack = 0, [config]
+    while stack:
+        entry = stack.pop()
+        inner = entry.get("config") if isinstance(entry, dict) else None
+        layers = inner.get("layers") if isinstance(inner, dict) else inner if isinstance(inner, list) else None
+        if isinstance(layers, list):
+            count += len(layers)
+            stack.extend(layers)
+    return count
