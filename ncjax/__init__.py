@@ -23,6 +23,7 @@ from ncjax.errors import (
     UnsupportedLayerError,
     UnsupportedModelError,
     UsageError,
+    WorkLimitError,
     WriteError,
 )
 from ncjax.mitigation import MitigationConfig, TriggerSet, load_triggers, mitigate, save_model
@@ -35,6 +36,7 @@ from ncjax.scan import (
     best_over_restarts,
     check_candidates,
     enable_compile_cache,
+    estimate_work,
     restart_slots,
     scan_all_labels,
     scan_margins,
@@ -48,13 +50,12 @@ from ncjax.verdict import Verdict, decide, l1_norms, margin_score, pair_score
 # What a user calls; each subpackage's face (ncjax.models, ncjax.data, ncjax.scan, ncjax.verdict,
 # ncjax.pipeline, ncjax.mitigation, ncjax.auditing, ncjax.lab) exports the rest.
 __all__ = [
-    "AuditConfig", "CheckpointError", "Classifier", "ConfigError", "DataError", "DecisionConfig",
-    "InjectionError", "MarginResult", "MissingDependencyError", "MitigationConfig", "MitigationError", "ModelFileError",
+    "AuditConfig", "CheckpointError", "Classifier", "ConfigError", "DataError", "DecisionConfig", "InjectionError",
+    "MarginResult", "MissingDependencyError", "MitigationConfig", "MitigationError", "ModelFileError",
     "ModelNotFoundError", "NCJaxError", "OnnxOpError", "PreflightError", "Preprocessing", "SaveError", "ScanConfig",
     "ScanInputError", "ScanResult", "ScanSettings", "Slot", "TriggerSet", "UnsupportedLayerError",
-    "UnsupportedModelError", "UsageError", "Verdict", "WriteError", "audit", "auto_convention", "best_over_restarts",
-    "check_candidates", "decide", "enable_compile_cache", "l1_norms", "load_images", "load_model", "load_triggers",
-    "margin_score", "mitigate", "pair_score",
-    "restart_slots", "save_model", "scan_all_labels", "scan_margins", "scan_model", "scan_pairs", "scan_slots",
-    "source_slots",
+    "UnsupportedModelError", "UsageError", "Verdict", "WorkLimitError", "WriteError", "audit", "auto_convention",
+    "best_over_restarts", "check_candidates", "decide", "enable_compile_cache", "estimate_work", "l1_norms",
+    "load_images", "load_model", "load_triggers", "margin_score", "mitigate", "pair_score", "restart_slots",
+    "save_model", "scan_all_labels", "scan_margins", "scan_model", "scan_pairs", "scan_slots", "source_slots",
 ]

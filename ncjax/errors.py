@@ -69,5 +69,9 @@ class PreflightError(NCJaxError, ValueError):
     input): the scan would measure nothing. The message names the flags to use."""
 
 
+class WorkLimitError(NCJaxError, ValueError):
+    """A scan whose estimated time or memory is beyond the set limits (the message says what to lower)."""
+
+
 class MitigationError(NCJaxError, ValueError):
     """Triggers, a layer, images or settings of a mitigation that do not fit the model or each other."""

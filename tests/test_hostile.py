@@ -7,7 +7,7 @@ import pytest
 
 from hostile.checks import canary_forms, refused, time_limit
 from hostile.make_hostile import KERAS_H5, data_cases, model_cases
-from hostile.onnx_bent import base_model, bent_cases, nan_output_model
+from hostile.onnx_bent import base_model, bent_cases, compute_bomb, nan_output_model
 from hostile.planted import FORGED, canary_cases, named_cases
 from ncjax.auditing.cli import main as audit_main
 from ncjax.inspect import main as inspect_main
@@ -72,6 +72,18 @@ def test_bent_onnx_files_are_refused_before_any_array_is_built(bent, name, capsy
     out = tmp_path / "out"
     refused(capsys, lambda: run_main(["--model", str(case.path), "--data", str(data), "--out", str(out), *SMALL]),
             case.says)
+    assert not (out / "report.json").exists()
+
+
+def test_a_compute_bomb_is_refused_from_its_shapes_before_the_pre_flight_runs_it(capsys, tmp_path):
+    pytest.importorskip("onnx")
+    bomb = compute_bomb(tmp_path)  # 9 MB; every activation within bounds, its scan weeks and terabytes
+    data = tmp_path / "clean.npz"
+    np.savez(data, x=np.zeros((40, 256, 256, 3), np.float32))
+    out = tmp_path / "out"
+    line = refused(capsys, lambda: run_main(["--model", str(bomb), "--data", str(data), "--out", str(out), *SMALL]),
+                   "(--force scans anyway.)")
+    assert "GiB of activations" in line or "h limit" in line
     assert not (out / "report.json").exists()
 
 

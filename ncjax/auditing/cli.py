@@ -76,7 +76,7 @@ def scan_settings(flags: Sequence[str]) -> ScanSettings:
                   or (preprocessing_given(args) and not auto))
     return ScanSettings(config=config_from_args(args) if configured else None, decision=decision_from_args(args),
                         labels=tuple(args.labels) if args.labels else None, seed=args.seed, force=args.force,
-                        preprocess_auto=auto,
+                        max_hours=args.max_hours, preprocess_auto=auto,
                         prefix=args.prefix, compile_cache=not args.no_compile_cache,
                         compile_cache_dir=args.compile_cache)
 

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from ncjax.core.checks import check_flag, check_number, check_whole
 from ncjax.errors import ConfigError
 from ncjax.pipeline.model_scan import DecisionConfig
+from ncjax.scan.work import DEFAULT_MAX_HOURS
 from ncjax.search.config import ScanConfig, setting
 
 
@@ -56,7 +57,9 @@ class ScanSettings:
     labels: tuple[int, ...] | None = setting(None, help="the labels to scan (None: all)")
     seed: int = setting(0, help="the PRNG seed of every model's scan")
     force: bool = setting(False, help="scan even when the pre-flight check finds the model does not see the "
-                                      "images as set")
+                                      "images as set, or its scan's estimated time or memory is beyond the limits")
+    max_hours: float = setting(DEFAULT_MAX_HOURS, help="refuse a model whose label search is estimated to take "
+                                                       "longer than this many hours (its row says so)")
     preprocess_auto: bool = setting(False, help="where a model's clean images are labelled raw pixels, choose its "
                                                 "input convention from them, as --preprocess auto does (a manifest "
                                                 "row's preprocess overrides it); elsewhere the config's preprocessing "
@@ -75,6 +78,7 @@ class ScanSettings:
                 isinstance(v, int) and not isinstance(v, bool) and v >= 0 for v in self.labels)):
             raise ConfigError(f"ScanSettings.labels must be a tuple of label numbers or None, got {self.labels!r}.")
         check_whole(self, "seed", low=0)
+        check_number(self, "max_hours", low=0, low_open=True)
         if self.seed >= 2**32:
             raise ConfigError(f"ScanSettings.seed must be below 2**32, got {self.seed!r}.")
         if not isinstance(self.prefix, str) or not self.prefix or any(c in self.prefix for c in "/\\\0") or \

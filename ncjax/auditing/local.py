@@ -70,7 +70,8 @@ def _scan(item: AuditItem, folder: Path, data: str, settings: ScanSettings, *, r
                       key=jax.random.key(settings.seed), config=config, decision=settings.decision,
                       scan_labels=settings.labels, from_pixels=clean.pixels,
                       force=settings.force, out=folder, resume=resume, overwrite=not resume,
-                      prefix=settings.prefix, model_name=item.model, data_name=data, run=run)
+                      prefix=settings.prefix, model_name=item.model, data_name=data, run=run,
+                      max_hours=settings.max_hours)
 
 
 def item_row(item: AuditItem, out: Path, data: str | None) -> dict:

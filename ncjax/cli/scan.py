@@ -62,6 +62,7 @@ from ncjax.pipeline.report import run_record
 from ncjax.pipeline.triggers import TRIGGERS_FILE
 from ncjax.scan.compile_cache import disable_compile_cache, enable_compile_cache
 from ncjax.scan.pairs import PAIR_SCAN_LIMIT
+from ncjax.scan.work import DEFAULT_MAX_HOURS, duration_text
 from ncjax.search.config import PRESETS, ScanConfig, device_preset
 from ncjax.verdict.decision import Rule
 from ncjax.verdict.margin import DEFAULT_MAX_P
@@ -139,7 +140,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--fail-on-detect", action="store_true", help="exit 3 when the verdict is infected")
     p.add_argument("--no-progress", action="store_true", help="no progress bar on stderr")
     p.add_argument("--force", action="store_true", help="scan even when the pre-flight check finds that the model "
-                                                        "does not see the clean images as set")
+                                                        "does not see the clean images as set, or the scan's estimated "
+                                                        "time or memory is beyond the limits")
+    p.add_argument("--max-hours", type=finite_at_least(0, strict=True), default=DEFAULT_MAX_HOURS,
+                   help=f"refuse a scan whose label search is estimated, from the model's shapes and this device's "
+                        f"measured speed, to take longer than this (default: {DEFAULT_MAX_HOURS:g}; --force scans "
+                        "anyway)")
     p.add_argument("--compile-cache", metavar="DIR", help="keep compiled steps here and reuse them in later scans of "
                                                           "the same architecture (default: $NCJAX_COMPILE_CACHE, else "
                                                           "~/.cache/ncjax/jax-compile)")
@@ -174,6 +180,7 @@ class _Progress:
     def __init__(self, max_epochs: int, enabled: bool):
         self.max_epochs, self.enabled = max_epochs, enabled
         self.bar: Any = None  # a tqdm bar, imported when the first one opens
+        self.estimate: str | None = None  # the pre-flight's estimate of the label search, shown beside its bar
 
     def update(self, progress) -> None:
         if not self.enabled:
@@ -184,6 +191,9 @@ class _Progress:
             from tqdm import tqdm
 
             self.bar = tqdm(total=total, unit="label-epoch", file=sys.stderr, dynamic_ncols=True)
+            if self.estimate is not None:  # tqdm's own rate needs a few epochs: the pre-flight's estimate meanwhile
+                self.bar.set_postfix_str(self.estimate, refresh=False)
+                self.estimate = None  # the label search's only: later stages are other searches
         done_units = progress.labels_done * self.max_epochs + len(progress.active_labels) * progress.epoch
         self.bar.n = min(max(done_units, self.bar.n), self.bar.total)
         self.bar.set_description(f"epoch {progress.epoch}/{self.max_epochs}: {len(progress.active_labels)} labels "
@@ -275,6 +285,12 @@ def _printer(args: argparse.Namespace, progress: _Progress, requested: list[str]
             problem = check.problem()
             if problem and args.force:
                 print(f"note: pre-flight: {problem}; scanning anyway (--force).")
+            if event.work is not None:
+                print(event.work.line())
+                progress.estimate = f"estimated at most {duration_text(event.work.seconds)}"
+                beyond = event.work.problem(args.max_hours)
+                if beyond and args.force:
+                    print(f"note: {beyond}; scanning anyway (--force).")
         elif event.pair_classes:
             progress.close()
             count = event.pair_classes
@@ -391,7 +407,7 @@ def _scan_into(out: Path, args: argparse.Namespace, inputs: _Inputs, config: Sca
             inputs.model, inputs.images, inputs.labels, key=jax.random.key(args.seed), config=config,
             decision=decision, scan_labels=args.labels, from_pixels=inputs.from_pixels, force=args.force, out=out,
             resume=args.resume, prefix=args.prefix, model_name=inputs.model_name, data_name=inputs.data_name,
-            run=_run_record(args, inputs, command),
+            run=_run_record(args, inputs, command), max_hours=args.max_hours,
             callback=_printer(args, progress, requested, config.margin_search())))
     except KeyboardInterrupt as e:
         progress.close()

@@ -22,7 +22,7 @@ from ncjax.core.checks import check_flag, check_number, check_whole
 from ncjax.core.choices import check_literal_fields
 from ncjax.core.printable import printable, quoted
 from ncjax.data.preflight import Preflight, run_preflight
-from ncjax.errors import PreflightError, UsageError
+from ncjax.errors import PreflightError, UsageError, WorkLimitError
 from ncjax.pipeline.out_folder import claim_out, prepare_out
 from ncjax.pipeline.out_lock import hold_out
 from ncjax.pipeline.pictures import save_pair_pictures, save_trigger_pictures
@@ -37,6 +37,7 @@ from ncjax.scan.pairs import PAIR_SCAN_LIMIT, PairNorms, pair_classes, scan_pair
 from ncjax.scan.restarts import LabelTriggers, best_over_restarts
 from ncjax.scan.result import ScanProgress, ScanResult
 from ncjax.scan.sources import check_candidates
+from ncjax.scan.work import DEFAULT_MAX_HOURS, WorkEstimate, estimate_work, measured
 from ncjax.search.config import ScanConfig, setting
 from ncjax.verdict.decision import Rule, Verdict, decide
 from ncjax.verdict.margin import DEFAULT_MAX_P, MarginScore, margin_score
@@ -115,6 +116,7 @@ class PipelineEvent:
     pairs: PairNorms | None = None  # the pair scan's norms, once it ends
     pair_classes: int = 0  # the classes the pair scan pairs, when it starts
     margin: MarginScore | None = None  # the maximum-margin statistic, once its search ends
+    work: WorkEstimate | None = None  # the label search's estimated cost, with the pre-flight's event
     skipped: str | None = None
 
 
@@ -140,7 +142,8 @@ def scan_model(model, images: np.ndarray, labels: np.ndarray | None = None, *, k
                from_pixels: bool = False, force: bool = False, out: str | os.PathLike | None = None,
                resume: bool = False, overwrite: bool = False, prefix: str = "gtsrb", model_name: str = "",
                data_name: str = "", run: Mapping[str, Any] | None = None,
-               callback: Callable[[PipelineEvent], None] | None = None) -> ScanOutcome:
+               callback: Callable[[PipelineEvent], None] | None = None,
+               max_hours: float = DEFAULT_MAX_HOURS) -> ScanOutcome:
     """Scan `model` on clean `images` (in its input scale; `labels` where known) and decide.
 
     Args:
@@ -148,7 +151,8 @@ def scan_model(model, images: np.ndarray, labels: np.ndarray | None = None, *, k
       from_pixels: the images were read as raw pixels (image files, uint8 arrays) and put through
         config.preprocessing, which the pre-flight check takes into account.
       force: scan even when the pre-flight check finds the model does not see the images as set (else a
-        PreflightError says which setting to use).
+        PreflightError says which setting to use), or when the scan's estimated cost is beyond `max_hours` or the
+        device's memory (else a WorkLimitError says what to lower).
       out: a folder for the outputs and the checkpoints; with `resume`, an interrupted scan's checkpoints there
         are continued; with `overwrite`, an earlier scan's files there are removed first; with neither, a folder
         holding a scan's files is refused (UsageError). None: nothing is written.
@@ -156,7 +160,11 @@ def scan_model(model, images: np.ndarray, labels: np.ndarray | None = None, *, k
         report.json's "run" beside the digest of the images as scanned.
       callback: called with a PipelineEvent after the pre-flight check, at each stage's start and after each
         epoch; raising from it (KeyboardInterrupt) stops the scan after its checkpoint.
+      max_hours: the longest the label search may be estimated to take (ncjax.scan.work), checked from the
+        model's shapes before the pre-flight and again at the rate the pre-flight measures.
     """
+    if not (isinstance(max_hours, (int, float)) and not isinstance(max_hours, bool) and 0 < max_hours < float("inf")):
+        raise UsageError(f"max_hours must be a positive number of hours, got {max_hours!r}.")
     notify = callback or (lambda event: None)
     folder = None if out is None else prepare_out(out)
     with nullcontext() if folder is None else hold_out(folder):
@@ -165,19 +173,22 @@ def scan_model(model, images: np.ndarray, labels: np.ndarray | None = None, *, k
         return _scan_and_decide(model, images, labels, key=key, config=config, decision=decision,
                                 scan_labels=scan_labels, from_pixels=from_pixels, force=force, folder=folder,
                                 resume=resume, prefix=prefix, model_name=model_name, data_name=data_name, run=run,
-                                notify=notify)
+                                notify=notify, max_hours=max_hours)
 
 
 def _scan_and_decide(model, images, labels, *, key, config: ScanConfig, decision: DecisionConfig, scan_labels,
                      from_pixels: bool, force: bool, folder: Path | None, resume: bool, prefix: str, model_name: str,
-                     data_name: str, run, notify) -> ScanOutcome:
+                     data_name: str, run, notify, max_hours: float) -> ScanOutcome:
     """scan_model's stages once its folder is held: pre-flight, scans, verdict, report, files."""
+    searches = (model.num_classes if scan_labels is None else len(scan_labels)) * config.restarts
+    work = _within_limits(estimate_work(model, config=config, searches=searches), max_hours, force)
     check = run_preflight(model, images, labels, preprocessing=config.preprocessing, from_pixels=from_pixels)
-    notify(PipelineEvent("preflight", preflight=check))
-    pair_plan = planned_pair_classes(labels, decision)  # before any scanning: a pair scan that cannot run costs none
     problem = check.problem()
     if problem and not force:
         raise PreflightError(f"pre-flight: {problem}. (--force scans anyway.)")
+    work = _within_limits(measured(work, model, images), max_hours, force)
+    notify(PipelineEvent("preflight", preflight=check, work=work))
+    pair_plan = planned_pair_classes(labels, decision)  # before any scanning: a pair scan that cannot run costs none
     notify(PipelineEvent("scan"))
     raw = scan_all_labels(model, images, labels=None if scan_labels is None else list(scan_labels), config=config,
                           key=key, callback=lambda progress: notify(PipelineEvent("scan", progress=progress)),
@@ -213,12 +224,21 @@ def _scan_and_decide(model, images, labels, *, key, config: ScanConfig, decision
                                  "focus": None if focus is None else focus.as_dict(),
                                  "pairs": _pairs_report(pairs, scored),
                                  "margins": _margins_report(margins, verdict.margin),
+                                 "work": work.as_dict(),
                                  "run": {**(run or {}), **inputs_digest(images, labels)}})
     if folder is not None:
         _write_outputs(folder, result, verdict, report, prefix=prefix, model_name=model_name,
                        preprocessing=config.preprocessing,
                        frozen=() if focus is None else focus.labels_with("frozen"), pairs=pairs)
     return ScanOutcome(check, result, best, verdict, report, focus, pairs, margins)
+
+
+def _within_limits(work: WorkEstimate, max_hours: float, force: bool) -> WorkEstimate:
+    """`work`, unless its time or memory is beyond the limits and the scan is not forced."""
+    problem = work.problem(max_hours)
+    if problem and not force:
+        raise WorkLimitError(f"{problem}. (--force scans anyway.)")
+    return work
 
 
 def _scan_margins(model, images, scan_labels, *, key, config: ScanConfig, decision: DecisionConfig,

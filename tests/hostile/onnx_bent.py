@@ -278,6 +278,33 @@ def base_model(folder: Path) -> Path:
     return path
 
 
+def compute_bomb(folder: Path, *, convs: int = 300, channels: int = 512, size: int = 256) -> Path:
+    """A 9 MB file whose every activation is within the per-image bound but whose scan would take weeks: `convs`
+    convolutions of `channels` channels over `size` x `size` images, all sharing one weight tensor."""
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+
+    rng = np.random.default_rng(0)
+    inits = [numpy_helper.from_array(rng.normal(size=(channels, 3, 3, 3)).astype(np.float32), "stem_w"),
+             numpy_helper.from_array(rng.normal(size=(channels, channels, 3, 3)).astype(np.float32), "shared_w"),
+             numpy_helper.from_array(rng.normal(size=(5, channels)).astype(np.float32), "fc_w"),
+             numpy_helper.from_array(np.array([-1, channels], np.int64), "flat_shape")]
+    names = ["images", "stem"] + [f"conv_{i}" for i in range(convs)]
+    nodes = [helper.make_node("Conv", ["images", "stem_w"], ["stem"], name="stem", pads=[1] * 4, kernel_shape=[3, 3])]
+    nodes += [helper.make_node("Conv", [a, "shared_w"], [b], name=b, pads=[1] * 4, kernel_shape=[3, 3])
+              for a, b in zip(names[1:], names[2:])]
+    nodes += [helper.make_node("GlobalAveragePool", [names[-1]], ["gap"], name="gap"),
+              helper.make_node("Reshape", ["gap", "flat_shape"], ["flat"], name="flatten"),
+              helper.make_node("Gemm", ["flat", "fc_w"], ["logits"], name="fc", transB=1)]
+    parts = {"nodes": nodes, "inits": inits, "opset": 17, "ir": 8,
+             "inputs": [helper.make_tensor_value_info("images", TensorProto.FLOAT, ["N", 3, size, size])],
+             "outputs": [helper.make_tensor_value_info("logits", TensorProto.FLOAT, ["N", 5])]}
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / "compute_bomb.onnx"
+    path.write_bytes(_model(onnx, parts).SerializeToString())
+    return path
+
+
 def nan_output_model(folder: Path) -> Path:
     """The base model with NaN weights in its last layer: it loads, and every output is NaN."""
     import onnx
