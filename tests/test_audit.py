@@ -316,3 +316,31 @@ def test_a_row_after_a_torn_line_is_kept_and_a_full_disk_is_one_error(tmp_path, 
     monkeypatch.setattr(rows, "open", full, raising=False)
     with pytest.raises(ncjax.WriteError, match="No space left on device.*rerun the audit"):
         rows.append_row(tmp_path, {"name": "d", "status": "done"})
+
+
+def test_an_audit_whose_driver_is_killed_mid_scan_reruns_to_the_rows_of_an_uninterrupted_one(tmp_path):
+    import os
+    import signal
+    import time
+
+    folder, data = model_zoo(tmp_path)
+    command = [str(folder), "--data", str(data), "--no-progress", *SCAN]
+    assert main([*command, "--out", str(tmp_path / "whole")]) == 0
+    out = tmp_path / "killed"
+    driver = subprocess.Popen([sys.executable, "-m", "ncjax.audit", *command, "--out", str(out)],
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 120
+    while not (out / "b" / "scan_state.npz").exists() and driver.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.02)  # the second model's scan has checkpointed an epoch: kill the driver inside it
+    assert (out / "b" / "scan_state.npz").exists(), "the audit ended or stalled before its second model's scan"
+    os.kill(driver.pid, signal.SIGKILL)
+    driver.wait()
+    assert driver.returncode == -signal.SIGKILL and [r["name"] for r in read_rows(out)] == ["a"]
+    assert main([*command, "--out", str(out)]) == 0
+    killed, whole = read_rows(out), read_rows(tmp_path / "whole")
+    assert [r["name"] for r in killed] == ["a", "b"]
+    for field in ("status", "verdict", "labels", "score"):
+        assert [r.get(field) for r in killed] == [r.get(field) for r in whole], field
+    norms = [[e["l1_norm"] for e in json.loads((o / "b" / "report.json").read_text())["labels"]]
+             for o in (out, tmp_path / "whole")]
+    assert norms[0] == norms[1]

@@ -139,3 +139,16 @@ def test_the_model_is_never_written_over_and_a_scan_of_another_model_is_refused(
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "a scan of another model file" in err[0] and "--force" in err[0]
     assert not (tmp_path / "repaired.h5").exists()
+
+
+@pytest.mark.parametrize("name", ["pruned.h5", "pruned.report.json"])
+def test_a_full_disk_while_writing_the_repaired_model_or_its_report_ends_in_one_line(setup, capsys, monkeypatch,
+                                                                                    name):
+    from hostile.faults import fill_disk_at
+
+    refused = fill_disk_at(monkeypatch, name)
+    code = main(_args(setup, "--labels", "33", "--method", "prune", "--prune-step", "0.5", "--out",
+                      str(setup["dir"] / "pruned.h5"), "--no-progress"))
+    err = capsys.readouterr().err.strip().splitlines()
+    assert refused and code == 2 and len(err) == 1 and "No space left on device" in err[0], err
+    assert not (setup["dir"] / name).exists() and not list(setup["dir"].glob("*.tmp"))

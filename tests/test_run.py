@@ -565,3 +565,23 @@ def test_a_full_disk_while_checkpointing_ends_in_one_line_and_the_scan_resumes(t
     assert main([*args, "--resume"]) == 0
     resumed = json.loads((tmp_path / "out" / "report.json").read_text())
     assert [e["l1_norm"] for e in resumed["labels"]] == [e["l1_norm"] for e in whole["labels"]]
+
+
+@pytest.mark.parametrize("name", ["triggers.npz", "report.json", "summary.png"])
+def test_a_full_disk_while_writing_an_output_keeps_the_one_before_and_the_rerun_writes_it(tmp_path, data, name,
+                                                                                         monkeypatch, capsys):
+    from hostile.faults import fill_disk_at
+
+    out = tmp_path / "out"
+    args = ["--model", str(MODEL), "--data", str(data), "--out", str(out), *REACHABLE, *SMALL, "--source-check", "0"]
+    assert main(args) == 0
+    before = (out / name).read_bytes()
+    capsys.readouterr()
+    refused = fill_disk_at(monkeypatch, name)
+    assert main([*args, "--resume"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert refused and len(err) == 1 and "No space left on device" in err[0] and "--resume" in err[0], err
+    assert (out / name).read_bytes() == before and not list(out.glob("*.tmp"))
+    monkeypatch.undo()
+    assert main([*args, "--resume"]) == 0
+    assert (out / name).read_bytes() == before or name == "report.json"  # the report records its own run

@@ -9,6 +9,8 @@ from dataclasses import dataclass
 import numpy as np
 from PIL import Image, ImageDraw
 
+from ncjax.models.safe_files import save_png_atomic
+
 BLACK, GREY, BLUE, RED = (20, 20, 20), (170, 170, 170), (40, 90, 200), (220, 30, 30)
 SIZE, LEFT, TOP = 340, 60, 50  # the plot's side and its offsets in the picture, in pixels
 
@@ -62,4 +64,4 @@ def roc_image(curve: RocCurve, *, verdict_point: tuple[float, float] | None = No
 
 def save_roc(path: str | os.PathLike, curve: RocCurve, *, verdict_point: tuple[float, float] | None = None,
              title: str = "") -> None:
-    roc_image(curve, verdict_point=verdict_point, title=title).save(path)
+    save_png_atomic(roc_image(curve, verdict_point=verdict_point, title=title), path)

@@ -3,13 +3,14 @@ ROC figure (audit_roc.png)."""
 from __future__ import annotations
 
 import csv
+import io
 import math
 import os
 from dataclasses import dataclass
-from pathlib import Path
 
 from ncjax.auditing.roc import roc_curve, save_roc
 from ncjax.core.printable import one_line
+from ncjax.models.safe_files import write_text_atomic
 
 ROC_FILE = "audit_roc.png"
 
@@ -77,12 +78,13 @@ def write_roc(rows: list[dict], path: str | os.PathLike) -> bool:
 
 
 def write_csv(rows: list[dict], path: str | os.PathLike) -> None:
-    with open(path, "w", newline="") as f:
-        writer = csv.DictWriter(f, fieldnames=CSV_FIELDS, extrasaction="ignore")
-        writer.writeheader()
-        for row in rows:  # file names and messages escaped: a CSV is read in terminals as often as by programs
-            text = {key: one_line(value) if isinstance(value, str) else value for key, value in row.items()}
-            writer.writerow({**text, "labels": " ".join(map(str, row.get("labels") or [])), "found": found(row)})
+    table = io.StringIO()
+    writer = csv.DictWriter(table, fieldnames=CSV_FIELDS, extrasaction="ignore")
+    writer.writeheader()
+    for row in rows:  # file names and messages escaped: a CSV is read in terminals as often as by programs
+        text = {key: one_line(value) if isinstance(value, str) else value for key, value in row.items()}
+        writer.writerow({**text, "labels": " ".join(map(str, row.get("labels") or [])), "found": found(row)})
+    write_text_atomic(table.getvalue(), path)
 
 
 def _cell(value) -> str:
@@ -115,4 +117,4 @@ def write_markdown(rows: list[dict], path: str | os.PathLike, *, roc: str | None
         lines.append(f"| {_cell(r['name'])} | {_cell(r.get('verdict'))} | {_cell(r.get('score'))} | "
                      f"{_cell(named)} | {truth} | {_cell(r.get('scan_s'))} | "
                      f"{_cell(r.get('wall_s'))} | {_cell(r.get('error'))} |")
-    Path(path).write_text("\n".join(lines) + "\n")
+    write_text_atomic("\n".join(lines) + "\n", path)

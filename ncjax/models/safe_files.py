@@ -22,7 +22,7 @@ import h5py
 import numpy as np
 
 from ncjax.core.printable import quoted
-from ncjax.errors import ModelFileError, NCJaxError
+from ncjax.errors import ModelFileError, NCJaxError, WriteError
 
 # No classifier ncjax scans comes near this; a file declaring more is refused before it is read.
 MAX_HDF5_BYTES = 4 << 30
@@ -137,15 +137,33 @@ def open_npz(path: str, *, error: type[NCJaxError], what: str, max_bytes: int) -
 def atomic_path(path: str | os.PathLike) -> Iterator[str]:
     """A temporary path beside `path` to write the whole file to; on success it is renamed into place, so a
     reader never sees half a file and an interrupted write leaves the previous file as it was; on failure the
-    temporary file is removed."""
+    temporary file is removed. A failed write (a full disk, a folder made read-only) is a WriteError, which
+    still carries the system's reason in `strerror`."""
     tmp = os.fspath(path) + ".tmp"
     try:
         yield tmp
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as e:
         if os.path.exists(tmp):
             os.unlink(tmp)
-        raise
+        if not isinstance(e, OSError) or isinstance(e, NCJaxError):
+            raise
+        error = WriteError(f"cannot write {quoted(os.fspath(path), limit=200)} ({e.strerror or type(e).__name__}); "
+                           "the file there before, if any, is kept as it was.")
+        error.strerror = e.strerror  # for callers that add what to do next
+        raise error from None
+
+
+def write_text_atomic(text: str, path: str | os.PathLike) -> None:
+    """A text file (a report, a table), written whole or not at all."""
+    with atomic_path(path) as tmp, open(tmp, "w", encoding="utf-8", newline="") as f:
+        f.write(text)
+
+
+def save_png_atomic(image: Any, path: str | os.PathLike) -> None:
+    """A PIL image as a PNG file, written whole or not at all (the temporary name has no suffix to go by)."""
+    with atomic_path(path) as tmp:
+        image.save(tmp, format="PNG")
 
 
 def write_npz_atomic(path: str | os.PathLike, **arrays: np.ndarray) -> None:

@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
+from ncjax.models.safe_files import save_png_atomic
 from ncjax.scan.pairs import PairNorms
 from ncjax.scan.result import ScanResult
 from ncjax.verdict.pairs import PairFinding
@@ -46,9 +47,9 @@ def save_trigger_pictures(result: ScanResult, out: str | os.PathLike, prefix: st
 
 
 def _save_trigger(mask: np.ndarray, pattern: np.ndarray, paths: dict[str, Path]) -> list[Path]:
-    Image.fromarray(_uint8(mask * 255), "L").save(paths["mask"])
-    to_image(pattern).save(paths["pattern"])
-    to_image(pattern * mask[..., None]).save(paths["fusion"])
+    save_png_atomic(Image.fromarray(_uint8(mask * 255), "L"), paths["mask"])
+    save_png_atomic(to_image(pattern), paths["pattern"])
+    save_png_atomic(to_image(pattern * mask[..., None]), paths["fusion"])
     return list(paths.values())
 
 

@@ -6,7 +6,6 @@ import json
 import os
 import platform
 from collections.abc import Sequence
-from pathlib import Path
 from typing import Any
 
 import jax
@@ -14,7 +13,7 @@ import numpy as np
 
 from ncjax.core.digest import array_sha256, file_sha256
 from ncjax.core.version import __version__
-from ncjax.models.safe_files import atomic_path
+from ncjax.models.safe_files import write_text_atomic
 from ncjax.scan.result import ScanResult
 from ncjax.verdict.decision import Verdict
 
@@ -103,5 +102,4 @@ def inputs_digest(images: np.ndarray, labels: np.ndarray | None) -> dict[str, st
 
 def write_json_atomic(data: dict[str, Any], path: str | os.PathLike) -> None:
     """Write the report atomically: a reader never sees half of it. Numpy scalars are written as numbers."""
-    with atomic_path(path) as tmp:
-        Path(tmp).write_text(json.dumps(data, indent=2, default=float) + "\n")
+    write_text_atomic(json.dumps(data, indent=2, default=float) + "\n", path)

@@ -15,6 +15,7 @@ from collections.abc import Collection
 import numpy as np
 from PIL import Image, ImageDraw
 
+from ncjax.models.safe_files import save_png_atomic
 from ncjax.pipeline.pictures import to_image
 from ncjax.verdict.decision import Verdict
 
@@ -176,4 +177,4 @@ def summary_image(masks: np.ndarray, patterns: np.ndarray, verdict: Verdict, *, 
 
 def save_summary(path: str | os.PathLike, masks: np.ndarray, patterns: np.ndarray, verdict: Verdict, *,
                  title: str = "", frozen: Collection[int] = ()) -> None:
-    summary_image(masks, patterns, verdict, title=title, frozen=frozen).save(path)
+    save_png_atomic(summary_image(masks, patterns, verdict, title=title, frozen=frozen), path)
