@@ -1,5 +1,5 @@
-"""`python -m ncjax.inspect model.h5|model.onnx`: print a model's layers, input shape, parameter count and output
-activation."""
+"""`python -m ncjax.inspect model.h5|model.onnx`: print a model's layers, input shape, parameter count, output
+activation and what scanning it would cost here."""
 from __future__ import annotations
 
 import sys
@@ -10,6 +10,8 @@ from ncjax.core.printable import printable
 from ncjax.errors import NCJaxError
 from ncjax.models.classifier import LAYOUTS
 from ncjax.models.loading import load_model, parse_input_shape
+from ncjax.scan.work import DEFAULT_MAX_HOURS, estimate_work
+from ncjax.search.config import ScanConfig, device_preset
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -30,6 +32,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     origin = f"Keras {version}" if model.format != "onnx" else f"input layout {model.input_layout}"
     print(f"model: {printable(model.source, limit=200)} ({model.format}, {origin})")
     print(model.summary())
+    preset = device_preset()
+    config = getattr(ScanConfig, preset)()
+    work = estimate_work(model, config=config, searches=model.num_classes * config.restarts)
+    print(f"scan {work.line()} (the {preset} preset, every label)")
+    problem = work.problem(DEFAULT_MAX_HOURS)
+    if problem:
+        print(f"note: python -m ncjax.run would refuse this scan: {problem}")
     return 0
 
 

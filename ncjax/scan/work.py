@@ -60,7 +60,7 @@ class WorkEstimate:
 
     def line(self) -> str:
         how = "its gradient timed here" if self.measured else "this device's matmul rate"
-        return (f"work: {self.flops_per_image / 1e6:.3g} MFLOP per image forward, {self.searches} searches of up to "
+        return (f"work: {flops_text(self.flops_per_image)} per image forward, {self.searches} searches of up to "
                 f"{self.steps} steps on {self.batch_size} images: up to {duration_text(self.seconds)} at "
                 f"{self.rate / 1e9:.3g} GFLOP/s ({how})")
 
@@ -147,6 +147,14 @@ def duration_text(seconds: float) -> str:
     if seconds < 72 * 3600:
         return f"{seconds / 3600:.1f} h"
     return f"{seconds / 86400:.0f} days"
+
+
+def flops_text(count: float) -> str:
+    """A FLOP count in the unit that reads best (MFLOP to PFLOP)."""
+    for unit, scale in (("PFLOP", 1e15), ("TFLOP", 1e12), ("GFLOP", 1e9)):
+        if count >= scale:
+            return f"{count / scale:.3g} {unit}"
+    return f"{count / 1e6:.3g} MFLOP"
 
 
 def _size(count: float) -> str:
