@@ -19,8 +19,10 @@ MAX_GRAPH_NODES = 1000
 
 
 def check_activation_sizes(layers, input_shape: tuple[int, int, int], path) -> None:
-    """Refuse an input or layer output whose declared size no scan could hold."""
-    sizes = [("the input", tuple(input_shape))] + [(f"layer {quoted(layer.path)}", tuple(layer.output_shape[1:]))
+    """Refuse an input or layer output whose declared size no scan could hold. Layer shapes are counted whole: a
+    Keras batch axis is None (left out), an ONNX row is one image's, and a value computed from constants alone has
+    no batch axis at all, so its first axis counts too."""
+    sizes = [("the input", tuple(input_shape))] + [(f"layer {quoted(layer.path)}", tuple(layer.output_shape))
                                                    for layer in layers]
     for name, shape in sizes:
         values = float(np.prod([d for d in shape if d], dtype=np.float64))

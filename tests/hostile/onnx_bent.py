@@ -106,6 +106,24 @@ def _op_after(name: str, op_type: str, extra_inputs=(), inits=(), **attributes) 
     return edit
 
 
+def _from_constants(nodes: list, inits: list) -> Callable[[dict], None]:
+    """Nodes that compute from constants alone, before the graph's own (their outputs unused)."""
+    def edit(parts):
+        parts["inits"].extend(inits)
+        parts["nodes"][0:0] = nodes
+    return edit
+
+
+def _doubling(times: int, dtype=np.int64) -> Callable[[dict], None]:
+    """A constant concatenated with itself `times` times: 2**times values from a file of a few bytes (integers are
+    computed by numpy as the graph is read, floats traced as weights are)."""
+    from onnx import helper
+
+    names = ["seed"] + [f"doubled_{i}" for i in range(times)]
+    return _from_constants([helper.make_node("Concat", [a, a], [b], name=b, axis=0)
+                            for a, b in zip(names, names[1:])], [_const("seed", [1], dtype)])
+
+
 def _edits(onnx) -> list[tuple[str, str, Callable[[dict], None]]]:
     from onnx import TensorProto, helper
 
@@ -230,6 +248,20 @@ def _edits(onnx) -> list[tuple[str, str, Callable[[dict], None]]]:
                    [_const(n, np.ones(7), np.float32) for n in ("bn_s", "bn_b", "bn_m", "bn_v")])),
         ("Gemm shapes wrong", "Gemm", _set("fc", transB=0)),
         ("20,000 chained Relu", "nodes", _chain(20_000)),
+        ("ConstantOfShape of 10^10 values", "constants alone", _from_constants(
+            [helper.make_node("ConstantOfShape", ["huge_shape"], ["filled"], name="filled")],
+            [_const("huge_shape", [100_000, 100_000])])),
+        ("an integer constant doubled 40 times", "constants alone", _doubling(40)),
+        ("a float constant doubled 40 times", "not a size", _doubling(40, np.float32)),
+        ("integer constants broadcast to 10^10 values", "constants alone", _from_constants(
+            [helper.make_node("Mul", ["column", "row"], ["square"], name="square")],
+            [_const("column", np.zeros((100_000, 1))), _const("row", np.zeros((1, 100_000)))])),
+        ("float constants broadcast to 10^10 values", "not a size", _from_constants(
+            [helper.make_node("Add", ["column", "row"], ["square"], name="square")],
+            [_const("column", np.zeros((100_000, 1)), np.float32), _const("row", np.zeros((1, 100_000)), np.float32)])),
+        ("a float constant padded by 10^6", "not a size", _from_constants(
+            [helper.make_node("Pad", ["small", "wide"], ["padded"], name="padded")],
+            [_const("small", np.zeros((2, 2)), np.float32), _const("wide", [10**6] * 4)])),
         ("a node reads nothing", "reads", reads_nothing),
         ("a cycle", "reads", cycle),
         ("graph output never computed", "output", output_missing),

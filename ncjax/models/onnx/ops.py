@@ -51,6 +51,18 @@ def need_static(v: Value, what: str) -> np.ndarray:
     return np.asarray(v)
 
 
+# Values a graph computes before the images exist (shapes, axes, indices, constant masks) are few; numpy builds
+# them at once, so an output beyond this is refused from its shape before it is allocated.
+MAX_STATIC_VALUES = 1 << 24
+
+
+def check_static_size(shape: Sequence[int], what: str) -> None:
+    values = float(np.prod([float(d) for d in shape], dtype=np.float64)) if len(shape) else 1.0
+    if values > MAX_STATIC_VALUES or any(d < 0 for d in shape):
+        raise OnnxOpError(f"its {what} would hold {values:.3g} values computed from constants alone (at most "
+                          f"{MAX_STATIC_VALUES} are allowed); refused before anything is allocated.")
+
+
 def ints(v: Value, what: str) -> list[int]:
     return [int(i) for i in need_static(v, what).reshape(-1)]
 
@@ -77,6 +89,7 @@ def _binary(fn_np, fn_jnp):
     def run(inputs, attrs, opset):
         a, b = inputs
         if static(a) and static(b):
+            check_static_size(np.broadcast_shapes(np.shape(a), np.shape(b)), "output")
             return [np.asarray(fn_np(a, b)).astype(np.result_type(a, b))]
         return [fn_jnp(jnp.asarray(a), jnp.asarray(b))]
     return run
@@ -160,7 +173,9 @@ def constant(inputs, attrs, opset):
 @op("ConstantOfShape")
 def constant_of_shape(inputs, attrs, opset):
     fill = np.asarray(attrs.get("value", np.zeros(1, np.float32))).reshape(-1)
-    return [np.full(ints(inputs[0], "ConstantOfShape's shape"), fill[0], fill.dtype)]
+    target = ints(inputs[0], "ConstantOfShape's shape")
+    check_static_size(target, "output")
+    return [np.full(target, fill[0], fill.dtype)]
 
 
 @op("Shape")
@@ -181,6 +196,7 @@ def gather(inputs, attrs, opset):
     if static(indices) and np.size(indices) and not (-size <= np.min(indices) and np.max(indices) < size):
         raise OnnxOpError(f"its indices lie outside the {size} entries of the axis they index.")
     if static(data) and static(indices):
+        check_static_size([*np.shape(data)[:axis], *np.shape(indices), *np.shape(data)[axis + 1:]], "output")
         return [np.take(data, indices, axis=axis)]
     idx = need_static(indices, "Gather's indices on an image tensor")
     size = np.shape(data)[axis]
@@ -224,6 +240,8 @@ def _onnx_slice(start: int, end: int, step: int, size: int) -> slice:
 def concat(inputs, attrs, opset):
     values = [v for v in inputs if v is not None]
     axis = axis_of(attrs.get("axis"), np.ndim(values[0]))
+    if all(static(v) for v in values):
+        check_static_size([sum(int(np.size(v)) for v in values)], "output")
     return [xp(*values).concatenate(values, axis=axis)]
 
 
@@ -478,6 +496,8 @@ def pad(inputs, attrs, opset):
     if any(b < 0 or e < 0 for b, e in widths):
         raise OnnxOpError("Pad with negative pads (cropping) is not supported.")
     m = xp(x)
+    if static(x):
+        check_static_size([d + b + e for d, (b, e) in zip(np.shape(x), widths)], "output")
     if mode == "constant":
         if static(value):
             return [m.pad(x, widths, mode="constant", constant_values=np.asarray(value).reshape(-1)[0])]
