@@ -39,7 +39,7 @@ def load_model(
       `output_activation`.
     """
     try:
-        return _load(path, architecture=architecture, input_shape=input_shape, layout=layout)
+        model = _load(path, architecture=architecture, input_shape=input_shape, layout=layout)
     except NCJaxError:
         raise
     except _MALFORMED as e:
@@ -50,6 +50,11 @@ def load_model(
     except MemoryError:
         raise ModelFileError(f"{os.fspath(path)!r}: building the model needs more memory than this machine has; "
                              "its declared sizes are implausible.") from None
+    if model.num_classes < 2:
+        raise UnsupportedModelError(f"{os.fspath(path)!r} has {model.num_classes} output; ncjax scans classifiers of "
+                                    "2 or more classes, one logit each (a binary classifier with one sigmoid output "
+                                    "is scanned once exported with two logits).")
+    return model
 
 
 # What a malformed config or weight can raise inside the builders (wrong types, missing keys, absurd values).

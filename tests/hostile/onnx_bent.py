@@ -188,6 +188,12 @@ def _edits(onnx) -> list[tuple[str, str, Callable[[dict], None]]]:
         parts["inits"].append(_const("ax", [2]))
         _insert_after("fc", lambda src, dst: [helper.make_node("Unsqueeze", [src, "ax"], [dst], name="more")])(parts)
 
+    def one_class(parts):
+        from onnx import numpy_helper
+        parts["inits"][2] = numpy_helper.from_array(np.ones((1, 4), np.float32), "fc_w")
+        parts["inits"][3] = numpy_helper.from_array(np.zeros(1, np.float32), "fc_b")
+        parts["outputs"] = [helper.make_tensor_value_info("logits", TensorProto.FLOAT, ["N", 1])]
+
     def no_nodes(parts):
         parts["nodes"] = []
 
@@ -214,6 +220,10 @@ def _edits(onnx) -> list[tuple[str, str, Callable[[dict], None]]]:
         ("conv kernel 0", "kernel", _set("conv", kernel_shape=[0, 0])),
         ("conv kernel not the weights'", "kernel", _set("conv", kernel_shape=[5, 5])),
         ("conv group 5", "group", _set("conv", group=5)),
+        ("conv pads one INT", "of type INT, where Conv takes INTS", _set("conv", pads=1)),
+        ("Gemm transB a string", "of type STRING, where Gemm takes INT", _set("fc", transB="yes")),
+        ("MaxPool ceil_mode 5", "must be 0 or 1", _set("pool", ceil_mode=5)),
+        ("an attribute Relu does not define", "does not define", _set("relu", alpha=0.5)),
         ("conv auto_pad unknown", "auto_pad", _set("conv", auto_pad="SIDEWAYS")),
         ("pool kernel larger than input", "window", _set("pool", kernel_shape=[50, 50])),
         ("pool strides 0", "strides", _set("pool", strides=[0, 0])),
@@ -276,6 +286,7 @@ def _edits(onnx) -> list[tuple[str, str, Callable[[dict], None]]]:
         ("output slices the batch", "batch", batch_slice),
         ("output of three dims", "output", three_dim_output),
         ("no nodes", "output", no_nodes),
+        ("one class", "2 or more classes", one_class),
         ("two inputs", "input", two_inputs),
     ]
 

@@ -17,6 +17,7 @@ from ncjax.models.limits import check_graph_size
 from ncjax.models.onnx.ops import OPS, supported_ops
 from ncjax.models.onnx.structure import (
     check_attribute,
+    check_attribute_types,
     check_element_type,
     check_order,
     check_tensor_dims,
@@ -143,8 +144,9 @@ def parse(model, where: str) -> OnnxGraph:
             raise UnsupportedLayerError(
                 f"{where}: node {quoted(name)} (position {position}) is an ONNX {printable(proto.op_type)}, which "
                 f"ncjax does not implement. Supported: {supported}.")
-        nodes.append(Node(name, proto.op_type, tuple(proto.input), tuple(proto.output),
-                          _attributes(proto, name, where)))
+        attrs = _attributes(proto, name, where)  # subgraphs refused by name first
+        check_attribute_types(proto, name, opset, where)
+        nodes.append(Node(name, proto.op_type, tuple(proto.input), tuple(proto.output), attrs))
 
     check_order(nodes, [inputs[0].name, *initializers], g.output[0].name, where)
     used = {name for node in nodes for name in node.inputs} | {g.output[0].name}

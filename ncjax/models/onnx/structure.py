@@ -47,6 +47,11 @@ def check_tensor_dims(tensor: Any) -> None:
     check_element_type(tensor.data_type, f"tensor {quoted(tensor.name)}")
 
 
+# Integer attributes the operators read as switches: 0 or 1, where any other value would be read as "on".
+FLAG_ATTRIBUTES = frozenset({"allowzero", "ceil_mode", "count_include_pad", "keepdims", "noop_with_empty_axes",
+                             "training_mode", "transA", "transB"})
+
+
 def check_attribute(attribute: Any, node_name: str, where: str) -> None:
     """Subgraphs (If, Loop, Scan bodies, or any node carrying a graph) are control flow ncjax does not run."""
     from onnx import AttributeProto
@@ -54,6 +59,31 @@ def check_attribute(attribute: Any, node_name: str, where: str) -> None:
     if attribute.type in (AttributeProto.GRAPH, AttributeProto.GRAPHS):
         raise UnsupportedModelError(f"{where}: node {quoted(node_name)} carries a subgraph (attribute "
                                     f"{quoted(attribute.name)}); ncjax runs no control flow or subgraphs.")
+
+
+def check_attribute_types(proto: Any, node_name: str, opset: int, where: str) -> None:
+    """Every attribute of a standard node is one its operator's schema (at the file's opset) defines, of the type
+    it defines, and a switch is 0 or 1: an exporter never writes others, and an operator would misread them."""
+    from onnx import AttributeProto, defs
+
+    try:
+        schema = defs.get_schema(proto.op_type, opset, "")
+    except Exception:  # not defined at this opset: the operator table refuses it by name
+        return
+    for attribute in proto.attribute:
+        spec = schema.attributes.get(attribute.name)
+        at = f"{where}: node {quoted(node_name)} ({proto.op_type})"
+        if spec is None:
+            raise ModelFileError(f"{at} has the attribute {quoted(attribute.name)}, which {proto.op_type} does not "
+                                 f"define at opset {opset}; the file is malformed.")
+        expected: int = spec.type.value  # type: ignore[attr-defined]  # an enum numbered as AttributeProto's types
+        if attribute.type != expected:
+            given = AttributeProto.AttributeType.Name(attribute.type) if attribute.type in \
+                AttributeProto.AttributeType.values() else str(attribute.type)
+            raise ModelFileError(f"{at}: its attribute {quoted(attribute.name)} is of type {given}, where "
+                                 f"{proto.op_type} takes {AttributeProto.AttributeType.Name(expected)}.")
+        if attribute.name in FLAG_ATTRIBUTES and attribute.i not in (0, 1):
+            raise ModelFileError(f"{at}: its attribute {quoted(attribute.name)} must be 0 or 1.")
 
 
 def check_order(nodes: Sequence[Any], defined: Sequence[str], output: str, where: str) -> None:
