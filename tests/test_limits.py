@@ -37,3 +37,12 @@ def test_keras_layers_are_counted_in_nested_models_and_old_sequential_lists():
     assert keras_layer_count({"class_name": "Functional", "config": {"layers": _layers(2, inner)}}) == 6
     assert keras_layer_count({"class_name": "Sequential", "config": _layers(4)}) == 4  # Keras 2.2's list form
     assert keras_layer_count({"class_name": "Sequential", "config": "junk"}) == 0
+
+
+def test_a_keras_layer_applied_many_times_counts_each_call():
+    shared = {"class_name": "Dense", "config": {"name": "shared"}, "inbound_nodes": [[["x", 0, 0, {}]]] * 700}
+    config = {"class_name": "Functional", "config": {"layers": [shared, *_layers(2)]}}
+    assert keras_layer_count(config) == 702
+    with pytest.raises(ncjax.UnsupportedModelError, match="1400 layer calls"):
+        check_graph_size(keras_layer_count({"class_name": "Functional", "config": {"layers": [shared, shared]}}),
+                         "layer calls", "m.h5")

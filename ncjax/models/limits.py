@@ -40,13 +40,19 @@ def check_graph_size(count: int, unit: str, where: str) -> None:
 
 
 def keras_layer_count(config: Any) -> int:
-    """Layers in a Keras model config, nested models' layers included (their own entry counts too)."""
+    """Layer calls in a Keras model config: a layer applied several times (its inbound nodes) counts each time, and
+    nested models' layers count too (their own entry as well)."""
     count, stack = 0, [config]
     while stack:
         entry = stack.pop()
         inner = entry.get("config") if isinstance(entry, dict) else None
         layers = inner.get("layers") if isinstance(inner, dict) else inner if isinstance(inner, list) else None
         if isinstance(layers, list):
-            count += len(layers)
+            count += sum(_calls(layer) for layer in layers)
             stack.extend(layers)
     return count
+
+
+def _calls(layer: Any) -> int:
+    inbound = layer.get("inbound_nodes") if isinstance(layer, dict) else None
+    return len(inbound) if isinstance(inbound, list) and inbound else 1

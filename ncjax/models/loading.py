@@ -84,7 +84,7 @@ def _load(path, *, architecture, input_shape, layout) -> Classifier:
             f"{os.fspath(path)!r}: the top-level config is a {config.get('class_name')!r}, not a Keras model "
             f"({', '.join(sorted(MODEL_CLASSES))})."
         )
-    check_graph_size(keras_layer_count(config), "layers", repr(os.fspath(path)))
+    check_graph_size(keras_layer_count(config), "layer calls", repr(os.fspath(path)))
     shapes = declared_input_shapes(config)
     if len(shapes) != 1:
         raise UnsupportedModelError(

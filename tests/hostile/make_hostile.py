@@ -141,8 +141,8 @@ def model_cases(folder: Path) -> list[Case]:
         ("rate_text.h5", lambda c: _layer(c, "Dropout").__setitem__("rate", "0.5"), "rate='0.5'"),
         ("pool_zero.h5", lambda c: _layer(c, "MaxPooling2D").__setitem__("pool_size", [0, 0]), "pool"),
         ("config_list.h5", lambda c: c.__setitem__("config", [1, 2]), "config"),
-        ("40000_layers.h5", _more_layers(40_000), "at most 1000 layers"),
-        ("1500_layers.h5", _more_layers(1500), "at most 1000 layers"),
+        ("40000_layers.h5", _more_layers(40_000), "at most 1000 layer calls"),
+        ("1500_layers.h5", _more_layers(1500), "at most 1000 layer calls"),
         ("input_100000x100000.h5", lambda c: _layer(c, "InputLayer").__setitem__(
             "batch_input_shape", [None, 100_000, 100_000, 3]), "in the file but"),
     ):
