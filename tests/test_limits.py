@@ -43,6 +43,8 @@ def test_a_keras_layer_applied_many_times_counts_each_call():
     shared = {"class_name": "Dense", "config": {"name": "shared"}, "inbound_nodes": [[["x", 0, 0, {}]]] * 700}
     config = {"class_name": "Functional", "config": {"layers": [shared, *_layers(2)]}}
     assert keras_layer_count(config) == 702
+    inner = {"class_name": "Sequential", "config": {"layers": _layers(9)}, "inbound_nodes": [[["x", 0, 0, {}]]] * 3}
+    assert keras_layer_count({"class_name": "Functional", "config": {"layers": [inner]}}) == 3 * 10
     with pytest.raises(ncjax.UnsupportedModelError, match="1400 layer calls"):
         check_graph_size(keras_layer_count({"class_name": "Functional", "config": {"layers": [shared, shared]}}),
                          "layer calls", "m.h5")

@@ -41,16 +41,12 @@ def check_graph_size(count: int, unit: str, where: str) -> None:
 
 def keras_layer_count(config: Any) -> int:
     """Layer calls in a Keras model config: a layer applied several times (its inbound nodes) counts each time, and
-    nested models' layers count too (their own entry as well)."""
-    count, stack = 0, [config]
-    while stack:
-        entry = stack.pop()
-        inner = entry.get("config") if isinstance(entry, dict) else None
-        layers = inner.get("layers") if isinstance(inner, dict) else inner if isinstance(inner, list) else None
-        if isinstance(layers, list):
-            count += sum(_calls(layer) for layer in layers)
-            stack.extend(layers)
-    return count
+    a nested model counts its own layer calls each time it is applied."""
+    inner = config.get("config") if isinstance(config, dict) else None
+    layers = inner.get("layers") if isinstance(inner, dict) else inner if isinstance(inner, list) else None
+    if not isinstance(layers, list):
+        return 0
+    return sum(_calls(layer) * (1 + keras_layer_count(layer)) for layer in layers)
 
 
 def _calls(layer: Any) -> int:
