@@ -11,11 +11,24 @@ import numpy as np
 from ncjax.errors import PreflightError
 
 MAX_IMAGES = 512  # the sample measured: enough to tell 10 % from 90 %, cheap next to a scan
+MAX_BATCH = 128
+# The activations one forward batch may hold: a model with large feature maps gets smaller batches, so checking
+# it never needs more memory than its scan does.
+FORWARD_BYTES = 1 << 30
 
 
-def batched_logits(model: Any, *, batch_size: int = 128) -> Callable[[jax.Array], np.ndarray]:
+def forward_batch(model: Any) -> int:
+    """The batch size whose activations (every layer's output, float32) stay within FORWARD_BYTES."""
+    per_image = sum(float(np.prod([d for d in layer.output_shape[1:] if d], dtype=np.float64))
+                    for layer in getattr(model, "layers", ()))
+    return int(min(MAX_BATCH, max(1, FORWARD_BYTES // max(4 * per_image, 1))))
+
+
+def batched_logits(model: Any, *, batch_size: int | None = None) -> Callable[[jax.Array], np.ndarray]:
     """A function from images (N, H, W, C) in the model's input scale to their logits, compiled once for all the
-    sets it is given; a PreflightError where some are not finite."""
+    sets it is given (in batches of `batch_size`; default: forward_batch); a PreflightError where some are not
+    finite."""
+    batch_size = batch_size or forward_batch(model)
     predict = jax.jit(lambda batch: model.apply(model.params, batch))
 
     def logits(x: jax.Array) -> np.ndarray:

@@ -89,7 +89,7 @@ def candidate_conventions(channels: int) -> tuple[Preprocessing, ...]:
 
 
 def choose_convention(model: Any, pixels: np.ndarray, labels: np.ndarray | None, *,
-                      batch_size: int = 128) -> ConventionChoice:
+                      batch_size: int | None = None) -> ConventionChoice:
     """Try every candidate convention on (up to MAX_IMAGES of) the raw 0..255 `pixels` with their `labels`."""
     if labels is None or len(labels) != len(pixels) or not len(pixels):
         raise DataError("--preprocess auto compares conventions by the model's accuracy, so it needs labelled clean "

@@ -73,7 +73,7 @@ class Preflight:
 
 
 def run_preflight(model: Any, images: np.ndarray, labels: np.ndarray | None, *, preprocessing: Preprocessing,
-                  from_pixels: bool, batch_size: int = 128) -> Preflight:
+                  from_pixels: bool, batch_size: int | None = None) -> Preflight:
     """Check `images` (in the model's input scale, as the scan takes them) against `model`."""
     count = min(len(images), MAX_IMAGES)
     x = jnp.asarray(images[:count], jnp.float32)
