@@ -287,7 +287,7 @@ def _printer(args: argparse.Namespace, progress: _Progress, requested: list[str]
                 print(f"note: pre-flight: {problem}; scanning anyway (--force).")
             if event.work is not None:
                 print(event.work.line())
-                progress.estimate = f"estimated at most {duration_text(event.work.seconds)}"
+                progress.estimate = f"estimated {duration_text(event.work.seconds)}"
                 beyond = event.work.problem(args.max_hours)
                 if beyond and args.force:
                     print(f"note: {beyond}; scanning anyway (--force).")
