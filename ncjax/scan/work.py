@@ -55,14 +55,14 @@ class WorkEstimate:
             return (f"one search's step needs about {_size(self.search_bytes)} of activations, more than this "
                     f"device's {_size(self.memory_bytes)} (lower --batch-size)")
         if self.seconds > max_hours * 3600:
-            return (f"the scan is estimated at about {duration_text(self.seconds)}, beyond the {max_hours:g} h limit "
+            return (f"the scan is estimated at {_about(self.seconds)}, beyond the {max_hours:g} h limit "
                     "(--max-hours; a smaller --max-epochs, --batch-size or --labels shortens it)")
         return None
 
     def line(self) -> str:
         how = "its gradient timed here" if self.measured else "this device's matmul rate"
         return (f"work: {flops_text(self.flops_per_image)} per image forward, {self.searches} searches of up to "
-                f"{self.steps} steps on {self.batch_size} images: about {duration_text(self.seconds)} at "
+                f"{self.steps} steps on {self.batch_size} images: {_about(self.seconds)} at "
                 f"{self.rate / 1e9:.3g} GFLOP/s ({how})")
 
     def as_dict(self) -> dict[str, Any]:
@@ -141,6 +141,8 @@ def _median_time(call, *, repeats: int) -> float:
 
 def duration_text(seconds: float) -> str:
     """A duration as people read it: seconds, minutes, hours or days."""
+    if seconds < 1:
+        return "under 1 s"
     if seconds < 120:
         return f"{seconds:.0f} s"
     if seconds < 7200:
@@ -148,6 +150,11 @@ def duration_text(seconds: float) -> str:
     if seconds < 72 * 3600:
         return f"{seconds / 3600:.1f} h"
     return f"{seconds / 86400:.0f} days"
+
+
+def _about(seconds: float) -> str:
+    text = duration_text(seconds)
+    return text if text.startswith("under") else f"about {text}"
 
 
 def flops_text(count: float) -> str:
