@@ -4,10 +4,11 @@ from __future__ import annotations
 import dataclasses
 
 import jax
+import numpy as np
 import pytest
 
 import ncjax
-from conftest import tiny_classifier, tiny_images
+from conftest import KERAS_FIXTURES, tiny_classifier, tiny_images
 from ncjax.models.classifier import LayerSummary
 from ncjax.run import main as run_main
 from ncjax.scan.work import WorkEstimate, estimate_work, forward_flops, measured
@@ -76,10 +77,15 @@ def test_scan_model_refuses_a_scan_beyond_its_hours_unless_forced():
 
 
 def test_the_command_line_prints_the_estimate_and_refuses_in_one_line(capsys, tmp_path):
-    flags = ["--out", str(tmp_path / "o"), "--labels", "0,33", "--max-epochs", "1", "--no-progress"]
-    assert run_main([*flags, "--max-hours", "1e-9"]) == 2
+    data = tmp_path / "clean.npz"
+    np.savez(data, x=np.random.default_rng(0).uniform(0, 255, (40, 12, 12, 3)).astype(np.float32))
+    flags = ["--model", str(KERAS_FIXTURES / "tfkeras" / "sequential.h5"), "--data", str(data), "--out",
+             str(tmp_path / "o"), "--labels", "1,2", "--max-epochs", "1", "--batch-size", "8", "--nb-sample", "16",
+             "--source-check", "0", "--force", "--no-progress"]
+    assert run_main([*flags, "--max-hours", "1e-9"]) in (0, 4)  # forced: the note, then a scan to a verdict
+    printed = capsys.readouterr().out
+    assert "work: " in printed and "(its gradient timed here)" in printed and "scanning anyway (--force)" in printed
+    unforced = [flag for flag in flags if flag != "--force"]
+    assert run_main([*unforced, "--overwrite", "--max-hours", "1e-9"]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "beyond the 1e-09 h limit" in err[0] and "--force" in err[0]
-    assert run_main([*flags, "--overwrite", "--source-check", "0"]) in (0, 4)
-    printed = capsys.readouterr().out
-    assert "work: " in printed and "(its gradient timed here)" in printed
