@@ -50,6 +50,8 @@ def test_the_estimate_grows_with_the_budget_and_its_problems_name_the_flag():
     full = _estimate(search_bytes=2 << 30).problem(24)
     assert full is not None and "2.0 GiB" in full and "--batch-size" in full
     assert _estimate(memory_bytes=None, search_bytes=1 << 40).problem(24) is None  # unknown memory refuses nothing
+    assert small.worth_measuring(24) and not _estimate(steps=1).worth_measuring(24)  # 10 s: not worth a compile
+    assert _estimate(steps=1).worth_measuring(1e-6) and not _estimate(measured=True).worth_measuring(24)
     assert "about 16 min" in small.line() and "matmul" in small.line()
     quick = _estimate(steps=1, rate=1e14).line()
     assert "under 1 s at" in quick and "about under" not in quick

@@ -186,7 +186,8 @@ def _scan_and_decide(model, images, labels, *, key, config: ScanConfig, decision
     problem = check.problem()
     if problem and not force:
         raise PreflightError(f"pre-flight: {problem}. (--force scans anyway.)")
-    work = _within_limits(measured(work, model, images), max_hours, force)
+    if work.worth_measuring(max_hours):
+        work = _within_limits(measured(work, model, images), max_hours, force)
     notify(PipelineEvent("preflight", preflight=check, work=work))
     pair_plan = planned_pair_classes(labels, decision)  # before any scanning: a pair scan that cannot run costs none
     notify(PipelineEvent("scan"))

@@ -6,7 +6,8 @@ whole epoch budget (early stopping shortens it), each step a forward and a backw
 over a batch of images, and not the compile or the per-step work around the model (on the real GTSRB model, the
 fast preset: 175 s estimated, 219 s taken). The time divides those FLOPs by a rate: first this
 device's dense matmul rate (an optimistic rate, so a refusal on it is safe), then, once the pre-flight has run,
-the rate the model's own gradient reaches here on one batch, which is the figure the progress bar starts from.
+for a scan estimated over MEASURE_ABOVE_S or beyond the limits, the rate the model's own gradient reaches here on
+one batch: the figure the progress bar starts from.
 """
 from __future__ import annotations
 
@@ -26,6 +27,9 @@ from ncjax.search.config import ScanConfig
 DEFAULT_MAX_HOURS = 24.0  # a scan estimated beyond this is refused unless forced; the reference preset on a CPU
 # scans a GTSRB-sized model in well under it, a compute bomb in weeks
 BACKWARD_FACTOR = 3  # a step is a forward and a backward pass: about three forward passes of FLOPs
+# Timing the model's gradient costs a compile (a fraction of a second to seconds): worth it for scans estimated
+# longer than this, and for any the limits would refuse, so that a refusal rests on the model's own speed.
+MEASURE_ABOVE_S = 30.0
 
 
 @dataclass(frozen=True)
@@ -58,6 +62,10 @@ class WorkEstimate:
             return (f"the scan is estimated at {_about(self.seconds)}, beyond the {max_hours:g} h limit "
                     "(--max-hours; a smaller --max-epochs, --batch-size or --labels shortens it)")
         return None
+
+    def worth_measuring(self, max_hours: float) -> bool:
+        """Whether to time the model's gradient (`measured`) before the scan: long or refused estimates only."""
+        return not self.measured and (self.seconds > MEASURE_ABOVE_S or self.problem(max_hours) is not None)
 
     def line(self) -> str:
         how = "its gradient timed here" if self.measured else "this device's matmul rate"
