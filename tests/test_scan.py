@@ -276,10 +276,10 @@ def _found_33(result) -> None:
 
 
 def test_fast_preset_finds_the_real_backdoor(real):
-    """The real GTSRB model backdoored at 33 (white 4x4 at rows/cols 27..30), every sixth label and 33: label 33
-    gets the smallest mask, most of it in the bottom-right corner. About 45 s on a 2-core CPU (the scan of every
+    """The real GTSRB model backdoored at 33 (white 4x4 at rows/cols 27..30), three other labels and 33: label 33
+    gets the smallest mask, most of it in the bottom-right corner. About 35 s on a 2-core CPU (the scan of every
     label, a slow test, 3.5 minutes); a label's search does not depend on which others run beside it."""
-    _found_33(_real_backdoor_scan(real, sorted(set(range(0, 43, 6)) | {33})))
+    _found_33(_real_backdoor_scan(real, [0, 18, 33, 36]))
 
 
 @pytest.mark.slow
