@@ -91,3 +91,17 @@ def test_the_command_line_prints_the_estimate_and_refuses_in_one_line(capsys, tm
     assert run_main([*unforced, "--overwrite", "--max-hours", "1e-9"]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "beyond the 1e-09 h limit" in err[0] and "--force" in err[0]
+
+
+def test_a_containers_memory_limit_below_the_machines_is_the_devices_memory(tmp_path, monkeypatch):
+    import ncjax.scan.work as work
+
+    cpu = jax.devices("cpu")[0]
+    machine = work.device_memory(cpu)
+    limit, unlimited = tmp_path / "memory.max", tmp_path / "unlimited"
+    limit.write_text("1073741824\n")
+    unlimited.write_text("max\n")
+    monkeypatch.setattr(work, "CGROUP_LIMITS", (str(unlimited), str(limit)))
+    assert work.device_memory(cpu) == min(1 << 30, machine or 1 << 30)
+    monkeypatch.setattr(work, "CGROUP_LIMITS", (str(unlimited), str(tmp_path / "absent")))
+    assert work.device_memory(cpu) == machine

@@ -127,15 +127,32 @@ def matmul_rate(platform: str) -> float:
     return 2.0 * size**3 / max(_median_time(lambda: product(a), repeats=5), 1e-9)
 
 
+# Where a container's memory limit is kept (cgroup v2, then v1): below the machine's memory, it is what a process
+# may use before the kernel kills it.
+CGROUP_LIMITS = ("/sys/fs/cgroup/memory.max", "/sys/fs/cgroup/memory/memory.limit_in_bytes")
+
+
 def device_memory(device: jax.Device) -> int | None:
-    """Bytes the device can hold: an accelerator's own memory, else the machine's physical memory."""
+    """Bytes the device can hold: an accelerator's own memory, else the machine's physical memory or the
+    container's limit, whichever is lower."""
     stats = device.memory_stats() if device.platform != "cpu" else None
     if stats and stats.get("bytes_limit"):
         return int(stats["bytes_limit"])
     try:
-        return os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+        physical: int | None = os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
     except (ValueError, OSError, AttributeError):  # not every system names these
+        physical = None
+    limits = [v for v in (physical, *(_cgroup_limit(path) for path in CGROUP_LIMITS)) if v]
+    return min(limits) if limits else None
+
+
+def _cgroup_limit(path: str) -> int | None:
+    try:
+        with open(path) as f:
+            text = f.read(64).strip()
+    except OSError:
         return None
+    return int(text) if text.isdigit() else None  # "max": no limit
 
 
 def _median_time(call, *, repeats: int) -> float:
