@@ -16,7 +16,6 @@ from ncjax.errors import ModelFileError, OnnxOpError, UnsupportedLayerError, Uns
 from ncjax.models.limits import check_graph_size
 from ncjax.models.onnx.ops import OPS, supported_ops
 from ncjax.models.onnx.structure import (
-    check_attribute,
     check_attribute_types,
     check_element_type,
     check_order,
@@ -96,12 +95,11 @@ def tensor_array(tensor) -> np.ndarray:
                              "malformed.") from None
 
 
-def _attributes(proto, node_name: str, where: str) -> dict[str, Any]:
+def _attributes(proto) -> dict[str, Any]:
     from onnx import helper
 
     attrs = {}
     for attribute in proto.attribute:
-        check_attribute(attribute, node_name, where)
         value = helper.get_attribute_value(attribute)
         if isinstance(value, bytes):
             value = value.decode()
@@ -144,9 +142,8 @@ def parse(model, where: str) -> OnnxGraph:
             raise UnsupportedLayerError(
                 f"{where}: node {quoted(name)} (position {position}) is an ONNX {printable(proto.op_type)}, which "
                 f"ncjax does not implement. Supported: {supported}.")
-        attrs = _attributes(proto, name, where)  # subgraphs refused by name first
         check_attribute_types(proto, name, opset, where)
-        nodes.append(Node(name, proto.op_type, tuple(proto.input), tuple(proto.output), attrs))
+        nodes.append(Node(name, proto.op_type, tuple(proto.input), tuple(proto.output), _attributes(proto)))
 
     check_order(nodes, [inputs[0].name, *initializers], g.output[0].name, where)
     used = {name for node in nodes for name in node.inputs} | {g.output[0].name}

@@ -17,11 +17,11 @@ import numpy as np
 
 from ncjax.core.printable import quoted
 from ncjax.errors import OnnxOpError
+from ncjax.models.onnx.structure import NUMERIC_TYPES
 
 Value = Any  # np.ndarray (static) or jax.Array (traced)
-# Cast's `to`, as TensorProto numbers: FLOAT, UINT8, INT8, UINT16, INT16, INT32, INT64, BOOL, FLOAT16, DOUBLE, UINT32,
-# UINT64 (strings, complex numbers and the 8-bit floats refused).
-CAST_TARGETS = frozenset({1, 2, 3, 4, 5, 6, 7, 9, 10, 11, 12, 13})
+# Cast's `to`: the element types a graph may hold, bfloat16 aside (strings, complex numbers and 8-bit floats refused).
+CAST_TARGETS = NUMERIC_TYPES - {16}
 Op = Callable[[list, dict, int], list]
 OPS: dict[str, Op] = {}
 
@@ -76,10 +76,11 @@ def axis_of(axis: Any, rank: int, what: str = "axis") -> int:
 
 
 def distinct_axes(axes: Sequence[Any], rank: int, what: str = "axes") -> list[int]:
-    out = [axis_of(a, rank, what) for a in axes]
-    if len(set(out)) != len(out):
-        raise OnnxOpError(f"its {what} name one axis twice.")
-    return out
+    """Axes in [-rank, rank), none named twice, as non-negative axes."""
+    if not all(isinstance(a, (int, np.integer)) and not isinstance(a, (bool, np.bool_)) and -rank <= a < rank
+               for a in axes) or len({int(a) % rank for a in axes}) != len(axes):
+        raise OnnxOpError(f"its {what} must be distinct axes of its input's {rank}.")
+    return [int(a) % rank for a in axes]
 
 
 # ------------------------------------------------------------------------------------------ elementwise
@@ -188,10 +189,7 @@ def shape(inputs, attrs, opset):
 @op("Gather")
 def gather(inputs, attrs, opset):
     data, indices = inputs
-    axis = attrs.get("axis", 0)
-    rank = np.ndim(data)
-    if not isinstance(axis, int) or not -rank <= axis < rank:
-        raise OnnxOpError(f"its axis lies outside its data's {rank} axes.")
+    axis = axis_of(attrs.get("axis", 0), np.ndim(data))
     size = np.shape(data)[axis]
     if static(indices) and np.size(indices) and not (-size <= np.min(indices) and np.max(indices) < size):
         raise OnnxOpError(f"its indices lie outside the {size} entries of the axis they index.")
@@ -199,7 +197,6 @@ def gather(inputs, attrs, opset):
         check_static_size([*np.shape(data)[:axis], *np.shape(indices), *np.shape(data)[axis + 1:]], "output")
         return [np.take(data, indices, axis=axis)]
     idx = need_static(indices, "Gather's indices on an image tensor")
-    size = np.shape(data)[axis]
     return [jnp.take(jnp.asarray(data), np.where(idx < 0, idx + size, idx), axis=axis)]
 
 
@@ -213,9 +210,7 @@ def slice_(inputs, attrs, opset):
         axes = ints(inputs[3], "Slice's axes") if len(inputs) > 3 and inputs[3] is not None else None
         steps = ints(inputs[4], "Slice's steps") if len(inputs) > 4 and inputs[4] is not None else None
     rank = np.ndim(x)
-    if axes is not None and (any(not -rank <= a < rank for a in axes) or len({a % rank for a in axes}) != len(axes)):
-        raise OnnxOpError(f"its axes must be distinct axes of its input's {rank}.")
-    axes = list(range(len(starts))) if axes is None else [a % rank for a in axes]
+    axes = list(range(len(starts))) if axes is None else distinct_axes(axes, rank)
     steps = [1] * len(starts) if steps is None else steps
     if not len(starts) == len(ends) == len(axes) == len(steps) or 0 in steps:
         raise OnnxOpError("its starts, ends, axes and steps must have one entry each per sliced axis, steps not 0.")

@@ -62,10 +62,13 @@ def check_attribute(attribute: Any, node_name: str, where: str) -> None:
 
 
 def check_attribute_types(proto: Any, node_name: str, opset: int, where: str) -> None:
-    """Every attribute of a standard node is one its operator's schema (at the file's opset) defines, of the type
-    it defines, and a switch is 0 or 1: an exporter never writes others, and an operator would misread them."""
+    """No attribute is a subgraph (check_attribute), and every attribute of a standard node is one its operator's
+    schema (at the file's opset) defines, of the type it defines, and a switch is 0 or 1: an exporter never writes
+    others, and an operator would misread them."""
     from onnx import AttributeProto, defs
 
+    for attribute in proto.attribute:
+        check_attribute(attribute, node_name, where)
     try:
         schema = defs.get_schema(proto.op_type, opset, "")
     except Exception:  # not defined at this opset: the operator table refuses it by name
