@@ -19,8 +19,7 @@ FORWARD_BYTES = 1 << 30
 
 def forward_batch(model: Any) -> int:
     """The batch size whose activations (every layer's output, float32) stay within FORWARD_BYTES."""
-    per_image = sum(float(np.prod([d for d in layer.output_shape[1:] if d], dtype=np.float64))
-                    for layer in getattr(model, "layers", ()))
+    per_image = sum(layer.values_per_image for layer in getattr(model, "layers", ()))
     return int(min(MAX_BATCH, max(1, FORWARD_BYTES // max(4 * per_image, 1))))
 
 

@@ -32,6 +32,11 @@ class LayerSummary:
     param_count: int
     depth: int  # 0 for top-level layers
 
+    @property
+    def values_per_image(self) -> float:
+        """Values the layer outputs for one image (the batch axis and unknown sizes left out)."""
+        return float(np.prod([d for d in self.output_shape[1:] if d], dtype=np.float64))
+
 
 @dataclass(frozen=True, eq=False)
 class Classifier:

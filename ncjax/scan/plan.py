@@ -30,9 +30,8 @@ PADDING = -1  # the slot position of a padding lane
 
 def per_label_bytes(model: Any, batch_size: int) -> int | None:
     """Rough activation memory of one slot's step, from the model's layer table (None if it has none)."""
-    sizes = [int(np.prod([d for d in layer.output_shape[1:] if d])) for layer in getattr(model, "layers", ())
-             if getattr(layer, "depth", 0) == 0]
-    return batch_size * sum(sizes) * 4 * 3 if sizes else None
+    sizes = [layer.values_per_image for layer in getattr(model, "layers", ()) if layer.depth == 0]
+    return int(batch_size * sum(sizes) * 4 * 3) if sizes else None
 
 
 def default_label_chunk(platform: str, num_slots: int, label_bytes: int | None = None) -> int:

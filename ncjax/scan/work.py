@@ -111,7 +111,7 @@ def forward_flops(model: Any) -> float:
         return float(flops)
     total = 0.0
     for layer in getattr(model, "layers", ()):
-        values = float(np.prod([d for d in layer.output_shape[1:] if d], dtype=np.float64))
+        values = layer.values_per_image
         channels = max(layer.output_shape[-1] or 1, 1)
         total += 2.0 * layer.param_count * values / channels + values
     return max(total, 1.0)
