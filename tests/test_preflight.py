@@ -74,8 +74,10 @@ def test_the_command_line_stops_then_scans_with_force(tmp_path, capsys, monkeypa
     assert report["preflight"]["accuracy"] == 1.0 and report["run"]["preprocess_auto"]["chosen"] == "--preprocess mnist"
     args += ["--preprocess", "raw", "--overwrite"]
     assert run_module.main(args) == 2
-    err = capsys.readouterr().err.strip().splitlines()
+    captured = capsys.readouterr()
+    err = captured.err.strip().splitlines()
     assert len(err) == 1 and "pass --preprocess mnist" in err[0] and "--force" in err[0]
+    assert "pre-flight: the model classifies" in captured.out  # what the check found, printed before the refusal
     assert not (out / "report.json").exists()
     report = scanned(run_module.main([*args, "--preprocess", "mnist"]))
     assert "pre-flight: the model classifies 100.0% of 24" in capsys.readouterr().out

@@ -184,11 +184,12 @@ def _scan_and_decide(model, images, labels, *, key, config: ScanConfig, decision
     work = _within_limits(estimate_work(model, config=config, searches=searches), max_hours, force)
     check = run_preflight(model, images, labels, preprocessing=config.preprocessing, from_pixels=from_pixels)
     problem = check.problem()
+    if not (problem and not force) and work.worth_measuring(max_hours):  # no compile for a scan refused anyway
+        work = measured(work, model, images)
+    notify(PipelineEvent("preflight", preflight=check, work=work))  # what the check found, before any refusal
     if problem and not force:
         raise PreflightError(f"pre-flight: {problem}. (--force scans anyway.)")
-    if work.worth_measuring(max_hours):
-        work = _within_limits(measured(work, model, images), max_hours, force)
-    notify(PipelineEvent("preflight", preflight=check, work=work))
+    _within_limits(work, max_hours, force)
     pair_plan = planned_pair_classes(labels, decision)  # before any scanning: a pair scan that cannot run costs none
     notify(PipelineEvent("scan"))
     raw = scan_all_labels(model, images, labels=None if scan_labels is None else list(scan_labels), config=config,
