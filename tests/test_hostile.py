@@ -45,17 +45,24 @@ def _case_names(builder):
         return [case.name for case in builder(Path(folder) / "x")]
 
 
+def _run_refused(capsys, tmp_path, model, says: str, images: np.ndarray) -> str:
+    """`python -m ncjax.run` on `model` with `images` as its clean data: refused in one line holding `says`, with
+    no report written. Returns the line."""
+    data, out = tmp_path / "clean.npz", tmp_path / "out"
+    np.savez(data, x=images)
+    line = refused(capsys, lambda: run_main(["--model", str(model), "--data", str(data), "--out", str(out), *SMALL]),
+                   says)
+    assert not (out / "report.json").exists()
+    return line
+
+
 @pytest.mark.parametrize("name", _case_names(model_cases))
 def test_hostile_model_files_are_refused(models, name, capsys, tmp_path):
     case = next(c for c in models if c.name == name)
     before = _files(case.path.parent)
     refused(capsys, lambda: inspect_main([str(case.path)]), case.says)
-    data = tmp_path / "clean.npz"
-    np.savez(data, x=np.zeros((40, 12, 12, 3), np.float32))
-    out = tmp_path / "out"
-    refused(capsys, lambda: run_main(["--model", str(case.path), "--data", str(data), "--out", str(out), *SMALL]),
-             case.says)
-    assert _files(case.path.parent) == before and not (out / "report.json").exists()
+    _run_refused(capsys, tmp_path, case.path, case.says, np.zeros((40, 12, 12, 3), np.float32))
+    assert _files(case.path.parent) == before
 
 
 @pytest.fixture(scope="module")
@@ -67,37 +74,23 @@ def bent(tmp_path_factory):
 def test_bent_onnx_files_are_refused_before_any_array_is_built(bent, name, capsys, tmp_path):
     case = next(c for c in bent if c.name == name)
     refused(capsys, lambda: inspect_main([str(case.path)]), case.says)
-    data = tmp_path / "clean.npz"
-    np.savez(data, x=np.zeros((40, 8, 8, 3), np.float32))
-    out = tmp_path / "out"
-    refused(capsys, lambda: run_main(["--model", str(case.path), "--data", str(data), "--out", str(out), *SMALL]),
-            case.says)
-    assert not (out / "report.json").exists()
+    _run_refused(capsys, tmp_path, case.path, case.says, np.zeros((40, 8, 8, 3), np.float32))
 
 
 def test_a_compute_bomb_is_refused_from_its_shapes_before_the_pre_flight_runs_it(capsys, tmp_path):
     pytest.importorskip("onnx")
     bomb = compute_bomb(tmp_path)  # 9 MB; every activation within bounds, its scan weeks and terabytes
-    data = tmp_path / "clean.npz"
-    np.savez(data, x=np.zeros((40, 256, 256, 3), np.float32))
-    out = tmp_path / "out"
-    line = refused(capsys, lambda: run_main(["--model", str(bomb), "--data", str(data), "--out", str(out), *SMALL]),
-                   "(--force scans anyway.)")
+    line = _run_refused(capsys, tmp_path, bomb, "(--force scans anyway.)", np.zeros((40, 256, 256, 3), np.float32))
     assert "GiB of activations" in line or "h limit" in line
-    assert not (out / "report.json").exists()
 
 
 def test_the_unbent_onnx_base_loads_and_a_nan_output_is_refused_before_the_scan(capsys, tmp_path):
     pytest.importorskip("onnx")
     assert inspect_main([str(base_model(tmp_path))]) == 0
     capsys.readouterr()
-    nan_model = nan_output_model(tmp_path)
-    data = tmp_path / "clean.npz"
-    np.savez(data, x=np.random.default_rng(0).uniform(0, 1, (40, 8, 8, 3)).astype(np.float32))
-    out = tmp_path / "out"
-    refused(capsys, lambda: run_main(["--model", str(nan_model), "--data", str(data), "--out", str(out), *SMALL]),
-            "not finite")
-    assert not (out / "triggers.npz").exists()
+    images = np.random.default_rng(0).uniform(0, 1, (40, 8, 8, 3)).astype(np.float32)
+    _run_refused(capsys, tmp_path, nan_output_model(tmp_path), "not finite", images)
+    assert not (tmp_path / "out" / "triggers.npz").exists()
 
 
 @pytest.mark.parametrize("name", _case_names(data_cases))
